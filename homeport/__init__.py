@@ -1,0 +1,4 @@
+"""homeport's public face: `App`, `Client`, `AsyncClient` and the `homeport` CLI.
+
+Nothing here holds logic; it re-exports and wires the packages that do.
+"""

@@ -1,0 +1,27 @@
+"""The `homeport` command line: one click group that mounts each package's commands."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# (module, attribute) of every command or group mounted under `homeport`; each package
+# owns its commands in its own `cli.py`, and this list is the only place they meet.
+_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("regions.cli", "dev"),
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="homeport")
+def main() -> None:
+    """homeport: a fault-tolerant, multi-region task scheduler.
+
+    Start a local three-region cluster with `homeport dev up`, see it with
+    `homeport dev status`, and stop it with `homeport dev down`.
+    """
+
+
+for _module, _attr in _COMMANDS:
+    main.add_command(getattr(importlib.import_module(_module), _attr))

@@ -1,0 +1,3 @@
+"""Capacity planning: a SimPy model of homeport (regions, partitions, per-key order,
+workers, failover), its calibration from measurements, and the planner.
+"""
