@@ -1,0 +1,140 @@
+"""The gateway's settings: one frozen object per process.
+
+Sources, later ones winning: defaults, a YAML file (`--config`), `HOMEPORT_GATEWAY_*`
+environment variables (lists comma-separated, e.g.
+`HOMEPORT_GATEWAY_TOKENS=a,b`), then command-line options. Where the region's Redis and
+PostgreSQL are comes from the topology file when one is given, else from `redis_url` and
+`postgres_dsn` directly (a one-region gateway, as the tests run it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENV_PREFIX = "HOMEPORT_GATEWAY_"
+MAX_BATCH = 10_000
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it and its source."""
+
+
+class GatewaySettings(BaseModel):
+    """Everything one gateway process needs to serve.
+
+    Each field's unit and default is stated beside it; "zero" is given where it means
+    something other than the number.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Name of the home region this gateway serves (and stamps on GetTask answers).
+    region: str = Field(default="local", pattern=r"^[a-z][a-z0-9-]{0,31}$")
+    # host:port the gRPC server binds; port 0 picks a free port (printed at start).
+    listen: str = "127.0.0.1:50051"
+    # host:port clients should dial; named in WRONG_REGION/FENCED details. Default: listen.
+    advertise: str | None = None
+    # host:port of the admin HTTP server (/metrics, /healthz, ...); port 0 picks one;
+    # None disables it.
+    admin_listen: str | None = "127.0.0.1:0"
+    # Topology file; when set, Redis/PostgreSQL addresses and partitions come from it.
+    topology: Path | None = None
+    redis_url: str | None = None
+    postgres_dsn: str | None = None
+    # Partitions of the home region (ignored with a topology, which fixes it).
+    partitions: int = Field(default=16, ge=1, le=4096)
+    # Epoch of the served partitions when no routing table exists yet (static serving).
+    epoch: int = Field(default=1, ge=0)
+    # Bearer tokens accepted on every RPC; empty means authentication is off.
+    tokens: tuple[str, ...] = ()
+    # Bearer tokens also allowed to call admin RPCs; empty means admin RPCs are refused
+    # whenever `tokens` is set, and open when it is not.
+    admin_tokens: tuple[str, ...] = ()
+    # PEM server certificate chain and key; both or neither. None means plaintext.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # PEM CA bundle that client certificates must chain to; set means mutual TLS.
+    tls_client_ca: Path | None = None
+    # Largest request or response message, bytes. A full batch of small tasks fits.
+    max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
+    # Tasks per SubmitBatch request (hard cap 10,000).
+    max_batch: int = Field(default=MAX_BATCH, ge=1, le=MAX_BATCH)
+    # Concurrent RPCs before new ones get RESOURCE_EXHAUSTED; 0 means unbounded.
+    max_concurrent_rpcs: int = Field(default=0, ge=0)
+    # Seconds in-flight RPCs get to finish at shutdown before they are cancelled.
+    grace_seconds: float = Field(default=5.0, ge=0)
+    # Seconds between record-store polls of WatchTask.
+    watch_poll_seconds: float = Field(default=0.05, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GatewaySettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+        if self.admin_tokens and not self.tokens:
+            raise ValueError("admin_tokens without tokens: list admin tokens in tokens too")
+        if self.topology is None and (self.redis_url is None or self.postgres_dsn is None):
+            raise ValueError("give a topology file, or both redis_url and postgres_dsn")
+        return self
+
+    @property
+    def advertised(self) -> str:
+        return self.advertise or self.listen
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.tokens)
+
+
+_LIST_FIELDS = frozenset({"tokens", "admin_tokens"})
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in GatewaySettings.model_fields:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is None:
+            continue
+        out[name] = tuple(v for v in raw.split(",") if v) if name in _LIST_FIELDS else raw
+    return out
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SettingsError(f"gateway config {path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"gateway config {path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"gateway config {path}: must be a mapping of setting: value")
+    return data
+
+
+def load_settings(
+    config: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> GatewaySettings:
+    """Merge file, environment and `overrides` (None values skipped) into settings."""
+    merged: dict[str, Any] = _from_file(config) if config is not None else {}
+    merged.update(_from_env(os.environ if env is None else env))
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return GatewaySettings.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "<settings>"
+        raise SettingsError(
+            f"gateway setting {field!r} = {err.get('input')!r}: {err['msg']} "
+            f"(env {ENV_PREFIX}{field.upper()})"
+        ) from None
