@@ -1,0 +1,129 @@
+"""What a run records, and the statistics planners read from it.
+
+The record keeps one row per task (arrival, first start, finish, home region, key) as
+numpy arrays, so every statistic, Little's law included, is computed afterwards from the
+same sample path rather than from counters that could disagree with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def _empty() -> np.ndarray:
+    return np.zeros(0)
+
+
+@dataclass
+class RunRecord:
+    """Raw output of one run, filled in by the model while it runs.
+
+    `start` is the start of a task's first attempt, so `start - arrival` is its queue wait
+    (time blocked behind its key included); `finish` is when it succeeded or was
+    dead-lettered. `sample_waiting` holds, per sample time, the waiting count per home
+    region.
+    """
+
+    region_names: tuple[str, ...]
+    arrival: np.ndarray = field(default_factory=_empty)
+    start: np.ndarray = field(default_factory=_empty)
+    finish: np.ndarray = field(default_factory=_empty)
+    home: np.ndarray = field(default_factory=_empty)
+    key: np.ndarray = field(default_factory=_empty)
+    dead: np.ndarray = field(default_factory=_empty)
+    retries: int = 0
+    duplicates: int = 0
+    outage_at: float | None = None
+    promoted_at: float | None = None
+    backlog_at_promotion: int = 0
+    sample_t: list[float] = field(default_factory=list)
+    sample_waiting: list[tuple[int, ...]] = field(default_factory=list)
+    wall_s: float = 0.0
+    end_s: float = 0.0
+
+    @property
+    def tasks(self) -> int:
+        return len(self.arrival)
+
+    def steady_mask(self, warmup_fraction: float) -> np.ndarray:
+        """Tasks that arrived after the first `warmup_fraction` of arrivals."""
+        if not len(self.arrival):
+            return np.zeros(0, dtype=bool)
+        cutoff = np.quantile(self.arrival, warmup_fraction) if warmup_fraction else -1.0
+        return self.arrival >= cutoff
+
+
+@dataclass(frozen=True)
+class LittlesLaw:
+    """L = λW over the window between the first and last counted arrival.
+
+    L is the time-average number of tasks waiting, integrated exactly from each task's
+    wait interval clipped to the window; λ and W come from the tasks arriving in it.
+    """
+
+    mean_waiting: float
+    arrival_rate: float
+    mean_wait_s: float
+
+    @property
+    def relative_error(self) -> float:
+        predicted = self.arrival_rate * self.mean_wait_s
+        if predicted == 0.0:
+            return 0.0 if self.mean_waiting == 0.0 else float("inf")
+        return abs(self.mean_waiting - predicted) / predicted
+
+
+@dataclass(frozen=True)
+class WaitSummary:
+    """Queue-wait and end-to-end statistics of the counted tasks (seconds)."""
+
+    tasks: int
+    mean_wait_s: float
+    p50_wait_s: float
+    p99_wait_s: float
+    p_wait: float
+    p50_latency_s: float
+    p99_latency_s: float
+    dead_lettered: int
+
+    @classmethod
+    def of(cls, record: RunRecord, mask: np.ndarray) -> WaitSummary:
+        waits = (record.start - record.arrival)[mask]
+        latency = (record.finish - record.arrival)[mask]
+        if not len(waits):
+            return cls(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
+        return cls(
+            tasks=len(waits),
+            mean_wait_s=float(np.mean(waits)),
+            p50_wait_s=float(np.quantile(waits, 0.5)),
+            p99_wait_s=float(np.quantile(waits, 0.99)),
+            p_wait=float(np.mean(waits > 0.0)),
+            p50_latency_s=float(np.quantile(latency, 0.5)),
+            p99_latency_s=float(np.quantile(latency, 0.99)),
+            dead_lettered=int(np.sum(record.dead[mask])),
+        )
+
+
+def littles_law(record: RunRecord, mask: np.ndarray) -> LittlesLaw:
+    """Measure both sides of Little's law for the waiting line over the counted window."""
+    arrival, start = record.arrival, record.start
+    counted = arrival[mask]
+    low, high = float(counted.min()), float(counted.max())
+    span = high - low
+    overlap = np.clip(np.minimum(start, high) - np.maximum(arrival, low), 0.0, None)
+    return LittlesLaw(
+        mean_waiting=float(overlap.sum() / span),
+        arrival_rate=float(len(counted) / span),
+        mean_wait_s=float(np.mean(start[mask] - counted)),
+    )
+
+
+def summarise(record: RunRecord, warmup_fraction: float, region: str | None = None
+              ) -> WaitSummary:
+    """Summary of steady-state tasks, of all regions or of one home region."""
+    mask = record.steady_mask(warmup_fraction)
+    if region is not None:
+        mask &= record.home == record.region_names.index(region)
+    return WaitSummary.of(record, mask)
