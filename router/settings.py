@@ -1,10 +1,10 @@
-"""The gateway's settings: one frozen object per process.
+"""The gateway's own settings: the front-door half of a gateway process's configuration.
 
-Sources, later ones winning: defaults, a YAML file (`--config`), `HOMEPORT_GATEWAY_*`
-environment variables (lists comma-separated, e.g.
-`HOMEPORT_GATEWAY_TOKENS=a,b`), then command-line options. Where the region's Redis and
-PostgreSQL are comes from the topology file when one is given, else from `redis_url` and
-`postgres_dsn` directly (a one-region gateway, as the tests run it).
+The engine half (region, partitions, Redis, PostgreSQL, dedup window, WAIT timeout, limits,
+admin port) is `core.settings.Settings`, read from `HOMEPORT_*`; this object holds only
+what the gateway adds, from `HOMEPORT_GATEWAY_*`. Sources, later ones winning: defaults,
+a YAML file (`--gateway-config`), environment variables (lists comma-separated, e.g.
+`HOMEPORT_GATEWAY_TOKENS=a,b`), then command-line options.
 """
 
 from __future__ import annotations
@@ -34,21 +34,10 @@ class GatewaySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # Name of the home region this gateway serves (and stamps on GetTask answers).
-    region: str = Field(default="local", pattern=r"^[a-z][a-z0-9-]{0,31}$")
     # host:port the gRPC server binds; port 0 picks a free port (printed at start).
     listen: str = "127.0.0.1:50051"
     # host:port clients should dial; named in WRONG_REGION/FENCED details. Default: listen.
     advertise: str | None = None
-    # host:port of the admin HTTP server (/metrics, /healthz, ...); port 0 picks one;
-    # None disables it.
-    admin_listen: str | None = "127.0.0.1:0"
-    # Topology file; when set, Redis/PostgreSQL addresses and partitions come from it.
-    topology: Path | None = None
-    redis_url: str | None = None
-    postgres_dsn: str | None = None
-    # Partitions of the home region (ignored with a topology, which fixes it).
-    partitions: int = Field(default=16, ge=1, le=4096)
     # Epoch of the served partitions when no routing table exists yet (static serving).
     epoch: int = Field(default=1, ge=0)
     # Bearer tokens accepted on every RPC; empty means authentication is off.
@@ -80,8 +69,6 @@ class GatewaySettings(BaseModel):
             raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
         if self.admin_tokens and not self.tokens:
             raise ValueError("admin_tokens without tokens: list admin tokens in tokens too")
-        if self.topology is None and (self.redis_url is None or self.postgres_dsn is None):
-            raise ValueError("give a topology file, or both redis_url and postgres_dsn")
         return self
 
     @property
