@@ -1,0 +1,441 @@
+"""The local multi-region cluster: real Redis, PostgreSQL, etcd and Toxiproxy processes on
+loopback, started by `homeport dev up` and by the test fixtures alike.
+
+Per region it runs a Redis primary, an in-region replica and the region's cross-region
+mirror (a replica of the primary that stands for the copy held in the standby region and
+replicates through the proxy `<standby>-><region>:redis`), one etcd member, and a
+database on the shared PostgreSQL server. One Toxiproxy server carries every link that
+crosses regions or comes from clients (see `regions.topology` for the link names).
+
+State lives in one directory (default `.homeport/`): `topology.yaml`, `processes.json`
+and one log per process under `logs/`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import requests
+
+from regions import servers
+from regions.errors import ClusterStateError, LaunchError
+from regions.ports import PortPicker
+from regions.processes import (
+    ProcessRecord,
+    ProcessTable,
+    is_alive,
+    spawn,
+    stop,
+    wait_ready,
+)
+from regions.servers import Binaries
+from regions.topology import (
+    Link,
+    Region,
+    RegionRedis,
+    Topology,
+    Toxiproxy,
+    load_topology,
+    split_address,
+)
+
+REGION_NAMES = ("us-east", "eu-west", "ap-south", "sa-east", "af-south", "me-central", "ca-west")
+HOST = "127.0.0.1"
+CLUSTER_BUS = 10000  # Redis Cluster nodes also listen on port + 10000
+READY_TIMEOUT = 30.0  # seconds any one server may take to become ready
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    """What to run for one region. `mode="cluster"` starts a real Redis Cluster."""
+
+    name: str
+    mode: Literal["single", "cluster"] = "single"
+    partitions: int = 16
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    regions: tuple[RegionSpec, ...]
+    seed: int = field(default_factory=lambda: secrets.randbelow(2**31))
+
+    @classmethod
+    def default(
+        cls, n: int = 3, partitions: int = 16, cluster_regions: tuple[str, ...] = ()
+    ) -> ClusterSpec:
+        if not 1 <= n <= len(REGION_NAMES):
+            raise ValueError(f"--regions {n}: choose between 1 and {len(REGION_NAMES)}")
+        names = REGION_NAMES[:n]
+        unknown = sorted(set(cluster_regions) - set(names))
+        if unknown:
+            raise ValueError(f"--cluster-region {unknown[0]!r} is not one of {list(names)}")
+        return cls(
+            tuple(
+                RegionSpec(name, "cluster" if name in cluster_regions else "single", partitions)
+                for name in names
+            )
+        )
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    kind: str
+    region: str
+    address: str
+    pid: int
+    running: bool
+    healthy: bool
+    log: str
+
+
+def database_name(region: str) -> str:
+    return "homeport_" + region.replace("-", "_")
+
+
+@dataclass
+class _Plan:
+    """Ports and addresses chosen for one `up`, before anything starts."""
+
+    topology: Topology
+    pg_port: int
+    toxiproxy_api: int
+    etcd_ports: dict[str, tuple[int, int]]  # region -> (client, peer)
+
+
+def _plan(spec: ClusterSpec, picker: PortPicker) -> _Plan:
+    names = [r.name for r in spec.regions]
+    pg_port, tox_api = picker.take(), picker.take()
+    regions: list[Region] = []
+    links: list[Link] = []
+    etcd_ports: dict[str, tuple[int, int]] = {}
+
+    def link(name: str, upstream: str) -> str:
+        listen = f"{HOST}:{picker.take()}"
+        links.append(Link(name=name, listen=listen, upstream=upstream))
+        return listen
+
+    for i, rs in enumerate(spec.regions):
+        standby = names[(i + 1) % len(names)] if len(names) > 1 else None
+        client, peer = picker.take(), picker.take()
+        etcd_ports[rs.name] = (client, peer)
+        if rs.mode == "single":
+            redis = RegionRedis(
+                mode="single",
+                primary=f"{HOST}:{picker.take()}",
+                replicas=[f"{HOST}:{picker.take()}"],
+                mirror=f"{HOST}:{picker.take()}",
+            )
+        else:
+            redis = RegionRedis(
+                mode="cluster",
+                nodes=[f"{HOST}:{picker.take(CLUSTER_BUS)}" for _ in range(3)],
+                replicas=[f"{HOST}:{picker.take(CLUSTER_BUS)}" for _ in range(3)],
+                mirrors=[f"{HOST}:{picker.take(CLUSTER_BUS)}" for _ in range(3)],
+            )
+        region = Region(
+            name=rs.name,
+            partitions=rs.partitions,
+            standby=standby,
+            redis=redis,
+            postgres=f"postgresql://postgres@{HOST}:{pg_port}/{database_name(rs.name)}",
+            etcd=f"{HOST}:{client}",
+            etcd_peer=f"{HOST}:{peer}",
+            gateway=f"{HOST}:{picker.take()}",
+            admin=f"{HOST}:{picker.take()}",
+        )
+        regions.append(region)
+        link(f"client->{rs.name}:gateway", region.gateway or "")
+        link(f"client->{rs.name}:etcd", region.etcd)
+        link(f"{rs.name}->{rs.name}:etcd", region.etcd)
+        link(f"peers->{rs.name}:etcd-peer", region.etcd_peer or "")
+        link(f"{rs.name}->{rs.name}:postgres", f"{HOST}:{pg_port}")
+        if redis.primary is not None:
+            link(f"{rs.name}->{rs.name}:redis", redis.primary)
+            if standby is not None:
+                link(f"{standby}->{rs.name}:redis", redis.primary)
+    topology = Topology(
+        regions=regions,
+        etcd_prefix=f"/homeport-{spec.seed}",
+        toxiproxy=Toxiproxy(api=f"http://{HOST}:{tox_api}"),
+        links=links,
+    )
+    return _Plan(topology, pg_port, tox_api, etcd_ports)
+
+
+class DevCluster:
+    """One local cluster, identified by its state directory."""
+
+    def __init__(self, state_dir: Path, binaries: Binaries | None = None) -> None:
+        self.state_dir = state_dir.resolve()
+        self.binaries = binaries or Binaries()
+        self.logs = self.state_dir / "logs"
+        self.table_path = self.state_dir / "processes.json"
+        self.topology_path = self.state_dir / "topology.yaml"
+        self._handles: dict[int, subprocess.Popen[bytes]] = {}
+
+    # ---- queries -----------------------------------------------------------------------
+
+    @property
+    def topology(self) -> Topology:
+        if not self.topology_path.exists():
+            raise ClusterStateError(
+                f"no topology at {self.topology_path}; start a cluster with `homeport dev up`"
+            )
+        return load_topology(self.topology_path)
+
+    def records(self) -> list[ProcessRecord]:
+        return ProcessTable.load(self.table_path).records
+
+    def is_up(self) -> bool:
+        if not self.table_path.exists():
+            return False
+        return any(is_alive(r) for r in self.records())
+
+    def status(self) -> list[ComponentStatus]:
+        return [
+            ComponentStatus(
+                r.name, r.kind, r.region, r.address, r.pid, is_alive(r), _healthy(r), r.log
+            )
+            for r in self.records()
+        ]
+
+    # ---- up / down ---------------------------------------------------------------------
+
+    def up(
+        self, spec: ClusterSpec, progress: Callable[[str], None] = lambda _msg: None
+    ) -> Topology:
+        """Start everything `spec` asks for and return the topology it wrote.
+
+        On any failure every process this call started is stopped before the error
+        propagates, so a failed `up` leaves nothing running.
+        """
+        if self.is_up():
+            raise ClusterStateError(
+                f"a local cluster is already running from {self.state_dir}; "
+                "stop it with `homeport dev down` first"
+            )
+        if self.state_dir.exists():
+            shutil.rmtree(self.state_dir)
+        self.logs.mkdir(parents=True)
+        table = ProcessTable(self.table_path, handles=self._handles)
+        table.save()
+        plan = _plan(spec, PortPicker(random.Random(spec.seed)))
+        try:
+            self._start(plan, spec, table, progress)
+        except BaseException:
+            progress("start-up failed: stopping what was started")
+            stop(table.records, handles=self._handles)
+            raise
+        self.topology_path.write_text(plan.topology.to_yaml())
+        return plan.topology
+
+    def down(self, progress: Callable[[str], None] = lambda _msg: None) -> list[ProcessRecord]:
+        """Stop every process `up` recorded, newest first; returns those that were running."""
+        table = ProcessTable.load(self.table_path)
+        progress(f"stopping {len(table.alive())} processes")
+        stopped = stop(list(reversed(table.records)), handles=self._handles)
+        self.table_path.unlink()
+        return stopped
+
+    # ---- the start sequence ------------------------------------------------------------
+
+    def _start(
+        self,
+        plan: _Plan,
+        spec: ClusterSpec,
+        table: ProcessTable,
+        progress: Callable[[str], None],
+    ) -> None:
+        topo = plan.topology
+        started = time.monotonic()
+        progress(f"toxiproxy: {len(topo.links)} proxies")
+        tox = self._start_toxiproxy(plan, spec, table)
+        progress("postgres: initdb")
+        pg_dir = self.state_dir / "postgres" / "data"
+        servers.pg_initdb(self.binaries.pg_bindir, pg_dir, self.logs / "postgres.log")
+        pg = spawn(
+            table,
+            "postgres",
+            "postgres",
+            servers.pg_argv(self.binaries.pg_bindir, pg_dir, plan.pg_port),
+            self.logs / "postgres.log",
+            address=f"{HOST}:{plan.pg_port}",
+            user=servers.pg_user(),
+            stop_signal=signal.SIGINT,
+        )
+        progress("redis and etcd: starting")
+        redis_waits = [w for r in topo.regions for w in self._start_redis(r, topo, table)]
+        etcd = [self._start_etcd(region, plan, table) for region in topo.regions]
+        wait_ready(tox, lambda: servers.toxiproxy_probe(plan.toxiproxy_api, len(topo.links)), 10)
+        wait_ready(
+            pg, lambda: servers.pg_probe(self.binaries.pg_bindir, plan.pg_port), READY_TIMEOUT
+        )
+        servers.pg_create_databases(
+            self.binaries.pg_bindir,
+            plan.pg_port,
+            [database_name(r.name) for r in topo.regions],
+            self.logs / "postgres.log",
+        )
+        for record, probe in redis_waits:
+            wait_ready(record, probe, READY_TIMEOUT)
+        for region in topo.regions:
+            if region.redis.mode == "cluster":
+                progress(f"{region.name}: creating the Redis Cluster")
+                self._form_cluster(region, table)
+        for record, client_port in etcd:
+            wait_ready(
+                record, lambda p=client_port: servers.etcd_probe(p), READY_TIMEOUT, "healthy"
+            )
+        progress(f"all {len(table.records)} processes ready in {time.monotonic() - started:.1f}s")
+
+    def _start_toxiproxy(
+        self, plan: _Plan, spec: ClusterSpec, table: ProcessTable
+    ) -> ProcessRecord:
+        config = self.state_dir / "toxiproxy.json"
+        config.write_text(
+            json.dumps(
+                [
+                    {"name": ln.name, "listen": ln.listen, "upstream": ln.upstream, "enabled": True}
+                    for ln in plan.topology.links
+                ],
+                indent=1,
+            )
+        )
+        return spawn(
+            table,
+            "toxiproxy",
+            "toxiproxy",
+            servers.toxiproxy_argv(self.binaries.toxiproxy, plan.toxiproxy_api, config, spec.seed),
+            self.logs / "toxiproxy.log",
+            address=f"{HOST}:{plan.toxiproxy_api}",
+        )
+
+    def _redis(
+        self, table: ProcessTable, region: str, role: str, address: str, **kw: object
+    ) -> ProcessRecord:
+        port = split_address(address)[1]
+        name = f"redis-{region}-{role}"
+        data = self.state_dir / "redis" / name
+        data.mkdir(parents=True, exist_ok=True)
+        argv = servers.redis_argv(self.binaries.redis_server, port, data, **kw)  # type: ignore[arg-type]
+        return spawn(
+            table, name, "redis", argv, self.logs / f"{name}.log", region=region, address=address
+        )
+
+    def _start_redis(
+        self, region: Region, topo: Topology, table: ProcessTable
+    ) -> list[tuple[ProcessRecord, Callable[[], bool]]]:
+        r = region.redis
+        waits: list[tuple[ProcessRecord, Callable[[], bool]]] = []
+        if r.mode == "single" and r.primary is not None:
+            primary = self._redis(table, region.name, "primary", r.primary)
+            waits.append((primary, _redis_probe(r.primary)))
+            for i, replica in enumerate(r.replicas):
+                rec = self._redis(table, region.name, f"replica{i}", replica, replica_of=r.primary)
+                waits.append((rec, _redis_probe(replica, replica=True)))
+            if r.mirror is not None:
+                # The mirror lives in the standby region, so it reaches the primary through
+                # the cross-region proxy: cutting that link stalls its replication.
+                upstream = topo.dial(region.standby or "", region.name, "redis", r.primary)
+                rec = self._redis(table, region.name, "mirror", r.mirror, replica_of=upstream)
+                waits.append((rec, _redis_probe(r.mirror, replica=True)))
+            return waits
+        for role, nodes in (("node", r.nodes), ("replica", r.replicas), ("mirror", r.mirrors)):
+            for i, address in enumerate(nodes):
+                rec = self._redis(table, region.name, f"{role}{i}", address, cluster=True)
+                waits.append((rec, _redis_probe(address)))
+        return waits
+
+    def _form_cluster(self, region: Region, table: ProcessTable) -> None:
+        r = region.redis
+        log = self.logs / f"redis-{region.name}-cluster.log"
+        servers.create_redis_cluster(
+            self.binaries.redis_cli,
+            r.nodes,
+            [[a, b] for a, b in zip(r.replicas, r.mirrors, strict=True)],
+            log,
+        )
+        by_address = {rec.address: rec for rec in table.records}
+        for address in r.nodes:
+            wait_ready(
+                by_address[address],
+                _redis_probe(address, cluster=True),
+                READY_TIMEOUT,
+                "in cluster",
+            )
+        for address in [*r.replicas, *r.mirrors]:
+            wait_ready(
+                by_address[address], _redis_probe(address, replica=True), READY_TIMEOUT, "in sync"
+            )
+
+    def _start_etcd(
+        self, region: Region, plan: _Plan, table: ProcessTable
+    ) -> tuple[ProcessRecord, int]:
+        topo = plan.topology
+        members = ",".join(
+            f"{r.name}=http://{_link_listen(topo, f'peers->{r.name}:etcd-peer')}"
+            for r in topo.regions
+        )
+        client, peer = plan.etcd_ports[region.name]
+        name = f"etcd-{region.name}"
+        argv = servers.etcd_argv(
+            self.binaries.etcd,
+            region.name,
+            self.state_dir / "etcd" / region.name,
+            client,
+            peer,
+            _link_listen(topo, f"peers->{region.name}:etcd-peer"),
+            members,
+            f"homeport-{plan.topology.etcd_prefix.strip('/')}",
+        )
+        record = spawn(
+            table,
+            name,
+            "etcd",
+            argv,
+            self.logs / f"{name}.log",
+            region=region.name,
+            address=region.etcd,
+        )
+        return record, client
+
+
+def _link_listen(topo: Topology, name: str) -> str:
+    link = topo.link(name)
+    if link is None:
+        raise LaunchError("toxiproxy", f"the plan has no link {name!r}")
+    return link.listen
+
+
+def _redis_probe(address: str, replica: bool = False, cluster: bool = False) -> Callable[[], bool]:
+    port = split_address(address)[1]
+    return lambda: servers.redis_probe(port, replica=replica, cluster=cluster)
+
+
+def _healthy(record: ProcessRecord) -> bool:
+    if not is_alive(record):
+        return False
+    port = split_address(record.address)[1] if record.address else 0
+    try:
+        if record.kind == "redis":
+            return servers.redis_probe(port)
+        if record.kind == "etcd":
+            return servers.etcd_probe(port)
+        if record.kind == "postgres":
+            return servers.pg_probe(Binaries().pg_bindir, port)
+        if record.kind == "toxiproxy":
+            return requests.get(f"http://{record.address}/version", timeout=1).ok
+    except Exception:  # noqa: BLE001 - a failing probe means unhealthy, whatever the cause
+        return False
+    return True

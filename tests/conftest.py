@@ -1,0 +1,119 @@
+"""Session fixtures: the real local cluster, started by the same launcher users run.
+
+- `dev_cluster`: three single-mode regions (us-east, eu-west, ap-south), started once.
+- `redis_cluster`: a one-region cluster whose Redis is a real 3-master Redis Cluster,
+  started the first time a test asks for it.
+- `redis_url`, `redis_cluster_url`: a region's Redis, flushed before each test.
+- `pg_dsn`: a fresh, empty PostgreSQL database per test, dropped afterwards.
+
+State directories live under /tmp with mode 0755 (pytest's own tmp tree is 0700, which
+the `postgres` user that PostgreSQL runs as could not enter).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from regions.devcluster import ClusterSpec, DevCluster
+from regions.servers import Binaries
+from regions.topology import Topology, split_address
+
+
+def make_state_dir(prefix: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix=f"homeport-{prefix}-"))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="session")
+def state_dir_factory() -> Iterator[list[Path]]:
+    made: list[Path] = []
+    yield made
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _start(spec: ClusterSpec, prefix: str, made: list[Path]) -> Iterator[DevCluster]:
+    state = make_state_dir(prefix)
+    made.append(state)
+    cluster = DevCluster(state / "cluster")
+    cluster.up(spec)
+    try:
+        yield cluster
+    finally:
+        cluster.down()
+
+
+@pytest.fixture(scope="session")
+def dev_cluster(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
+    yield from _start(ClusterSpec.default(3, partitions=16), "dev", state_dir_factory)
+
+
+@pytest.fixture(scope="session")
+def topology(dev_cluster: DevCluster) -> Topology:
+    return dev_cluster.topology
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
+    spec = ClusterSpec.default(1, partitions=16, cluster_regions=("us-east",))
+    yield from _start(spec, "rcluster", state_dir_factory)
+
+
+def _flush(address: str) -> None:
+    host, port = split_address(address)
+    client = redis.Redis(host=host, port=port)
+    try:
+        client.flushall()
+        client.script_flush()
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_url(topology: Topology) -> str:
+    """Region us-east's Redis primary (2 replicas: in-region and mirror), flushed."""
+    primary = topology.region("us-east").redis.primary
+    if primary is None:
+        raise RuntimeError("us-east of the test cluster is expected in single mode")
+    _flush(primary)
+    return f"redis://{primary}/0"
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: DevCluster) -> str:
+    """A seed node of a real 3-master Redis Cluster (each master has 2 replicas), flushed."""
+    nodes = redis_cluster.topology.region("us-east").redis.nodes
+    for node in nodes:
+        _flush(node)
+    return f"redis://{nodes[0]}"
+
+
+def _psql(dsn_server: str, sql: str) -> None:
+    host, port = split_address(dsn_server)
+    subprocess.run(
+        [str(Binaries().pg_bindir / "psql"), "-h", host, "-p", str(port), "-U", "postgres",
+         "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def pg_dsn(topology: Topology) -> Iterator[str]:
+    """A fresh, empty database on the cluster's PostgreSQL server, dropped afterwards."""
+    dsn = topology.region("us-east").postgres
+    server = dsn.split("@", 1)[1].split("/", 1)[0]
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    _psql(server, f'CREATE DATABASE "{name}"')
+    yield dsn.rsplit("/", 1)[0] + f"/{name}"
+    _psql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
