@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from regions.devcluster import ClusterSpec, DevCluster
+from regions.devcluster import ClusterSpec, ComponentStatus, DevCluster
 from regions.errors import RegionsError
 from regions.topology import Topology
 
@@ -97,7 +97,10 @@ def down(state_dir: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @state_dir_option
 def status(as_json: bool, state_dir: Path) -> None:
-    """Show each process of the local cluster, its address, PID and health."""
+    """Show each process of the local cluster, its address, PID and health.
+
+    Exits 1 when any component is stopped or unhealthy.
+    """
     cluster = DevCluster(state_dir)
     try:
         rows = cluster.status()
@@ -106,19 +109,23 @@ def status(as_json: bool, state_dir: Path) -> None:
     if as_json:
         click.echo(json.dumps([asdict(r) for r in rows], indent=1))
     else:
-        table = Table(title=f"local cluster in {cluster.state_dir}")
-        for col in ("component", "region", "address", "pid", "state", "log"):
-            table.add_column(col)
-        for r in rows:
-            state = (
-                "[green]healthy[/]"
-                if r.healthy
-                else ("[yellow]up, unhealthy[/]" if r.running else "[red]stopped[/]")
-            )
-            table.add_row(r.name, r.region, r.address, str(r.pid), state, r.log)
-        Console().print(table)
+        print_status(rows, cluster.state_dir)
     if not all(r.healthy for r in rows):
         raise SystemExit(1)
+
+
+def print_status(rows: list[ComponentStatus], state_dir: Path) -> None:
+    table = Table(title=f"local cluster in {state_dir}")
+    for col in ("component", "region", "address", "pid", "state"):
+        table.add_column(col)
+    for r in rows:
+        if r.healthy:
+            state = "[green]healthy[/]"
+        else:
+            state = "[yellow]up, unhealthy[/]" if r.running else "[red]stopped[/]"
+        table.add_row(r.name, r.region, r.address, str(r.pid), state)
+    console.print(table)
+    console.print(f"logs: {state_dir / 'logs'}")
 
 
 def print_topology(topology: Topology) -> None:
@@ -126,13 +133,12 @@ def print_topology(topology: Topology) -> None:
     for col in ("region", "standby", "redis", "etcd", "postgres", "gateway"):
         table.add_column(col)
     for r in topology.regions:
-        redis = (
-            f"primary {r.redis.primary}, replica {', '.join(r.redis.replicas)}, mirror {r.redis.mirror}"
-            if r.redis.mode == "single"
-            else f"cluster {', '.join(r.redis.nodes)}"
-        )
+        if r.redis.mode == "single":
+            redis = f"primary {r.redis.primary}\nreplica {', '.join(r.redis.replicas)}"
+            redis += f"\nmirror {r.redis.mirror}"
+        else:
+            redis = "cluster " + ", ".join(r.redis.nodes)
         table.add_row(r.name, r.standby or "-", redis, r.etcd, r.postgres, r.gateway or "-")
     console.print(table)
-    console.print(
-        f"{len(topology.links)} Toxiproxy links; API at {topology.toxiproxy.api if topology.toxiproxy else '-'}"
-    )
+    api = topology.toxiproxy.api if topology.toxiproxy else "-"
+    console.print(f"{len(topology.links)} Toxiproxy links; API at {api}")

@@ -22,6 +22,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -294,9 +295,8 @@ class DevCluster:
                 progress(f"{region.name}: creating the Redis Cluster")
                 self._form_cluster(region, table)
         for record, client_port in etcd:
-            wait_ready(
-                record, lambda p=client_port: servers.etcd_probe(p), READY_TIMEOUT, "healthy"
-            )
+            probe = partial(servers.etcd_probe, client_port)
+            wait_ready(record, probe, READY_TIMEOUT, "healthy")
         progress(f"all {len(table.records)} processes ready in {time.monotonic() - started:.1f}s")
 
     def _start_toxiproxy(

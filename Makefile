@@ -1,0 +1,29 @@
+# One entry point for developers and CI.
+SHELL := /bin/bash
+export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
+PYTEST_ARGS ?=
+
+.PHONY: install test demo lint fmt proto clean
+
+install:
+	@scripts/install.sh
+
+test: install
+	.venv/bin/pytest $(PYTEST_ARGS)
+
+demo: install
+	.venv/bin/homeport demo
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy --strict core router
+	.venv/bin/mypy regions chaos loadtest simulation homeport
+
+fmt: install
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+clean:
+	-.venv/bin/homeport dev down 2>/dev/null
+	rm -rf .homeport reports
