@@ -28,7 +28,9 @@ OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
 METADATA_KEY = "authorization"
 SCHEME = "bearer "
 
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]]
+Continuation = Callable[
+    [grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any]"]
+]
 Refusal = Callable[[str, str], None]
 
 
@@ -75,7 +77,7 @@ def _refusing_handler(
     return grpc.unary_unary_rpc_method_handler(unary, **kwargs)
 
 
-class TokenAuthInterceptor(aio.ServerInterceptor[Any, Any]):
+class TokenAuthInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]
     """Refuses calls without a configured bearer token, and admin calls without an admin one."""
 
     def __init__(

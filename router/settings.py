@@ -38,8 +38,9 @@ class GatewaySettings(BaseModel):
     listen: str = "127.0.0.1:50051"
     # host:port clients should dial; named in WRONG_REGION/FENCED details. Default: listen.
     advertise: str | None = None
-    # Epoch of the served partitions when no routing table exists yet (static serving).
-    epoch: int = Field(default=1, ge=0)
+    # Epoch the served partitions are written with while no routing table exists (static
+    # serving). 0 is the epoch of a partition nobody has promoted; a promotion fences it.
+    epoch: int = Field(default=0, ge=0)
     # Bearer tokens accepted on every RPC; empty means authentication is off.
     tokens: tuple[str, ...] = ()
     # Bearer tokens also allowed to call admin RPCs; empty means admin RPCs are refused

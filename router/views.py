@@ -16,7 +16,7 @@ from router.errors import GatewayError, from_rpc_status
 from router.proto_gen import scheduler_pb2 as pb
 
 DURABILITIES = ("LOCAL", "REGION", "GLOBAL")
-FINAL_STATUSES = frozenset({"succeeded", "failed", "dead", "cancelled"})
+FINAL_STATUSES = frozenset({"succeeded", "dead", "cancelled"})
 
 
 def status_name(value: int) -> str:
@@ -118,6 +118,7 @@ class AttemptView:
     finished_at: dt.datetime | None
     outcome: str
     error: str
+    duplicate: bool
 
 
 @dataclass(frozen=True)
@@ -130,14 +131,16 @@ class TaskView:
     status: str
     region: str
     partition: str
-    durability: str
-    max_attempts: int
+    attempt_count: int
     attempts: tuple[AttemptView, ...]
     result: bytes
     error: str
-    created_at: dt.datetime | None
-    updated_at: dt.datetime | None
+    scheduled_at: dt.datetime | None
+    enqueued_at: dt.datetime | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
     payload: bytes
+    epoch: int
 
     @property
     def final(self) -> bool:
@@ -145,14 +148,18 @@ class TaskView:
 
     @classmethod
     def from_wire(cls, msg: pb.TaskInfo) -> TaskView:
+        def when(name: str) -> dt.datetime | None:
+            return timestamp_or_none(getattr(msg, name), msg.HasField(name))
+
         attempts = tuple(
             AttemptView(
                 a.number,
                 a.worker,
                 timestamp_or_none(a.started_at, a.HasField("started_at")),
                 timestamp_or_none(a.finished_at, a.HasField("finished_at")),
-                a.outcome,
+                status_name(a.outcome),
                 a.error,
+                a.duplicate,
             )
             for a in msg.attempts
         )
@@ -163,14 +170,16 @@ class TaskView:
             status=status_name(msg.status),
             region=msg.region,
             partition=msg.partition,
-            durability=durability_name(msg.durability),
-            max_attempts=msg.max_attempts,
+            attempt_count=msg.attempt_count,
             attempts=attempts,
             result=msg.result,
             error=msg.error,
-            created_at=timestamp_or_none(msg.created_at, msg.HasField("created_at")),
-            updated_at=timestamp_or_none(msg.updated_at, msg.HasField("updated_at")),
+            scheduled_at=when("scheduled_at"),
+            enqueued_at=when("enqueued_at"),
+            started_at=when("started_at"),
+            finished_at=when("finished_at"),
             payload=msg.payload,
+            epoch=msg.epoch,
         )
 
 

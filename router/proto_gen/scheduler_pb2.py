@@ -28,17 +28,17 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bhomeport/v1/scheduler.proto\x12\x0bhomeport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xef\x01\n\x08TaskSpec\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rpartition_key\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x30\n\x0cscheduled_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\ndurability\x18\x06 \x01(\x0e\x32\x17.homeport.v1.Durability\x12\x14\n\x0cmax_attempts\x18\x07 \x01(\r\x12,\n\x08\x64\x65\x61\x64line\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"4\n\rSubmitRequest\x12#\n\x04task\x18\x01 \x01(\x0b\x32\x15.homeport.v1.TaskSpec\"\x83\x01\n\x0eSubmitResponse\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x11\n\tpartition\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12+\n\ndurability\x18\x05 \x01(\x0e\x32\x17.homeport.v1.Durability\":\n\x12SubmitBatchRequest\x12$\n\x05tasks\x18\x01 \x03(\x0b\x32\x15.homeport.v1.TaskSpec\"\x8f\x01\n\x0cSubmitResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12/\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\x0b\x32\x1b.homeport.v1.SubmitResponseH\x00\x12#\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\t\n\x07outcome\"e\n\x13SubmitBatchResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.homeport.v1.SubmitResult\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12\x10\n\x08rejected\x18\x03 \x01(\r\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\xaa\x01\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\r\x12\x0e\n\x06worker\x18\x02 \x01(\t\x12.\n\nstarted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07outcome\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"\x82\x03\n\x08TaskInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rpartition_key\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\'\n\x06status\x18\x04 \x01(\x0e\x32\x17.homeport.v1.TaskStatus\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x11\n\tpartition\x18\x06 \x01(\t\x12+\n\ndurability\x18\x07 \x01(\x0e\x32\x17.homeport.v1.Durability\x12\x14\n\x0cmax_attempts\x18\x08 \x01(\r\x12&\n\x08\x61ttempts\x18\t \x03(\x0b\x32\x14.homeport.v1.Attempt\x12\x0e\n\x06result\x18\n \x01(\x0c\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07payload\x18\x0e \x01(\x0c\"6\n\x0fGetTaskResponse\x12#\n\x04task\x18\x01 \x01(\x0b\x32\x15.homeport.v1.TaskInfo\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"P\n\x12\x43\x61ncelTaskResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.homeport.v1.TaskStatus\"#\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\x9d\x01\n\tTaskEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.homeport.v1.TaskStatus\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\r\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\r\n\x05\x66inal\x18\x06 \x01(\x08\":\n\x16ListDeadLettersRequest\x12\x11\n\tpartition\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"\xa3\x01\n\nDeadLetter\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\t\x12\x15\n\rpartition_key\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\r\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12+\n\x07\x64\x65\x61\x64_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"H\n\x17ListDeadLettersResponse\x12-\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x17.homeport.v1.DeadLetter\"+\n\x18RequeueDeadLetterRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"@\n\x19RequeueDeadLetterResponse\x12\x10\n\x08requeued\x18\x01 \x01(\x08\x12\x11\n\tpartition\x18\x02 \x01(\t\"\x15\n\x13RegionStatusRequest\"z\n\x0fPartitionStatus\x12\x11\n\tpartition\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x15\n\rstream_length\x18\x03 \x01(\x04\x12\x0f\n\x07pending\x18\x04 \x01(\x04\x12\x0f\n\x07\x64\x65layed\x18\x05 \x01(\x04\x12\x0c\n\x04\x64\x65\x61\x64\x18\x06 \x01(\x04\"i\n\x14RegionStatusResponse\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x0f\n\x07gateway\x18\x02 \x01(\t\x12\x30\n\npartitions\x18\x03 \x03(\x0b\x32\x1c.homeport.v1.PartitionStatus*l\n\nDurability\x12\x1a\n\x16\x44URABILITY_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44URABILITY_LOCAL\x10\x01\x12\x15\n\x11\x44URABILITY_REGION\x10\x02\x12\x15\n\x11\x44URABILITY_GLOBAL\x10\x03*\xda\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_STATUS_PENDING\x10\x01\x12\x19\n\x15TASK_STATUS_SCHEDULED\x10\x02\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x03\x12\x19\n\x15TASK_STATUS_SUCCEEDED\x10\x04\x12\x16\n\x12TASK_STATUS_FAILED\x10\x05\x12\x14\n\x10TASK_STATUS_DEAD\x10\x06\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x07\x32\x92\x05\n\tScheduler\x12\x41\n\x06Submit\x12\x1a.homeport.v1.SubmitRequest\x1a\x1b.homeport.v1.SubmitResponse\x12P\n\x0bSubmitBatch\x12\x1f.homeport.v1.SubmitBatchRequest\x1a .homeport.v1.SubmitBatchResponse\x12\x44\n\x07GetTask\x12\x1b.homeport.v1.GetTaskRequest\x1a\x1c.homeport.v1.GetTaskResponse\x12M\n\nCancelTask\x12\x1e.homeport.v1.CancelTaskRequest\x1a\x1f.homeport.v1.CancelTaskResponse\x12\x44\n\tWatchTask\x12\x1d.homeport.v1.WatchTaskRequest\x1a\x16.homeport.v1.TaskEvent0\x01\x12\\\n\x0fListDeadLetters\x12#.homeport.v1.ListDeadLettersRequest\x1a$.homeport.v1.ListDeadLettersResponse\x12\x62\n\x11RequeueDeadLetter\x12%.homeport.v1.RequeueDeadLetterRequest\x1a&.homeport.v1.RequeueDeadLetterResponse\x12S\n\x0cRegionStatus\x12 .homeport.v1.RegionStatusRequest\x1a!.homeport.v1.RegionStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bhomeport/v1/scheduler.proto\x12\x0bhomeport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xef\x01\n\x08TaskSpec\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rpartition_key\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x30\n\x0cscheduled_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\ndurability\x18\x06 \x01(\x0e\x32\x17.homeport.v1.Durability\x12\x14\n\x0cmax_attempts\x18\x07 \x01(\r\x12,\n\x08\x64\x65\x61\x64line\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"4\n\rSubmitRequest\x12#\n\x04task\x18\x01 \x01(\x0b\x32\x15.homeport.v1.TaskSpec\"\x83\x01\n\x0eSubmitResponse\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x11\n\tpartition\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\x12+\n\ndurability\x18\x05 \x01(\x0e\x32\x17.homeport.v1.Durability\":\n\x12SubmitBatchRequest\x12$\n\x05tasks\x18\x01 \x03(\x0b\x32\x15.homeport.v1.TaskSpec\"\x8f\x01\n\x0cSubmitResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12/\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\x0b\x32\x1b.homeport.v1.SubmitResponseH\x00\x12#\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\t\n\x07outcome\"e\n\x13SubmitBatchResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.homeport.v1.SubmitResult\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\r\x12\x10\n\x08rejected\x18\x03 \x01(\r\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\xd6\x01\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\r\x12\x0e\n\x06worker\x18\x02 \x01(\t\x12.\n\nstarted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x07outcome\x18\x05 \x01(\x0e\x32\x17.homeport.v1.TaskStatus\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x11\n\tduplicate\x18\x07 \x01(\x08\"\xc9\x03\n\x08TaskInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rpartition_key\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\'\n\x06status\x18\x04 \x01(\x0e\x32\x17.homeport.v1.TaskStatus\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x11\n\tpartition\x18\x06 \x01(\t\x12\x15\n\rattempt_count\x18\x07 \x01(\r\x12&\n\x08\x61ttempts\x18\x08 \x03(\x0b\x32\x14.homeport.v1.Attempt\x12\x0e\n\x06result\x18\t \x01(\x0c\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x30\n\x0cscheduled_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65nqueued_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07payload\x18\x0f \x01(\x0c\x12\r\n\x05\x65poch\x18\x10 \x01(\x04\"6\n\x0fGetTaskResponse\x12#\n\x04task\x18\x01 \x01(\x0b\x32\x15.homeport.v1.TaskInfo\";\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x15\n\rpartition_key\x18\x02 \x01(\t\"P\n\x12\x43\x61ncelTaskResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.homeport.v1.TaskStatus\"#\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\x9d\x01\n\tTaskEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.homeport.v1.TaskStatus\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\r\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\r\n\x05\x66inal\x18\x06 \x01(\x08\":\n\x16ListDeadLettersRequest\x12\x11\n\tpartition\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"\xa3\x01\n\nDeadLetter\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\t\x12\x15\n\rpartition_key\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\r\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12+\n\x07\x64\x65\x61\x64_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"H\n\x17ListDeadLettersResponse\x12-\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x17.homeport.v1.DeadLetter\"B\n\x18RequeueDeadLetterRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x15\n\rpartition_key\x18\x02 \x01(\t\"@\n\x19RequeueDeadLetterResponse\x12\x10\n\x08requeued\x18\x01 \x01(\x08\x12\x11\n\tpartition\x18\x02 \x01(\t\"\x15\n\x13RegionStatusRequest\"z\n\x0fPartitionStatus\x12\x11\n\tpartition\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x04\x12\x15\n\rstream_length\x18\x03 \x01(\x04\x12\x0f\n\x07pending\x18\x04 \x01(\x04\x12\x0f\n\x07\x64\x65layed\x18\x05 \x01(\x04\x12\x0c\n\x04\x64\x65\x61\x64\x18\x06 \x01(\x04\"i\n\x14RegionStatusResponse\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x0f\n\x07gateway\x18\x02 \x01(\t\x12\x30\n\npartitions\x18\x03 \x03(\x0b\x32\x1c.homeport.v1.PartitionStatus*l\n\nDurability\x12\x1a\n\x16\x44URABILITY_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44URABILITY_LOCAL\x10\x01\x12\x15\n\x11\x44URABILITY_REGION\x10\x02\x12\x15\n\x11\x44URABILITY_GLOBAL\x10\x03*\xda\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14TASK_STATUS_ENQUEUED\x10\x01\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x02\x12\x18\n\x14TASK_STATUS_RETRYING\x10\x03\x12\x19\n\x15TASK_STATUS_SUCCEEDED\x10\x04\x12\x14\n\x10TASK_STATUS_DEAD\x10\x05\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x06\x12\x16\n\x12TASK_STATUS_FAILED\x10\x07\x32\x92\x05\n\tScheduler\x12\x41\n\x06Submit\x12\x1a.homeport.v1.SubmitRequest\x1a\x1b.homeport.v1.SubmitResponse\x12P\n\x0bSubmitBatch\x12\x1f.homeport.v1.SubmitBatchRequest\x1a .homeport.v1.SubmitBatchResponse\x12\x44\n\x07GetTask\x12\x1b.homeport.v1.GetTaskRequest\x1a\x1c.homeport.v1.GetTaskResponse\x12M\n\nCancelTask\x12\x1e.homeport.v1.CancelTaskRequest\x1a\x1f.homeport.v1.CancelTaskResponse\x12\x44\n\tWatchTask\x12\x1d.homeport.v1.WatchTaskRequest\x1a\x16.homeport.v1.TaskEvent0\x01\x12\\\n\x0fListDeadLetters\x12#.homeport.v1.ListDeadLettersRequest\x1a$.homeport.v1.ListDeadLettersResponse\x12\x62\n\x11RequeueDeadLetter\x12%.homeport.v1.RequeueDeadLetterRequest\x1a&.homeport.v1.RequeueDeadLetterResponse\x12S\n\x0cRegionStatus\x12 .homeport.v1.RegionStatusRequest\x1a!.homeport.v1.RegionStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'homeport.v1.scheduler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DURABILITY']._serialized_start=2476
-  _globals['_DURABILITY']._serialized_end=2584
-  _globals['_TASKSTATUS']._serialized_start=2587
-  _globals['_TASKSTATUS']._serialized_end=2805
+  _globals['_DURABILITY']._serialized_start=2637
+  _globals['_DURABILITY']._serialized_end=2745
+  _globals['_TASKSTATUS']._serialized_start=2748
+  _globals['_TASKSTATUS']._serialized_end=2966
   _globals['_TASKSPEC']._serialized_start=103
   _globals['_TASKSPEC']._serialized_end=342
   _globals['_SUBMITREQUEST']._serialized_start=344
@@ -54,35 +54,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETTASKREQUEST']._serialized_start=841
   _globals['_GETTASKREQUEST']._serialized_end=874
   _globals['_ATTEMPT']._serialized_start=877
-  _globals['_ATTEMPT']._serialized_end=1047
-  _globals['_TASKINFO']._serialized_start=1050
-  _globals['_TASKINFO']._serialized_end=1436
-  _globals['_GETTASKRESPONSE']._serialized_start=1438
-  _globals['_GETTASKRESPONSE']._serialized_end=1492
-  _globals['_CANCELTASKREQUEST']._serialized_start=1494
-  _globals['_CANCELTASKREQUEST']._serialized_end=1530
-  _globals['_CANCELTASKRESPONSE']._serialized_start=1532
-  _globals['_CANCELTASKRESPONSE']._serialized_end=1612
-  _globals['_WATCHTASKREQUEST']._serialized_start=1614
-  _globals['_WATCHTASKREQUEST']._serialized_end=1649
-  _globals['_TASKEVENT']._serialized_start=1652
-  _globals['_TASKEVENT']._serialized_end=1809
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=1811
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=1869
-  _globals['_DEADLETTER']._serialized_start=1872
-  _globals['_DEADLETTER']._serialized_end=2035
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=2037
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=2109
-  _globals['_REQUEUEDEADLETTERREQUEST']._serialized_start=2111
-  _globals['_REQUEUEDEADLETTERREQUEST']._serialized_end=2154
-  _globals['_REQUEUEDEADLETTERRESPONSE']._serialized_start=2156
-  _globals['_REQUEUEDEADLETTERRESPONSE']._serialized_end=2220
-  _globals['_REGIONSTATUSREQUEST']._serialized_start=2222
-  _globals['_REGIONSTATUSREQUEST']._serialized_end=2243
-  _globals['_PARTITIONSTATUS']._serialized_start=2245
-  _globals['_PARTITIONSTATUS']._serialized_end=2367
-  _globals['_REGIONSTATUSRESPONSE']._serialized_start=2369
-  _globals['_REGIONSTATUSRESPONSE']._serialized_end=2474
-  _globals['_SCHEDULER']._serialized_start=2808
-  _globals['_SCHEDULER']._serialized_end=3466
+  _globals['_ATTEMPT']._serialized_end=1091
+  _globals['_TASKINFO']._serialized_start=1094
+  _globals['_TASKINFO']._serialized_end=1551
+  _globals['_GETTASKRESPONSE']._serialized_start=1553
+  _globals['_GETTASKRESPONSE']._serialized_end=1607
+  _globals['_CANCELTASKREQUEST']._serialized_start=1609
+  _globals['_CANCELTASKREQUEST']._serialized_end=1668
+  _globals['_CANCELTASKRESPONSE']._serialized_start=1670
+  _globals['_CANCELTASKRESPONSE']._serialized_end=1750
+  _globals['_WATCHTASKREQUEST']._serialized_start=1752
+  _globals['_WATCHTASKREQUEST']._serialized_end=1787
+  _globals['_TASKEVENT']._serialized_start=1790
+  _globals['_TASKEVENT']._serialized_end=1947
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=1949
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=2007
+  _globals['_DEADLETTER']._serialized_start=2010
+  _globals['_DEADLETTER']._serialized_end=2173
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=2175
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=2247
+  _globals['_REQUEUEDEADLETTERREQUEST']._serialized_start=2249
+  _globals['_REQUEUEDEADLETTERREQUEST']._serialized_end=2315
+  _globals['_REQUEUEDEADLETTERRESPONSE']._serialized_start=2317
+  _globals['_REQUEUEDEADLETTERRESPONSE']._serialized_end=2381
+  _globals['_REGIONSTATUSREQUEST']._serialized_start=2383
+  _globals['_REGIONSTATUSREQUEST']._serialized_end=2404
+  _globals['_PARTITIONSTATUS']._serialized_start=2406
+  _globals['_PARTITIONSTATUS']._serialized_end=2528
+  _globals['_REGIONSTATUSRESPONSE']._serialized_start=2530
+  _globals['_REGIONSTATUSRESPONSE']._serialized_end=2635
+  _globals['_SCHEDULER']._serialized_start=2969
+  _globals['_SCHEDULER']._serialized_end=3627
 # @@protoc_insertion_point(module_scope)

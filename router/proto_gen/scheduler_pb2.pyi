@@ -23,25 +23,25 @@ class Durability(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TASK_STATUS_UNSPECIFIED: _ClassVar[TaskStatus]
-    TASK_STATUS_PENDING: _ClassVar[TaskStatus]
-    TASK_STATUS_SCHEDULED: _ClassVar[TaskStatus]
+    TASK_STATUS_ENQUEUED: _ClassVar[TaskStatus]
     TASK_STATUS_RUNNING: _ClassVar[TaskStatus]
+    TASK_STATUS_RETRYING: _ClassVar[TaskStatus]
     TASK_STATUS_SUCCEEDED: _ClassVar[TaskStatus]
-    TASK_STATUS_FAILED: _ClassVar[TaskStatus]
     TASK_STATUS_DEAD: _ClassVar[TaskStatus]
     TASK_STATUS_CANCELLED: _ClassVar[TaskStatus]
+    TASK_STATUS_FAILED: _ClassVar[TaskStatus]
 DURABILITY_UNSPECIFIED: Durability
 DURABILITY_LOCAL: Durability
 DURABILITY_REGION: Durability
 DURABILITY_GLOBAL: Durability
 TASK_STATUS_UNSPECIFIED: TaskStatus
-TASK_STATUS_PENDING: TaskStatus
-TASK_STATUS_SCHEDULED: TaskStatus
+TASK_STATUS_ENQUEUED: TaskStatus
 TASK_STATUS_RUNNING: TaskStatus
+TASK_STATUS_RETRYING: TaskStatus
 TASK_STATUS_SUCCEEDED: TaskStatus
-TASK_STATUS_FAILED: TaskStatus
 TASK_STATUS_DEAD: TaskStatus
 TASK_STATUS_CANCELLED: TaskStatus
+TASK_STATUS_FAILED: TaskStatus
 
 class TaskSpec(_message.Message):
     __slots__ = ("id", "partition_key", "kind", "payload", "scheduled_at", "durability", "max_attempts", "deadline")
@@ -118,52 +118,58 @@ class GetTaskRequest(_message.Message):
     def __init__(self, task_id: _Optional[str] = ...) -> None: ...
 
 class Attempt(_message.Message):
-    __slots__ = ("number", "worker", "started_at", "finished_at", "outcome", "error")
+    __slots__ = ("number", "worker", "started_at", "finished_at", "outcome", "error", "duplicate")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     WORKER_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     number: int
     worker: str
     started_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
-    outcome: str
+    outcome: TaskStatus
     error: str
-    def __init__(self, number: _Optional[int] = ..., worker: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+    duplicate: bool
+    def __init__(self, number: _Optional[int] = ..., worker: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[_Union[TaskStatus, str]] = ..., error: _Optional[str] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
 class TaskInfo(_message.Message):
-    __slots__ = ("id", "partition_key", "kind", "status", "region", "partition", "durability", "max_attempts", "attempts", "result", "error", "created_at", "updated_at", "payload")
+    __slots__ = ("id", "partition_key", "kind", "status", "region", "partition", "attempt_count", "attempts", "result", "error", "scheduled_at", "enqueued_at", "started_at", "finished_at", "payload", "epoch")
     ID_FIELD_NUMBER: _ClassVar[int]
     PARTITION_KEY_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
     PARTITION_FIELD_NUMBER: _ClassVar[int]
-    DURABILITY_FIELD_NUMBER: _ClassVar[int]
-    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_COUNT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
-    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
-    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_AT_FIELD_NUMBER: _ClassVar[int]
+    ENQUEUED_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     id: str
     partition_key: str
     kind: str
     status: TaskStatus
     region: str
     partition: str
-    durability: Durability
-    max_attempts: int
+    attempt_count: int
     attempts: _containers.RepeatedCompositeFieldContainer[Attempt]
     result: bytes
     error: str
-    created_at: _timestamp_pb2.Timestamp
-    updated_at: _timestamp_pb2.Timestamp
+    scheduled_at: _timestamp_pb2.Timestamp
+    enqueued_at: _timestamp_pb2.Timestamp
+    started_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
     payload: bytes
-    def __init__(self, id: _Optional[str] = ..., partition_key: _Optional[str] = ..., kind: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., region: _Optional[str] = ..., partition: _Optional[str] = ..., durability: _Optional[_Union[Durability, str]] = ..., max_attempts: _Optional[int] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., result: _Optional[bytes] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., payload: _Optional[bytes] = ...) -> None: ...
+    epoch: int
+    def __init__(self, id: _Optional[str] = ..., partition_key: _Optional[str] = ..., kind: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., region: _Optional[str] = ..., partition: _Optional[str] = ..., attempt_count: _Optional[int] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., result: _Optional[bytes] = ..., error: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., enqueued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., payload: _Optional[bytes] = ..., epoch: _Optional[int] = ...) -> None: ...
 
 class GetTaskResponse(_message.Message):
     __slots__ = ("task",)
@@ -172,10 +178,12 @@ class GetTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[TaskInfo, _Mapping]] = ...) -> None: ...
 
 class CancelTaskRequest(_message.Message):
-    __slots__ = ("task_id",)
+    __slots__ = ("task_id", "partition_key")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_KEY_FIELD_NUMBER: _ClassVar[int]
     task_id: str
-    def __init__(self, task_id: _Optional[str] = ...) -> None: ...
+    partition_key: str
+    def __init__(self, task_id: _Optional[str] = ..., partition_key: _Optional[str] = ...) -> None: ...
 
 class CancelTaskResponse(_message.Message):
     __slots__ = ("cancelled", "status")
@@ -240,10 +248,12 @@ class ListDeadLettersResponse(_message.Message):
     def __init__(self, dead_letters: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ...) -> None: ...
 
 class RequeueDeadLetterRequest(_message.Message):
-    __slots__ = ("task_id",)
+    __slots__ = ("task_id", "partition_key")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_KEY_FIELD_NUMBER: _ClassVar[int]
     task_id: str
-    def __init__(self, task_id: _Optional[str] = ...) -> None: ...
+    partition_key: str
+    def __init__(self, task_id: _Optional[str] = ..., partition_key: _Optional[str] = ...) -> None: ...
 
 class RequeueDeadLetterResponse(_message.Message):
     __slots__ = ("requeued", "partition")

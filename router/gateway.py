@@ -1,0 +1,183 @@
+"""The gateway process: a grpc.aio server in front of one home region's engine.
+
+`Gateway.start()` connects to the region's Redis (broker) and PostgreSQL (record store),
+then serves homeport.v1.Scheduler plus the standard health-checking and reflection
+services, behind the bearer-token interceptor, over plaintext, TLS or mutual TLS.
+
+Shutdown is graceful: health turns NOT_SERVING first (so balancers stop sending), the
+server refuses new calls and gives in-flight ones `grace_seconds` to finish, then the
+engine's connections close. Message sizes are capped both ways by `max_message_bytes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from grpc import aio
+from grpc_health.v1 import _async as health_async
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
+
+from core.broker import Broker
+from core.metrics import Metrics
+from core.partitioner import partition_of
+from core.producer import Producer
+from core.settings import Settings
+from core.store import RecordStore
+from core.task import Durability
+from regions.topology import Topology
+from router.auth import SERVICE, TokenAuthInterceptor
+from router.metrics import GatewayMetrics
+from router.proto_gen import scheduler_pb2 as pb
+from router.proto_gen import scheduler_pb2_grpc as pb_grpc
+from router.records import TaskLookup
+from router.servicer import SchedulerServicer, ServicerConfig
+from router.serving import ServingCheck, StaticServing
+from router.settings import GatewaySettings
+from router.tls import server_credentials
+
+# The generated registration function is untyped.
+_add_servicer = cast(
+    Callable[[SchedulerServicer, aio.Server], None], pb_grpc.add_SchedulerServicer_to_server
+)
+
+
+def static_serving(
+    engine: Settings, gateway: GatewaySettings, topology: Topology | None
+) -> StaticServing:
+    """The serving check for a gateway without a routing table: its own region only."""
+    gateways = {r.name: r.gateway for r in topology.regions if r.gateway} if topology else {}
+    return StaticServing(
+        engine.region,
+        engine.partitions,
+        gateway.epoch,
+        partition_of=partition_of,
+        pin=topology.home_of if topology else (lambda key: None),
+        gateways=gateways,
+    )
+
+
+@dataclass
+class _Backends:
+    broker: Broker
+    store: RecordStore
+
+
+class Gateway:
+    """One gateway process's server; `start()`, then `wait()` or `stop()`."""
+
+    def __init__(
+        self,
+        engine: Settings,
+        settings: GatewaySettings,
+        *,
+        topology: Topology | None = None,
+        serving: ServingCheck | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.topology = topology
+        self.serving = serving or static_serving(engine, settings, topology)
+        self.registry = registry or CollectorRegistry()
+        self.metrics = GatewayMetrics(self.registry)
+        self.port = 0
+        self._server: aio.Server | None = None
+        self._backends: _Backends | None = None
+        self._health = health_async.HealthServicer()
+        self._stopped = asyncio.Event()
+
+    @property
+    def address(self) -> str:
+        host = self.settings.listen.rpartition(":")[0]
+        return f"{host}:{self.port}"
+
+    def _servicer_config(self) -> ServicerConfig:
+        name = self.topology.durability_default if self.topology else "LOCAL"
+        return ServicerConfig(
+            region=self.engine.region,
+            advertise=self.settings.advertise or self.address,
+            limits=self.engine.limits,
+            default_durability=Durability[name],
+            max_batch=self.settings.max_batch,
+            watch_poll_s=self.settings.watch_poll_seconds,
+        )
+
+    def _server_options(self) -> list[tuple[str, Any]]:
+        size = self.settings.max_message_bytes
+        return [
+            ("grpc.max_send_message_length", size),
+            ("grpc.max_receive_message_length", size),
+            ("grpc.so_reuseport", 0),
+        ]
+
+    async def start(self) -> None:
+        broker = Broker(self.engine.redis_url, cluster=self.engine.redis_cluster)
+        await broker.connect()
+        store = await RecordStore.connect(self.engine.pg_dsn)
+        await store.migrate()
+        self._backends = _Backends(broker, store)
+        producer = Producer(broker, self.engine, Metrics(self.registry))
+        lookup = TaskLookup(broker, store, self.engine.region, self.engine.partitions)
+        auth = TokenAuthInterceptor(
+            self.settings.tokens,
+            self.settings.admin_tokens,
+            on_refusal=lambda method, code: self.metrics.refused.labels(method, code).inc(),
+        )
+        server = aio.server(
+            interceptors=[auth],
+            options=self._server_options(),
+            maximum_concurrent_rpcs=self.settings.max_concurrent_rpcs or None,
+        )
+        self._server = server
+        self.port = self._bind(server)
+        servicer = SchedulerServicer(
+            producer, lookup, self.serving, self._servicer_config(), self.metrics
+        )
+        _add_servicer(servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (pb.DESCRIPTOR.services_by_name["Scheduler"].full_name, reflection.SERVICE_NAME,
+             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
+            server,
+        )
+        await server.start()
+        for name in ("", SERVICE):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    def _bind(self, server: aio.Server) -> int:
+        s = self.settings
+        if s.tls_cert is None or s.tls_key is None:
+            port = server.add_insecure_port(s.listen)
+        else:
+            creds = server_credentials(s.tls_cert, s.tls_key, s.tls_client_ca)
+            port = server.add_secure_port(s.listen, creds)
+        if port == 0:
+            raise OSError(f"gateway could not bind {s.listen}: address in use or invalid")
+        return port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain and stop; idempotent."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(self.settings.grace_seconds if grace is None else grace)
+        if self._backends is not None:
+            await self._backends.broker.close()
+            await self._backends.store.close()
+
+    async def wait(self) -> None:
+        await self._stopped.wait()
+
+    def stop_on_signals(self) -> None:
+        """SIGTERM/SIGINT start a graceful stop (the first one; later ones are ignored)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(self.stop()))

@@ -1,0 +1,83 @@
+"""Submit and SubmitBatch through an in-process gateway on real Redis."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+import redis.asyncio as aioredis
+
+from core.keys import PartitionKeys
+from core.partitioner import partition_of
+from router.client import AsyncClient
+from router.errors import InvalidRequest
+from router.views import NewTask
+from tests.router.conftest import PARTITIONS, REGION
+
+
+def stream_of(key: str) -> str:
+    return PartitionKeys(REGION, partition_of(key, PARTITIONS)).stream
+
+
+async def test_submit_enqueues_into_the_keys_partition(
+    client: AsyncClient, redis: aioredis.Redis
+) -> None:
+    done = await client.submit("noop", "customer-1", b"hello")
+    assert done.partition == f"{REGION}/{partition_of('customer-1', PARTITIONS)}"
+    assert not done.duplicate
+    entries = await redis.xrange(stream_of("customer-1"))
+    assert [e[1][b"id"].decode() for e in entries] == [done.task_id]
+
+
+async def test_resubmitting_the_same_id_enqueues_nothing_new(
+    client: AsyncClient, redis: aioredis.Redis
+) -> None:
+    first = await client.submit("noop", "k", id="task-1")
+    again = await client.submit("noop", "k", id="task-1")
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert await redis.xlen(stream_of("k")) == 1
+
+
+async def test_invalid_submit_names_the_field(client: AsyncClient) -> None:
+    with pytest.raises(InvalidRequest) as err:
+        await client.submit("noop", "")
+    assert err.value.status == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.field == "task.partition_key"
+
+
+async def test_batch_with_one_invalid_task_accepts_the_valid_ones(
+    client: AsyncClient, redis: aioredis.Redis
+) -> None:
+    tasks = [NewTask("noop", f"key-{i}", id=f"t{i}") for i in range(5)]
+    tasks[2] = NewTask("bad kind!", "key-2", id="t2")
+    items = await client.submit_many(tasks)
+    assert [item.task_id for item in items] == [f"t{i}" for i in range(5)]
+    assert [item.ok for item in items] == [True, True, False, True, True]
+    bad = items[2].error
+    assert isinstance(bad, InvalidRequest)
+    assert bad.field == "tasks[2].kind"
+    ids = set()
+    for i in range(5):
+        for _, fields in await redis.xrange(stream_of(f"key-{i}")):
+            ids.add(fields[b"id"].decode())
+    assert ids == {"t0", "t1", "t3", "t4"}
+
+
+async def test_batch_repeating_an_id_refuses_the_repeat(client: AsyncClient) -> None:
+    items = await client.submit_many(
+        [NewTask("noop", "a", id="same"), NewTask("noop", "b", id="same")]
+    )
+    assert items[0].ok
+    assert isinstance(items[1].error, InvalidRequest)
+    assert items[1].error.field == "tasks[1].id"
+
+
+async def test_submit_many_batches_and_keeps_input_order(
+    client: AsyncClient, redis: aioredis.Redis
+) -> None:
+    tasks = [NewTask("noop", f"k{i % 7}") for i in range(2500)]
+    items = await client.submit_many(tasks, batch_size=400, max_in_flight=3)
+    assert [i.task_id for i in items] == [t.id for t in tasks]
+    assert all(i.ok for i in items)
+    total = sum([await redis.xlen(stream_of(f"k{i}")) for i in range(7)])
+    assert total == 2500
+    assert client.stats.calls == 7  # ceil(2500 / 400) batches, no retries
