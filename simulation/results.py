@@ -127,3 +127,32 @@ def summarise(record: RunRecord, warmup_fraction: float, region: str | None = No
     if region is not None:
         mask &= record.home == record.region_names.index(region)
     return WaitSummary.of(record, mask)
+
+
+def backlog_curve(record: RunRecord, homes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Sampled times and the number of tasks waiting whose home is one of `homes`."""
+    columns = [record.region_names.index(name) for name in homes]
+    counts = np.asarray(record.sample_waiting, dtype=float).reshape(-1, len(record.region_names))
+    return np.asarray(record.sample_t), counts[:, columns].sum(axis=1)
+
+
+def drain_time_s(record: RunRecord, homes: tuple[str, ...], *, until_s: float,
+                 settle_fraction: float = 0.2) -> float:
+    """Time from the promotion until the waiting line of `homes` is back to normal.
+
+    Normal is the median length of that line over the last `settle_fraction` of the run
+    after the promotion (before `until_s`, when arrivals stop): the standby now carries
+    both regions' traffic, so the line it settles to is longer than before the outage.
+    The run must last well past the drain for this to hold; the planner runs it for
+    2.5 fluid drain times. Infinite if the line never came back down.
+    """
+    if record.outage_at is None or record.promoted_at is None:
+        raise ValueError("drain_time_s needs a run with a failover and sampling")
+    times, waiting = backlog_curve(record, homes)
+    settle_from = until_s - settle_fraction * (until_s - record.promoted_at)
+    settled = waiting[(times >= settle_from) & (times <= until_s)]
+    normal = float(np.median(settled)) if len(settled) else 0.0
+    after = (times >= record.promoted_at) & (times <= until_s) & (waiting <= normal)
+    if not after.any():
+        return float("inf")
+    return float(times[after][0] - record.promoted_at)
