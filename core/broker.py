@@ -1,0 +1,484 @@
+"""All Redis I/O of the engine: connections, Lua scripts, and every command sent.
+
+`Broker` is the only class that talks to Redis. It drives a single primary and a Redis
+Cluster through one code path: every operation names the partition (or region) whose
+hash-tagged keys it touches, `_client_for` resolves that key's slot to a plain client of
+the node serving it (always the same client for a single primary), and one pipeline per
+partition goes to that node. We keep our own slot map (from CLUSTER SLOTS, refreshed on
+MOVED or a connection error) instead of redis-py's `RedisCluster` because `WAIT` counts
+the replicas that acknowledged the writes *of the same connection*: the enqueue script
+and its `WAIT` must share one connection to the partition's primary, which a plain
+per-node pipeline guarantees and a cluster pipeline does not.
+
+Errors from redis-py are translated here, once: connection failures and timeouts become
+`Unavailable`; a stale epoch or lease token comes back from the scripts as `Fenced`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis import exceptions as rexc
+from redis.crc import key_slot
+
+from core.entry import Delivery
+from core.errors import Fenced, Unavailable
+from core.keys import GROUP, PartitionKeys, RegionKeys
+
+T = TypeVar("T")
+_SCRIPT_DIR = Path(__file__).parent / "scripts"
+_SCRIPTS = ("enqueue", "step", "promote", "lease", "release", "cancel", "requeue", "fence")
+_MAX_REDIRECTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """How one delivery ends, for the step script: op "A" ack, "D" dead, "R" retry later."""
+
+    op: str
+    entry_id: str
+    task_id: str
+    a: str | int = ""
+    b: str | int = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueReply:
+    """Per-task outcome of one enqueue script call (status codes as in enqueue.lua)."""
+
+    status: int
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionDepth:
+    """Queue state of one partition: undelivered entries, pending entries, their age."""
+
+    ready: int
+    pending: int
+    delayed: int
+    oldest_pending_ms: int
+
+
+class Broker:
+    """The engine's Redis boundary; one per process, shared by all its components."""
+
+    def __init__(self, url: str, *, cluster: bool = False) -> None:
+        self._url = url
+        self._cluster = cluster
+        self._seed = aioredis.Redis.from_url(url, decode_responses=False)
+        self._nodes: dict[tuple[str, int], aioredis.Redis] = {}
+        self._slots: list[tuple[str, int]] = []
+        self._loaded: set[int] = set()
+        self._src = {n: (_SCRIPT_DIR / f"{n}.lua").read_text() for n in _SCRIPTS}
+        self._sha = {n: hashlib.sha1(s.encode()).hexdigest() for n, s in self._src.items()}
+
+    @property
+    def is_cluster(self) -> bool:
+        return self._cluster
+
+    async def connect(self) -> None:
+        """Check the server is reachable and, for a cluster, learn the slot map."""
+        await self._guard(self._refresh())
+
+    async def close(self) -> None:
+        for client in self._nodes.values():
+            await client.aclose()
+        await self._seed.aclose()
+
+    async def _refresh(self) -> None:
+        if not self._cluster:
+            return
+        last: Exception | None = None
+        for client in [self._seed, *self._nodes.values()]:
+            try:
+                rows = await client.execute_command("CLUSTER SLOTS")  # type: ignore[no-untyped-call]
+            except (rexc.ConnectionError, rexc.TimeoutError) as exc:
+                last = exc
+                continue
+            slots: list[tuple[str, int]] = [("", 0)] * 16384
+            for row in rows:
+                host = row[2][0].decode() if isinstance(row[2][0], bytes) else row[2][0]
+                addr = (host or "127.0.0.1", int(row[2][1]))
+                for s in range(int(row[0]), int(row[1]) + 1):
+                    slots[s] = addr
+            self._slots = slots
+            return
+        raise rexc.ConnectionError(f"no cluster node answered CLUSTER SLOTS: {last}")
+
+    def _client_for(self, key: str) -> aioredis.Redis:
+        if not self._cluster:
+            return self._seed
+        addr = self._slots[key_slot(key.encode())]
+        client = self._nodes.get(addr)
+        if client is None:
+            kwargs = dict(self._seed.connection_pool.connection_kwargs)
+            kwargs.update(host=addr[0], port=addr[1], db=0)
+            allowed = ("host", "port", "db", "username", "password", "socket_timeout",
+                       "socket_connect_timeout")
+            client = aioredis.Redis(**{k: v for k, v in kwargs.items() if k in allowed})
+            self._nodes[addr] = client
+        return client
+
+    async def _guard(self, op: Awaitable[T]) -> T:
+        try:
+            return await op
+        except (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError,
+                rexc.TryAgainError, rexc.BusyLoadingError, rexc.ReadOnlyError) as exc:
+            raise Unavailable("redis", f"{type(exc).__name__}: {exc}") from exc
+
+    async def _on(self, key: str, fn: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+        """Run `fn` on the client serving `key`, following MOVED and reloading scripts."""
+        for attempt in range(_MAX_REDIRECTS + 1):
+            client = self._client_for(key)
+            try:
+                if id(client) not in self._loaded:
+                    for name in _SCRIPTS:
+                        await client.script_load(self._src[name])
+                    self._loaded.add(id(client))
+                return await fn(client)
+            except (rexc.MovedError, rexc.AskError, rexc.ConnectionError) as exc:
+                self._loaded.discard(id(client))
+                if not self._cluster or attempt == _MAX_REDIRECTS:
+                    raise Unavailable("redis", f"{type(exc).__name__}: {exc}") from exc
+                await self._guard(self._refresh())
+            except rexc.NoScriptError:
+                # A failover or restart emptied the script cache; nothing ran, so retry.
+                self._loaded.discard(id(client))
+            except (rexc.TimeoutError, rexc.ClusterDownError, rexc.TryAgainError,
+                    rexc.BusyLoadingError, rexc.ReadOnlyError) as exc:
+                raise Unavailable("redis", f"{type(exc).__name__}: {exc}") from exc
+        raise Unavailable("redis", f"no stable node for key {key!r}")
+
+    async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        sha = self._sha[name]
+        return await self._on(
+            keys[0], lambda c: c.evalsha(sha, len(keys), *keys, *args)
+        )
+
+    # --- enqueue -------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        pk: PartitionKeys,
+        task_ids: Sequence[str],
+        task_args: Sequence[Any],
+        *,
+        epoch: int,
+        dedup_window_ms: int,
+        now_ms: int,
+        wait_replicas: int,
+        wait_timeout_ms: int,
+    ) -> tuple[list[EnqueueReply], int]:
+        """Run enqueue.lua for a batch of one partition, then WAIT on the same connection.
+
+        Returns the per-task replies and the replica count WAIT reported (or
+        `wait_replicas` itself when no WAIT was needed). Raises `Fenced`.
+        """
+        keys = [pk.stream, pk.delayed, pk.delayed_data, pk.epoch]
+        keys.extend(pk.dedup(t) for t in task_ids)
+        args = [epoch, dedup_window_ms, now_ms, *task_args]
+        sha = self._sha["enqueue"]
+
+        async def run(client: aioredis.Redis) -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(sha, len(keys), *keys, *args)
+                if wait_replicas > 0:
+                    pipe.execute_command("WAIT", wait_replicas, wait_timeout_ms)
+                return list(await pipe.execute())
+
+        out = await self._on(pk.stream, run)
+        reply = out[0]
+        if reply and reply[0] == b"FENCED":
+            raise Fenced(pk.name, epoch, int(reply[1]))
+        acked = int(out[1]) if wait_replicas > 0 else wait_replicas
+        replies = [
+            EnqueueReply(int(reply[i]), _text(reply[i + 1])) for i in range(0, len(reply), 2)
+        ]
+        return replies, acked
+
+    async def set_epoch(self, pk: PartitionKeys, epoch: int) -> int:
+        """Raise the partition's epoch (fencing older writers); returns the epoch now."""
+        return int(await self._script("fence", [pk.epoch], [epoch]))
+
+    async def get_epoch(self, pk: PartitionKeys) -> int:
+        raw = await self._on(pk.epoch, lambda c: c.get(pk.epoch))
+        return int(raw or 0)
+
+    # --- consuming -----------------------------------------------------------------------
+
+    async def ensure_group(self, pk: PartitionKeys) -> None:
+        """Create the partition's stream and consumer group if missing (reads from 0)."""
+
+        async def run(client: aioredis.Redis) -> None:
+            try:
+                await client.xgroup_create(pk.stream, GROUP, id="0", mkstream=True)
+            except rexc.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+        await self._on(pk.stream, run)
+
+    async def read_new(
+        self, pk: PartitionKeys, consumer: str, count: int, block_ms: int
+    ) -> list[Delivery]:
+        """XREADGROUP `>`: entries never delivered before, in stream order."""
+
+        async def run(client: aioredis.Redis) -> Any:
+            return await client.xreadgroup(
+                GROUP, consumer, {pk.stream: ">"}, count=count, block=block_ms or None
+            )
+
+        try:
+            got = await self._on(pk.stream, run)
+        except rexc.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise Unavailable("redis", str(exc)) from exc
+            await self.ensure_group(pk)
+            return []
+        if not got:
+            return []
+        return [Delivery.decode(eid, fields) for eid, fields in got[0][1] if fields]
+
+    async def claim_pending(self, pk: PartitionKeys, consumer: str, batch: int) -> list[Delivery]:
+        """Take over every pending entry of the group, oldest first, with delivery counts.
+
+        Runs when a worker gains a partition: the previous owner's unacknowledged entries
+        must run before anything new, in stream order. XCLAIM raises each delivery count
+        by one; entries deleted meanwhile (trimmed) are dropped from the PEL by Redis.
+        """
+        out: list[Delivery] = []
+        start = "-"
+        while True:
+            rows = await self._on(
+                pk.stream,
+                lambda c, lo=start: c.xpending_range(pk.stream, GROUP, lo, "+", batch),  # type: ignore[misc]
+            )
+            if not rows:
+                return out
+            counts = {_text(r["message_id"]): int(r["times_delivered"]) for r in rows}
+            ids = list(counts)
+            got = await self._on(
+                pk.stream,
+                lambda c, ids=ids: c.xclaim(pk.stream, GROUP, consumer, 0, ids),  # type: ignore[misc]
+            )
+            for eid, fields in got:
+                if fields:
+                    out.append(Delivery.decode(eid, fields, counts[_text(eid)] + 1))
+            start = "(" + ids[-1]
+            if len(rows) < batch:
+                return out
+
+    async def step(
+        self,
+        pk: PartitionKeys,
+        token: int,
+        consumer: str,
+        finishes: Sequence[Finish],
+        begins: Sequence[tuple[str, str]],
+        dead_maxlen: int,
+    ) -> list[int]:
+        """Run step.lua: finish entries, then begin others. Raises `Fenced`."""
+        args: list[Any] = [GROUP, token, consumer, len(finishes), dead_maxlen]
+        for f in finishes:
+            args += [f.op, f.entry_id, f.task_id, f.a, f.b]
+        for entry_id, task_id in begins:
+            args += [entry_id, task_id]
+        keys = [pk.stream, pk.lease, pk.started, pk.cancelled, pk.dead, pk.delayed,
+                pk.delayed_data]
+        reply = await self._script("step", keys, args)
+        if reply and reply[0] == b"FENCED":
+            raise Fenced(pk.name, token, int(reply[1]))
+        return [int(v) for v in reply]
+
+    async def promote(self, pk: PartitionKeys, now_ms: int, limit: int) -> tuple[int, int]:
+        """Move due delayed tasks into the stream: (moved, next due ms or -1)."""
+        moved, nxt = await self._script(
+            "promote", [pk.delayed, pk.delayed_data, pk.stream], [now_ms, limit]
+        )
+        return int(moved), int(nxt)
+
+    async def cancelled_ids(self, pk: PartitionKeys) -> set[str]:
+        got = await self._on(pk.cancelled, lambda c: c.zrange(pk.cancelled, 0, -1))
+        return {_text(v) for v in got}
+
+    async def trim(self, pk: PartitionKeys, cancel_horizon_ms: int) -> int:
+        """XTRIM MINID below the oldest entry still needed; returns entries removed.
+
+        Needed = pending (delivered, unacked) or not yet delivered. Entries are only
+        appended above both bounds meanwhile, so reading them first and trimming next
+        never drops a needed entry.
+        """
+
+        async def run(client: aioredis.Redis) -> int:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.xpending(pk.stream, GROUP)
+                pipe.xinfo_groups(pk.stream)
+                pipe.zremrangebyscore(pk.cancelled, "-inf", cancel_horizon_ms)
+                summary, groups, _ = await pipe.execute(raise_on_error=False)
+            if isinstance(summary, Exception) or isinstance(groups, Exception):
+                return 0
+            group = next((g for g in groups if _text(g["name"]) == GROUP), None)
+            if group is None:
+                return 0
+            bound = _next_id(_text(group["last-delivered-id"]))
+            if summary["pending"]:
+                bound = min(bound, _text(summary["min"]), key=_id_tuple)
+            return int(await client.xtrim(pk.stream, minid=bound, approximate=False))
+
+        return await self._on(pk.stream, run)
+
+    async def depth(self, pk: PartitionKeys, now_ms: int) -> PartitionDepth:
+        async def run(client: aioredis.Redis) -> PartitionDepth:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.xinfo_groups(pk.stream)
+                pipe.xpending(pk.stream, GROUP)
+                pipe.zcard(pk.delayed)
+                groups, summary, delayed = await pipe.execute(raise_on_error=False)
+            if isinstance(groups, Exception) or isinstance(summary, Exception):
+                return PartitionDepth(0, 0, int(delayed) if isinstance(delayed, int) else 0, 0)
+            group = next((g for g in groups if _text(g["name"]) == GROUP), None)
+            ready = int(group.get("lag") or 0) if group else 0
+            oldest = 0
+            if summary["pending"]:
+                oldest = max(0, now_ms - _id_tuple(_text(summary["min"]))[0])
+            return PartitionDepth(ready, int(summary["pending"]), int(delayed), oldest)
+
+        return await self._on(pk.stream, run)
+
+    async def drained(self, pk: PartitionKeys) -> bool:
+        """True when nothing is waiting, running or delayed in the partition."""
+
+        async def run(client: aioredis.Redis) -> bool:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.xinfo_groups(pk.stream)
+                pipe.xinfo_stream(pk.stream)
+                pipe.zcard(pk.delayed)
+                groups, stream, delayed = await pipe.execute(raise_on_error=False)
+            if isinstance(groups, Exception) or isinstance(stream, Exception):
+                return int(delayed) == 0 if isinstance(delayed, int) else False
+            group = next((g for g in groups if _text(g["name"]) == GROUP), None)
+            if group is None:
+                return stream["length"] == 0 and int(delayed) == 0
+            return (
+                int(group["pending"]) == 0
+                and _text(group["last-delivered-id"]) == _text(stream["last-generated-id"])
+                and int(delayed) == 0
+            )
+
+        return await self._on(pk.stream, run)
+
+    # --- dead letters and cancellation --------------------------------------------------
+
+    async def dead_letters(
+        self, pk: PartitionKeys, count: int, after: str = "-"
+    ) -> list[tuple[str, dict[str, bytes]]]:
+        got: Any = await self._on(
+            pk.dead, lambda c: c.xrange(pk.dead, after, "+", count=count)
+        )
+        return [(_text(eid), {_text(k): v for k, v in f.items()}) for eid, f in got]
+
+    async def requeue(self, pk: PartitionKeys, dead_ids: Sequence[str]) -> list[str | None]:
+        if not dead_ids:
+            return []
+        got = await self._script("requeue", [pk.dead, pk.stream], list(dead_ids))
+        return [_text(v) if v else None for v in got]
+
+    async def cancel(self, pk: PartitionKeys, task_id: str, now_ms: int) -> str:
+        keys = [pk.cancelled, pk.started, pk.delayed, pk.delayed_data]
+        return _text(await self._script("cancel", keys, [task_id, now_ms]))
+
+    # --- leases, workers, assignment -----------------------------------------------------
+
+    async def acquire(self, lease_key: str, fence_key: str, owner: str, ttl_ms: int) -> int:
+        """Acquire or renew a lease; the fencing token, or 0 if someone else holds it."""
+        return int(await self._script("lease", [lease_key, fence_key], [owner, ttl_ms]))
+
+    async def release(self, lease_key: str, owner: str) -> bool:
+        return bool(await self._script("release", [lease_key], [owner]))
+
+    async def heartbeat(self, rk: RegionKeys, worker: str, ttl_ms: int) -> None:
+        now = _now_ms()
+        await self._on(rk.workers, lambda c: c.zadd(rk.workers, {worker: now + ttl_ms}))
+
+    async def leave(self, rk: RegionKeys, worker: str) -> None:
+        await self._on(rk.workers, lambda c: c.zrem(rk.workers, worker))
+
+    async def live_workers(self, rk: RegionKeys) -> list[str]:
+        """Workers whose heartbeat has not expired; expired ones are removed."""
+        now = _now_ms()
+
+        async def run(client: aioredis.Redis) -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.zremrangebyscore(rk.workers, "-inf", now)
+                pipe.zrange(rk.workers, 0, -1)
+                return list(await pipe.execute())
+
+        return sorted(_text(w) for w in (await self._on(rk.workers, run))[1])
+
+    async def assignment(self, rk: RegionKeys) -> dict[int, str]:
+        got = await self._on(rk.assignment, lambda c: c.hgetall(rk.assignment))
+        return {int(k): _text(v) for k, v in got.items()}
+
+    async def set_assignment(self, rk: RegionKeys, changes: dict[int, str]) -> None:
+        if changes:
+            mapping: dict[Any, Any] = {str(k): v for k, v in changes.items()}
+            await self._on(rk.assignment, lambda c: c.hset(rk.assignment, mapping=mapping))
+
+    async def memory_used(self) -> int:
+        """Bytes of memory used, summed over every primary of the region store."""
+        if not self._cluster:
+            info = await self._guard(self._seed.info("memory"))
+            return int(info["used_memory"])
+        total = 0
+        for addr in set(self._slots):
+            info = await self._on_addr(addr, lambda c: c.info("memory"))
+            total += int(info["used_memory"])
+        return total
+
+    async def _on_addr(
+        self, addr: tuple[str, int], fn: Callable[[aioredis.Redis], Awaitable[T]]
+    ) -> T:
+        slot = self._slots.index(addr)
+        key = _key_for_slot(slot)
+        return await self._on(key, fn)
+
+    async def stream_length(self, pk: PartitionKeys) -> int:
+        return int(await self._on(pk.stream, lambda c: c.xlen(pk.stream)))
+
+    # --- raw access for the benchmark's baseline ---------------------------------------
+
+    async def raw(self, key: str, fn: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+        """Run `fn` on the client serving `key`. For the raw baseline of `bench` only."""
+        return await self._on(key, fn)
+
+
+def _key_for_slot(slot: int) -> str:
+    i = 0
+    while key_slot(f"hp:slot:{{{i}}}".encode()) != slot:
+        i += 1
+    return f"hp:slot:{{{i}}}"
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _id_tuple(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _next_id(entry_id: str) -> str:
+    ms, seq = _id_tuple(entry_id)
+    return f"{ms}-{seq + 1}"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

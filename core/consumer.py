@@ -1,0 +1,346 @@
+"""`PartitionConsumer`: runs one owned partition's entries with per-key order.
+
+A *consumer* exists while its worker holds the partition's lease (token `token`). It
+first takes over the pending entries of earlier owners (XPENDING + XCLAIM, oldest first,
+delivery counts kept) and queues them before anything new, then reads new entries with
+XREADGROUP in batches. Entries of an ordered kind join their key's FIFO; the key's runner
+starts the head only after the previous head was finished (acked, dead-lettered or
+re-scheduled) — that is the per-key order guarantee. Different keys run concurrently,
+bounded by the worker's concurrency slots. Unordered kinds skip the key FIFO.
+
+Stopping: `drain()` stops reading and starting, lets running handlers finish within the
+grace period, and leaves the rest pending for the next owner; `abort()` (lost lease, or
+a second SIGTERM) cancels running handlers at once, unacked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from core.app import App, Cancelled, Registration, TaskContext, TaskOptions, call_handler
+from core.broker import Broker, Finish
+from core.entry import Delivery
+from core.errors import Fenced, HomeportError
+from core.keys import PartitionKeys
+from core.metrics import Metrics
+from core.recorder import RecordWriter
+from core.settings import Settings
+from core.stepper import BEGIN_CANCELLED, BEGIN_DUPLICATE, Stepper
+from core.store import AttemptRecord, Status, TaskRecord
+
+log = logging.getLogger(__name__)
+_RETRY_IO_S = 0.2
+_DEFAULT_OPTIONS = TaskOptions()
+
+
+class WorkerRuntime:
+    """What every consumer of one worker shares (set up by `core.worker.Worker`)."""
+
+    def __init__(self, *, worker_id: str, app: App, broker: Broker, settings: Settings,
+                 metrics: Metrics, recorder: RecordWriter,
+                 run_sync: Callable[[Callable[[], Any]], Awaitable[Any]],
+                 rng: random.Random) -> None:
+        self.worker_id = worker_id
+        self.app = app
+        self.broker = broker
+        self.settings = settings
+        self.metrics = metrics
+        self.recorder = recorder
+        self.run_sync = run_sync
+        self.rng = rng
+        self.slots = asyncio.Semaphore(settings.concurrency)
+        self.inflight = 0
+
+
+class PartitionConsumer:
+    """Consumes one partition while holding its lease; see the module docstring."""
+
+    def __init__(self, rt: WorkerRuntime, pk: PartitionKeys, token: int) -> None:
+        self.rt = rt
+        self.pk = pk
+        self.token = token
+        self._labels = (pk.region, str(pk.number))
+        self._stepper = Stepper(rt.broker, pk, token, rt.worker_id, rt.settings.dead_maxlen)
+        self._keys: dict[str, deque[Delivery]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running: dict[str, tuple[asyncio.Event, asyncio.Task[Any]]] = {}
+        self._buffered = 0
+        self._space = asyncio.Event()
+        self._space.set()
+        self._draining = False
+        self._reader: asyncio.Task[None] | None = None
+        self.lost = False
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stepper.start()
+        self._reader = asyncio.create_task(self._read(), name=f"read {self.pk.name}")
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop reading and starting; wait up to `grace_s` for running handlers."""
+        self._draining = True
+        await self._stop_reader()
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=grace_s)
+        await self.abort()
+
+    async def abort(self) -> None:
+        """Cancel everything now; unfinished entries stay pending for the next owner."""
+        self._draining = True
+        await self._stop_reader()
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+        await self._stepper.stop()
+
+    async def _stop_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            try:
+                await self._reader
+            except asyncio.CancelledError:
+                pass
+            self._reader = None
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._tasks) or not self._stepper.idle
+
+    def signal_cancel(self, task_ids: set[str]) -> None:
+        """Set the cancel signal of running handlers whose task id is in `task_ids`."""
+        for tid in task_ids & self._running.keys():
+            self._running[tid][0].set()
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        rt, s = self.rt, self.rt.settings
+        try:
+            await self._io(lambda: rt.broker.ensure_group(self.pk))
+            claimed = await self._io(lambda: rt.broker.claim_pending(self.pk, rt.worker_id, 500))
+            if claimed:
+                rt.metrics.reclaimed.labels(*self._labels).inc(len(claimed))
+                self._admit(claimed)
+            while not self._draining:
+                if self._buffered >= s.max_buffered:
+                    self._space.clear()
+                    await self._space.wait()
+                    continue
+                count = min(s.batch_size, s.max_buffered - self._buffered)
+                got = await self._io(
+                    lambda n=count: rt.broker.read_new(  # type: ignore[misc]
+                        self.pk, rt.worker_id, n, s.block_ms)
+                )
+                self._admit(got)
+        except Fenced:
+            self.lost = True
+
+    async def _io(self, op: Callable[[], Awaitable[Any]]) -> Any:
+        """Retry an idempotent Redis read while Redis is unavailable (counted, logged)."""
+        failures = 0
+        while True:
+            try:
+                return await op()
+            except Fenced:
+                raise
+            except HomeportError as exc:
+                failures += 1
+                self.rt.metrics.loop_errors.labels("consumer").inc()
+                if failures <= 3 or failures % 100 == 0:
+                    log.warning("partition %s: %s (%d in a row)", self.pk.name, exc, failures)
+                await asyncio.sleep(_RETRY_IO_S)
+
+    def _admit(self, deliveries: list[Delivery]) -> None:
+        for d in deliveries:
+            self._buffered += 1
+            reg = self.rt.app.handler(d.kind)
+            if reg is not None and not reg.options.ordered:
+                self._spawn(self._run_one(d))
+                continue
+            q = self._keys.get(d.key)
+            if q is None:
+                q = self._keys[d.key] = deque()
+                q.append(d)
+                self._spawn(self._run_key(d.key, q))
+            else:
+                q.append(d)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        t = asyncio.ensure_future(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    def _release(self) -> None:
+        self._buffered -= 1
+        if self._buffered < self.rt.settings.max_buffered:
+            self._space.set()
+
+    # --- running -----------------------------------------------------------------------
+
+    async def _run_key(self, key: str, q: deque[Delivery]) -> None:
+        try:
+            while q and not self._draining:
+                await self._run_one(q[0], counted=False)
+                q.popleft()
+                self._release()
+        finally:
+            if self._keys.get(key) is q:
+                del self._keys[key]
+
+    async def _run_one(self, d: Delivery, counted: bool = True) -> None:
+        try:
+            await self._execute(d)
+        except Fenced:
+            self.lost = True
+            self._draining = True
+        finally:
+            if counted:
+                self._release()
+
+    async def _execute(self, d: Delivery) -> None:
+        rt, s = self.rt, self.rt.settings
+        reg = rt.app.handler(d.kind)
+        if d.deliveries > s.max_deliveries:
+            return await self._dead(d, d.deliveries - 1, f"poison task: delivered "
+                                    f"{d.deliveries} times (max_deliveries={s.max_deliveries}); "
+                                    "its handler likely crashes the worker")
+        if reg is None:
+            return await self._dead(d, 0, f"unknown kind {d.kind!r}: no handler is registered "
+                                    f"for it in app {rt.app.name!r} (known: {rt.app.kinds})")
+        if self._draining:
+            return
+        verdict = await self._begin(d)
+        if verdict == BEGIN_CANCELLED:
+            rt.metrics.cancelled.labels(*self._labels).inc()
+            rt.recorder.task(self._record(d, Status.CANCELLED, d.attempts_before))
+            return
+        if verdict == BEGIN_DUPLICATE:
+            rt.metrics.duplicate_executions.labels(*self._labels).inc()
+        opts = reg.options
+        max_attempts = opts.max_attempts or d.max_attempts
+        attempt = d.attempts_before + d.deliveries
+        rt.metrics.latency.labels(*self._labels).observe(
+            max(0.0, time.time() - d.ready_ms / 1000)
+        )
+        while True:
+            if d.deadline_ms and time.time() * 1000 > d.deadline_ms:
+                return await self._dead(d, attempt - 1, "deadline passed before the attempt")
+            ok, value, error = await self._attempt(d, reg, attempt, verdict == BEGIN_DUPLICATE)
+            if ok or error == "cancelled":
+                status = Status.SUCCEEDED if ok else Status.CANCELLED
+                counter = rt.metrics.succeeded if ok else rt.metrics.cancelled
+                counter.labels(*self._labels).inc()
+                rec = self._record(d, status, attempt, result=value, finished=True)
+                return await self._finish(d, Finish("A", d.entry_id, d.task_id), rec)
+            rt.metrics.failed.labels(*self._labels).inc()
+            if attempt >= max_attempts:
+                return await self._dead(d, attempt, f"attempts exhausted ({attempt} of "
+                                        f"{max_attempts}); last error: {error}")
+            rt.metrics.retried.labels(*self._labels).inc()
+            delay = opts.backoff_s(attempt, rt.rng)
+            rec = self._record(d, Status.RETRYING, attempt, error=error)
+            if not opts.ordered:
+                due = int((time.time() + delay) * 1000)
+                return await self._finish(d, Finish("R", d.entry_id, d.task_id, due, attempt),
+                                          rec)
+            rt.recorder.task(rec)
+            await asyncio.sleep(delay)  # the key waits: its next task must not start yet
+            if self._draining:
+                return
+            attempt += 1
+            verdict = 0
+
+    async def _begin(self, d: Delivery) -> int:
+        while True:
+            try:
+                return await self._stepper.begin(d.entry_id, d.task_id)
+            except Fenced:
+                raise
+            except HomeportError as exc:
+                self.rt.metrics.loop_errors.labels("begin").inc()
+                log.warning("partition %s: begin failed: %s", self.pk.name, exc)
+                await asyncio.sleep(_RETRY_IO_S)
+
+    async def _attempt(self, d: Delivery, reg: Registration, attempt: int,
+                       duplicate: bool) -> tuple[bool, bytes | None, str | None]:
+        rt = self.rt
+        cancel = asyncio.Event()
+        ctx = TaskContext(d.task_id, d.key, d.kind, d.payload, attempt, d.deliveries,
+                          self.pk.region, self.pk.number, cancel)
+        started = time.time()
+        rt.metrics.started.labels(*self._labels).inc()
+        rt.recorder.task(self._record(d, Status.RUNNING, attempt, started=started))
+        ok, value, error = False, None, None
+        async with rt.slots:
+            run = asyncio.ensure_future(call_handler(reg, ctx, rt.run_sync))
+            self._running[d.task_id] = (cancel, run)
+            rt.inflight += 1
+            try:
+                value = _encode_result(await run)
+                ok = True
+            except Cancelled:
+                error = "cancelled"
+            except asyncio.CancelledError:
+                run.cancel()
+                raise
+            except Exception as exc:  # noqa: BLE001 - a handler's failure is an outcome
+                error = f"{type(exc).__name__}: {exc}"
+            finally:
+                rt.inflight -= 1
+                self._running.pop(d.task_id, None)
+        status = Status.SUCCEEDED if ok else (
+            Status.CANCELLED if error == "cancelled" else Status.FAILED)
+        rt.recorder.attempt(AttemptRecord(
+            d.task_id, attempt, d.entry_id, rt.worker_id, self.pk.region, self.pk.number,
+            status, started, time.time(), duplicate, error,
+        ))
+        return ok, value, error
+
+    async def _dead(self, d: Delivery, attempts: int, reason: str) -> None:
+        self.rt.metrics.dead.labels(*self._labels).inc()
+        rec = self._record(d, Status.DEAD, attempts, error=reason, finished=True)
+        await self._finish(d, Finish("D", d.entry_id, d.task_id, reason, attempts), rec)
+
+    async def _finish(self, d: Delivery, f: Finish, rec: TaskRecord) -> None:
+        """Record durably, then ack in Redis (so an acked task is always recorded)."""
+        self.rt.recorder.task(rec)
+        await self.rt.recorder.flushed()
+        while True:
+            try:
+                return await self._stepper.finish(f)
+            except Fenced:
+                raise
+            except HomeportError as exc:
+                self.rt.metrics.loop_errors.labels("finish").inc()
+                log.warning("partition %s: finish failed: %s", self.pk.name, exc)
+                await asyncio.sleep(_RETRY_IO_S)
+
+    def _record(self, d: Delivery, status: Status, attempts: int, *, result: bytes | None = None,
+                error: str | None = None, started: float | None = None,
+                finished: bool = False) -> TaskRecord:
+        return TaskRecord(
+            id=d.task_id, partition_key=d.key, partition=self.pk.number, region=self.pk.region,
+            kind=d.kind, status=status, attempts=attempts, payload=d.payload,
+            scheduled_at=d.scheduled_ms / 1000 if d.scheduled_ms else None, epoch=d.epoch,
+            result=result, error=error, enqueued_at=d.enqueued_ms / 1000 or None,
+            started_at=started, finished_at=time.time() if finished else None,
+        )
+
+
+def _encode_result(value: Any) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    import json
+
+    return json.dumps(value, default=str).encode()

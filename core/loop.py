@@ -1,0 +1,67 @@
+"""`Loop`: the shape of every background loop (`start()`, `stop()`, `run_once()`).
+
+A loop calls `run_once()`, sleeps what it returns (or its interval), and repeats. Errors
+are counted in `homeport_loop_errors{loop=...}` and logged, at most the first three in a
+row and then every hundredth, so a down Redis does not flood the log; the loop carries on.
+Tests call `run_once()` directly to drive one step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from core.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class Loop:
+    """Base of the engine's background loops; subclasses implement `run_once`."""
+
+    name = "loop"
+
+    def __init__(self, interval_s: float, metrics: Metrics) -> None:
+        self.interval_s = interval_s
+        self.metrics = metrics
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._failures = 0
+
+    async def run_once(self) -> float | None:
+        """Do one step; return seconds to sleep before the next (None = the interval)."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            delay: float | None = None
+            try:
+                delay = await self.run_once()
+                self._failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a loop survives any step failure
+                self._failures += 1
+                self.metrics.loop_errors.labels(self.name).inc()
+                if self._failures <= 3 or self._failures % 100 == 0:
+                    log.warning("%s step failed (%d in a row): %s", self.name,
+                                self._failures, exc)
+            sleep = self.interval_s if delay is None else max(0.0, delay)
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=sleep)
+            except TimeoutError:
+                pass

@@ -1,0 +1,114 @@
+"""`Membership`: a worker's side of partition assignment, as a background loop.
+
+Every `heartbeat_s` it heartbeats in the region's worker registry, reads the manager's
+assignment, and reconciles: for a partition assigned to this worker it acquires the
+partition lease (fencing token) and starts a consumer; for one no longer assigned it
+drains the consumer and releases the lease so the new owner can start at once; for one
+kept it renews the lease, and a renewal that fails (expired, taken over) aborts the
+consumer at once — its acks would be refused by the token check anyway. It also
+forwards cancel requests to running handlers of its partitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from core.consumer import PartitionConsumer, WorkerRuntime
+from core.keys import PartitionKeys, RegionKeys
+from core.loop import Loop
+
+log = logging.getLogger(__name__)
+
+
+class Membership(Loop):
+    """Holds the leases of the partitions assigned to one worker."""
+
+    name = "membership"
+
+    def __init__(self, rt: WorkerRuntime) -> None:
+        super().__init__(rt.settings.heartbeat_s, rt.metrics)
+        self.rt = rt
+        self._rk = RegionKeys(rt.settings.region)
+        self.consumers: dict[int, PartitionConsumer] = {}
+        self._handing_over: set[asyncio.Task[None]] = set()
+        self.accepting = True
+
+    @property
+    def owned(self) -> list[PartitionKeys]:
+        return [c.pk for c in self.consumers.values()]
+
+    async def run_once(self) -> float | None:
+        rt, s = self.rt, self.rt.settings
+        ttl_ms = int(s.lease_ttl_s * 1000)
+        await rt.broker.heartbeat(self._rk, rt.worker_id, ttl_ms)
+        assignment = await rt.broker.assignment(self._rk)
+        mine = {p for p, w in assignment.items() if w == rt.worker_id} if self.accepting else set()
+        for p, c in list(self.consumers.items()):
+            if c.lost:
+                await self._drop(p, graceful=False)
+            elif p not in mine:
+                self._hand_over(p)
+            else:
+                token = await rt.broker.acquire(c.pk.lease, c.pk.fence, rt.worker_id, ttl_ms)
+                if token != c.token:
+                    log.warning("lost the lease of %s (token %d -> %d)", c.pk.name, c.token,
+                                token)
+                    await self._drop(p, graceful=False)
+        for p in sorted(mine - self.consumers.keys()):
+            pk = self._rk.partition(p)
+            token = await rt.broker.acquire(pk.lease, pk.fence, rt.worker_id, ttl_ms)
+            if token > 0:
+                consumer = PartitionConsumer(rt, pk, token)
+                self.consumers[p] = consumer
+                consumer.start()
+        await self._forward_cancels()
+        rt.metrics.owned_partitions.labels(s.region).set(len(self.consumers))
+        return None
+
+    async def _forward_cancels(self) -> None:
+        for c in self.consumers.values():
+            if c.busy:
+                ids = await self.rt.broker.cancelled_ids(c.pk)
+                if ids:
+                    c.signal_cancel(ids)
+
+    def _hand_over(self, p: int) -> None:
+        consumer = self.consumers.pop(p)
+
+        async def hand_over() -> None:
+            await consumer.drain(self.rt.settings.shutdown_grace_s)
+            await self.rt.broker.release(consumer.pk.lease, self.rt.worker_id)
+
+        t = asyncio.create_task(hand_over(), name=f"hand over {consumer.pk.name}")
+        self._handing_over.add(t)
+        t.add_done_callback(self._handing_over.discard)
+
+    async def _drop(self, p: int, *, graceful: bool) -> None:
+        consumer = self.consumers.pop(p)
+        if graceful:
+            await consumer.drain(self.rt.settings.shutdown_grace_s)
+        else:
+            await consumer.abort()
+
+    async def release_all(self, *, graceful: bool) -> None:
+        """Stop every consumer (draining if `graceful`) and release their leases."""
+        self.accepting = False
+        consumers = list(self.consumers.values())
+        self.consumers.clear()
+        grace = self.rt.settings.shutdown_grace_s
+
+        async def one(c: PartitionConsumer) -> None:
+            await (c.drain(grace) if graceful else c.abort())
+            try:
+                await self.rt.broker.release(c.pk.lease, self.rt.worker_id)
+            except Exception as exc:  # noqa: BLE001 - the lease then simply expires
+                log.warning("could not release %s: %s", c.pk.name, exc)
+
+        await asyncio.gather(*(one(c) for c in consumers))
+        if self._handing_over:
+            await asyncio.wait(list(self._handing_over))
+        try:
+            await self.rt.broker.leave(self._rk, self.rt.worker_id)
+        except Exception as exc:  # noqa: BLE001 - the heartbeat then simply expires
+            log.warning("could not leave the worker registry: %s", exc)

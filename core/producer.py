@@ -1,0 +1,124 @@
+"""The enqueue path: validated `Task`s into their partitions' streams, with durability.
+
+Public facade: `Producer(broker, settings, metrics).submit_many(tasks, epoch)` returns one
+`SubmitResult` per task, in input order. It never raises for a single task's failure: the
+result carries the `HomeportError` instead, so a batch can partly succeed.
+
+One call groups the tasks by partition and sends one pipeline per partition: the enqueue
+script (fence, dedup, XADD or ZADD, atomically) and, if any task of the batch asks for
+REGION or GLOBAL durability, a `WAIT` on the same connection. The pipelines of different
+partitions run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Sequence
+
+from core.broker import Broker
+from core.entry import enqueue_args
+from core.errors import HomeportError, NotReplicated
+from core.keys import RegionKeys
+from core.metrics import Metrics
+from core.partitioner import partition_of
+from core.settings import Settings
+from core.task import Durability, Task
+
+# Tasks per script call: bounds how long one script blocks the Redis event loop (~1 ms).
+_CHUNK = 500
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """Outcome of one task's submit.
+
+    `entry_id` is the stream entry id, or `delayed:<due ms>` for a task scheduled ahead.
+    `duplicate` is True when the id was seen within the dedup window: `entry_id` is then
+    the first submission's. `error` is set (and the task is *not* acknowledged) on
+    failure: `Fenced`, `NotReplicated` or `Unavailable`.
+    """
+
+    task_id: str
+    partition: int
+    entry_id: str | None = None
+    duplicate: bool = False
+    error: HomeportError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Producer:
+    """Enqueues tasks of one region; safe to share between coroutines."""
+
+    def __init__(self, broker: Broker, settings: Settings, metrics: Metrics | None = None):
+        self._broker = broker
+        self._settings = settings
+        self._region = RegionKeys(settings.region)
+        self._metrics = metrics or Metrics()
+        self._wait = {
+            Durability.LOCAL: 0,
+            Durability.REGION: settings.region_replicas,
+            Durability.GLOBAL: settings.global_replicas,
+        }
+
+    async def submit(self, task: Task, epoch: int) -> SubmitResult:
+        return (await self.submit_many([task], epoch))[0]
+
+    async def submit_many(self, tasks: Sequence[Task], epoch: int) -> list[SubmitResult]:
+        """Enqueue `tasks` (already validated by `new_task`) under the caller's `epoch`."""
+        by_part: dict[int, list[int]] = {}
+        parts = self._settings.partitions
+        for i, task in enumerate(tasks):
+            by_part.setdefault(partition_of(task.partition_key, parts), []).append(i)
+        results: list[SubmitResult | None] = [None] * len(tasks)
+        chunks = [
+            (p, idx[lo:lo + _CHUNK])
+            for p, idx in by_part.items()
+            for lo in range(0, len(idx), _CHUNK)
+        ]
+        outs = await asyncio.gather(
+            *(self._submit_partition(p, [tasks[i] for i in idx], epoch) for p, idx in chunks)
+        )
+        for (_, idx), out in zip(chunks, outs, strict=True):
+            for i, res in zip(idx, out, strict=True):
+                results[i] = res
+        return [r for r in results if r is not None]
+
+    async def _submit_partition(
+        self, p: int, tasks: list[Task], epoch: int
+    ) -> list[SubmitResult]:
+        pk = self._region.partition(p)
+        now_ms = int(time.time() * 1000)
+        args: list[object] = []
+        for task in tasks:
+            args.extend(enqueue_args(task, now_ms)[1])
+        wanted = max(self._wait[t.durability] for t in tasks)
+        labels = (self._settings.region, str(p))
+        try:
+            replies, acked = await self._broker.enqueue(
+                pk, [t.id for t in tasks], args, epoch=epoch,
+                dedup_window_ms=int(self._settings.dedup_window_s * 1000), now_ms=now_ms,
+                wait_replicas=wanted, wait_timeout_ms=self._settings.wait_timeout_ms,
+            )
+        except HomeportError as exc:
+            if exc.code == "FENCED":
+                self._metrics.fenced.labels(*labels).inc(len(tasks))
+            return [SubmitResult(t.id, p, error=exc) for t in tasks]
+        out = []
+        for task, reply in zip(tasks, replies, strict=True):
+            need = self._wait[task.durability]
+            if acked < need:
+                self._metrics.not_replicated.labels(*labels).inc()
+                out.append(SubmitResult(task.id, p, reply.ref, reply.status == 2,
+                                        NotReplicated(need, acked)))
+            elif reply.status == 2:
+                self._metrics.duplicate_submits.labels(*labels).inc()
+                out.append(SubmitResult(task.id, p, reply.ref, True))
+            else:
+                self._metrics.enqueued.labels(*labels).inc()
+                out.append(SubmitResult(task.id, p, reply.ref, False))
+        return out

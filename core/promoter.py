@@ -1,0 +1,48 @@
+"""`Promoter`: moves due delayed tasks of the owned partitions into their streams.
+
+The partition owner promotes its own partitions (one promote.lua call each per step), so
+promotion scales with workers and never runs twice for one partition. A step sleeps until
+the earliest known due time, but at most `promote_interval_s`, which bounds lateness for
+tasks scheduled after the step looked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from core.broker import Broker
+from core.keys import PartitionKeys
+from core.loop import Loop
+from core.metrics import Metrics
+
+_LIMIT = 1000
+
+
+class Promoter(Loop):
+    """Delayed-task promoter of a set of partitions given by `partitions()`."""
+
+    name = "promoter"
+
+    def __init__(self, broker: Broker, partitions: Callable[[], list[PartitionKeys]],
+                 interval_s: float, metrics: Metrics) -> None:
+        super().__init__(interval_s, metrics)
+        self._broker = broker
+        self._partitions = partitions
+
+    async def run_once(self) -> float | None:
+        pks = self._partitions()
+        if not pks:
+            return None
+        now_ms = int(time.time() * 1000)
+        got = await asyncio.gather(*(self._broker.promote(pk, now_ms, _LIMIT) for pk in pks))
+        soonest = self.interval_s
+        for pk, (moved, nxt) in zip(pks, got, strict=True):
+            if moved:
+                self.metrics.promoted.labels(pk.region, str(pk.number)).inc(moved)
+            if moved >= _LIMIT:
+                soonest = 0.0
+            elif nxt >= 0:
+                soonest = min(soonest, max(0.0, nxt / 1000 - time.time()))
+        return soonest

@@ -1,0 +1,150 @@
+"""The record writer: buffers task and attempt records and writes them in batches.
+
+Workers call `task()` / `attempt()` for every state change and `await flushed()` before
+acknowledging an entry, so a task acked in Redis is always recorded in PostgreSQL first
+(a crash in between reruns the task, which the forward-only upsert absorbs). Batches form
+by group commit: while one write is in flight, new records pile up and go in the next one;
+an idle writer writes at once. A task's several records inside one batch are coalesced to
+its furthest state, so a batch upserts each id once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from core.metrics import Metrics
+from core.store import AttemptRecord, RecordStore, TaskRecord
+
+log = logging.getLogger(__name__)
+_RETRY_S = 0.2
+
+
+def _merge(old: TaskRecord, new: TaskRecord) -> TaskRecord:
+    """The record that wins by the forward-only rule, with gaps filled from the other."""
+    o, n = old.status.rank, new.status.rank
+    wins = n > o or (n == o and o < 3 and new.attempts >= old.attempts)
+    win, lose = (new, old) if wins else (old, new)
+    win.attempts = max(win.attempts, lose.attempts)
+    for name in ("payload", "enqueued_at", "started_at", "scheduled_at"):
+        if getattr(win, name) is None:
+            setattr(win, name, getattr(lose, name))
+    return win
+
+
+class RecordWriter:
+    """Batches records for one `RecordStore`; with no store it drops them (benchmarks)."""
+
+    def __init__(self, store: RecordStore | None, metrics: Metrics, batch_max: int = 5000,
+                 linger_s: float = 0.0) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._batch_max = batch_max
+        self._linger_s = linger_s
+        self._tasks: dict[str, TaskRecord] = {}
+        self._attempts: list[AttemptRecord] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._oldest: float | None = None
+        self._wake = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def task(self, rec: TaskRecord) -> None:
+        if self._store is None:
+            return
+        old = self._tasks.get(rec.id)
+        self._tasks[rec.id] = rec if old is None else _merge(old, rec)
+        self._touch()
+
+    def attempt(self, rec: AttemptRecord) -> None:
+        if self._store is None:
+            return
+        self._attempts.append(rec)
+        self._touch()
+
+    def _touch(self) -> None:
+        if self._oldest is None:
+            self._oldest = time.monotonic()
+        self._wake.set()
+
+    async def flushed(self) -> None:
+        """Return once every record given before this call is written."""
+        if self._store is None or (not self._tasks and not self._attempts):
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self._wake.set()
+        await asyncio.shield(fut)
+
+    @property
+    def lag_s(self) -> float:
+        return 0.0 if self._oldest is None else time.monotonic() - self._oldest
+
+    def start(self) -> None:
+        self._runner = asyncio.create_task(self._run(), name="record-writer")
+
+    async def stop(self) -> None:
+        """Write what is buffered, then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._runner is not None:
+            await self._runner
+
+    async def run_once(self) -> None:
+        """Write everything buffered now (in chunks of `batch_max`), then wake waiters."""
+        tasks, self._tasks = list(self._tasks.values()), {}
+        attempts, self._attempts = self._attempts, []
+        waiters, self._waiters = self._waiters, []
+        self._oldest = None
+        if self._store is None:
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
+            return
+        started = time.monotonic()
+        try:
+            n = self._batch_max
+            for lo in range(0, max(len(tasks), len(attempts)), n):
+                await self._store.write(tasks[lo:lo + n], attempts[lo:lo + n])
+        except Exception:
+            # Put the batch back (merging with newer records) and let the loop retry: a
+            # record is never dropped; acks wait meanwhile, which back-pressures workers.
+            for t in tasks:
+                self.task(t)
+            self._attempts[:0] = attempts
+            self._waiters[:0] = waiters
+            self._oldest = started
+            raise
+        self._metrics.records_written.labels("tasks").inc(len(tasks))
+        self._metrics.records_written.labels("attempts").inc(len(attempts))
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._linger_s and not self._waiters:
+                await asyncio.sleep(self._linger_s)
+            self._metrics.record_lag.set(self.lag_s)
+            if not self._tasks and not self._attempts and not self._waiters:
+                if self._stopping:
+                    return
+                continue
+            try:
+                await self.run_once()
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - any write failure is retried
+                failures += 1
+                self._metrics.loop_errors.labels("record-writer").inc()
+                if failures <= 3 or failures % 100 == 0:
+                    log.warning("record write failed (%d in a row): %s", failures, exc)
+                await asyncio.sleep(_RETRY_S)
+                self._wake.set()
+            else:
+                self._metrics.record_lag.set(self.lag_s)
+                if self._stopping and not self._tasks and not self._attempts:
+                    return

@@ -1,0 +1,82 @@
+-- Finish some entries and begin others on one partition, as the lease holder, atomically.
+-- Finishes run before begins, so a key's next task begins only after the previous is acked.
+-- KEYS[1] -> partition stream
+-- KEYS[2] -> partition lease hash (owner, token)
+-- KEYS[3] -> partition started hash (task id -> entry id whose handler started)
+-- KEYS[4] -> partition cancelled zset (task id -> cancel ms)
+-- KEYS[5] -> partition dead-letter stream
+-- KEYS[6] -> partition delayed zset
+-- KEYS[7] -> partition delayed data hash
+-- ARGV[1] -> consumer group name
+-- ARGV[2] -> caller's lease token; if it is not the lease's token, nothing is done
+-- ARGV[3] -> consumer (worker id), stored as the starter of begun entries
+-- ARGV[4] -> number of finish records that follow, NF
+-- ARGV[5] -> dead-letter stream approximate MAXLEN (0 = uncapped)
+-- ARGV[6..] -> NF finish records of 5 values: op, entry id, task id, a, b
+--     op "A": acknowledge (a, b unused)
+--     op "D": dead-letter with reason a after b attempts, then acknowledge
+--     op "R": re-schedule at due ms a with attempt count b (unordered retry), acknowledge
+--   then begin records of 2 values: entry id, task id
+-- Returns: {"FENCED", current token (0 when no lease)} if the caller lost the lease;
+--          else one verdict per begin record: 0 = run, 1 = run, but a previous delivery of
+--          this entry already started (a duplicate execution), 2 = cancelled, acked, skip.
+local cur = redis.call('HGET', KEYS[2], 'token')
+if cur ~= ARGV[2] then
+  return {'FENCED', tonumber(cur or '0')}
+end
+local group = ARGV[1]
+local nf = tonumber(ARGV[4])
+local deadcap = tonumber(ARGV[5])
+
+local function fields_of(entry)
+  local got = redis.call('XRANGE', KEYS[1], entry, entry)
+  if #got == 0 then return nil end
+  return got[1][2]
+end
+
+for i = 0, nf - 1 do
+  local b = 6 + i * 5
+  local op, entry, tid = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+  if op == 'D' then
+    local f = fields_of(entry)
+    if f then
+      f[#f + 1] = 'err'; f[#f + 1] = ARGV[b + 3]
+      f[#f + 1] = 'src'; f[#f + 1] = entry
+      f[#f + 1] = 'at'; f[#f + 1] = ARGV[b + 4]
+      if deadcap > 0 then
+        redis.call('XADD', KEYS[5], 'MAXLEN', '~', deadcap, '*', unpack(f))
+      else
+        redis.call('XADD', KEYS[5], '*', unpack(f))
+      end
+    end
+  elseif op == 'R' then
+    local f = fields_of(entry)
+    if f then
+      for j = 1, #f, 2 do
+        if f[j] == 'a' then f[j + 1] = ARGV[b + 4] end
+      end
+      redis.call('ZADD', KEYS[6], tonumber(ARGV[b + 3]), tid)
+      redis.call('HSET', KEYS[7], tid, cmsgpack.pack(f))
+    end
+  end
+  redis.call('XACK', KEYS[1], group, entry)
+  if redis.call('HGET', KEYS[3], tid) == entry then
+    redis.call('HDEL', KEYS[3], tid)
+  end
+  redis.call('ZREM', KEYS[4], tid)
+end
+
+local out = {}
+for b = 6 + nf * 5, #ARGV, 2 do
+  local entry, tid = ARGV[b], ARGV[b + 1]
+  if redis.call('ZSCORE', KEYS[4], tid) then
+    redis.call('XACK', KEYS[1], group, entry)
+    redis.call('ZREM', KEYS[4], tid)
+    out[#out + 1] = 2
+  else
+    local prev = redis.call('HGET', KEYS[3], tid)
+    redis.call('HSET', KEYS[3], tid, entry)
+    if prev == entry then out[#out + 1] = 1 else out[#out + 1] = 0 end
+  end
+end
+return out

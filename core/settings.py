@@ -1,0 +1,151 @@
+"""One typed, frozen settings object per process, from a YAML file plus `HOMEPORT_*` env.
+
+Precedence, lowest first: the defaults below, the YAML file (`HOMEPORT_CONFIG` or
+`--config`), `HOMEPORT_<FIELD>` environment variables, then explicit overrides (CLI flags).
+Every field's comment states its unit, default and what zero means.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.errors import InvalidArgument
+from core.task import Limits
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """Process configuration; see the module docstring for where values come from."""
+
+    # Name of the region this process serves, e.g. "us-east". Never empty.
+    region: str = "us-east"
+    # Number of partitions P of the region (fixed by the topology). Must be >= 1.
+    partitions: int = 16
+    # Redis URL of the region store (for a cluster: any seed node).
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # True when the region store is a Redis Cluster rather than a single primary.
+    redis_cluster: bool = False
+    # PostgreSQL DSN of the region's record store. Empty = do not record (bench raw runs).
+    pg_dsn: str = ""
+    # Seconds a task id is remembered for submit dedup. Default 3600. Zero is refused.
+    dedup_window_s: float = 3600.0
+    # Milliseconds WAIT blocks for replica acks. Default 100. Zero would block forever in
+    # Redis, so it is refused.
+    wait_timeout_ms: int = 100
+    # Replica acks for REGION durability (in-region replica). Default 1. Zero = like LOCAL.
+    region_replicas: int = 1
+    # Replica acks for GLOBAL durability (all replicas incl. the standby region's).
+    # Default 2 (the dev cluster: one in-region replica, one cross-region mirror).
+    global_replicas: int = 2
+    # Entries per XREADGROUP call. Default 256. Must be >= 1.
+    batch_size: int = 256
+    # Milliseconds an idle XREADGROUP blocks. Default 200. Zero = poll without blocking.
+    block_ms: int = 200
+    # Most handlers running at once in one worker (across keys). Default 256. Must be >= 1.
+    concurrency: int = 256
+    # Threads for sync handlers. Default 16. Must be >= 1.
+    sync_threads: int = 16
+    # Most fetched-but-unfinished entries per partition in a worker. Default 2048.
+    max_buffered: int = 2048
+    # Seconds a partition lease / worker heartbeat / manager lease lives unless renewed.
+    # Default 5. A dead worker's partitions move within about this long. Must be > 0.
+    lease_ttl_s: float = 5.0
+    # Seconds between lease renewals, heartbeats and assignment polls. Default 0.5. > 0.
+    heartbeat_s: float = 0.5
+    # Deliveries after which an entry is a poison task and dead-lettered. Default 5. >= 1.
+    max_deliveries: int = 5
+    # Seconds the delayed promoter sleeps at most between scans (bounds lateness).
+    # Default 0.01. Must be > 0.
+    promote_interval_s: float = 0.01
+    # Seconds between stream trims (XTRIM MINID) per partition. Default 1. Must be > 0.
+    trim_interval_s: float = 1.0
+    # Seconds the record writer waits to fill a batch. Default 0.005. Zero = flush at once.
+    record_flush_s: float = 0.005
+    # Most rows in one record-store write. Default 5000. Must be >= 1.
+    record_batch_max: int = 5000
+    # Seconds in-flight handlers get to finish after the first SIGTERM. Default 10.
+    # Zero = stop at once (in-flight work is redelivered).
+    shutdown_grace_s: float = 10.0
+    # Port of the admin HTTP server (/metrics, /healthz, ...). Default 0 = any free port
+    # (printed at start); -1 = no admin server.
+    admin_port: int = 0
+    # Interface of the admin HTTP server. Default loopback.
+    admin_host: str = "127.0.0.1"
+    # Dead-letter stream approximate cap per partition (entries). Default 100000. 0 = none.
+    dead_maxlen: int = 100_000
+    # Largest payload accepted, in bytes. Default 1 MiB. Zero is refused.
+    max_payload_bytes: int = 1024 * 1024
+    # Largest partition key accepted, in UTF-8 bytes. Default 1024. Zero is refused.
+    max_key_bytes: int = 1024
+
+    def __post_init__(self) -> None:
+        positive = (
+            "partitions", "dedup_window_s", "wait_timeout_ms", "batch_size", "concurrency",
+            "sync_threads", "max_buffered", "lease_ttl_s", "heartbeat_s", "max_deliveries",
+            "promote_interval_s", "trim_interval_s", "record_batch_max", "max_payload_bytes",
+            "max_key_bytes",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise InvalidArgument(name, getattr(self, name), "must be greater than zero")
+        for name in ("region_replicas", "global_replicas", "block_ms", "record_flush_s",
+                     "shutdown_grace_s", "dead_maxlen"):
+            if getattr(self, name) < 0:
+                raise InvalidArgument(name, getattr(self, name), "must not be negative")
+        if not self.region or "/" in self.region or "{" in self.region:
+            raise InvalidArgument("region", self.region, "must be a non-empty name without '/'")
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_key_bytes=self.max_key_bytes, max_payload_bytes=self.max_payload_bytes)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Build settings from defaults, a YAML file, `HOMEPORT_*` env and overrides."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        path = path or env.get("HOMEPORT_CONFIG")
+        if path:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise InvalidArgument("config", str(path), "must be a YAML mapping")
+            values.update(loaded)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for name in fields:
+            raw = env.get(f"HOMEPORT_{name.upper()}")
+            if raw is not None:
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - set(fields)
+        if unknown:
+            raise InvalidArgument("config", sorted(unknown), "unknown setting name(s)")
+        hints = typing.get_type_hints(cls)
+        return cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
+
+
+def _coerce(name: str, value: Any, kind: Any) -> Any:
+    if isinstance(kind, types.UnionType):
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("1", "true", "yes")
+            return bool(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise InvalidArgument(name, value, f"must be a {kind.__name__}") from None

@@ -1,0 +1,122 @@
+"""`Stepper`: coalesces one partition's begins and finishes into step.lua calls.
+
+Each delivery costs two script operations: *begin* before its handler starts (checks the
+lease token, skips it if cancelled, notes a duplicate execution) and *finish* after
+(XACK, dead-letter or re-schedule). Sending each alone would cost a round trip per task;
+the stepper sends everything queued in one call, and while that call is in flight new ops
+queue up for the next (group commit). Ops are sent in the order they were queued and the
+script applies finishes before begins, so a key's next task never begins before the
+previous one is acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from core.broker import Broker, Finish
+from core.errors import Fenced
+from core.keys import PartitionKeys
+
+BEGIN_RUN = 0
+BEGIN_DUPLICATE = 1
+BEGIN_CANCELLED = 2
+
+
+class Stepper:
+    """Group-commits begin/finish ops of one partition under one lease token."""
+
+    def __init__(self, broker: Broker, pk: PartitionKeys, token: int, consumer: str,
+                 dead_maxlen: int, max_ops: int = 1000) -> None:
+        self._broker = broker
+        self._pk = pk
+        self._token = token
+        self._consumer = consumer
+        self._dead_maxlen = dead_maxlen
+        self._max_ops = max_ops
+        self._finishes: list[tuple[Finish, asyncio.Future[None]]] = []
+        self._begins: list[tuple[tuple[str, str], asyncio.Future[int]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.fenced: Fenced | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"stepper {self._pk.name}")
+
+    async def stop(self) -> None:
+        """Send what is queued, then stop."""
+        if self._task is None:
+            return
+        while (self._finishes or self._begins) and self.fenced is None:
+            self._wake.set()
+            await asyncio.sleep(0)
+            if self._task.done():
+                break
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+
+    def finish(self, f: Finish) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.fenced is not None:
+            fut.set_exception(self.fenced)
+            fut.exception()
+            return fut
+        self._finishes.append((f, fut))
+        self._wake.set()
+        return fut
+
+    async def begin(self, entry_id: str, task_id: str) -> int:
+        """Begin an entry: BEGIN_RUN, BEGIN_DUPLICATE or BEGIN_CANCELLED. Raises Fenced."""
+        if self.fenced is not None:
+            raise self.fenced
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._begins.append(((entry_id, task_id), fut))
+        self._wake.set()
+        return await fut
+
+    @property
+    def idle(self) -> bool:
+        return not self._finishes and not self._begins
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self.idle:
+                await self.run_once()
+
+    async def run_once(self) -> None:
+        """Send up to `max_ops` queued finishes and begins in one script call."""
+        fin, self._finishes = self._finishes[: self._max_ops], self._finishes[self._max_ops:]
+        beg, self._begins = self._begins[: self._max_ops], self._begins[self._max_ops:]
+        if not self.idle:
+            self._wake.set()
+        try:
+            verdicts = await self._broker.step(
+                self._pk, self._token, self._consumer, [f for f, _ in fin],
+                [b for b, _ in beg], self._dead_maxlen,
+            )
+        except Exception as exc:  # noqa: BLE001 - handed to every waiter
+            if isinstance(exc, Fenced):
+                self.fenced = exc
+            for _, ffut in fin:
+                _fail(ffut, exc)
+            for _, bfut in beg:
+                _fail(bfut, exc)
+            return
+        for _, ffut in fin:
+            if not ffut.done():
+                ffut.set_result(None)
+        for (_, bfut), v in zip(beg, verdicts, strict=True):
+            if not bfut.done():
+                bfut.set_result(v)
+
+
+def _fail(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+        fut.exception()  # retrieved: a waiter that went away must not log "never retrieved"

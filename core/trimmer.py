@@ -1,0 +1,43 @@
+"""`Trimmer`: keeps Redis memory flat for the owned partitions, and probes their depth.
+
+Each step, per partition: XTRIM MINID below the oldest entry still needed (pending or
+undelivered), prune cancel marks older than the dedup window, and export queue depth and
+the age of the oldest pending entry as gauges. Dedup keys need no trimming: they expire.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from core.broker import Broker
+from core.keys import PartitionKeys
+from core.loop import Loop
+from core.metrics import Metrics
+
+
+class Trimmer(Loop):
+    """Stream trimmer and depth probe of the partitions given by `partitions()`."""
+
+    name = "trimmer"
+
+    def __init__(self, broker: Broker, partitions: Callable[[], list[PartitionKeys]],
+                 interval_s: float, cancel_ttl_s: float, metrics: Metrics) -> None:
+        super().__init__(interval_s, metrics)
+        self._broker = broker
+        self._partitions = partitions
+        self._cancel_ttl_ms = int(cancel_ttl_s * 1000)
+
+    async def run_once(self) -> float | None:
+        for pk in self._partitions():
+            now_ms = int(time.time() * 1000)
+            labels = (pk.region, str(pk.number))
+            removed = await self._broker.trim(pk, now_ms - self._cancel_ttl_ms)
+            if removed:
+                self.metrics.trimmed.labels(*labels).inc(removed)
+            depth = await self._broker.depth(pk, now_ms)
+            self.metrics.queue_depth.labels(*labels, "ready").set(depth.ready)
+            self.metrics.queue_depth.labels(*labels, "pending").set(depth.pending)
+            self.metrics.queue_depth.labels(*labels, "delayed").set(depth.delayed)
+            self.metrics.oldest_pending_age.labels(*labels).set(depth.oldest_pending_ms / 1000)
+        return None

@@ -1,0 +1,186 @@
+"""`Worker`: one worker process of a region — consumers, loops, records, admin server.
+
+A worker registers in the region, gets partitions from the manager (`Membership`), runs
+one `PartitionConsumer` per owned partition, promotes and trims what it owns
+(`Promoter`, `Trimmer`), records every state change through one `RecordWriter`, and by
+default also stands as a manager candidate (`Manager`), so a region needs no extra
+process. `run(burst=True)` drains the region and returns — tests end when work ends.
+
+Shutdown: the first SIGTERM (or SIGINT) stops fetching, lets in-flight handlers finish
+within `shutdown_grace_s`, records and acks them, and releases the leases so partitions
+move at once; a second one stops now, leaving in-flight entries to be redelivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import random
+import signal
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ulid import ULID
+
+from core.admin import AdminServer
+from core.app import App
+from core.broker import Broker
+from core.consumer import WorkerRuntime
+from core.keys import RegionKeys
+from core.manager import Manager
+from core.membership import Membership
+from core.metrics import Metrics
+from core.promoter import Promoter
+from core.recorder import RecordWriter
+from core.settings import Settings
+from core.store import RecordStore
+from core.trimmer import Trimmer
+
+log = logging.getLogger(__name__)
+_BURST_POLL_S = 0.05
+
+
+class Worker:
+    """A worker of one region; see the module docstring."""
+
+    def __init__(self, app: App, settings: Settings, *, with_manager: bool = True,
+                 worker_id: str | None = None, metrics: Metrics | None = None,
+                 seed: int | None = None) -> None:
+        self.app = app
+        self.settings = settings
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{str(ULID())[-6:]}"
+        self.metrics = metrics or Metrics()
+        self._with_manager = with_manager
+        self._rng = random.Random(seed)
+        self._broker = Broker(settings.redis_url, cluster=settings.redis_cluster)
+        self._store: RecordStore | None = None
+        self._pool = concurrent.futures.ThreadPoolExecutor(settings.sync_threads,
+                                                           thread_name_prefix="handler")
+        self._stop = asyncio.Event()
+        self._stop_now = False
+        self._started = False
+        self.admin_port = 0
+        self.recorder: RecordWriter | None = None
+        self.membership: Membership | None = None
+        self.manager: Manager | None = None
+        self._loops: list[Any] = []
+        self._admin: AdminServer | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        await self._broker.connect()
+        if s.pg_dsn:
+            self._store = await RecordStore.connect(s.pg_dsn)
+        self.recorder = RecordWriter(self._store, self.metrics, s.record_batch_max,
+                                     s.record_flush_s)
+        self.recorder.start()
+        loop = asyncio.get_running_loop()
+
+        def run_sync(fn: Callable[[], Any]) -> asyncio.Future[Any]:
+            return loop.run_in_executor(self._pool, fn)
+
+        rt = WorkerRuntime(worker_id=self.worker_id, app=self.app, broker=self._broker,
+                           settings=s, metrics=self.metrics, recorder=self.recorder,
+                           run_sync=run_sync, rng=self._rng)
+        self.membership = Membership(rt)
+        owned = self._owned
+        self._loops = [
+            self.membership,
+            Promoter(self._broker, owned, s.promote_interval_s, self.metrics),
+            Trimmer(self._broker, owned, s.trim_interval_s, s.dedup_window_s, self.metrics),
+        ]
+        if self._with_manager:
+            self.manager = Manager(self._broker, s, self.metrics, self.worker_id, self.app)
+            self._loops.insert(0, self.manager)
+        # Register before the first manager step so a fresh region assigns at once.
+        await self._broker.heartbeat(RegionKeys(s.region), self.worker_id,
+                                     int(s.lease_ttl_s * 1000))
+        for lp in self._loops:
+            lp.start()
+        if s.admin_port >= 0:
+            self._admin = AdminServer(self.metrics, status=self.status,
+                                      healthy=self._healthy, ready=lambda: self._started,
+                                      host=s.admin_host, port=s.admin_port)
+            self.admin_port = await self._admin.start()
+        self._started = True
+
+    def _owned(self) -> list[Any]:
+        return self.membership.owned if self.membership else []
+
+    def _healthy(self) -> bool:
+        return all(lp.running for lp in self._loops)
+
+    def status(self) -> dict[str, Any]:
+        m = self.membership
+        return {
+            "role": "worker", "worker_id": self.worker_id, "region": self.settings.region,
+            "partitions": sorted(m.consumers) if m else [],
+            "leader": bool(self.manager and self.manager.is_leader),
+            "inflight": m.rt.inflight if m else 0,
+            "record_lag_s": self.recorder.lag_s if self.recorder else 0.0,
+            "kinds": self.app.kinds,
+        }
+
+    def request_stop(self) -> None:
+        """First call: graceful stop; second call: stop now."""
+        if self._stop.is_set():
+            self._stop_now = True
+        self._stop.set()
+
+    async def run(self, *, burst: bool = False, install_signals: bool = False) -> None:
+        """Run until stopped (or, with `burst`, until the region is drained)."""
+        if not self._started:
+            await self.start()
+        if install_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+        if burst:
+            while not self._stop.is_set():
+                if await self.region_drained():
+                    break
+                try:
+                    await asyncio.wait_for(self._stop.wait(), _BURST_POLL_S)
+                except TimeoutError:
+                    pass
+        else:
+            await self._stop.wait()
+        await self.shutdown(graceful=not self._stop_now)
+
+    async def region_drained(self) -> bool:
+        """True when no partition of the region holds waiting, running or delayed work."""
+        if self.membership is None or self.membership.rt.inflight:
+            return False
+        if self.membership.consumers and any(c.busy for c in self.membership.consumers.values()):
+            return False
+        rk = RegionKeys(self.settings.region)
+        checks = [self._broker.drained(rk.partition(p)) for p in range(self.settings.partitions)]
+        return all(await asyncio.gather(*checks))
+
+    async def shutdown(self, *, graceful: bool = True) -> None:
+        started = time.monotonic()
+        if self.membership is not None:
+            self.membership.accepting = False
+            await self.membership.stop()
+            await self.membership.release_all(graceful=graceful)
+        for lp in self._loops:
+            if lp is not self.membership:
+                await lp.stop()
+        if self.manager is not None and self.manager.is_leader:
+            try:
+                await self.manager.resign()
+            except Exception as exc:  # noqa: BLE001 - the lease then simply expires
+                log.warning("could not resign leadership: %s", exc)
+        if self.recorder is not None:
+            await self.recorder.stop()
+        if self._admin is not None:
+            await self._admin.stop()
+        if self._store is not None:
+            await self._store.close()
+        await self._broker.close()
+        self._pool.shutdown(wait=graceful, cancel_futures=True)
+        log.info("worker %s stopped in %.2fs", self.worker_id, time.monotonic() - started)
