@@ -11,6 +11,7 @@ import click
 _COMMANDS: tuple[tuple[str, str], ...] = (
     ("regions.cli", "dev"),
     ("loadtest.demo", "demo"),
+    ("simulation.cli", "plan"),
 )
 
 

@@ -62,9 +62,9 @@ class DiurnalArrivals(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     kind: Literal["diurnal"] = "diurnal"
     mean_rate_per_s: float = Field(description="rate averaged over one period, per second")
-    amplitude: float = Field(0.5, description="peak is mean*(1+amplitude); 0 = flat, <1")
-    period_s: float = Field(86_400.0, description="length of one cycle, seconds")
-    phase_rad: float = Field(0.0, description="phase shift of the sine, radians")
+    amplitude: float = Field(default=0.5, description="peak is mean*(1+amplitude); 0 = flat, <1")
+    period_s: float = Field(default=86_400.0, description="length of one cycle, seconds")
+    phase_rad: float = Field(default=0.0, description="phase shift of the sine, radians")
 
     @field_validator("mean_rate_per_s")
     @classmethod
@@ -141,7 +141,9 @@ class MmppArrivals(BaseModel):
     def mean_rate(self) -> float:
         # With uniform jumps the embedded chain is uniform, so time shares follow sojourns.
         total = sum(self.mean_sojourn_s)
-        return sum(r * s for r, s in zip(self.rates_per_s, self.mean_sojourn_s, strict=True)) / total
+        return (
+            sum(r * s for r, s in zip(self.rates_per_s, self.mean_sojourn_s, strict=True)) / total
+        )
 
     @property
     def peak_rate(self) -> float:

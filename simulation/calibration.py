@@ -64,11 +64,17 @@ def fit_service_time(samples: Iterable[float]) -> ServiceFit:
     """Fit service times; see the module docstring for how the shape is chosen."""
     values = np.asarray([float(v) for v in samples], dtype=float)
     if not len(values):
-        raise EmptyTraceError("service_time samples", [], "nothing to fit",
-                              "supply at least one measured service time")
+        raise EmptyTraceError(
+            "service_time samples",
+            [],
+            "nothing to fit",
+            "supply at least one measured service time",
+        )
     if np.any(values < 0) or not np.all(np.isfinite(values)):
-        raise CalibrationError("service_time samples hold negative or non-finite values; "
-                               "check the clocks of started_at/finished_at")
+        raise CalibrationError(
+            "service_time samples hold negative or non-finite values; "
+            "check the clocks of started_at/finished_at"
+        )
     mean = float(values.mean())
     if mean <= 0:
         raise CalibrationError("all service times are zero; the export measured nothing")
@@ -97,8 +103,9 @@ def _seconds(value: Any, field: str) -> float:
             return datetime.fromisoformat(value).timestamp()
         except ValueError:
             pass
-    raise ParameterError(field, value, "is not a time",
-                         "give a datetime, epoch seconds or ISO-8601 text")
+    raise ParameterError(
+        field, value, "is not a time", "give a datetime, epoch seconds or ISO-8601 text"
+    )
 
 
 @dataclass(frozen=True)
@@ -124,8 +131,12 @@ def attempt_stats(rows: Iterable[Mapping[str, Any]]) -> AttemptStats:
         where = f"attempts[{index}]"
         for name in ("enqueued_at", "started_at"):
             if row.get(name) is None:
-                raise ParameterError(f"{where}.{name}", None, "is missing",
-                                     "select enqueued_at, started_at, finished_at per attempt")
+                raise ParameterError(
+                    f"{where}.{name}",
+                    None,
+                    "is missing",
+                    "select enqueued_at, started_at, finished_at per attempt",
+                )
         started = _seconds(row["started_at"], f"{where}.started_at")
         if int(row.get("attempt", 1)) == 1:
             queued = _seconds(row["enqueued_at"], f"{where}.enqueued_at")
@@ -134,17 +145,24 @@ def attempt_stats(rows: Iterable[Mapping[str, Any]]) -> AttemptStats:
             if row.get("partition_key") is not None:
                 keys[str(row["partition_key"])] += 1
         if row.get("finished_at") is not None:
-            services.append(max(0.0, _seconds(row["finished_at"], f"{where}.finished_at")
-                                - started))
+            services.append(
+                max(0.0, _seconds(row["finished_at"], f"{where}.finished_at") - started)
+            )
             finished += 1
             failed += str(row.get("status", "")).lower() == "failed"
     if not enqueued:
-        raise EmptyTraceError("attempts", [], "holds no first attempts",
-                              "export rows with attempt = 1 (or no attempt column)")
+        raise EmptyTraceError(
+            "attempts",
+            [],
+            "holds no first attempts",
+            "export rows with attempt = 1 (or no attempt column)",
+        )
     span = max(enqueued) - min(enqueued)
     if span <= 0:
-        raise CalibrationError("all first attempts were enqueued at the same instant; "
-                               "export a window of at least a few seconds")
+        raise CalibrationError(
+            "all first attempts were enqueued at the same instant; "
+            "export a window of at least a few seconds"
+        )
     hot = keys.most_common(1)[0][1] / sum(keys.values()) if len(keys) > 1 else 0.0
     return AttemptStats(
         arrival_rate_per_s=len(enqueued) / span,
@@ -160,51 +178,64 @@ def _proposed_workers(rate: float, mean_s: float, concurrency: int) -> int:
     return max(1, math.ceil(rate * mean_s / (concurrency * TARGET_UTILISATION)))
 
 
-def params_from_export(export: LoadTestExport, *, region: str = "region-1", seed: int = 0
-                       ) -> tuple[ModelParams, ServiceFit]:
+def params_from_export(
+    export: LoadTestExport, *, region: str = "region-1", seed: int = 0
+) -> tuple[ModelParams, ServiceFit]:
     """Model parameters replaying the load test's setup (or a proposed one)."""
     fit = fit_service_time(export.service_time_s.values("service_time_s"))
     setup = export.setup
     concurrency = setup.concurrency if setup else 1
-    workers = setup.workers if setup else _proposed_workers(
-        export.rate, fit.service_time.mean, concurrency)
-    params = ModelParams.model_validate({
-        "service_time": fit.service_time.model_dump(),
-        "regions": [{
-            "name": region,
-            "arrivals": {"kind": "poisson", "rate_per_s": export.rate},
-            "workers": workers,
-            "concurrency": concurrency,
-            "partitions": setup.partitions if setup else 64,
-        }],
-        "max_tasks": min(1_000_000, max(50_000, round(export.rate * export.duration_s))),
-        "seed": seed,
-    })
+    workers = (
+        setup.workers
+        if setup
+        else _proposed_workers(export.rate, fit.service_time.mean, concurrency)
+    )
+    params = ModelParams.model_validate(
+        {
+            "service_time": fit.service_time.model_dump(),
+            "regions": [
+                {
+                    "name": region,
+                    "arrivals": {"kind": "poisson", "rate_per_s": export.rate},
+                    "workers": workers,
+                    "concurrency": concurrency,
+                    "partitions": setup.partitions if setup else 64,
+                }
+            ],
+            "max_tasks": min(1_000_000, max(50_000, round(export.rate * export.duration_s))),
+            "seed": seed,
+        }
+    )
     return params, fit
 
 
-def params_from_attempts(found: AttemptStats, *, region: str = "region-1",
-                         concurrency: int = 1, seed: int = 0) -> tuple[ModelParams, ServiceFit]:
+def params_from_attempts(
+    found: AttemptStats, *, region: str = "region-1", concurrency: int = 1, seed: int = 0
+) -> tuple[ModelParams, ServiceFit]:
     """Model parameters from `attempts` records, with a worker count proposed at 70%."""
     fit = fit_service_time(found.service_times_s)
-    params = ModelParams.model_validate({
-        "service_time": fit.service_time.model_dump(),
-        "regions": [{
-            "name": region,
-            "arrivals": {"kind": "poisson", "rate_per_s": found.arrival_rate_per_s},
-            "workers": _proposed_workers(found.arrival_rate_per_s, fit.service_time.mean,
-                                         concurrency),
-            "concurrency": concurrency,
-        }],
-        "keys": {"hot_key_share": min(found.hot_key_share, 0.99)},
-        "retries": {"failure_probability": min(found.failure_probability, 0.99)},
-        "seed": seed,
-    })
+    params = ModelParams.model_validate(
+        {
+            "service_time": fit.service_time.model_dump(),
+            "regions": [
+                {
+                    "name": region,
+                    "arrivals": {"kind": "poisson", "rate_per_s": found.arrival_rate_per_s},
+                    "workers": _proposed_workers(
+                        found.arrival_rate_per_s, fit.service_time.mean, concurrency
+                    ),
+                    "concurrency": concurrency,
+                }
+            ],
+            "keys": {"hot_key_share": min(found.hot_key_share, 0.99)},
+            "retries": {"failure_probability": min(found.failure_probability, 0.99)},
+            "seed": seed,
+        }
+    )
     return params, fit
 
 
-def write_params(params: ModelParams, path: str | Path, *, source: str, fit: ServiceFit
-                 ) -> None:
+def write_params(params: ModelParams, path: str | Path, *, source: str, fit: ServiceFit) -> None:
     """Write `params` as commented YAML: the header says where each number came from."""
     header = [
         "# homeport simulation parameters — edit freely; `homeport plan --params` reads this.",
@@ -217,6 +248,10 @@ def write_params(params: ModelParams, path: str | Path, *, source: str, fit: Ser
         "# Format: docs/simulation.md.",
         "",
     ]
-    body = yaml.safe_dump(params.model_dump(mode="json", exclude_none=True),
-                          sort_keys=False, default_flow_style=None, width=100)
+    body = yaml.safe_dump(
+        params.model_dump(mode="json", exclude_none=True),
+        sort_keys=False,
+        default_flow_style=None,
+        width=100,
+    )
     Path(path).write_text("\n".join(header) + body)

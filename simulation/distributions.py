@@ -115,7 +115,7 @@ class EmpiricalService(BaseModel):
         if len(points) == 1:
             return np.full(size, points[0])
         positions = rng.random(size) * (len(points) - 1)
-        return np.interp(positions, np.arange(len(points)), points)
+        return np.asarray(np.interp(positions, np.arange(len(points)), points), dtype=float)
 
 
 ServiceTime = Annotated[
@@ -126,8 +126,12 @@ ServiceTime = Annotated[
 class BlockSampler:
     """Hands out one draw at a time from blocks drawn in bulk (the hot path's source)."""
 
-    def __init__(self, dist: ExponentialService | LognormalService | EmpiricalService,
-                 rng: np.random.Generator, block: int = 8192) -> None:
+    def __init__(
+        self,
+        dist: ExponentialService | LognormalService | EmpiricalService,
+        rng: np.random.Generator,
+        block: int = 8192,
+    ) -> None:
         self._dist = dist
         self._rng = rng
         self._block = block

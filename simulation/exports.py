@@ -48,15 +48,26 @@ class Histogram(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> Histogram:
         if len(self.bounds_s) != len(self.counts) or not self.counts:
-            raise ParameterError("histogram.counts", self.counts,
-                                 f"needs one count per bound ({len(self.bounds_s)} bounds)",
-                                 "list bounds_s and counts of equal, non-zero length")
+            raise ParameterError(
+                "histogram.counts",
+                self.counts,
+                f"needs one count per bound ({len(self.bounds_s)} bounds)",
+                "list bounds_s and counts of equal, non-zero length",
+            )
         if any(b <= a for a, b in zip(self.bounds_s, self.bounds_s[1:], strict=False)):
-            raise ParameterError("histogram.bounds_s", self.bounds_s, "not ascending",
-                                 "list upper bounds from smallest to largest")
+            raise ParameterError(
+                "histogram.bounds_s",
+                self.bounds_s,
+                "not ascending",
+                "list upper bounds from smallest to largest",
+            )
         if any(c < 0 for c in self.counts) or sum(self.counts) == 0:
-            raise EmptyTraceError("histogram.counts", self.counts,
-                                  "counts must be >= 0 and not all zero", "export real counts")
+            raise EmptyTraceError(
+                "histogram.counts",
+                self.counts,
+                "counts must be >= 0 and not all zero",
+                "export real counts",
+            )
         return self
 
     def expand(self) -> np.ndarray:
@@ -84,8 +95,12 @@ class Measurement(BaseModel):
             return np.asarray(self.samples, dtype=float)
         if self.histogram is not None:
             return self.histogram.expand()
-        raise EmptyTraceError(field, self.samples, "holds no samples and no histogram",
-                              "export samples or a histogram of this measurement")
+        raise EmptyTraceError(
+            field,
+            self.samples,
+            "holds no samples and no histogram",
+            "export samples or a histogram of this measurement",
+        )
 
     def percentile(self, q: float, field: str) -> float:
         reported = {0.5: self.p50_s, 0.99: self.p99_s}.get(q)
@@ -99,18 +114,18 @@ class Setup(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     workers: int = Field(ge=1)
-    concurrency: int = Field(1, ge=1)
-    partitions: int = Field(64, ge=1)
+    concurrency: int = Field(default=1, ge=1)
+    partitions: int = Field(default=64, ge=1)
 
 
 class LoadTestExport(BaseModel):
     """A load-test run's measurements, as written by `loadtest/` for calibration."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    format: Literal["homeport-loadtest-export/1"] = EXPORT_FORMAT
+    format: Literal["homeport-loadtest-export/1"] = "homeport-loadtest-export/1"
     duration_s: float = Field(gt=0)
-    arrival_rate_per_s: float | None = Field(None, gt=0)
-    tasks: int | None = Field(None, ge=1)
+    arrival_rate_per_s: float | None = Field(default=None, gt=0)
+    tasks: int | None = Field(default=None, ge=1)
     setup: Setup | None = None
     service_time_s: Measurement
     queue_wait_s: Measurement | None = None
@@ -122,8 +137,12 @@ class LoadTestExport(BaseModel):
             return self.arrival_rate_per_s
         if self.tasks is not None:
             return self.tasks / self.duration_s
-        raise ParameterError("arrival_rate_per_s", None, "the export gives no load",
-                             "add arrival_rate_per_s, or tasks with duration_s")
+        raise ParameterError(
+            "arrival_rate_per_s",
+            None,
+            "the export gives no load",
+            "add arrival_rate_per_s, or tasks with duration_s",
+        )
 
 
 def load_export(source: Mapping[str, Any] | str | Path) -> LoadTestExport:
@@ -132,11 +151,16 @@ def load_export(source: Mapping[str, Any] | str | Path) -> LoadTestExport:
         try:
             source = yaml.safe_load(Path(source).read_text())
         except (OSError, yaml.YAMLError) as exc:
-            raise ParameterError("export file", str(source), f"cannot be read ({exc})",
-                                 "check the path and that it is JSON or YAML") from exc
+            raise ParameterError(
+                "export file",
+                str(source),
+                f"cannot be read ({exc})",
+                "check the path and that it is JSON or YAML",
+            ) from exc
         if not isinstance(source, Mapping):
-            raise ParameterError("export file", "…", "is not a mapping",
-                                 f"write a {EXPORT_FORMAT} document")
+            raise ParameterError(
+                "export file", "…", "is not a mapping", f"write a {EXPORT_FORMAT} document"
+            )
     try:
         return LoadTestExport.model_validate(dict(source))
     except ValidationError as exc:

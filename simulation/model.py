@@ -25,6 +25,7 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Iterator
+from typing import cast
 
 import numpy as np
 import simpy
@@ -34,12 +35,15 @@ from simulation.keys import KeySampler
 from simulation.params import ModelParams, RegionSpec
 from simulation.results import RunRecord
 
+_Arrival = tuple[int, Iterator[tuple[float, int, float]], int, float]
+
 
 class _Task:
     __slots__ = ("seq", "arrival", "key", "home", "partition", "service", "attempt", "start")
 
-    def __init__(self, seq: int, arrival: float, key: int, home: int, partition: int,
-                 service: float) -> None:
+    def __init__(
+        self, seq: int, arrival: float, key: int, home: int, partition: int, service: float
+    ) -> None:
         self.seq = seq
         self.arrival = arrival
         self.key = key
@@ -110,8 +114,7 @@ class Simulation:
             services = self.params.service_time.sample(keys_rng, len(block)).tolist()
             yield from zip(block.tolist(), keys.draw(len(block)).tolist(), services, strict=True)
 
-    def _schedule_next_arrival(self, home: int, stream: Iterator[tuple[float, int, float]]
-                               ) -> None:
+    def _schedule_next_arrival(self, home: int, stream: Iterator[tuple[float, int, float]]) -> None:
         if self._cap is not None and self._seq >= self._cap:
             self._live_streams -= 1
             return
@@ -124,7 +127,7 @@ class Simulation:
         event.callbacks.append(self._on_arrival)
 
     def _on_arrival(self, event: simpy.Event) -> None:
-        home, stream, key, service = event.value
+        home, stream, key, service = cast(_Arrival, event.value)
         if self._cap is None or self._seq < self._cap:
             region = self._regions[home]
             task = _Task(self._seq, self.env.now, key, home, key % region.partitions, service)
@@ -164,7 +167,7 @@ class Simulation:
         event.callbacks.append(self._on_done)
 
     def _on_done(self, event: simpy.Event) -> None:
-        worker, task = event.value
+        worker, task = cast(tuple[_Worker, _Task], event.value)
         if task not in worker.running:
             return  # lost with its region; it was handed to the standby and runs again
         worker.running.remove(task)
@@ -208,7 +211,7 @@ class Simulation:
     # ---- failover -------------------------------------------------------------------
 
     def _on_outage(self, event: simpy.Event) -> None:
-        down = self._index[event.value]
+        down = self._index[cast(str, event.value)]
         lost: list[_Task] = []
         for worker in self._workers[down]:
             worker.alive = False
@@ -225,7 +228,7 @@ class Simulation:
         self.record.outage_at = self.env.now
 
     def _on_promotion(self, event: simpy.Event) -> None:
-        down = self._index[event.value]
+        down = self._index[cast(str, event.value)]
         standby_name = self._regions[down].standby
         if standby_name is None:
             return
@@ -257,13 +260,9 @@ class Simulation:
             self._schedule_next_arrival(home, self._arrival_stream(home, region))
         failover = self.params.failover
         if failover is not None:
-            self.env.timeout(failover.at_s, value=failover.region).callbacks.append(
-                self._on_outage
-            )
+            self.env.timeout(failover.at_s, value=failover.region).callbacks.append(self._on_outage)
             promote_at = failover.at_s + failover.promotion_delay_s
-            self.env.timeout(promote_at, value=failover.region).callbacks.append(
-                self._on_promotion
-            )
+            self.env.timeout(promote_at, value=failover.region).callbacks.append(self._on_promotion)
         if self.params.sample_interval_s is not None:
             self.env.timeout(0).callbacks.append(self._on_sample)
         self.env.run()

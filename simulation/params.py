@@ -31,9 +31,11 @@ class KeySpace(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    count: int = Field(100_000, description="distinct keys per region")
-    zipf_s: float = Field(0.0, description="Zipf exponent of key popularity; 0 = uniform")
-    hot_key_share: float = Field(0.0, description="extra share of traffic on key 0; 0 = none")
+    count: int = Field(default=100_000, description="distinct keys per region")
+    zipf_s: float = Field(default=0.0, description="Zipf exponent of key popularity; 0 = uniform")
+    hot_key_share: float = Field(
+        default=0.0, description="extra share of traffic on key 0; 0 = none"
+    )
 
     @field_validator("count")
     @classmethod
@@ -59,10 +61,14 @@ class RetryPolicy(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    failure_probability: float = Field(0.0, description="chance an attempt fails; 0 = never")
-    max_attempts: int = Field(5, description="attempts before dead-lettering, >= 1")
-    backoff_base_s: float = Field(0.1, description="backoff before the 2nd attempt, seconds")
-    backoff_cap_s: float = Field(30.0, description="largest backoff, seconds")
+    failure_probability: float = Field(
+        default=0.0, description="chance an attempt fails; 0 = never"
+    )
+    max_attempts: int = Field(default=5, description="attempts before dead-lettering, >= 1")
+    backoff_base_s: float = Field(
+        default=0.1, description="backoff before the 2nd attempt, seconds"
+    )
+    backoff_cap_s: float = Field(default=30.0, description="largest backoff, seconds")
 
     @field_validator("failure_probability")
     @classmethod
@@ -97,9 +103,9 @@ class RegionSpec(BaseModel):
     name: str
     arrivals: Arrivals
     workers: int = Field(description="worker processes in the region")
-    concurrency: int = Field(1, description="tasks one worker runs at once")
-    partitions: int = Field(64, description="partitions homed in the region")
-    standby: str | None = Field(None, description="region promoted when this one fails")
+    concurrency: int = Field(default=1, description="tasks one worker runs at once")
+    partitions: int = Field(default=64, description="partitions homed in the region")
+    standby: str | None = Field(default=None, description="region promoted when this one fails")
 
     @field_validator("workers")
     @classmethod
@@ -128,7 +134,7 @@ class FailoverEvent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     region: str
     at_s: float = Field(description="simulated time of the outage, seconds")
-    promotion_delay_s: float = Field(10.0, description="outage to standby serving, seconds")
+    promotion_delay_s: float = Field(default=10.0, description="outage to standby serving, seconds")
 
     @field_validator("at_s", "promotion_delay_s")
     @classmethod
@@ -145,10 +151,12 @@ class ModelParams(BaseModel):
     keys: KeySpace = KeySpace()
     retries: RetryPolicy = RetryPolicy()
     failover: FailoverEvent | None = None
-    duration_s: float | None = Field(None, description="stop arrivals at this time, seconds")
-    max_tasks: int | None = Field(None, description="stop arrivals after this many tasks")
-    warmup_fraction: float = Field(0.1, description="share of tasks left out of statistics")
-    sample_interval_s: float | None = Field(None, description="backlog sampling period, s")
+    duration_s: float | None = Field(
+        default=None, description="stop arrivals at this time, seconds"
+    )
+    max_tasks: int | None = Field(default=None, description="stop arrivals after this many tasks")
+    warmup_fraction: float = Field(default=0.1, description="share of tasks left out of statistics")
+    sample_interval_s: float | None = Field(default=None, description="backlog sampling period, s")
     seed: int = 0
 
     @field_validator("duration_s", "sample_interval_s")
@@ -180,7 +188,9 @@ class ModelParams(BaseModel):
         for region in self.regions:
             if region.standby is not None and region.standby not in names:
                 raise ParameterError(
-                    f"regions[{region.name}].standby", region.standby, "no such region",
+                    f"regions[{region.name}].standby",
+                    region.standby,
+                    "no such region",
                     f"use one of {names}",
                 )
         if self.failover is not None:
@@ -190,11 +200,14 @@ class ModelParams(BaseModel):
 
     def _check_failover(self, failover: FailoverEvent, names: list[str]) -> None:
         if failover.region not in names:
-            raise ParameterError("failover.region", failover.region, "no such region",
-                                 f"use one of {names}")
+            raise ParameterError(
+                "failover.region", failover.region, "no such region", f"use one of {names}"
+            )
         if self.region(failover.region).standby is None:
             raise ParameterError(
-                f"regions[{failover.region}].standby", None, "the failed region has no standby",
+                f"regions[{failover.region}].standby",
+                None,
+                "the failed region has no standby",
                 "set standby: <region> for it",
             )
 
@@ -227,8 +240,9 @@ class ModelParams(BaseModel):
         for region in self.regions:
             if region.name == name:
                 return region
-        raise ParameterError("region", name, "no such region",
-                             f"use one of {[r.name for r in self.regions]}")
+        raise ParameterError(
+            "region", name, "no such region", f"use one of {[r.name for r in self.regions]}"
+        )
 
     @property
     def run_tasks(self) -> int | None:
@@ -247,11 +261,19 @@ def load_params(source: Mapping[str, Any] | str | Path) -> ModelParams:
         try:
             data = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as exc:
-            raise ParameterError("params file", str(path), f"cannot be read ({exc})",
-                                 "check the path and the YAML syntax") from exc
+            raise ParameterError(
+                "params file",
+                str(path),
+                f"cannot be read ({exc})",
+                "check the path and the YAML syntax",
+            ) from exc
         if not isinstance(data, Mapping):
-            raise ParameterError("params file", str(path), "is not a YAML mapping",
-                                 "start from `homeport plan calibrate` output")
+            raise ParameterError(
+                "params file",
+                str(path),
+                "is not a YAML mapping",
+                "start from `homeport plan calibrate` output",
+            )
         source = data
     try:
         return ModelParams.model_validate(dict(source))
@@ -263,5 +285,9 @@ def parameter_error_from(exc: ValidationError) -> ParameterError:
     """Translate pydantic's first complaint into our error with a field, value and fix."""
     first = exc.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "params"
-    return ParameterError(field, first.get("input"), first["msg"],
-                          "see docs/simulation.md for the parameter file format")
+    return ParameterError(
+        field,
+        first.get("input"),
+        first["msg"],
+        "see docs/simulation.md for the parameter file format",
+    )

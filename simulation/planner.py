@@ -128,8 +128,11 @@ class _Search:
     def first_guess(self) -> int:
         floor = math.floor(self.rate * self.load.work_per_task_s / self.load.concurrency) + 1
         workers = floor
-        while workers < MAX_WORKERS and analytic_p99_s(
-                self.load, workers, self.partitions, self.rate) > self.request.p99_wait_s:
+        while (
+            workers < MAX_WORKERS
+            and analytic_p99_s(self.load, workers, self.partitions, self.rate)
+            > self.request.p99_wait_s
+        ):
             workers += max(1, workers // 50)
         return min(workers, MAX_WORKERS)
 
@@ -157,38 +160,66 @@ class _Search:
         return good
 
 
-def _scenario(request: PlanRequest, searches: dict[tuple[float, int], _Search], name: str,
-              region: str, rate: float, partitions: int) -> Scenario:
+def _scenario(
+    request: PlanRequest,
+    searches: dict[tuple[float, int], _Search],
+    name: str,
+    region: str,
+    rate: float,
+    partitions: int,
+) -> Scenario:
     search = searches.setdefault((rate, partitions), _Search(request, rate, partitions))
     workers = search.run()
     chosen = search.evaluate(workers)
-    return Scenario(name, region, rate, partitions, workers, chosen.p99_wait_s,
-                    chosen.utilisation, tuple(sorted(search.cache.values(),
-                                                     key=lambda e: e.workers)))
+    return Scenario(
+        name,
+        region,
+        rate,
+        partitions,
+        workers,
+        chosen.p99_wait_s,
+        chosen.utilisation,
+        tuple(sorted(search.cache.values(), key=lambda e: e.workers)),
+    )
 
 
-def measure_drain(load: Workload, failed: tuple[str, float, int],
-                  standby: tuple[str, float, int], promotion_delay_s: float) -> Drain:
+def measure_drain(
+    load: Workload,
+    failed: tuple[str, float, int],
+    standby: tuple[str, float, int],
+    promotion_delay_s: float,
+) -> Drain:
     """Simulate a failover with the given workers; compare with the fluid estimate."""
     f_name, f_rate, _ = failed
     s_name, s_rate, s_workers = standby
     backlog = f_rate * promotion_delay_s
-    pooled, fluid = fluid_drain_s(load, failed_rate=f_rate, standby_rate=s_rate,
-                                  standby_workers=s_workers, promotion_delay_s=promotion_delay_s)
+    pooled, fluid = fluid_drain_s(
+        load,
+        failed_rate=f_rate,
+        standby_rate=s_rate,
+        standby_workers=s_workers,
+        promotion_delay_s=promotion_delay_s,
+    )
     if not math.isfinite(fluid):
         return Drain(f_name, s_name, backlog, math.inf, pooled, fluid)
     warmup = max(1.0, 20_000 / max(f_rate + s_rate, 1.0))
-    params, part = failover_params(load, failed=failed, standby=standby,
-                                   promotion_delay_s=promotion_delay_s, warmup_s=warmup,
-                                   run_after_s=max(1.0, 2.5 * fluid + 0.5))
+    params, part = failover_params(
+        load,
+        failed=failed,
+        standby=standby,
+        promotion_delay_s=promotion_delay_s,
+        warmup_s=warmup,
+        run_after_s=max(1.0, 1.6 * fluid + 0.5),
+    )
     record = simulate(params)
     times, waiting = backlog_curve(record, (f_name, s_name))
     return Drain(
         failed=f_name,
         standby=s_name,
         backlog_tasks=record.backlog_at_promotion * part.scale,
-        drain_time_s=drain_time_s(record, (f_name, s_name),
-                                  until_s=params.duration_s or record.end_s),
+        drain_time_s=drain_time_s(
+            record, (f_name, s_name), until_s=params.duration_s or record.end_s
+        ),
         fluid_drain_time_s=pooled,
         fluid_busiest_worker_s=fluid,
         times_s=tuple(float(t - warmup) for t in times),
@@ -202,13 +233,15 @@ def plan(request: PlanRequest, *, drains: bool = True) -> Plan:
     names = request.names
     rate = request.rate_per_s / request.regions
     searches: dict[tuple[float, int], _Search] = {}
-    scenarios = [_scenario(request, searches, "normal", name, rate, load.partitions)
-                 for name in names]
+    scenarios = [
+        _scenario(request, searches, "normal", name, rate, load.partitions) for name in names
+    ]
     if request.survive_region_loss:
         for index, name in enumerate(names):
             standby = names[request.standby_of(index)]
-            scenarios.append(_scenario(request, searches, f"{name} down", standby, 2 * rate,
-                                       2 * load.partitions))
+            scenarios.append(
+                _scenario(request, searches, f"{name} down", standby, 2 * rate, 2 * load.partitions)
+            )
     workers = {name: max(s.workers for s in scenarios if s.region == name) for name in names}
     slots = min(min(workers.values()), load.partitions) * load.concurrency
     headroom = slots / (rate * load.work_per_task_s) - 1.0
@@ -219,7 +252,12 @@ def plan(request: PlanRequest, *, drains: bool = True) -> Plan:
         after = slots_after / (2 * rate * load.work_per_task_s) - 1.0
         if drains:
             first, second = names[0], names[request.standby_of(0)]
-            measured.append(measure_drain(load, (first, rate, workers[first]),
-                                          (second, rate, workers[second]),
-                                          request.promotion_delay_s))
+            measured.append(
+                measure_drain(
+                    load,
+                    (first, rate, workers[first]),
+                    (second, rate, workers[second]),
+                    request.promotion_delay_s,
+                )
+            )
     return Plan(request, workers, tuple(scenarios), headroom, after, tuple(measured))

@@ -35,7 +35,8 @@ class MMc:
         positive("mean_service_s", self.mean_service_s, "give seconds")
         if self.utilisation >= 1.0:
             raise UnstableLoadError(
-                "servers", self.servers,
+                "servers",
+                self.servers,
                 f"utilisation {self.utilisation:.3f} >= 1: the M/M/c queue has no steady state",
                 f"use more than {self.offered:.1f} servers",
             )

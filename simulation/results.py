@@ -120,8 +120,7 @@ def littles_law(record: RunRecord, mask: np.ndarray) -> LittlesLaw:
     )
 
 
-def summarise(record: RunRecord, warmup_fraction: float, region: str | None = None
-              ) -> WaitSummary:
+def summarise(record: RunRecord, warmup_fraction: float, region: str | None = None) -> WaitSummary:
     """Summary of steady-state tasks, of all regions or of one home region."""
     mask = record.steady_mask(warmup_fraction)
     if region is not None:
@@ -136,15 +135,16 @@ def backlog_curve(record: RunRecord, homes: tuple[str, ...]) -> tuple[np.ndarray
     return np.asarray(record.sample_t), counts[:, columns].sum(axis=1)
 
 
-def drain_time_s(record: RunRecord, homes: tuple[str, ...], *, until_s: float,
-                 settle_fraction: float = 0.2) -> float:
+def drain_time_s(
+    record: RunRecord, homes: tuple[str, ...], *, until_s: float, settle_fraction: float = 0.2
+) -> float:
     """Time from the promotion until the waiting line of `homes` is back to normal.
 
     Normal is the median length of that line over the last `settle_fraction` of the run
     after the promotion (before `until_s`, when arrivals stop): the standby now carries
     both regions' traffic, so the line it settles to is longer than before the outage.
     The run must last well past the drain for this to hold; the planner runs it for
-    2.5 fluid drain times. Infinite if the line never came back down.
+    1.6 busiest-worker fluid drain times. Infinite if the line never came back down.
     """
     if record.outage_at is None or record.promoted_at is None:
         raise ValueError("drain_time_s needs a run with a failover and sampling")

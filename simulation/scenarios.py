@@ -60,28 +60,36 @@ def slice_of(load: Workload, workers: int, partitions: int, rate: float) -> Slic
         return Slice(workers, partitions, rate, 1.0)
     per_worker = math.ceil(partitions / busy)
     owned = load.slice_workers * per_worker
-    return Slice(load.slice_workers, owned, rate * owned / partitions,
-                 busy / load.slice_workers)
+    return Slice(load.slice_workers, owned, rate * owned / partitions, busy / load.slice_workers)
 
 
-def steady_params(load: Workload, workers: int, partitions: int, rate: float,
-                  *, name: str = "region") -> tuple[ModelParams, Slice]:
+def steady_params(
+    load: Workload, workers: int, partitions: int, rate: float, *, name: str = "region"
+) -> tuple[ModelParams, Slice]:
     """A steady-state run of one region (or its slice) serving `rate` tasks/s."""
     part = slice_of(load, workers, partitions, rate)
-    params = ModelParams(
-        service_time=load.service_time,
-        regions=(_region(name, part, load.concurrency),),
-        keys=load.keys,
-        retries=load.retries,
-        max_tasks=load.tasks,
-        seed=load.seed,
+    params = ModelParams.model_validate(
+        {
+            "service_time": load.service_time.model_dump(),
+            "regions": [_region(name, part, load.concurrency)],
+            "keys": load.keys.model_dump(),
+            "retries": load.retries.model_dump(),
+            "max_tasks": load.tasks,
+            "seed": load.seed,
+        }
     )
     return params, part
 
 
-def failover_params(load: Workload, *, failed: tuple[str, float, int],
-                    standby: tuple[str, float, int], promotion_delay_s: float,
-                    warmup_s: float, run_after_s: float) -> tuple[ModelParams, Slice]:
+def failover_params(
+    load: Workload,
+    *,
+    failed: tuple[str, float, int],
+    standby: tuple[str, float, int],
+    promotion_delay_s: float,
+    warmup_s: float,
+    run_after_s: float,
+) -> tuple[ModelParams, Slice]:
     """`failed` (name, rate, workers) goes down at `warmup_s`; `standby` (name, rate,
     workers) is promoted after the delay and serves both until `run_after_s` later."""
     f_name, f_rate, f_workers = failed
@@ -90,25 +98,40 @@ def failover_params(load: Workload, *, failed: tuple[str, float, int],
     share = part.rate / (f_rate + s_rate)
     half = Slice(part.workers, max(1, part.partitions // 2), 0.0, part.scale)
     sample = max(0.001, (promotion_delay_s + run_after_s) / 600.0)
-    params = ModelParams.model_validate({
-        "service_time": load.service_time.model_dump(),
-        "regions": [
-            _region(f_name, Slice(min(f_workers, half.workers), half.partitions,
-                                  f_rate * share, 1), load.concurrency, standby=s_name),
-            _region(s_name, Slice(half.workers, half.partitions, s_rate * share, 1),
-                    load.concurrency),
-        ],
-        "keys": load.keys.model_dump(),
-        "retries": load.retries.model_dump(),
-        "failover": {"region": f_name, "at_s": warmup_s, "promotion_delay_s": promotion_delay_s},
-        "duration_s": warmup_s + promotion_delay_s + run_after_s,
-        "sample_interval_s": sample,
-        "seed": load.seed,
-    })
+    params = ModelParams.model_validate(
+        {
+            "service_time": load.service_time.model_dump(),
+            "regions": [
+                _region(
+                    f_name,
+                    Slice(min(f_workers, half.workers), half.partitions, f_rate * share, 1),
+                    load.concurrency,
+                    standby=s_name,
+                ),
+                _region(
+                    s_name,
+                    Slice(half.workers, half.partitions, s_rate * share, 1),
+                    load.concurrency,
+                ),
+            ],
+            "keys": load.keys.model_dump(),
+            "retries": load.retries.model_dump(),
+            "failover": {
+                "region": f_name,
+                "at_s": warmup_s,
+                "promotion_delay_s": promotion_delay_s,
+            },
+            "duration_s": warmup_s + promotion_delay_s + run_after_s,
+            "sample_interval_s": sample,
+            "seed": load.seed,
+        }
+    )
     return params, part
 
 
-def _region(name: str, part: Slice, concurrency: int, standby: str | None = None) -> dict[str, object]:
+def _region(
+    name: str, part: Slice, concurrency: int, standby: str | None = None
+) -> dict[str, object]:
     return {
         "name": name,
         "arrivals": {"kind": "poisson", "rate_per_s": part.rate},
@@ -138,9 +161,15 @@ def analytic_p99_s(load: Workload, workers: int, partitions: int, rate: float) -
     return queue.wait_quantile_s(0.99) * (1.0 + load.service_time.scv) / 2.0
 
 
-def fluid_drain_s(load: Workload, *, failed_rate: float, standby_rate: float,
-                  standby_workers: int, promotion_delay_s: float,
-                  partitions: int | None = None) -> tuple[float, float]:
+def fluid_drain_s(
+    load: Workload,
+    *,
+    failed_rate: float,
+    standby_rate: float,
+    standby_workers: int,
+    promotion_delay_s: float,
+    partitions: int | None = None,
+) -> tuple[float, float]:
     """Fluid estimates of the drain after a promotion: (pooled, busiest worker).
 
     Pooled treats the standby as one pool serving the failed region's backlog
@@ -152,9 +181,11 @@ def fluid_drain_s(load: Workload, *, failed_rate: float, standby_rate: float,
     parts = partitions or load.partitions
     capacity_per_slot = 1.0 / load.work_per_task_s
     busy = min(standby_workers, 2 * parts)
-    pooled = fluid_drain_time_s(failed_rate * promotion_delay_s,
-                                busy * load.concurrency * capacity_per_slot,
-                                failed_rate + standby_rate)
+    pooled = fluid_drain_time_s(
+        failed_rate * promotion_delay_s,
+        busy * load.concurrency * capacity_per_slot,
+        failed_rate + standby_rate,
+    )
     own = [0] * standby_workers
     taken = [0] * standby_workers
     for p in range(parts):
@@ -164,6 +195,7 @@ def fluid_drain_s(load: Workload, *, failed_rate: float, standby_rate: float,
     for mine, theirs in zip(own, taken, strict=True):
         backlog = theirs * failed_rate / parts * promotion_delay_s
         load_rate = (theirs * failed_rate + mine * standby_rate) / parts
-        worst = max(worst, fluid_drain_time_s(
-            backlog, load.concurrency * capacity_per_slot, load_rate))
+        worst = max(
+            worst, fluid_drain_time_s(backlog, load.concurrency * capacity_per_slot, load_rate)
+        )
     return pooled, worst

@@ -1,0 +1,447 @@
+"""`homeport plan`: capacity planning from the command line.
+
+homeport plan --rate 50000 --p99-wait 50ms --regions 3 --survive-region-loss
+homeport plan failover region-1 --to region-2 --params params.yaml
+homeport plan calibrate --loadtest export.json --out params.yaml
+homeport plan simulate --params params.yaml --tasks 1000000
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from simulation.calibration import (
+    attempt_stats,
+    params_from_attempts,
+    params_from_export,
+    write_params,
+)
+from simulation.capacity import RegionLoad, can_absorb
+from simulation.distributions import ExponentialService
+from simulation.durations import format_duration, parse_duration
+from simulation.errors import ParameterError, SimulationError
+from simulation.exports import load_export
+from simulation.model import simulate
+from simulation.params import KeySpace, ModelParams, RetryPolicy, load_params
+from simulation.planner import Plan, PlanRequest, plan
+from simulation.plots import write_plots
+from simulation.results import littles_law, summarise
+from simulation.scenarios import Workload
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in click>=8.2
+    """A click parameter accepting `50ms`, `2s`, `1.5m`; the value is in seconds."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(str(value), field=param.name if param and param.name else "")
+        except ParameterError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = Duration()
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Show our errors as one clear line and exit 1, instead of a traceback."""
+    try:
+        yield
+    except SimulationError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _emit(as_json: bool, data: dict[str, Any], render: Callable[[Console], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=_json_default))
+    else:
+        render(Console())
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+@click.group(invoke_without_command=True, context_settings={"show_default": True})
+@click.option("--rate", type=float, help="Total tasks per second across all regions.")
+@click.option("--p99-wait", type=DURATION, help="Target p99 queue wait, e.g. 50ms.")
+@click.option("--regions", type=int, default=1, help="Regions sharing the rate equally.")
+@click.option(
+    "--survive-region-loss",
+    is_flag=True,
+    help="Also size each region to absorb its ring neighbour's load (N+1).",
+)
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Parameter file (service time, keys, retries) from `plan calibrate`.",
+)
+@click.option(
+    "--service-mean",
+    type=DURATION,
+    default="5ms",
+    help="Mean of exponential service times, used when --params is not given.",
+)
+@click.option("--concurrency", type=int, default=8, help="Tasks one worker runs at once.")
+@click.option("--partitions", type=int, default=64, help="Partitions per region.")
+@click.option(
+    "--promotion-delay",
+    type=DURATION,
+    default="10s",
+    help="Outage to standby serving (the RTO) for the drain estimate.",
+)
+@click.option(
+    "--tasks", type=int, default=100_000, help="Simulated tasks per evaluated worker count."
+)
+@click.option(
+    "--plots",
+    "plots_dir",
+    type=click.Path(file_okay=False),
+    help="Directory to write PNG plots into.",
+)
+@click.option("--seed", type=int, default=0, help="Seed; equal seeds give equal answers.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.pass_context
+def plan_group(
+    ctx: click.Context,
+    rate: float | None,
+    p99_wait: float | None,
+    regions: int,
+    survive_region_loss: bool,
+    params_path: str | None,
+    service_mean: float,
+    concurrency: int,
+    partitions: int,
+    promotion_delay: float,
+    tasks: int,
+    plots_dir: str | None,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Capacity planning with the SimPy model of homeport.
+
+    Without a subcommand: find the workers per region that keep the p99 queue wait under
+    --p99-wait at --rate, by simulating candidate worker counts. With
+    --survive-region-loss each region is also sized to carry its neighbour's traffic
+    after a failover, and the backlog drain time after a failover is simulated.
+
+    Example: homeport plan --rate 50000 --p99-wait 50ms --regions 3 --survive-region-loss
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if rate is None or p99_wait is None:
+        raise click.UsageError("give --rate and --p99-wait (or a subcommand; see --help)")
+    with _errors():
+        base = load_params(params_path) if params_path else None
+        workload = Workload(
+            service_time=base.service_time if base else ExponentialService(mean_s=service_mean),
+            keys=base.keys if base else KeySpace(),
+            retries=base.retries if base else RetryPolicy(),
+            concurrency=concurrency,
+            partitions=partitions,
+            tasks=tasks,
+            seed=seed,
+        )
+        request = PlanRequest(
+            rate, p99_wait, regions, survive_region_loss, workload, promotion_delay
+        )
+        result = plan(request)
+        plots = write_plots(result, plots_dir) if plots_dir else []
+    _emit(as_json, _plan_json(result, plots), lambda console: _render_plan(console, result, plots))
+
+
+plan_group.name = "plan"
+
+
+def _plan_json(result: Plan, plots: list[Path]) -> dict[str, Any]:
+    return {
+        "workers_per_region": result.workers_per_region,
+        "headroom_normal": result.headroom_normal,
+        "headroom_after_failover": result.headroom_after_failover,
+        "scenarios": [
+            {k: v for k, v in asdict(s).items() if k != "evaluations"}
+            | {"evaluations": [asdict(e) for e in s.evaluations]}
+            for s in result.scenarios
+        ],
+        "drains": [
+            {
+                k: _finite(v) if isinstance(v, float) else v
+                for k, v in asdict(d).items()
+                if k not in ("times_s", "backlog")
+            }
+            for d in result.drains
+        ],
+        "plots": [str(p) for p in plots],
+    }
+
+
+def _render_plan(console: Console, result: Plan, plots: list[Path]) -> None:
+    request = result.request
+    table = Table(
+        title=f"Workers for {request.rate_per_s:,.0f} tasks/s, p99 wait ≤ "
+        f"{format_duration(request.p99_wait_s)}"
+    )
+    for column in ("scenario", "region", "rate/s", "workers", "p99 wait", "utilisation"):
+        table.add_column(column, justify="right" if column != "scenario" else "left")
+    for s in result.scenarios:
+        table.add_row(
+            s.name,
+            s.region,
+            f"{s.rate_per_s:,.0f}",
+            str(s.workers),
+            format_duration(s.p99_wait_s),
+            f"{s.utilisation:.0%}",
+        )
+    console.print(table)
+    needed = ", ".join(f"{k}: {v}" for k, v in result.workers_per_region.items())
+    console.print(
+        f"Workers per region to provision: [bold]{needed}[/bold] "
+        f"(concurrency {request.workload.concurrency}, "
+        f"{request.workload.partitions} partitions each)"
+    )
+    console.print(f"Headroom in normal operation: {result.headroom_normal:.0%} spare capacity")
+    if result.headroom_after_failover is not None:
+        console.print(f"Headroom with one region down: {result.headroom_after_failover:.0%}")
+    for d in result.drains:
+        console.print(
+            f"Backlog after {d.failed} fails ({d.backlog_tasks:,.0f} tasks at promotion) "
+            f"drains on {d.standby} in {format_duration(d.drain_time_s)} simulated "
+            f"(fluid estimate: {format_duration(d.fluid_busiest_worker_s)} busiest worker, "
+            f"{format_duration(d.fluid_drain_time_s)} pooled)"
+        )
+    for path in plots:
+        console.print(f"Plot written: {path}")
+
+
+@plan_group.command("failover")
+@click.argument("failed")
+@click.option("--to", "standby", required=True, help="The region to promote.")
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(exists=True, dir_okay=False),
+    required=True,
+    help="Parameter file listing both regions (rates, workers).",
+)
+@click.option(
+    "--promotion-delay", type=DURATION, default="10s", help="Outage to standby serving (the RTO)."
+)
+@click.option("--p99-wait", type=DURATION, help="Refuse if the p99 wait after would exceed.")
+@click.option("--max-drain", type=DURATION, help="Refuse if the drain would take longer.")
+@click.option(
+    "--simulate/--fast",
+    default=True,
+    help="Simulate the drain (default) or answer analytically in microseconds.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def failover_command(
+    failed: str,
+    standby: str,
+    params_path: str,
+    promotion_delay: float,
+    p99_wait: float | None,
+    max_drain: float | None,
+    simulate: bool,
+    as_json: bool,
+) -> None:
+    """Can STANDBY absorb FAILED's load, and how long will the backlog take to drain?
+
+    Reads both regions' rates and worker pools from --params. Exits 2 when the answer
+    is no, so a runbook can gate a promotion on it.
+    """
+    with _errors():
+        params = load_params(params_path)
+        loads = [_region_load(params, name) for name in (failed, standby)]
+        verdict = can_absorb(
+            loads[0],
+            loads[1],
+            service_time=params.service_time,
+            promotion_delay_s=promotion_delay,
+            p99_wait_target_s=p99_wait,
+            max_drain_s=max_drain,
+            keys=params.keys,
+            retries=params.retries,
+            simulate=simulate,
+            seed=params.seed,
+        )
+    data = {k: _finite(v) if isinstance(v, float) else v for k, v in asdict(verdict).items()}
+
+    def render(console: Console) -> None:
+        table = Table(title=f"Can {standby} absorb {failed}?")
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        table.add_row("verdict", "[green]yes[/green]" if verdict.ok else "[red]no[/red]")
+        table.add_row("reason", verdict.reason)
+        table.add_row("utilisation after", f"{verdict.utilisation_after:.0%}")
+        table.add_row("headroom after", f"{verdict.headroom_after:.0%}")
+        table.add_row("backlog at promotion", f"{verdict.backlog_tasks:,.0f} tasks")
+        how = "simulated" if verdict.simulated else "fluid, busiest worker"
+        table.add_row(f"drain time ({how})", format_duration(verdict.drain_time_s))
+        table.add_row("drain time (fluid, pooled)", format_duration(verdict.fluid_drain_time_s))
+        table.add_row("p99 wait after (analytic)", format_duration(verdict.p99_wait_after_s))
+        console.print(table)
+
+    _emit(as_json, data, render)
+    if not verdict.ok:
+        raise SystemExit(2)
+
+
+def _region_load(params: ModelParams, name: str) -> RegionLoad:
+    region = params.region(name)
+    return RegionLoad(
+        name, region.arrivals.mean_rate, region.workers, region.concurrency, region.partitions
+    )
+
+
+@plan_group.command("calibrate")
+@click.option(
+    "--loadtest",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A homeport-loadtest-export/1 file (JSON or YAML).",
+)
+@click.option(
+    "--attempts",
+    type=click.Path(exists=True, dir_okay=False),
+    help="`attempts` rows as CSV or JSON (a list of objects, or JSON lines).",
+)
+@click.option(
+    "--concurrency", type=int, default=1, help="Worker concurrency to assume with --attempts."
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="Where to write the parameter YAML.",
+)
+def calibrate_command(
+    loadtest: str | None, attempts: str | None, concurrency: int, out_path: str
+) -> None:
+    """Fit the model from measurements and write an editable parameter file."""
+    if (loadtest is None) == (attempts is None):
+        raise click.UsageError("give exactly one of --loadtest or --attempts")
+    with _errors():
+        if loadtest is not None:
+            params, fit = params_from_export(load_export(loadtest))
+            source = loadtest
+        else:
+            assert attempts is not None  # narrowed for mypy; the check above guarantees it
+            params, fit = params_from_attempts(
+                attempt_stats(_read_rows(Path(attempts))), concurrency=concurrency
+            )
+            source = attempts
+        write_params(params, out_path, source=source, fit=fit)
+    click.echo(
+        f"wrote {out_path}: {fit.service_time.kind} service time, mean "
+        f"{format_duration(fit.service_time.mean)}, from {fit.samples} samples"
+    )
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text()
+    if path.suffix == ".csv":
+        rows = list(csv.DictReader(text.splitlines()))
+        return [{k: _number_or_text(v) for k, v in row.items()} for row in rows]
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        loaded = json.loads(text)
+    else:
+        loaded = [json.loads(line) for line in text.splitlines() if line.strip()]
+    if not isinstance(loaded, list):
+        raise ParameterError(
+            "attempts file",
+            str(path),
+            "is not a list of rows",
+            "write a JSON array of objects, JSON lines, or CSV",
+        )
+    return loaded
+
+
+def _number_or_text(value: str | None) -> Any:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+@plan_group.command("simulate")
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(exists=True, dir_okay=False),
+    required=True,
+    help="Parameter file to run.",
+)
+@click.option("--tasks", type=int, help="Override max_tasks (e.g. 1000000 for the benchmark).")
+@click.option("--seed", type=int, help="Override the file's seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def simulate_command(params_path: str, tasks: int | None, seed: int | None, as_json: bool) -> None:
+    """Run the model once and report waits, Little's law and the wall-clock time."""
+    with _errors():
+        raw = yaml.safe_load(Path(params_path).read_text())
+        if tasks is not None:
+            raw["max_tasks"] = tasks
+        if seed is not None:
+            raw["seed"] = seed
+        params = load_params(raw)
+        record = simulate(params)
+    summary = summarise(record, params.warmup_fraction)
+    law = littles_law(record, record.steady_mask(params.warmup_fraction))
+    data = {
+        "tasks": record.tasks,
+        "wall_s": record.wall_s,
+        "simulated_s": record.end_s,
+        "retries": record.retries,
+        "summary": asdict(summary),
+        "littles_law": asdict(law) | {"relative_error": law.relative_error},
+    }
+
+    def render(console: Console) -> None:
+        table = Table(
+            title=f"{record.tasks:,} tasks simulated in {record.wall_s:.1f}s "
+            f"wall clock ({record.end_s:,.1f}s simulated)"
+        )
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        table.add_row("mean wait", format_duration(summary.mean_wait_s))
+        table.add_row("p50 wait", format_duration(summary.p50_wait_s))
+        table.add_row("p99 wait", format_duration(summary.p99_wait_s))
+        table.add_row("P(wait > 0)", f"{summary.p_wait:.3f}")
+        table.add_row("p99 end-to-end", format_duration(summary.p99_latency_s))
+        table.add_row("retries / dead-lettered", f"{record.retries} / {summary.dead_lettered}")
+        table.add_row(
+            "Little: L vs λW", f"{law.mean_waiting:.2f} vs {law.arrival_rate * law.mean_wait_s:.2f}"
+        )
+        console.print(table)
+
+    _emit(as_json, data, render)
+
+
+plan = plan_group  # noqa: F811 -- `homeport/cli.py` mounts the attribute named `plan`
