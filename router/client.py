@@ -257,8 +257,12 @@ class AsyncClient:
         reply = await self._call(None, "GetTask", pb.GetTaskRequest(task_id=task_id), timeout)
         return TaskView.from_wire(reply.task)
 
-    async def cancel(self, task_id: str, *, timeout: float | None = None) -> CancelOutcome:
-        request = pb.CancelTaskRequest(task_id=task_id)
+    async def cancel(
+        self, task_id: str, *, partition_key: str = "", timeout: float | None = None
+    ) -> CancelOutcome:
+        """Cancel a task that has not started. `partition_key` is needed while the task has
+        no record yet (no worker has picked it up)."""
+        request = pb.CancelTaskRequest(task_id=task_id, partition_key=partition_key)
         reply = await self._call(None, "CancelTask", request, timeout)
         return CancelOutcome(reply.cancelled, status_name(reply.status))
 
@@ -286,9 +290,11 @@ class AsyncClient:
         reply = await self._call(None, "ListDeadLetters", request, timeout)
         return [DeadLetterView.from_wire(d) for d in reply.dead_letters]
 
-    async def requeue(self, task_id: str, *, timeout: float | None = None) -> str:
+    async def requeue(
+        self, task_id: str, *, partition_key: str = "", timeout: float | None = None
+    ) -> str:
         """Put a dead task back in its stream; returns its partition."""
-        request = pb.RequeueDeadLetterRequest(task_id=task_id)
+        request = pb.RequeueDeadLetterRequest(task_id=task_id, partition_key=partition_key)
         reply = await self._call(None, "RequeueDeadLetter", request, timeout)
         return cast(str, reply.partition)
 
@@ -352,8 +358,8 @@ class Client:
     def get(self, task_id: str, *, timeout: float | None = None) -> TaskView:
         return self._run(self._async.get(task_id, timeout=timeout))
 
-    def cancel(self, task_id: str, *, timeout: float | None = None) -> CancelOutcome:
-        return self._run(self._async.cancel(task_id, timeout=timeout))
+    def cancel(self, task_id: str, **kw: Any) -> CancelOutcome:
+        return self._run(self._async.cancel(task_id, **kw))
 
     def watch(self, task_id: str, *, timeout: float | None = None) -> Iterator[TaskEventView]:
         stream = self._async.watch(task_id, timeout=timeout)
@@ -366,8 +372,8 @@ class Client:
     def dead_letters(self, partition: str = "", limit: int = 100) -> list[DeadLetterView]:
         return self._run(self._async.dead_letters(partition, limit))
 
-    def requeue(self, task_id: str) -> str:
-        return self._run(self._async.requeue(task_id))
+    def requeue(self, task_id: str, **kw: Any) -> str:
+        return self._run(self._async.requeue(task_id, **kw))
 
     def region_status(self) -> RegionView:
         return self._run(self._async.region_status())

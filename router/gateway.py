@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
+from core.admin import AdminServer
 from core.broker import Broker
 from core.metrics import Metrics
 from core.partitioner import partition_of
@@ -86,7 +87,11 @@ class Gateway:
         self.serving = serving or static_serving(engine, settings, topology)
         self.registry = registry or CollectorRegistry()
         self.metrics = GatewayMetrics(self.registry)
+        self.engine_metrics = Metrics(self.registry)
         self.port = 0
+        self.admin_port = 0
+        self._admin: AdminServer | None = None
+        self._serving_now = False
         self._server: aio.Server | None = None
         self._backends: _Backends | None = None
         self._health = health_async.HealthServicer()
@@ -122,7 +127,7 @@ class Gateway:
         store = await RecordStore.connect(self.engine.pg_dsn)
         await store.migrate()
         self._backends = _Backends(broker, store)
-        producer = Producer(broker, self.engine, Metrics(self.registry))
+        producer = Producer(broker, self.engine, self.engine_metrics)
         lookup = TaskLookup(broker, store, self.engine.region, self.engine.partitions)
         auth = TokenAuthInterceptor(
             self.settings.tokens,
@@ -149,6 +154,30 @@ class Gateway:
         await server.start()
         for name in ("", SERVICE):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._serving_now = True
+        if self.engine.admin_port >= 0:
+            self._admin = AdminServer(
+                self.engine_metrics,
+                status=self.status,
+                healthy=lambda: not self._stopped.is_set(),
+                ready=lambda: self._serving_now,
+                host=self.engine.admin_host,
+                port=self.engine.admin_port,
+            )
+            self.admin_port = await self._admin.start()
+
+    def status(self) -> dict[str, Any]:
+        """What /v1/status of the admin server shows for a gateway."""
+        return {
+            "role": "gateway",
+            "region": self.engine.region,
+            "address": self.address,
+            "partitions": [p.name for p in self.serving.served()],
+            "epochs": sorted({p.epoch for p in self.serving.served()}),
+            "tls": self.settings.tls_cert is not None,
+            "mutual_tls": self.settings.tls_client_ca is not None,
+            "auth": self.settings.auth_enabled,
+        }
 
     def _bind(self, server: aio.Server) -> int:
         s = self.settings
@@ -166,9 +195,12 @@ class Gateway:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self._serving_now = False
         await self._health.enter_graceful_shutdown()
         if self._server is not None:
             await self._server.stop(self.settings.grace_seconds if grace is None else grace)
+        if self._admin is not None:
+            await self._admin.stop()
         if self._backends is not None:
             await self._backends.broker.close()
             await self._backends.store.close()

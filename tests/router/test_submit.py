@@ -78,6 +78,7 @@ async def test_submit_many_batches_and_keeps_input_order(
     items = await client.submit_many(tasks, batch_size=400, max_in_flight=3)
     assert [i.task_id for i in items] == [t.id for t in tasks]
     assert all(i.ok for i in items)
-    total = sum([await redis.xlen(stream_of(f"k{i}")) for i in range(7)])
+    streams = {stream_of(f"k{i}") for i in range(7)}
+    total = sum([await redis.xlen(s) for s in streams])
     assert total == 2500
     assert client.stats.calls == 7  # ceil(2500 / 400) batches, no retries
