@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -80,6 +80,7 @@ class Gateway:
         topology: Topology | None = None,
         serving: ServingCheck | None = None,
         registry: CollectorRegistry | None = None,
+        interceptors: Sequence[aio.ServerInterceptor] = (),  # type: ignore[type-arg]
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -96,6 +97,7 @@ class Gateway:
         self._backends: _Backends | None = None
         self._health = health_async.HealthServicer()
         self._stopped = asyncio.Event()
+        self._interceptors = list(interceptors)
 
     @property
     def address(self) -> str:
@@ -135,7 +137,7 @@ class Gateway:
             on_refusal=lambda method, code: self.metrics.refused.labels(method, code).inc(),
         )
         server = aio.server(
-            interceptors=[auth],
+            interceptors=[auth, *self._interceptors],
             options=self._server_options(),
             maximum_concurrent_rpcs=self.settings.max_concurrent_rpcs or None,
         )
