@@ -12,6 +12,10 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("regions.cli", "dev"),
     ("loadtest.demo", "demo"),
     ("simulation.cli", "plan"),
+    ("router.cli", "gateway"),
+    ("router.cli", "submit"),
+    ("router.cli", "task"),
+    ("router.cli", "dead"),
 )
 
 
