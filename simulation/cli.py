@@ -35,7 +35,8 @@ from simulation.errors import ParameterError, SimulationError
 from simulation.exports import load_export
 from simulation.model import simulate
 from simulation.params import KeySpace, ModelParams, RetryPolicy, load_params
-from simulation.planner import Plan, PlanRequest, plan
+from simulation.planner import Plan, PlanRequest
+from simulation.planner import plan as make_plan
 from simulation.plots import write_plots
 from simulation.results import littles_law, summarise
 from simulation.scenarios import Workload
@@ -170,7 +171,7 @@ def plan_group(
         request = PlanRequest(
             rate, p99_wait, regions, survive_region_loss, workload, promotion_delay
         )
-        result = plan(request)
+        result = make_plan(request)
         plots = write_plots(result, plots_dir) if plots_dir else []
     _emit(as_json, _plan_json(result, plots), lambda console: _render_plan(console, result, plots))
 
@@ -444,4 +445,5 @@ def simulate_command(params_path: str, tasks: int | None, seed: int | None, as_j
     _emit(as_json, data, render)
 
 
-plan = plan_group  # noqa: F811 -- `homeport/cli.py` mounts the attribute named `plan`
+plan = plan_group
+"""The group `homeport/cli.py` mounts (by the attribute name `plan`)."""

@@ -274,6 +274,7 @@ class Simulation:
         self.record.key = np.frombuffer(self._key, dtype=np.int64)
         self.record.dead = np.frombuffer(self._dead, dtype=np.int8).astype(bool)
         self.record.end_s = self.env.now
+        self.record.arrived = self._seq
         return self.record
 
 

@@ -33,6 +33,7 @@ class RunRecord:
     home: np.ndarray = field(default_factory=_empty)
     key: np.ndarray = field(default_factory=_empty)
     dead: np.ndarray = field(default_factory=_empty)
+    arrived: int = 0
     retries: int = 0
     duplicates: int = 0
     outage_at: float | None = None
