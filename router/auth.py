@@ -21,16 +21,12 @@ import grpc
 from grpc import aio
 
 SERVICE = "homeport.v1.Scheduler"
-ADMIN_METHODS = frozenset(
-    {f"/{SERVICE}/ListDeadLetters", f"/{SERVICE}/RequeueDeadLetter"}
-)
+ADMIN_METHODS = frozenset({f"/{SERVICE}/ListDeadLetters", f"/{SERVICE}/RequeueDeadLetter"})
 OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
 METADATA_KEY = "authorization"
 SCHEME = "bearer "
 
-Continuation = Callable[
-    [grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any]"]
-]
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any]"]]
 Refusal = Callable[[str, str], None]
 
 

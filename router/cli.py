@@ -62,8 +62,11 @@ def _engine_overrides(topology: Topology | None, region: str | None) -> dict[str
 @click.command("gateway")
 @click.option("--config", type=click.Path(path_type=Path), help="Engine settings YAML.")
 @click.option("--gateway-config", type=click.Path(path_type=Path), help="Gateway YAML.")
-@click.option("--topology", type=click.Path(path_type=Path, exists=True),
-              help="Topology file: region's Redis, PostgreSQL, partitions, addresses.")
+@click.option(
+    "--topology",
+    type=click.Path(path_type=Path, exists=True),
+    help="Topology file: region's Redis, PostgreSQL, partitions, addresses.",
+)
 @click.option("--region", help="Home region to serve (with --topology: a region of it).")
 @click.option("--listen", help="host:port to serve gRPC on (port 0: any free port).")
 @click.option("--advertise", help="host:port clients should dial (default: --listen).")
@@ -75,31 +78,56 @@ def _engine_overrides(topology: Topology | None, region: str | None) -> dict[str
 @click.option("--admin-token", "admin_tokens", multiple=True, help="Admin bearer token.")
 @click.option("--tls-cert", type=click.Path(path_type=Path, exists=True))
 @click.option("--tls-key", type=click.Path(path_type=Path, exists=True))
-@click.option("--tls-client-ca", type=click.Path(path_type=Path, exists=True),
-              help="CA for client certificates: turns on mutual TLS.")
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(path_type=Path, exists=True),
+    help="CA for client certificates: turns on mutual TLS.",
+)
 def gateway(
-    config: Path | None, gateway_config: Path | None, topology: Path | None,
-    region: str | None, listen: str | None, advertise: str | None, redis_url: str | None,
-    pg_dsn: str | None, partitions: int | None, admin_port: int | None,
-    tokens: tuple[str, ...], admin_tokens: tuple[str, ...], tls_cert: Path | None,
-    tls_key: Path | None, tls_client_ca: Path | None,
+    config: Path | None,
+    gateway_config: Path | None,
+    topology: Path | None,
+    region: str | None,
+    listen: str | None,
+    advertise: str | None,
+    redis_url: str | None,
+    pg_dsn: str | None,
+    partitions: int | None,
+    admin_port: int | None,
+    tokens: tuple[str, ...],
+    admin_tokens: tuple[str, ...],
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_client_ca: Path | None,
 ) -> None:
     """Serve the gRPC API of one home region until SIGTERM (graceful) or SIGINT."""
     topo = load_topology(topology) if topology else None
     overrides = _engine_overrides(topo, region)
     overrides.update(
-        {k: v for k, v in dict(redis_url=redis_url, pg_dsn=pg_dsn, partitions=partitions,
-                               admin_port=admin_port).items() if v is not None}
+        {
+            k: v
+            for k, v in dict(
+                redis_url=redis_url, pg_dsn=pg_dsn, partitions=partitions, admin_port=admin_port
+            ).items()
+            if v is not None
+        }
     )
     engine = Settings.load(config, **overrides)
     if listen is None and topo is not None:
         listen = topo.region(engine.region).gateway
     try:
-        settings = load_settings(gateway_config, {
-            "listen": listen, "advertise": advertise, "tokens": tokens or None,
-            "admin_tokens": admin_tokens or None, "tls_cert": tls_cert, "tls_key": tls_key,
-            "tls_client_ca": tls_client_ca,
-        })
+        settings = load_settings(
+            gateway_config,
+            {
+                "listen": listen,
+                "advertise": advertise,
+                "tokens": tokens or None,
+                "admin_tokens": admin_tokens or None,
+                "tls_cert": tls_cert,
+                "tls_key": tls_key,
+                "tls_client_ca": tls_client_ca,
+            },
+        )
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
     asyncio.run(_serve(Gateway(engine, settings, topology=topo)))
@@ -127,16 +155,28 @@ class _ClientOptions:
 
 def _client_options(fn: F) -> F:
     options = [
-        click.option("--gateway", envvar="HOMEPORT_GATEWAY", default="127.0.0.1:50051",
-                     show_default=True, help="Gateway host:port (env HOMEPORT_GATEWAY)."),
+        click.option(
+            "--gateway",
+            envvar="HOMEPORT_GATEWAY",
+            default="127.0.0.1:50051",
+            show_default=True,
+            help="Gateway host:port (env HOMEPORT_GATEWAY).",
+        ),
         click.option("--token", envvar="HOMEPORT_TOKEN", help="Bearer token (env HOMEPORT_TOKEN)."),
-        click.option("--tls-ca", type=click.Path(path_type=Path, exists=True),
-                     help="Dial with TLS, trusting this CA bundle."),
-        click.option("--tls-cert", type=click.Path(path_type=Path, exists=True),
-                     help="Client certificate for mutual TLS."),
+        click.option(
+            "--tls-ca",
+            type=click.Path(path_type=Path, exists=True),
+            help="Dial with TLS, trusting this CA bundle.",
+        ),
+        click.option(
+            "--tls-cert",
+            type=click.Path(path_type=Path, exists=True),
+            help="Client certificate for mutual TLS.",
+        ),
         click.option("--tls-key", type=click.Path(path_type=Path, exists=True)),
-        click.option("--timeout", type=float, default=10.0, show_default=True,
-                     help="Seconds per attempt."),
+        click.option(
+            "--timeout", type=float, default=10.0, show_default=True, help="Seconds per attempt."
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table."),
     ]
     for option in reversed(options):
@@ -147,14 +187,16 @@ def _client_options(fn: F) -> F:
 def _opts(kw: dict[str, Any]) -> _ClientOptions:
     ca, cert, key = kw.pop("tls_ca"), kw.pop("tls_cert"), kw.pop("tls_key")
     tls = ClientTls(ca=ca, cert=cert, key=key) if (ca or cert) else None
-    return _ClientOptions(kw.pop("gateway"), kw.pop("token"), tls, kw.pop("timeout"),
-                          kw.pop("as_json"))
+    return _ClientOptions(
+        kw.pop("gateway"), kw.pop("token"), tls, kw.pop("timeout"), kw.pop("as_json")
+    )
 
 
 def _call(opts: _ClientOptions, fn: Callable[[AsyncClient], Awaitable[T]]) -> T:
     async def go() -> T:
-        async with AsyncClient(opts.gateway, token=opts.token, tls=opts.tls,
-                               timeout=opts.timeout) as client:
+        async with AsyncClient(
+            opts.gateway, token=opts.token, tls=opts.tls, timeout=opts.timeout
+        ) as client:
             return await fn(client)
 
     try:
@@ -223,15 +265,29 @@ def _show_attempts(attempts: list[dict[str, Any]]) -> None:
 @click.option("--max-attempts", type=int)
 @click.option("--delay", type=float, help="Run no earlier than this many seconds from now.")
 @_client_options
-def submit(kind: str, partition_key: str, payload: str, payload_file: Any,
-           task_id: str | None, durability: str | None, max_attempts: int | None,
-           delay: float | None, **kw: Any) -> None:
+def submit(
+    kind: str,
+    partition_key: str,
+    payload: str,
+    payload_file: Any,
+    task_id: str | None,
+    durability: str | None,
+    max_attempts: int | None,
+    delay: float | None,
+    **kw: Any,
+) -> None:
     """Submit one task of KIND for PARTITION_KEY."""
     opts = _opts(kw)
     data = payload_file.read() if payload_file else payload.encode()
     when = None if delay is None else dt.datetime.now(dt.UTC).timestamp() + delay
-    task = NewTask(kind, partition_key, data, durability=durability, max_attempts=max_attempts,
-                   scheduled_at=when)
+    task = NewTask(
+        kind,
+        partition_key,
+        data,
+        durability=durability,
+        max_attempts=max_attempts,
+        scheduled_at=when,
+    )
     if task_id:
         task = dataclasses.replace(task, id=task_id)
     _show(opts, _call(opts, lambda c: c.submit_task(task)), "submitted")
@@ -273,8 +329,10 @@ def task_watch(task_id: str, **kw: Any) -> None:
             if opts.as_json:
                 click.echo(json.dumps(_jsonable(event)))
             else:
-                _out.print(f"{event.at:%H:%M:%S.%f}  {event.status:<10} attempts={event.attempts}"
-                           f"  {event.error}")
+                _out.print(
+                    f"{event.at:%H:%M:%S.%f}  {event.status:<10} attempts={event.attempts}"
+                    f"  {event.error}"
+                )
 
     _call(opts, follow)
 

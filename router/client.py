@@ -183,8 +183,14 @@ class AsyncClient:
     ) -> Submitted:
         """Submit one task; see `NewTask` for the fields. Returns once acknowledged."""
         task = NewTask(
-            kind, partition_key, payload, scheduled_at=scheduled_at, durability=durability,
-            max_attempts=max_attempts, deadline=deadline, **({"id": id} if id else {}),
+            kind,
+            partition_key,
+            payload,
+            scheduled_at=scheduled_at,
+            durability=durability,
+            max_attempts=max_attempts,
+            deadline=deadline,
+            **({"id": id} if id else {}),
         )
         return await self.submit_task(task, timeout=timeout)
 
@@ -193,9 +199,7 @@ class AsyncClient:
         reply = await self._call(task.partition_key, "Submit", request, timeout)
         return Submitted.from_wire(reply)
 
-    async def _submit_batch(
-        self, tasks: list[NewTask], timeout: float | None
-    ) -> list[BatchItem]:
+    async def _submit_batch(self, tasks: list[NewTask], timeout: float | None) -> list[BatchItem]:
         request = pb.SubmitBatchRequest(tasks=[t.to_wire() for t in tasks])
         reply = await self._call(tasks[0].partition_key, "SubmitBatch", request, timeout)
         return [BatchItem.from_wire(r) for r in reply.results]
@@ -390,4 +394,3 @@ async def _await(coro: Awaitable[T]) -> T:
 
 async def _next(stream: AsyncIterator[T]) -> T:
     return await stream.__anext__()
-

@@ -235,4 +235,3 @@ def from_rpc_error(err: grpc.RpcError) -> GatewayError:
 def invalid_status(field: str, value: object, reason: str) -> status_pb2.Status:
     """Shortcut for the gateway's own wire-level validation."""
     return to_rpc_status(InvalidArgument(field, value, reason))
-

@@ -149,8 +149,11 @@ class Gateway:
         _add_servicer(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
-            (pb.DESCRIPTOR.services_by_name["Scheduler"].full_name, reflection.SERVICE_NAME,
-             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
+            (
+                pb.DESCRIPTOR.services_by_name["Scheduler"].full_name,
+                reflection.SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            ),
             server,
         )
         await server.start()

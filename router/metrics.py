@@ -9,14 +9,20 @@ from prometheus_client import CollectorRegistry, Counter
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.tasks = Counter(
-            "homeport_gateway_tasks", "Tasks received by Submit/SubmitBatch, by outcome",
-            ("outcome",), registry=registry,
+            "homeport_gateway_tasks",
+            "Tasks received by Submit/SubmitBatch, by outcome",
+            ("outcome",),
+            registry=registry,
         )
         self.errors = Counter(
-            "homeport_gateway_errors", "Domain errors answered, by code", ("code",),
+            "homeport_gateway_errors",
+            "Domain errors answered, by code",
+            ("code",),
             registry=registry,
         )
         self.refused = Counter(
-            "homeport_gateway_auth_refused", "Calls refused by authentication, by method and "
-            "status", ("method", "status"), registry=registry,
+            "homeport_gateway_auth_refused",
+            "Calls refused by authentication, by method and status",
+            ("method", "status"),
+            registry=registry,
         )

@@ -97,7 +97,9 @@ class TaskLookup:
                 partition_key = (await self._store.get_task(task_id)).partition_key
             except TaskNotFound:
                 raise InvalidArgument(
-                    "partition_key", "", "the task has no record yet (no worker picked it up); "
+                    "partition_key",
+                    "",
+                    "the task has no record yet (no worker picked it up); "
                     "give its partition key so it can be found in its stream",
                 ) from None
         number = partition_of(partition_key, self._partitions)
@@ -110,9 +112,7 @@ class TaskLookup:
         where = await self._broker.cancel(
             self._region.partition(number), task_id, int(time.time() * 1000)
         )
-        status = await self._store.mark_cancelled(
-            task_id, partition_key, number, self._region_name
-        )
+        status = await self._store.mark_cancelled(task_id, partition_key, number, self._region_name)
         cancelled = status == Status.CANCELLED and where != "running"
         return cancelled, status_to_wire(status)
 

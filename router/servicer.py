@@ -250,7 +250,8 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
             return sorted(served.values())
         if wanted not in served:
             raise InvalidArgument(
-                "partition", wanted,
+                "partition",
+                wanted,
                 f"not served by this gateway; it serves {', '.join(sorted(served))}",
             )
         return [served[wanted]]

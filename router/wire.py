@@ -19,7 +19,8 @@ DURABILITY_FROM_WIRE: dict[int, Durability] = {
     pb.DURABILITY_GLOBAL: Durability.GLOBAL,
 }
 DURABILITY_TO_WIRE: dict[Durability, pb.Durability] = {
-    v: pb.Durability.Name(k) for k, v in DURABILITY_FROM_WIRE.items()  # type: ignore[misc]
+    v: pb.Durability.Name(k)
+    for k, v in DURABILITY_FROM_WIRE.items()  # type: ignore[misc]
 }
 _MAX_NANOS = 999_999_999
 _MAX_ID_BYTES = 128
@@ -41,7 +42,8 @@ def _durability(spec: pb.TaskSpec, default: Durability, path: str) -> Durability
         return DURABILITY_FROM_WIRE[spec.durability]
     except KeyError:
         raise InvalidArgument(
-            f"{path}durability", int(spec.durability),
+            f"{path}durability",
+            int(spec.durability),
             "must be DURABILITY_LOCAL, DURABILITY_REGION or DURABILITY_GLOBAL",
         ) from None
 

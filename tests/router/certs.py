@@ -84,14 +84,34 @@ def make_pki(directory: Path) -> Pki:
         x509.DNSName("localhost"),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
     ]
-    save("server", _issue("gateway", ca_cert.subject, ca_key, server_key,
-                          usage=ExtendedKeyUsageOID.SERVER_AUTH, sans=sans), server_key)
+    save(
+        "server",
+        _issue(
+            "gateway",
+            ca_cert.subject,
+            ca_key,
+            server_key,
+            usage=ExtendedKeyUsageOID.SERVER_AUTH,
+            sans=sans,
+        ),
+        server_key,
+    )
     client_key = ec.generate_private_key(ec.SECP256R1())
-    save("client", _issue("client", ca_cert.subject, ca_key, client_key,
-                          usage=ExtendedKeyUsageOID.CLIENT_AUTH), client_key)
+    save(
+        "client",
+        _issue(
+            "client", ca_cert.subject, ca_key, client_key, usage=ExtendedKeyUsageOID.CLIENT_AUTH
+        ),
+        client_key,
+    )
     rogue_key = ec.generate_private_key(ec.SECP256R1())
-    save("rogue", _issue("rogue", _name("rogue"), rogue_key, rogue_key,
-                         usage=ExtendedKeyUsageOID.CLIENT_AUTH), rogue_key)
+    save(
+        "rogue",
+        _issue(
+            "rogue", _name("rogue"), rogue_key, rogue_key, usage=ExtendedKeyUsageOID.CLIENT_AUTH
+        ),
+        rogue_key,
+    )
     ca_path = directory / "ca.pem"
     ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     return Pki(ca=ca_path, **paths)

@@ -10,11 +10,11 @@ from router import codegen
 def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
     fresh = codegen.generate(tmp_path)
     assert [p.name for p in fresh] == [
-        "scheduler_pb2.py", "scheduler_pb2.pyi", "scheduler_pb2_grpc.py"
+        "scheduler_pb2.py",
+        "scheduler_pb2.pyi",
+        "scheduler_pb2_grpc.py",
     ]
-    stale = [
-        p.name for p in fresh if p.read_text() != (codegen.DEFAULT_OUT / p.name).read_text()
-    ]
+    stale = [p.name for p in fresh if p.read_text() != (codegen.DEFAULT_OUT / p.name).read_text()]
     assert not stale, f"{stale} differ from the proto: run `python -m router.codegen`"
 
 

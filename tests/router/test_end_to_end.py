@@ -20,8 +20,13 @@ RUN_LIMIT_S = 30.0
 
 async def run_worker_until_drained(redis_url: str, pg_dsn: str) -> None:
     settings = Settings(
-        region=REGION, partitions=PARTITIONS, redis_url=redis_url, pg_dsn=pg_dsn,
-        admin_port=-1, heartbeat_s=0.05, block_ms=20,
+        region=REGION,
+        partitions=PARTITIONS,
+        redis_url=redis_url,
+        pg_dsn=pg_dsn,
+        admin_port=-1,
+        heartbeat_s=0.05,
+        block_ms=20,
     )
     worker = Worker(apps.app, settings, seed=7)
     await asyncio.wait_for(worker.run(burst=True), RUN_LIMIT_S)
@@ -35,9 +40,7 @@ def run(redis_url: str, pg_dsn: str):  # type: ignore[no-untyped-def]
     return go
 
 
-async def test_submitted_task_runs_and_is_readable_and_watchable(
-    client: AsyncClient, run
-) -> None:
+async def test_submitted_task_runs_and_is_readable_and_watchable(client: AsyncClient, run) -> None:
     done = await client.submit("echo", "customer-9", b"payload-1")
     events: list[TaskEventView] = []
 

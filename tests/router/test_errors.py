@@ -34,10 +34,16 @@ def test_every_domain_code_has_a_row() -> None:
 @pytest.mark.parametrize(
     ("error", "status", "client_error"),
     [
-        (InvalidArgument("task.kind", "", "must not be empty"),
-         grpc.StatusCode.INVALID_ARGUMENT, InvalidRequest),
-        (WrongRegion("eu:1", "eu-west", 7, "127.0.0.1:7001"),
-         grpc.StatusCode.FAILED_PRECONDITION, WrongRegionError),
+        (
+            InvalidArgument("task.kind", "", "must not be empty"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            InvalidRequest,
+        ),
+        (
+            WrongRegion("eu:1", "eu-west", 7, "127.0.0.1:7001"),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            WrongRegionError,
+        ),
         (Fenced("us-east/3", 4, 5), grpc.StatusCode.FAILED_PRECONDITION, FencedError),
         (NotReplicated(2, 1), grpc.StatusCode.UNAVAILABLE, NotReplicatedError),
         (TaskNotFound("01J"), grpc.StatusCode.NOT_FOUND, TaskNotFoundError),

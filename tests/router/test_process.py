@@ -1,0 +1,82 @@
+"""The gateway as users run it: `homeport gateway` in its own process, driven by the
+blocking `Client` and by the `homeport` CLI, then stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from homeport import Client
+from router.errors import InvalidRequest
+from tests.router.conftest import PARTITIONS, REGION
+
+HOMEPORT = [sys.executable, "-m", "homeport"]
+START_LIMIT_S = 30.0
+_LISTENING = re.compile(r"listening on (\S+)")
+
+
+@pytest.fixture
+def gateway_process(
+    redis_url: str, pg_dsn: str, tmp_path: Path
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    log = tmp_path / "gateway.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [*HOMEPORT, "gateway", "--region", REGION, "--redis-url", redis_url,
+             "--pg-dsn", pg_dsn, "--partitions", str(PARTITIONS), "--listen", "127.0.0.1:0",
+             "--admin-port", "-1", "--token", "t0k3n"],
+            stderr=sink, stdout=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + START_LIMIT_S
+        address = None
+        while address is None:
+            match = _LISTENING.search(log.read_text())
+            if match:
+                address = match[1]
+            elif proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"gateway did not start within {START_LIMIT_S}s:\n{log.read_text()}")
+            else:
+                time.sleep(0.05)  # polling a log file for the port, not synchronising work
+        yield address, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def _cli(address: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HOMEPORT_GATEWAY": address, "HOMEPORT_TOKEN": "t0k3n"}
+    return subprocess.run([*HOMEPORT, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_gateway_process_serves_sdk_and_cli_and_stops_gracefully(
+    gateway_process: tuple[str, subprocess.Popen[str]],
+) -> None:
+    address, proc = gateway_process
+    with Client(address, token="t0k3n") as client:
+        done = client.submit("noop", "cli-key", b"x", id="proc-task-1")
+        assert done.task_id == "proc-task-1"
+        with pytest.raises(InvalidRequest):
+            client.submit("noop", "")
+    submitted = _cli(address, "submit", "noop", "cli-key", "--id", "proc-task-2", "--json")
+    assert submitted.returncode == 0, submitted.stderr
+    assert json.loads(submitted.stdout)["task_id"] == "proc-task-2"
+    refused = _cli(address, "submit", "bad kind", "k")
+    assert refused.returncode == 1
+    assert "field task.kind" in refused.stderr
+    missing = _cli(address, "task", "get", "nope", "--json")
+    assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
+    cancelled = _cli(address, "task", "cancel", "proc-task-2", "--key", "cli-key", "--json")
+    assert json.loads(cancelled.stdout)["cancelled"] is True
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
