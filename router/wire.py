@@ -18,9 +18,9 @@ DURABILITY_FROM_WIRE: dict[int, Durability] = {
     pb.DURABILITY_REGION: Durability.REGION,
     pb.DURABILITY_GLOBAL: Durability.GLOBAL,
 }
-DURABILITY_TO_WIRE: dict[Durability, pb.Durability] = {
-    v: pb.Durability.Name(k)
-    for k, v in DURABILITY_FROM_WIRE.items()  # type: ignore[misc]
+# By enum value name, which message constructors accept.
+DURABILITY_TO_WIRE: dict[Durability, str] = {
+    v: pb.Durability.Name(k) for k, v in DURABILITY_FROM_WIRE.items()
 }
 _MAX_NANOS = 999_999_999
 _MAX_ID_BYTES = 128
