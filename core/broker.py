@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgpack
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
 from redis.crc import key_slot
@@ -45,7 +46,7 @@ class Finish:
     entry_id: str
     task_id: str
     a: str | int = ""
-    b: str | int = ""
+    b: str | int | bytes = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +173,6 @@ class Broker:
         *,
         epoch: int,
         dedup_window_ms: int,
-        now_ms: int,
         wait_replicas: int,
         wait_timeout_ms: int,
     ) -> tuple[list[EnqueueReply], int]:
@@ -183,7 +183,7 @@ class Broker:
         """
         keys = [pk.stream, pk.delayed, pk.delayed_data, pk.epoch]
         keys.extend(pk.dedup(t) for t in task_ids)
-        args = [epoch, dedup_window_ms, now_ms, *task_args]
+        args = [epoch, dedup_window_ms, *task_args]
         sha = self._sha["enqueue"]
 
         async def run(client: aioredis.Redis) -> list[Any]:
@@ -244,7 +244,8 @@ class Broker:
             return []
         if not got:
             return []
-        return [Delivery.decode(eid, fields) for eid, fields in got[0][1] if fields]
+        out = [Delivery.decode(eid, fields) for eid, fields in got[0][1] if fields]
+        return [d for d in out if d is not None]
 
     async def claim_pending(self, pk: PartitionKeys, consumer: str, batch: int) -> list[Delivery]:
         """Take over every pending entry of the group, oldest first, with delivery counts.
@@ -269,8 +270,9 @@ class Broker:
                 lambda c, ids=ids: c.xclaim(pk.stream, GROUP, consumer, 0, ids),  # type: ignore[misc]
             )
             for eid, fields in got:
-                if fields:
-                    out.append(Delivery.decode(eid, fields, counts[_text(eid)] + 1))
+                d = Delivery.decode(eid, fields, counts[_text(eid)] + 1) if fields else None
+                if d is not None:
+                    out.append(d)
             start = "(" + ids[-1]
             if len(rows) < batch:
                 return out
@@ -285,11 +287,13 @@ class Broker:
         dead_maxlen: int,
     ) -> list[int]:
         """Run step.lua: finish entries, then begin others. Raises `Fenced`."""
-        args: list[Any] = [GROUP, token, consumer, len(finishes), dead_maxlen]
-        for f in finishes:
-            args += [f.op, f.entry_id, f.task_id, f.a, f.b]
-        for entry_id, task_id in begins:
-            args += [entry_id, task_id]
+        fins = [
+            (f.op, f.entry_id, f.task_id) if f.op == "A" else (f.op, f.entry_id, f.task_id,
+                                                                 f.a, f.b)
+            for f in finishes
+        ]
+        args = [GROUP, token, consumer, dead_maxlen, msgpack.packb(fins),
+                msgpack.packb(begins)]
         keys = [pk.stream, pk.lease, pk.started, pk.cancelled, pk.dead, pk.delayed,
                 pk.delayed_data]
         reply = await self._script("step", keys, args)

@@ -6,7 +6,7 @@ delivery counts kept) and queues them before anything new, then reads new entrie
 XREADGROUP in batches. Entries of an ordered kind join their key's FIFO; the key's runner
 starts the head only after the previous head was finished (acked, dead-lettered or
 re-scheduled) — that is the per-key order guarantee. Different keys run concurrently,
-bounded by the worker's concurrency slots. Unordered kinds skip the key FIFO.
+bounded by the worker's `concurrency` budget. Unordered kinds skip the key FIFO.
 
 Stopping: `drain()` stops reading and starting, lets running handlers finish within the
 grace period, and leaves the rest pending for the next owner; `abort()` (lost lease, or
@@ -54,8 +54,23 @@ class WorkerRuntime:
         self.recorder = recorder
         self.run_sync = run_sync
         self.rng = rng
-        self.slots = asyncio.Semaphore(settings.concurrency)
         self.inflight = 0
+        # Worker-wide budget of fetched-but-unfinished entries: bounds memory and the
+        # number of coroutines, and so the event loop's cycle time (lease renewals must
+        # not starve under load). Handlers running at once never exceed it.
+        self.buffered = 0
+        self.space = asyncio.Event()
+        self.space.set()
+
+    def take(self, n: int) -> None:
+        self.buffered += n
+        if self.buffered >= self.settings.concurrency:
+            self.space.clear()
+
+    def give(self) -> None:
+        self.buffered -= 1
+        if self.buffered < self.settings.concurrency:
+            self.space.set()
 
 
 class PartitionConsumer:
@@ -69,10 +84,20 @@ class PartitionConsumer:
         self._stepper = Stepper(rt.broker, pk, token, rt.worker_id, rt.settings.dead_maxlen)
         self._keys: dict[str, deque[Delivery]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._running: dict[str, tuple[asyncio.Event, asyncio.Task[Any]]] = {}
+        self._running: dict[str, asyncio.Event] = {}
         self._buffered = 0
         self._space = asyncio.Event()
         self._space.set()
+        m, lb = rt.metrics, self._labels
+        self._m_reclaimed = m.reclaimed.labels(*lb)
+        self._m_started = m.started.labels(*lb)
+        self._m_succeeded = m.succeeded.labels(*lb)
+        self._m_failed = m.failed.labels(*lb)
+        self._m_retried = m.retried.labels(*lb)
+        self._m_dead = m.dead.labels(*lb)
+        self._m_cancelled = m.cancelled.labels(*lb)
+        self._m_duplicate = m.duplicate_executions.labels(*lb)
+        self._m_latency = m.latency.labels(*lb)
         self._draining = False
         self._reader: asyncio.Task[None] | None = None
         self.lost = False
@@ -101,6 +126,11 @@ class PartitionConsumer:
         if self._tasks:
             await asyncio.wait(list(self._tasks))
         await self._stepper.stop()
+        # Entries left unstarted stay pending in Redis; give their budget back.
+        for _ in range(self._buffered):
+            self.rt.give()
+        self._buffered = 0
+        self._keys.clear()
 
     async def _stop_reader(self) -> None:
         if self._reader is not None:
@@ -118,7 +148,7 @@ class PartitionConsumer:
     def signal_cancel(self, task_ids: set[str]) -> None:
         """Set the cancel signal of running handlers whose task id is in `task_ids`."""
         for tid in task_ids & self._running.keys():
-            self._running[tid][0].set()
+            self._running[tid].set()
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -128,14 +158,18 @@ class PartitionConsumer:
             await self._io(lambda: rt.broker.ensure_group(self.pk))
             claimed = await self._io(lambda: rt.broker.claim_pending(self.pk, rt.worker_id, 500))
             if claimed:
-                rt.metrics.reclaimed.labels(*self._labels).inc(len(claimed))
+                self._m_reclaimed.inc(len(claimed))
                 self._admit(claimed)
             while not self._draining:
                 if self._buffered >= s.max_buffered:
                     self._space.clear()
                     await self._space.wait()
                     continue
-                count = min(s.batch_size, s.max_buffered - self._buffered)
+                if not rt.space.is_set():
+                    await rt.space.wait()
+                    continue
+                count = min(s.batch_size, s.max_buffered - self._buffered,
+                            max(1, s.concurrency - rt.buffered))
                 got = await self._io(
                     lambda n=count: rt.broker.read_new(  # type: ignore[misc]
                         self.pk, rt.worker_id, n, s.block_ms)
@@ -160,6 +194,7 @@ class PartitionConsumer:
                 await asyncio.sleep(_RETRY_IO_S)
 
     def _admit(self, deliveries: list[Delivery]) -> None:
+        self.rt.take(len(deliveries))
         for d in deliveries:
             self._buffered += 1
             reg = self.rt.app.handler(d.kind)
@@ -180,6 +215,7 @@ class PartitionConsumer:
         t.add_done_callback(self._tasks.discard)
 
     def _release(self) -> None:
+        self.rt.give()
         self._buffered -= 1
         if self._buffered < self.rt.settings.max_buffered:
             self._space.set()
@@ -220,38 +256,35 @@ class PartitionConsumer:
             return
         verdict = await self._begin(d)
         if verdict == BEGIN_CANCELLED:
-            rt.metrics.cancelled.labels(*self._labels).inc()
+            self._m_cancelled.inc()
             rt.recorder.task(self._record(d, Status.CANCELLED, d.attempts_before))
             return
         if verdict == BEGIN_DUPLICATE:
-            rt.metrics.duplicate_executions.labels(*self._labels).inc()
+            self._m_duplicate.inc()
         opts = reg.options
         max_attempts = opts.max_attempts or d.max_attempts
         attempt = d.attempts_before + d.deliveries
-        rt.metrics.latency.labels(*self._labels).observe(
-            max(0.0, time.time() - d.ready_ms / 1000)
-        )
+        self._m_latency.observe(max(0.0, time.time() - d.ready_ms / 1000))
         while True:
             if d.deadline_ms and time.time() * 1000 > d.deadline_ms:
                 return await self._dead(d, attempt - 1, "deadline passed before the attempt")
             ok, value, error = await self._attempt(d, reg, attempt, verdict == BEGIN_DUPLICATE)
             if ok or error == "cancelled":
                 status = Status.SUCCEEDED if ok else Status.CANCELLED
-                counter = rt.metrics.succeeded if ok else rt.metrics.cancelled
-                counter.labels(*self._labels).inc()
+                (self._m_succeeded if ok else self._m_cancelled).inc()
                 rec = self._record(d, status, attempt, result=value, finished=True)
                 return await self._finish(d, Finish("A", d.entry_id, d.task_id), rec)
-            rt.metrics.failed.labels(*self._labels).inc()
+            self._m_failed.inc()
             if attempt >= max_attempts:
                 return await self._dead(d, attempt, f"attempts exhausted ({attempt} of "
                                         f"{max_attempts}); last error: {error}")
-            rt.metrics.retried.labels(*self._labels).inc()
+            self._m_retried.inc()
             delay = opts.backoff_s(attempt, rt.rng)
             rec = self._record(d, Status.RETRYING, attempt, error=error)
             if not opts.ordered:
                 due = int((time.time() + delay) * 1000)
-                return await self._finish(d, Finish("R", d.entry_id, d.task_id, due, attempt),
-                                          rec)
+                retry = Finish("R", d.entry_id, d.task_id, due, d.repack(attempt))
+                return await self._finish(d, retry, rec)
             rt.recorder.task(rec)
             await asyncio.sleep(delay)  # the key waits: its next task must not start yet
             if self._draining:
@@ -277,26 +310,21 @@ class PartitionConsumer:
         ctx = TaskContext(d.task_id, d.key, d.kind, d.payload, attempt, d.deliveries,
                           self.pk.region, self.pk.number, cancel)
         started = time.time()
-        rt.metrics.started.labels(*self._labels).inc()
+        self._m_started.inc()
         rt.recorder.task(self._record(d, Status.RUNNING, attempt, started=started))
         ok, value, error = False, None, None
-        async with rt.slots:
-            run = asyncio.ensure_future(call_handler(reg, ctx, rt.run_sync))
-            self._running[d.task_id] = (cancel, run)
-            rt.inflight += 1
-            try:
-                value = _encode_result(await run)
-                ok = True
-            except Cancelled:
-                error = "cancelled"
-            except asyncio.CancelledError:
-                run.cancel()
-                raise
-            except Exception as exc:  # noqa: BLE001 - a handler's failure is an outcome
-                error = f"{type(exc).__name__}: {exc}"
-            finally:
-                rt.inflight -= 1
-                self._running.pop(d.task_id, None)
+        self._running[d.task_id] = cancel
+        rt.inflight += 1
+        try:
+            value = _encode_result(await call_handler(reg, ctx, rt.run_sync))
+            ok = True
+        except Cancelled:
+            error = "cancelled"
+        except Exception as exc:  # noqa: BLE001 - a handler's failure is an outcome
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            rt.inflight -= 1
+            self._running.pop(d.task_id, None)
         status = Status.SUCCEEDED if ok else (
             Status.CANCELLED if error == "cancelled" else Status.FAILED)
         rt.recorder.attempt(AttemptRecord(
@@ -306,7 +334,7 @@ class PartitionConsumer:
         return ok, value, error
 
     async def _dead(self, d: Delivery, attempts: int, reason: str) -> None:
-        self.rt.metrics.dead.labels(*self._labels).inc()
+        self._m_dead.inc()
         rec = self._record(d, Status.DEAD, attempts, error=reason, finished=True)
         await self._finish(d, Finish("D", d.entry_id, d.task_id, reason, attempts), rec)
 

@@ -1,28 +1,37 @@
-"""How a task is laid out in a stream entry, and the worker's view of one delivery.
+"""How a task is laid out in Redis, and the worker's view of one delivery.
 
-Field names are short because they are stored once per entry in Redis:
-`id` task id, `k` partition key, `n` kind, `p` payload, `s` scheduled ms (0 none),
-`m` max attempts, `dl` deadline ms (0 none), `u` durability, `e` enqueue ms,
-`a` attempts already spent (unordered retries), `x` epoch at enqueue. Dead-letter entries
-add `err` (reason), `src` (original entry id) and `at` (attempts spent).
+A stream entry has one field, `t`: a msgpack array (the *task blob*)
+
+    [id, partition_key, kind, payload, scheduled_ms (0 none), max_attempts,
+     deadline_ms (0 none), durability, enqueued_ms, attempts_before, epoch]
+
+One opaque field keeps every script and every XADD short (Redis and redis-py cost grows
+with the argument count) and lets the worker decode an entry with one C call. Strings are
+UTF-8; the scripts never look inside except `requeue.lua`, which resets attempts_before.
+The delayed set's data hash holds the same blob. Dead-letter entries add `err` (reason),
+`src` (original entry id) and `at` (attempts spent).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import msgpack
+
 from core.task import Task
 
+ATTEMPTS_INDEX = 9  # position of attempts_before in the blob (0-based)
 
-def enqueue_args(task: Task, now_ms: int) -> tuple[int, list[bytes | str | int]]:
-    """(due ms, the 9 per-task ARGV values of enqueue.lua) for one task."""
+
+def pack(task: Task, now_ms: int, epoch: int) -> tuple[int, bytes]:
+    """(due ms or 0 when ready now, the task blob) of a task enqueued at `now_ms`."""
     sched = 0 if task.scheduled_at is None else int(task.scheduled_at * 1000)
-    due = sched if sched > now_ms else 0
     deadline = 0 if task.deadline is None else int(task.deadline * 1000)
-    return due, [
-        due, task.id, task.partition_key, task.kind, task.payload, sched,
-        task.max_attempts, deadline, task.durability.value,
-    ]
+    blob = msgpack.packb([
+        task.id, task.partition_key, task.kind, task.payload, sched, task.max_attempts,
+        deadline, task.durability.value, now_ms, 0, epoch,
+    ], use_bin_type=True)
+    return (sched if sched > now_ms else 0), blob
 
 
 @dataclasses.dataclass(slots=True)
@@ -38,32 +47,39 @@ class Delivery:
     key: str
     kind: str
     payload: bytes
-    enqueued_ms: int
     scheduled_ms: int
     max_attempts: int
     deadline_ms: int
+    durability: str
+    enqueued_ms: int
     attempts_before: int
     epoch: int
     deliveries: int = 1
 
     @classmethod
-    def decode(cls, entry_id: bytes | str, fields: dict[bytes, bytes], deliveries: int = 1) -> (
-        Delivery
-    ):
-        def s(name: bytes) -> str:
-            return fields.get(name, b"").decode("utf-8", errors="surrogatepass")
-
-        def i(name: bytes) -> int:
-            raw = fields.get(name)
-            return int(raw) if raw else 0
-
+    def decode(cls, entry_id: bytes | str, fields: dict[bytes, bytes],
+               deliveries: int = 1) -> Delivery | None:
+        """The delivery of a stream entry, or None if the entry is not a task blob."""
         eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-        return cls(
-            entry_id=eid, task_id=s(b"id"), key=s(b"k"), kind=s(b"n"),
-            payload=fields.get(b"p", b""), enqueued_ms=i(b"e"), scheduled_ms=i(b"s"),
-            max_attempts=max(1, i(b"m")), deadline_ms=i(b"dl"), attempts_before=i(b"a"),
-            epoch=i(b"x"), deliveries=deliveries,
-        )
+        try:
+            v = msgpack.unpackb(fields[b"t"], raw=True)
+            return cls(
+                eid, v[0].decode(), v[1].decode("utf-8", "surrogatepass"), v[2].decode(),
+                bytes(v[3]), int(v[4]), max(1, int(v[5])), int(v[6]), v[7].decode(),
+                int(v[8]), int(v[9]), int(v[10]), deliveries,
+            )
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError,
+                msgpack.UnpackException):
+            return None
+
+    def repack(self, attempts_before: int) -> bytes:
+        """The blob of this task with a new attempts_before (unordered retries)."""
+        blob: bytes = msgpack.packb([
+            self.task_id, self.key, self.kind, self.payload, self.scheduled_ms,
+            self.max_attempts, self.deadline_ms, self.durability, self.enqueued_ms,
+            attempts_before, self.epoch,
+        ], use_bin_type=True)
+        return blob
 
     @property
     def ready_ms(self) -> int:

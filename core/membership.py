@@ -44,22 +44,26 @@ class Membership(Loop):
         await rt.broker.heartbeat(self._rk, rt.worker_id, ttl_ms)
         assignment = await rt.broker.assignment(self._rk)
         mine = {p for p, w in assignment.items() if w == rt.worker_id} if self.accepting else set()
+        # Renewals and acquisitions go out concurrently: under load each await costs a
+        # full event-loop cycle, and a sequential round of them could outlast the TTL.
+        keep = [(p, c) for p, c in self.consumers.items() if not c.lost and p in mine]
         for p, c in list(self.consumers.items()):
             if c.lost:
                 await self._drop(p, graceful=False)
             elif p not in mine:
                 self._hand_over(p)
-            else:
-                token = await rt.broker.acquire(c.pk.lease, c.pk.fence, rt.worker_id, ttl_ms)
-                if token != c.token:
-                    log.warning("lost the lease of %s (token %d -> %d)", c.pk.name, c.token,
-                                token)
-                    await self._drop(p, graceful=False)
-        for p in sorted(mine - self.consumers.keys()):
-            pk = self._rk.partition(p)
-            token = await rt.broker.acquire(pk.lease, pk.fence, rt.worker_id, ttl_ms)
+        new = [p for p in sorted(mine - self.consumers.keys())]
+        pks = [c.pk for _, c in keep] + [self._rk.partition(p) for p in new]
+        tokens = await asyncio.gather(
+            *(rt.broker.acquire(pk.lease, pk.fence, rt.worker_id, ttl_ms) for pk in pks)
+        )
+        for (p, c), token in zip(keep, tokens, strict=False):
+            if token != c.token:
+                log.warning("lost the lease of %s (token %d -> %d)", c.pk.name, c.token, token)
+                await self._drop(p, graceful=False)
+        for p, token in zip(new, tokens[len(keep):], strict=True):
             if token > 0:
-                consumer = PartitionConsumer(rt, pk, token)
+                consumer = PartitionConsumer(rt, self._rk.partition(p), token)
                 self.consumers[p] = consumer
                 consumer.start()
         await self._forward_cancels()
@@ -67,11 +71,11 @@ class Membership(Loop):
         return None
 
     async def _forward_cancels(self) -> None:
-        for c in self.consumers.values():
-            if c.busy:
-                ids = await self.rt.broker.cancelled_ids(c.pk)
-                if ids:
-                    c.signal_cancel(ids)
+        busy = [c for c in self.consumers.values() if c.busy]
+        got = await asyncio.gather(*(self.rt.broker.cancelled_ids(c.pk) for c in busy))
+        for c, ids in zip(busy, got, strict=True):
+            if ids:
+                c.signal_cancel(ids)
 
     def _hand_over(self, p: int) -> None:
         consumer = self.consumers.pop(p)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 
 from core.broker import Broker
-from core.entry import enqueue_args
+from core.entry import pack
 from core.errors import HomeportError, NotReplicated
 from core.keys import RegionKeys
 from core.metrics import Metrics
@@ -95,13 +95,14 @@ class Producer:
         now_ms = int(time.time() * 1000)
         args: list[object] = []
         for task in tasks:
-            args.extend(enqueue_args(task, now_ms)[1])
+            due, blob = pack(task, now_ms, epoch)
+            args += (due, task.id, blob)
         wanted = max(self._wait[t.durability] for t in tasks)
         labels = (self._settings.region, str(p))
         try:
             replies, acked = await self._broker.enqueue(
                 pk, [t.id for t in tasks], args, epoch=epoch,
-                dedup_window_ms=int(self._settings.dedup_window_s * 1000), now_ms=now_ms,
+                dedup_window_ms=int(self._settings.dedup_window_s * 1000),
                 wait_replicas=wanted, wait_timeout_ms=self._settings.wait_timeout_ms,
             )
         except HomeportError as exc:
@@ -109,16 +110,22 @@ class Producer:
                 self._metrics.fenced.labels(*labels).inc(len(tasks))
             return [SubmitResult(t.id, p, error=exc) for t in tasks]
         out = []
+        counts = [0, 0, 0]  # enqueued, duplicate, not replicated
         for task, reply in zip(tasks, replies, strict=True):
             need = self._wait[task.durability]
             if acked < need:
-                self._metrics.not_replicated.labels(*labels).inc()
+                counts[2] += 1
                 out.append(SubmitResult(task.id, p, reply.ref, reply.status == 2,
                                         NotReplicated(need, acked)))
             elif reply.status == 2:
-                self._metrics.duplicate_submits.labels(*labels).inc()
+                counts[1] += 1
                 out.append(SubmitResult(task.id, p, reply.ref, True))
             else:
-                self._metrics.enqueued.labels(*labels).inc()
+                counts[0] += 1
                 out.append(SubmitResult(task.id, p, reply.ref, False))
+        m = self._metrics
+        for counter, n in zip((m.enqueued, m.duplicate_submits, m.not_replicated), counts,
+                              strict=True):
+            if n:
+                counter.labels(*labels).inc(n)
         return out

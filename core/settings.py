@@ -49,12 +49,14 @@ class Settings:
     batch_size: int = 256
     # Milliseconds an idle XREADGROUP blocks. Default 200. Zero = poll without blocking.
     block_ms: int = 200
-    # Most handlers running at once in one worker (across keys). Default 256. Must be >= 1.
-    concurrency: int = 256
+    # Most fetched-but-unfinished entries in one worker (so also most handlers running at
+    # once). Default 1024. Must be >= 1.
+    concurrency: int = 1024
     # Threads for sync handlers. Default 16. Must be >= 1.
     sync_threads: int = 16
-    # Most fetched-but-unfinished entries per partition in a worker. Default 2048.
-    max_buffered: int = 2048
+    # Most fetched-but-unfinished entries per partition in a worker (fairness between
+    # partitions). Default 512. Must be >= 1.
+    max_buffered: int = 512
     # Seconds a partition lease / worker heartbeat / manager lease lives unless renewed.
     # Default 5. A dead worker's partitions move within about this long. Must be > 0.
     lease_ttl_s: float = 5.0

@@ -1,6 +1,6 @@
 -- Move due delayed tasks of one partition into its stream (ZRANGEBYSCORE, XADD, ZREM).
 -- KEYS[1] -> partition delayed zset (task id -> due ms)
--- KEYS[2] -> partition delayed data hash (task id -> msgpack of the entry's fields)
+-- KEYS[2] -> partition delayed data hash (task id -> task blob)
 -- KEYS[3] -> partition stream
 -- ARGV[1] -> now in ms
 -- ARGV[2] -> most tasks to move in this call
@@ -9,7 +9,7 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, to
 for _, tid in ipairs(due) do
   local data = redis.call('HGET', KEYS[2], tid)
   if data then
-    redis.call('XADD', KEYS[3], '*', unpack(cmsgpack.unpack(data)))
+    redis.call('XADD', KEYS[3], '*', 't', data)
     redis.call('HDEL', KEYS[2], tid)
   end
   redis.call('ZREM', KEYS[1], tid)

@@ -6,17 +6,16 @@
 -- KEYS[4] -> partition cancelled zset (task id -> cancel ms)
 -- KEYS[5] -> partition dead-letter stream
 -- KEYS[6] -> partition delayed zset
--- KEYS[7] -> partition delayed data hash
+-- KEYS[7] -> partition delayed data hash (task id -> task blob)
 -- ARGV[1] -> consumer group name
 -- ARGV[2] -> caller's lease token; if it is not the lease's token, nothing is done
 -- ARGV[3] -> consumer (worker id), stored as the starter of begun entries
--- ARGV[4] -> number of finish records that follow, NF
--- ARGV[5] -> dead-letter stream approximate MAXLEN (0 = uncapped)
--- ARGV[6..] -> NF finish records of 5 values: op, entry id, task id, a, b
---     op "A": acknowledge (a, b unused)
+-- ARGV[4] -> dead-letter stream approximate MAXLEN (0 = uncapped)
+-- ARGV[5] -> msgpack array of finish records, each {op, entry id, task id[, a, b]}:
+--     op "A": acknowledge
 --     op "D": dead-letter with reason a after b attempts, then acknowledge
---     op "R": re-schedule at due ms a with attempt count b (unordered retry), acknowledge
---   then begin records of 2 values: entry id, task id
+--     op "R": re-schedule at due ms a with task blob b (unordered retry), acknowledge
+-- ARGV[6] -> msgpack array of begin records, each {entry id, task id}
 -- Returns: {"FENCED", current token (0 when no lease)} if the caller lost the lease;
 --          else one verdict per begin record: 0 = run, 1 = run, but a previous delivery of
 --          this entry already started (a duplicate execution), 2 = cancelled, acked, skip.
@@ -25,8 +24,9 @@ if cur ~= ARGV[2] then
   return {'FENCED', tonumber(cur or '0')}
 end
 local group = ARGV[1]
-local nf = tonumber(ARGV[4])
-local deadcap = tonumber(ARGV[5])
+local deadcap = tonumber(ARGV[4])
+local finishes = cmsgpack.unpack(ARGV[5])
+local begins = cmsgpack.unpack(ARGV[6])
 
 local function fields_of(entry)
   local got = redis.call('XRANGE', KEYS[1], entry, entry)
@@ -34,15 +34,14 @@ local function fields_of(entry)
   return got[1][2]
 end
 
-for i = 0, nf - 1 do
-  local b = 6 + i * 5
-  local op, entry, tid = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+for _, fin in ipairs(finishes) do
+  local op, entry, tid = fin[1], fin[2], fin[3]
   if op == 'D' then
     local f = fields_of(entry)
     if f then
-      f[#f + 1] = 'err'; f[#f + 1] = ARGV[b + 3]
+      f[#f + 1] = 'err'; f[#f + 1] = fin[4]
       f[#f + 1] = 'src'; f[#f + 1] = entry
-      f[#f + 1] = 'at'; f[#f + 1] = ARGV[b + 4]
+      f[#f + 1] = 'at'; f[#f + 1] = tostring(fin[5])
       if deadcap > 0 then
         redis.call('XADD', KEYS[5], 'MAXLEN', '~', deadcap, '*', unpack(f))
       else
@@ -50,14 +49,8 @@ for i = 0, nf - 1 do
       end
     end
   elseif op == 'R' then
-    local f = fields_of(entry)
-    if f then
-      for j = 1, #f, 2 do
-        if f[j] == 'a' then f[j + 1] = ARGV[b + 4] end
-      end
-      redis.call('ZADD', KEYS[6], tonumber(ARGV[b + 3]), tid)
-      redis.call('HSET', KEYS[7], tid, cmsgpack.pack(f))
-    end
+    redis.call('ZADD', KEYS[6], fin[4], tid)
+    redis.call('HSET', KEYS[7], tid, fin[5])
   end
   redis.call('XACK', KEYS[1], group, entry)
   if redis.call('HGET', KEYS[3], tid) == entry then
@@ -67,8 +60,8 @@ for i = 0, nf - 1 do
 end
 
 local out = {}
-for b = 6 + nf * 5, #ARGV, 2 do
-  local entry, tid = ARGV[b], ARGV[b + 1]
+for _, beg in ipairs(begins) do
+  local entry, tid = beg[1], beg[2]
   if redis.call('ZSCORE', KEYS[4], tid) then
     redis.call('XACK', KEYS[1], group, entry)
     redis.call('ZREM', KEYS[4], tid)
