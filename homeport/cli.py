@@ -10,6 +10,7 @@ import click
 # owns its commands in its own `cli.py`, and this list is the only place they meet.
 _COMMANDS: tuple[tuple[str, str], ...] = (
     ("regions.cli", "dev"),
+    ("regions.cli", "region"),
     ("loadtest.demo", "demo"),
     ("simulation.cli", "plan"),
     ("router.cli", "gateway"),

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
+from collections.abc import Coroutine
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
+from regions.control import ControlPlane
 from regions.devcluster import ClusterSpec, ComponentStatus, DevCluster
 from regions.errors import RegionsError
-from regions.topology import Topology
+from regions.mirror import measure
+from regions.promotion import FailbackReport, PromotionReport, failback, promote
+from regions.topology import Topology, load_topology
+
+T = TypeVar("T")
 
 console = Console(stderr=True)
 
@@ -142,3 +151,139 @@ def print_topology(topology: Topology) -> None:
     console.print(table)
     api = topology.toxiproxy.api if topology.toxiproxy else "-"
     console.print(f"{len(topology.links)} Toxiproxy links; API at {api}")
+
+
+topology_option = click.option(
+    "--topology",
+    "topology_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Topology file (default: the local cluster's, <state-dir>/topology.yaml).",
+)
+
+
+def _topology(topology_path: Path | None, state_dir: Path) -> Topology:
+    try:
+        if topology_path is not None:
+            return load_topology(topology_path)
+        return DevCluster(state_dir).topology
+    except RegionsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except RegionsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+def region() -> None:
+    """Inspect the routing table, promote a standby, fail back a home region.
+
+    \b
+      homeport region status              routes, epochs, mirror lag, health votes
+      homeport region promote A --to B    fail A over to its standby B, step by step
+      homeport region failback A          recover A's orphans, resync A, and switch back
+    """
+
+
+@region.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@topology_option
+@state_dir_option
+def region_status(as_json: bool, topology_path: Path | None, state_dir: Path) -> None:
+    """Show which region serves each home region, at which epoch, and mirror lag."""
+    topo = _topology(topology_path, state_dir)
+    rows = _run(_status(topo))
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    table = Table(title="routing table")
+    for col in ("home", "served by", "epoch", "copy", "state", "mirror lag", "changed"):
+        table.add_column(col)
+    for r in rows:
+        lag = "-" if r["lag_bytes"] is None else f"{r['lag_bytes']} B / {r['lag_seconds']:.2f} s"
+        changed = time.strftime("%H:%M:%S", time.localtime(r["changed_at"]))
+        table.add_row(
+            r["home"], r["serving"], str(r["epoch"]), r["copy"], r["state"], lag,
+            f"{changed} ({r['reason']})",
+        )  # fmt: skip
+    Console().print(table)
+
+
+async def _status(topo: Topology) -> list[dict[str, Any]]:
+    cp = await ControlPlane.open(topo, "client")
+    try:
+        table = await cp.routing.bootstrap(topo)
+        rows = []
+        for home in topo.region_names():
+            route = table.route(home)
+            row: dict[str, Any] = asdict(route) | {"lag_bytes": None, "lag_seconds": None}
+            if route.copy == "primary" and topo.region(home).standby:
+                try:
+                    lag = await measure(cp.primary(home), cp.mirror(home), home, route.serving)
+                    row |= {"lag_bytes": lag.bytes, "lag_seconds": lag.seconds}
+                except (RedisError, OSError):
+                    pass
+            rows.append(row)
+        return rows
+    finally:
+        await cp.close()
+
+
+@region.command("promote")
+@click.argument("home")
+@click.option("--to", "to", default=None, help="The standby region (default: HOME's standby).")
+@topology_option
+@state_dir_option
+def region_promote(home: str, to: str | None, topology_path: Path | None, state_dir: Path) -> None:
+    """Fail HOME over to its standby: bump the epoch, fence, promote the mirror."""
+    topo = _topology(topology_path, state_dir)
+
+    async def go() -> PromotionReport:
+        cp = await ControlPlane.open(topo, "client")
+        try:
+            await cp.routing.bootstrap(topo)
+            return await promote(cp, home, to, reason="manual (CLI)", say=console.print)
+        finally:
+            await cp.close()
+
+    report = _run(go())
+    console.print(f"[green]promoted[/] {home} -> {report.to} in {report.seconds:.2f}s")
+
+
+@region.command("failback")
+@click.argument("home")
+@click.option(
+    "--no-switch",
+    is_flag=True,
+    help="Stop once HOME replicates the serving copy; switch later with `failback` again.",
+)
+@topology_option
+@state_dir_option
+def region_failback(
+    home: str, no_switch: bool, topology_path: Path | None, state_dir: Path
+) -> None:
+    """Re-enqueue HOME's orphans, make HOME a replica, then switch back to HOME."""
+    topo = _topology(topology_path, state_dir)
+
+    async def go() -> FailbackReport:
+        cp = await ControlPlane.open(topo, "client")
+        try:
+            return await failback(cp, home, switch=not no_switch, say=console.print)
+        finally:
+            await cp.close()
+
+    report = _run(go())
+    for orphan in report.orphans[:20]:
+        console.print(
+            f"  recovered {orphan.task_id} (key {orphan.key}, partition {orphan.partition})"
+        )
+    if len(report.orphans) > 20:
+        console.print(f"  ... and {len(report.orphans) - 20} more (kept in etcd under orphans/)")
+    console.print(
+        f"[green]failback[/] of {home}: {len(report.orphans)} orphans recovered, "
+        f"epoch {report.epoch}"
+    )

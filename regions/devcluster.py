@@ -162,9 +162,13 @@ def _plan(spec: ClusterSpec, picker: PortPicker) -> _Plan:
         link(f"peers->{rs.name}:etcd-peer", region.etcd_peer or "")
         link(f"{rs.name}->{rs.name}:postgres", f"{HOST}:{pg_port}")
         if redis.primary is not None:
-            link(f"{rs.name}->{rs.name}:redis", redis.primary)
-            if standby is not None:
-                link(f"{standby}->{rs.name}:redis", redis.primary)
+            # Every region reaches every primary through a link of its own (health probes,
+            # fencing writes, and for the standby, replication), so any pair can be cut.
+            for src in names:
+                link(f"{src}->{rs.name}:redis", redis.primary)
+            if standby is not None and redis.mirror is not None:
+                # The old home replicating from its promoted mirror during failback.
+                link(f"{rs.name}->{standby}:mirror", redis.mirror)
     topology = Topology(
         regions=regions,
         etcd_prefix=f"/homeport-{spec.seed}",

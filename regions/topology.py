@@ -15,7 +15,9 @@ Link names (`<from>` is a region name, `client` or `peers`):
 - `A->A:etcd`           region A's own processes to A's etcd member
 - `peers->A:etcd-peer`  Raft traffic from the other members into A's member
 - `A->A:redis`          region A's processes to A's Redis primary (single mode)
-- `B->A:redis`          the cross-region mirror in B (A's standby) replicating A's primary
+- `B->A:redis`          region B's processes to A's primary; for B = A's standby, also the
+                        cross-region mirror replicating A's primary
+- `A->B:mirror`         A to its own mirror, hosted in its standby B (failback replication)
 - `A->A:postgres`       region A's processes to A's PostgreSQL database
 """
 
@@ -41,7 +43,7 @@ from regions.errors import TopologyError
 
 _ADDRESS = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+):(?P<port>\d{1,5})$")
 _LINK = re.compile(r"^(?P<src>[a-z][a-z0-9-]*)->(?P<dst>[a-z][a-z0-9-]*):(?P<svc>[a-z-]+)$")
-SERVICES = ("gateway", "etcd", "etcd-peer", "redis", "postgres")
+SERVICES = ("gateway", "etcd", "etcd-peer", "redis", "mirror", "postgres")
 
 
 def _check_address(value: str) -> str:

@@ -103,8 +103,9 @@ def test_every_expected_proxy_exists(topology: Topology) -> None:
         a, b = region.name, region.standby
         expected |= {
             f"client->{a}:gateway", f"client->{a}:etcd", f"{a}->{a}:etcd",
-            f"peers->{a}:etcd-peer", f"{a}->{a}:redis", f"{b}->{a}:redis", f"{a}->{a}:postgres",
+            f"peers->{a}:etcd-peer", f"{a}->{a}:postgres", f"{a}->{b}:mirror",
         }  # fmt: skip
+        expected |= {f"{src.name}->{a}:redis" for src in topology.regions}
     assert names == expected
 
 

@@ -1,0 +1,150 @@
+"""Health observers: every region probes every other region and reports to etcd.
+
+Each observer PINGs each other region's Redis primary through its own link
+(`<observer>-><target>:redis`) and writes its verdict to
+`<prefix>/health/<target>/<observer>`, attached to the observer's lease. A verdict holds
+`ok` and `since`, the time the current state began. An observer that dies or loses etcd
+has its verdicts vanish with its lease, so a silent observer never counts as a vote.
+
+`judge` turns the reports into a decision: a region is **down** when a quorum (a strict
+majority of all regions) of *other* regions has reported it unreachable continuously for
+at least `confirm_s` seconds. One observer alone can never reach a majority of three.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+
+import aetcd
+import redis.asyncio as aredis
+
+from core.loop import Loop
+from core.metrics import Metrics
+from regions import stores
+from regions.leases import HeldLease
+from regions.metrics import RegionsMetrics
+from regions.topology import Topology, split_address
+
+
+@dataclass(frozen=True)
+class Verdict:
+    observer: str
+    target: str
+    ok: bool
+    since: float
+    at: float
+
+
+def _key(prefix: str, target: str, observer: str = "") -> bytes:
+    return f"{prefix.rstrip('/')}/health/{target}/{observer}".encode()
+
+
+class Observer(Loop):
+    """Probes every other region from `region` every `interval_s` seconds."""
+
+    name = "health-observer"
+
+    def __init__(
+        self,
+        topology: Topology,
+        region: str,
+        client: aetcd.Client,
+        metrics: Metrics,
+        regions_metrics: RegionsMetrics,
+        interval_s: float = 0.25,
+        probe_timeout_s: float = 0.5,
+    ) -> None:
+        super().__init__(interval_s, metrics)
+        self.topology = topology
+        self.region = region
+        self.client = client
+        self.rm = regions_metrics
+        self.lease = HeldLease(client, ttl=3)
+        self.timeout = probe_timeout_s
+        self._since: dict[str, tuple[bool, float]] = {}
+        self._stores: dict[str, aredis.Redis] = {}
+
+    def _store(self, target: str) -> aredis.Redis | None:
+        region = self.topology.region(target)
+        address = region.redis.primary or (region.redis.nodes[0] if region.redis.nodes else None)
+        if address is None:
+            return None
+        if target not in self._stores:
+            host, port = split_address(self.topology.dial(self.region, target, "redis", address))
+            self._stores[target] = stores.client(host, port, self.timeout)
+        return self._stores[target]
+
+    async def probe(self, target: str) -> bool:
+        store = self._store(target)
+        if store is None:
+            return False
+        try:
+            return await asyncio.wait_for(stores.reachable(store), self.timeout)
+        except TimeoutError:
+            return False
+
+    async def run_once(self) -> float | None:
+        if not self.lease.valid:
+            await self.lease.grant()
+        now = time.time()
+        for target in self.topology.region_names():
+            if target == self.region:
+                continue
+            ok = await self.probe(target)
+            self.rm.region_reachable.labels(self.region, target).set(1 if ok else 0)
+            prev = self._since.get(target)
+            since = prev[1] if prev is not None and prev[0] == ok else now
+            self._since[target] = (ok, since)
+            verdict = {"ok": ok, "since": since, "at": now}
+            await self.client.put(
+                _key(self.topology.etcd_prefix, target, self.region),
+                json.dumps(verdict).encode(),
+                lease=self.lease.lease_id,
+            )
+        await self.lease.refresh()
+        return None
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.lease.stop(revoke=True)
+        for store in self._stores.values():
+            await store.aclose()
+
+
+async def read_verdicts(client: aetcd.Client, prefix: str, target: str) -> list[Verdict]:
+    found = await client.get_prefix(_key(prefix, target))
+    out = []
+    for kv in found:
+        observer = kv.key.decode().rsplit("/", 1)[1]
+        data = json.loads(kv.value)
+        out.append(Verdict(observer, target, data["ok"], data["since"], data["at"]))
+    return out
+
+
+@dataclass(frozen=True)
+class Judgement:
+    target: str
+    down: bool
+    voters: list[str]
+    needed: int
+    reason: str
+
+
+def judge(
+    target: str, verdicts: list[Verdict], regions: int, confirm_s: float, now: float
+) -> Judgement:
+    """Is `target` down? Only other regions vote; a quorum is a strict majority of all
+    regions; each vote must be 'unreachable' for at least `confirm_s` seconds."""
+    needed = regions // 2 + 1
+    voters = sorted(
+        v.observer
+        for v in verdicts
+        if v.observer != target and not v.ok and now - v.since >= confirm_s
+    )
+    if len(voters) >= needed:
+        reason = f"{len(voters)} of {regions} regions ({', '.join(voters)}) cannot reach it"
+        return Judgement(target, True, voters, needed, reason + f" for >= {confirm_s:g}s")
+    return Judgement(target, False, voters, needed, f"{len(voters)} votes of the {needed} needed")

@@ -1,0 +1,295 @@
+"""Failover and failback of a home region, step by step.
+
+**Promote** `home` to its standby `to` (DESIGN section 4):
+
+1. bump `home`'s epoch in etcd and point its route at `to` (one guarded transaction);
+2. write the new epoch into every partition of the old home's primary, when it can still
+   be reached: from then on its enqueue script refuses the old epoch (FENCED);
+3. promote the mirror (`REPLICAOF NO ONE`), after letting it catch up when the old home
+   is still reachable (a manual promotion loses nothing), and raise its epochs too;
+   the stream tail of every partition at that moment is the *promotion point*, kept in
+   etcd for failback;
+4. gateways and agents watching the routing table now send `home`'s keys to `to`, whose
+   agent runs `home`'s partitions from the promoted mirror; pending entries came with
+   the replica and run first, in order (the engine's lease takeover).
+
+**Failback** of `home` once it is reachable again:
+
+1. find its *orphans*: stream entries beyond the promotion point on the old primary that
+   the serving copy never received (checked by task id against the serving copy's dedup
+   keys);
+2. re-enqueue them into the serving copy, under the current epoch, recorded in etcd as
+   recovered and reported;
+3. only then make the old primary a replica of the serving copy and wait until in sync;
+4. switch back (`switch=True`): a new epoch routes `home` to itself, the mirror is fenced,
+   the old primary is promoted after catching up, and the mirror replicates it again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import cast
+
+import redis.asyncio as aredis
+from redis.exceptions import RedisError
+
+from core.entry import Delivery
+from core.keys import PartitionKeys
+from regions import stores
+from regions.control import ControlPlane
+from regions.errors import RegionsError
+from regions.routing import Route
+
+Say = Callable[[str], None]
+CATCH_UP_S = 5.0
+
+
+class PromotionError(RegionsError):
+    """A promotion or failback cannot proceed; the message says why and what to do."""
+
+
+@dataclass
+class PromotionReport:
+    home: str
+    to: str
+    old_epoch: int
+    new_epoch: int
+    old_home_fenced: bool
+    mirror_caught_up: bool | None
+    promotion_point: dict[int, str]
+    seconds: float
+    steps: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Orphan:
+    partition: int
+    entry_id: str
+    task_id: str
+    key: str
+    kind: str
+
+
+@dataclass
+class FailbackReport:
+    home: str
+    orphans: list[Orphan]
+    requeued: int
+    in_sync: bool
+    switched: bool
+    epoch: int
+    steps: list[str] = field(default_factory=list)
+
+
+def _stepper(say: Say, steps: list[str]) -> Say:
+    def step(message: str) -> None:
+        steps.append(message)
+        say(message)
+
+    return step
+
+
+async def _guards(guard: Callable[[], object] | None) -> list[object]:
+    return [guard()] if guard is not None else []
+
+
+async def promote(
+    cp: ControlPlane,
+    home: str,
+    to: str | None = None,
+    *,
+    reason: str = "manual",
+    say: Say = lambda _m: None,
+    guard: Callable[[], object] | None = None,
+) -> PromotionReport:
+    started = time.monotonic()
+    region = cp.topology.region(home)
+    target = to or region.standby
+    if target is None or target != region.standby:
+        raise PromotionError(
+            f"{home}'s data is mirrored to {region.standby!r} only; promote it --to "
+            f"{region.standby}, not {target!r}"
+        )
+    if region.redis.mode != "single":
+        raise PromotionError(f"{home} runs Redis Cluster; use CLUSTER FAILOVER TAKEOVER (see docs)")
+    route = (await cp.routing.load()).route(home)
+    if route.serving != home or route.copy != "primary":
+        raise PromotionError(
+            f"{home} is already served by {route.serving} (epoch {route.epoch}, {route.state}); "
+            f"run `homeport region failback {home}` first"
+        )
+    steps: list[str] = []
+    step = _stepper(say, steps)
+    new = await cp.routing.move(
+        route, serving=target, copy="mirror", state="failed-over", reason=reason,
+        guards=await _guards(guard),
+    )  # fmt: skip
+    step(f"1. etcd: {home} epoch {route.epoch} -> {new.epoch}, now served by {target}")
+    old, mirror = cp.primary(home), cp.mirror(home)
+    fenced = False
+    if await stores.reachable(old):
+        try:
+            await stores.fence(old, home, region.partitions, new.epoch)
+            fenced = True
+            step(f"2. fenced the old home's primary: epoch < {new.epoch} is refused")
+        except (RedisError, OSError) as exc:
+            step(f"2. could not fence the old home's primary ({exc}); gateway leases fence it")
+    else:
+        step("2. old home unreachable: its gateways stopped writing when their etcd leases lapsed")
+    caught_up: bool | None = None
+    if fenced:
+        caught_up = await stores.wait_caught_up(mirror, old, CATCH_UP_S)
+        step(f"3a. mirror caught up with the old primary: {caught_up}")
+    point = await stores.stream_tails(mirror, home, region.partitions)
+    await cp.etcd.put(
+        cp.prefix("promotions", home, str(new.epoch)),
+        json.dumps({"to": target, "at": time.time(), "tails": point}).encode(),
+    )
+    await stores.make_primary(mirror)
+    await stores.fence(mirror, home, region.partitions, new.epoch)
+    step(f"3. promoted {home}'s mirror in {target}: REPLICAOF NO ONE, epochs set to {new.epoch}")
+    step(f"4. clients redirected: {target}'s gateways accept {home}'s keys at epoch {new.epoch}")
+    return PromotionReport(
+        home, target, route.epoch, new.epoch, fenced, caught_up, point,
+        time.monotonic() - started, steps,
+    )  # fmt: skip
+
+
+def _after(entry_id: str, point: str) -> bool:
+    a, b = (tuple(int(x) for x in e.split("-")) for e in (entry_id, point))
+    return a > b
+
+
+async def find_orphans(
+    old: aredis.Redis, serving: aredis.Redis, home: str, partitions: int, point: dict[int, str]
+) -> list[Orphan]:
+    """Entries on the old primary past the promotion point whose task id the serving
+    copy has never seen (no dedup key there)."""
+    orphans: list[Orphan] = []
+    for p in range(partitions):
+        pk = PartitionKeys(home, p)
+        start = point.get(p, "0-0")
+        entries = await old.xrange(pk.stream, min=f"({start}", max="+") or []
+        for entry_id, fields in entries:
+            d = Delivery.decode(cast(bytes, entry_id), cast(dict[bytes, bytes], fields))
+            if d is None or not _after(d.entry_id, start):
+                continue
+            if await serving.exists(pk.dedup(d.task_id)):
+                continue
+            orphans.append(Orphan(p, d.entry_id, d.task_id, d.key, d.kind))
+    return orphans
+
+
+async def _requeue(cp: ControlPlane, route: Route, old: aredis.Redis, orphans: list[Orphan]) -> int:
+    """Enqueue `orphans` (read again from the old primary) into the serving copy, under
+    the route's epoch. The enqueue script's dedup makes a repeated failback harmless."""
+    from core.broker import Broker
+    from core.producer import Producer
+    from core.settings import Settings
+    from core.task import Durability, Task
+
+    if not orphans:
+        return 0
+    region = cp.topology.region(route.home)
+    host, port = (cp.store(route).connection_pool.connection_kwargs[k] for k in ("host", "port"))
+    broker = Broker(f"redis://{host}:{port}/0")
+    await broker.connect()
+    try:
+        producer = Producer(broker, Settings(region=route.home, partitions=region.partitions))
+        tasks = []
+        for orphan in orphans:
+            pk = PartitionKeys(route.home, orphan.partition)
+            found = await old.xrange(pk.stream, min=orphan.entry_id, max=orphan.entry_id) or []
+            d = Delivery.decode(orphan.entry_id, cast(dict[bytes, bytes], found[0][1]))
+            if d is None:
+                raise PromotionError(f"orphan {orphan.entry_id} vanished from the old primary")
+            tasks.append(
+                Task(
+                    id=d.task_id, partition_key=d.key, kind=d.kind, payload=d.payload,
+                    scheduled_at=d.scheduled_ms / 1000 if d.scheduled_ms else None,
+                    durability=Durability.LOCAL, max_attempts=d.max_attempts,
+                    deadline=d.deadline_ms / 1000 if d.deadline_ms else None,
+                )
+            )  # fmt: skip
+        results = await producer.submit_many(tasks, route.epoch)
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise PromotionError(
+                f"{len(failed)} orphans could not be re-enqueued (first: {failed[0].error}); "
+                "nothing was switched, run failback again"
+            )
+        return len(results)
+    finally:
+        await broker.close()
+
+
+async def failback(
+    cp: ControlPlane,
+    home: str,
+    *,
+    switch: bool = False,
+    say: Say = lambda _m: None,
+    guard: Callable[[], object] | None = None,
+) -> FailbackReport:
+    region = cp.topology.region(home)
+    route = (await cp.routing.load()).route(home)
+    if route.copy != "mirror":
+        raise PromotionError(
+            f"{home} is served from its own primary (epoch {route.epoch}); nothing to fail back"
+        )
+    old = cp.primary(home)
+    if not await stores.reachable(old):
+        raise PromotionError(f"{home}'s old primary is not reachable yet; fail back once it is")
+    steps: list[str] = []
+    step = _stepper(say, steps)
+    serving = cp.store(route)
+    raw = await cp.etcd.get(cp.prefix("promotions", home, str(route.epoch)))
+    point = {int(k): v for k, v in json.loads(raw.value)["tails"].items()} if raw else {}
+    orphans = await find_orphans(old, serving, home, region.partitions, point)
+    step(f"1. {len(orphans)} orphans on {home}'s old primary (entries the mirror never got)")
+    requeued = await _requeue(cp, route, old, orphans)
+    if orphans:
+        await cp.etcd.put(
+            cp.prefix("orphans", home, str(route.epoch)),
+            json.dumps([asdict(o) for o in orphans]).encode(),
+        )
+    step(f"2. re-enqueued {requeued} recovered orphans into {route.serving} at epoch {route.epoch}")
+    mirror_at = cp.topology.dial(home, region.standby or home, "mirror", region.redis.mirror or "")
+    host, _, port = mirror_at.rpartition(":")
+    await stores.make_replica(old, host, int(port))
+    in_sync = await stores.wait_caught_up(old, serving, 30.0)
+    step(f"3. {home}'s old primary now replicates the serving copy; in sync: {in_sync}")
+    epoch = route.epoch
+    if switch:
+        if not in_sync:
+            raise PromotionError(
+                f"{home} is not in sync with the serving copy yet; retry the switch"
+            )
+        epoch = await switch_back(cp, home, step, guard)
+    return FailbackReport(home, orphans, requeued, in_sync, switch, epoch, steps)
+
+
+async def switch_back(
+    cp: ControlPlane, home: str, step: Say, guard: Callable[[], object] | None = None
+) -> int:
+    region = cp.topology.region(home)
+    route = (await cp.routing.load()).route(home)
+    old, mirror = cp.primary(home), cp.mirror(home)
+    new = await cp.routing.move(
+        route, serving=home, copy="primary", state="normal", reason="failback",
+        guards=await _guards(guard),
+    )  # fmt: skip
+    step(f"4. etcd: {home} epoch {route.epoch} -> {new.epoch}, served by {home} again")
+    await stores.fence(mirror, home, region.partitions, new.epoch)
+    caught_up = await stores.wait_caught_up(old, mirror, CATCH_UP_S)
+    await stores.make_primary(old)
+    await stores.fence(old, home, region.partitions, new.epoch)
+    step(f"5. fenced the mirror, promoted {home}'s primary (caught up: {caught_up})")
+    primary_at = cp.topology.dial(region.standby or home, home, "redis", region.redis.primary or "")
+    host, _, port = primary_at.rpartition(":")
+    await stores.make_replica(mirror, host, int(port))
+    step(f"6. the mirror in {region.standby} replicates {home}'s primary again")
+    return new.epoch

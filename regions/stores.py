@@ -1,0 +1,93 @@
+"""Control-plane Redis operations of the multi-region layer, all in one place: fencing a
+copy's partitions, promoting and demoting copies, reading promotion points, comparing
+replication offsets. The data path (enqueue, consume) stays in `core.broker`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import redis.asyncio as aredis
+from redis.exceptions import RedisError
+
+from core.keys import PartitionKeys
+
+
+def client(host: str, port: int, timeout: float = 1.0) -> aredis.Redis:
+    return aredis.Redis(
+        host=host, port=port, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+
+
+async def reachable(store: aredis.Redis) -> bool:
+    try:
+        return bool(await store.ping())
+    except (TimeoutError, RedisError, OSError):
+        return False
+
+
+async def fence(store: aredis.Redis, home: str, partitions: int, epoch: int) -> None:
+    """Raise every partition's epoch on `store` to `epoch` (never lower it). From then on
+    the enqueue script refuses writers that carry an older epoch."""
+    script = (
+        "for i, k in ipairs(KEYS) do "
+        "  if tonumber(redis.call('GET', k) or '0') < tonumber(ARGV[1]) then "
+        "    redis.call('SET', k, ARGV[1]) end end return 1"
+    )
+    keys = [PartitionKeys(home, p).epoch for p in range(partitions)]
+    # One call per partition keeps the script valid in cluster mode (one slot per call).
+    for key in keys:
+        await store.eval(script, 1, key, epoch)
+
+
+async def stream_tails(store: aredis.Redis, home: str, partitions: int) -> dict[int, str]:
+    """The last entry id each partition stream has generated on `store` (0-0 if none)."""
+    tails: dict[int, str] = {}
+    for p in range(partitions):
+        key = PartitionKeys(home, p).stream
+        try:
+            info = await store.xinfo_stream(key)
+            last = info["last-generated-id"]
+            tails[p] = last.decode() if isinstance(last, bytes) else str(last)
+        except RedisError:
+            tails[p] = "0-0"
+    return tails
+
+
+@dataclass(frozen=True)
+class ReplicationState:
+    role: str
+    offset: int
+    link_up: bool
+
+
+async def replication(store: aredis.Redis) -> ReplicationState:
+    info = await store.info("replication")
+    role = str(info.get("role"))
+    if role == "master":
+        return ReplicationState(role, int(info.get("master_repl_offset", 0)), True)
+    return ReplicationState(
+        role, int(info.get("slave_repl_offset", 0)), info.get("master_link_status") == "up"
+    )
+
+
+async def make_primary(store: aredis.Redis) -> None:
+    await store.execute_command("REPLICAOF", "NO", "ONE")
+
+
+async def make_replica(store: aredis.Redis, host: str, port: int) -> None:
+    await store.execute_command("REPLICAOF", host, str(port))
+
+
+async def wait_caught_up(replica: aredis.Redis, primary: aredis.Redis, timeout: float) -> bool:
+    """Wait until `replica` has applied everything `primary` has written so far."""
+    target = (await replication(primary)).offset
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        state = await replication(replica)
+        if state.link_up and state.offset >= target:
+            return True
+        await asyncio.sleep(0.02)
+    return False
