@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import uvloop
 from grpc import aio
 from rich.console import Console
 from rich.table import Table
@@ -322,7 +323,7 @@ def gateway_bench(
         "-1",
     ]
     with launch(gateway_cmd) as gateway, launch([sys.executable, "-m", "router.echo"]) as echo:
-        result = asyncio.run(run_bench(gateway, echo, engine, cfg))
+        result = uvloop.run(run_bench(gateway, echo, engine, cfg))
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:

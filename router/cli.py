@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import uvloop
 from rich.console import Console
 from rich.table import Table
 
@@ -130,7 +131,8 @@ def gateway(
         )
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
-    asyncio.run(_serve(Gateway(engine, settings, topology=topo)))
+    # uvloop: about a fifth more gRPC calls/s on this hardware (docs/gateway.md).
+    uvloop.run(_serve(Gateway(engine, settings, topology=topo)))
 
 
 async def _serve(gw: Gateway) -> None:

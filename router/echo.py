@@ -12,6 +12,7 @@ import signal
 import sys
 
 import grpc
+import uvloop
 from grpc import aio
 
 METHOD = "/homeport.bench.Echo/Echo"
@@ -54,7 +55,8 @@ async def serve(listen: str, max_message_bytes: int = 32 * 1024 * 1024) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--listen", default="127.0.0.1:0")
-    asyncio.run(serve(parser.parse_args().listen))
+    # The same event loop as the gateway process, so the baseline is like for like.
+    uvloop.run(serve(parser.parse_args().listen))
 
 
 if __name__ == "__main__":
