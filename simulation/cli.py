@@ -301,8 +301,11 @@ def failover_command(
         table.add_row("utilisation after", f"{verdict.utilisation_after:.0%}")
         table.add_row("headroom after", f"{verdict.headroom_after:.0%}")
         table.add_row("backlog at promotion", f"{verdict.backlog_tasks:,.0f} tasks")
-        how = "simulated" if verdict.simulated else "fluid, busiest worker"
-        table.add_row(f"drain time ({how})", format_duration(verdict.drain_time_s))
+        if verdict.simulated:
+            table.add_row("drain time (simulated)", format_duration(verdict.drain_time_s))
+        table.add_row(
+            "drain time (fluid, busiest worker)", format_duration(verdict.fluid_busiest_worker_s)
+        )
         table.add_row("drain time (fluid, pooled)", format_duration(verdict.fluid_drain_time_s))
         table.add_row("p99 wait after (analytic)", format_duration(verdict.p99_wait_after_s))
         console.print(table)

@@ -42,9 +42,12 @@ def confidence_interval(values: Sequence[float], level: float = 0.99) -> Interva
     return Interval(mean, mean - half, mean + half, level)
 
 
-def replicate(params: ModelParams, replications: int,
-              metrics: dict[str, Callable[[RunRecord], float]], level: float = 0.99
-              ) -> dict[str, Interval]:
+def replicate(
+    params: ModelParams,
+    replications: int,
+    metrics: dict[str, Callable[[RunRecord], float]],
+    level: float = 0.99,
+) -> dict[str, Interval]:
     """Run `params` with seeds seed, seed+1, ... and give an interval per metric."""
     at_least("replications", replications, 2, "run at least two replications")
     values: dict[str, list[float]] = {name: [] for name in metrics}

@@ -141,19 +141,39 @@ def drain_time_s(
 ) -> float:
     """Time from the promotion until the waiting line of `homes` is back to normal.
 
-    Normal is the median length of that line over the last `settle_fraction` of the run
-    after the promotion (before `until_s`, when arrivals stop): the standby now carries
-    both regions' traffic, so the line it settles to is longer than before the outage.
-    The run must last well past the drain for this to hold; the planner runs it for
-    1.6 busiest-worker fluid drain times. Infinite if the line never came back down.
+    Normal is the usual range of that line once settled: its 99th percentile over the
+    last `settle_fraction` of the run after the promotion (before `until_s`, when
+    arrivals stop). The standby now carries both regions' traffic, so the line it settles
+    to is longer than before the outage, and an empty line may never be seen. The run
+    must last well past the drain; the planner runs it for 1.6 busiest-worker fluid drain
+    times. Infinite if the line never came back into its range.
     """
     if record.outage_at is None or record.promoted_at is None:
         raise ValueError("drain_time_s needs a run with a failover and sampling")
     times, waiting = backlog_curve(record, homes)
     settle_from = until_s - settle_fraction * (until_s - record.promoted_at)
     settled = waiting[(times >= settle_from) & (times <= until_s)]
-    normal = float(np.median(settled)) if len(settled) else 0.0
+    normal = float(np.quantile(settled, 0.99)) if len(settled) else 0.0
     after = (times >= record.promoted_at) & (times <= until_s) & (waiting <= normal)
     if not after.any():
         return float("inf")
     return float(times[after][0] - record.promoted_at)
+
+
+@dataclass(frozen=True)
+class KeyOrder:
+    """Per-key order in a record: same-key successor pairs checked, and how many of
+    them started before their predecessor finished (design §3.3 allows none)."""
+
+    pairs: int
+    violations: int
+
+
+def key_order(record: RunRecord) -> KeyOrder:
+    """Check that within each key tasks start in arrival order after the previous one
+    finished, across failovers and retries included."""
+    order = np.lexsort((record.arrival, record.key, record.home))
+    home, key = record.home[order], record.key[order]
+    start, finish = record.start[order], record.finish[order]
+    same = (home[1:] == home[:-1]) & (key[1:] == key[:-1])
+    return KeyOrder(int(same.sum()), int(np.sum(start[1:][same] < finish[:-1][same])))

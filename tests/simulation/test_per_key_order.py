@@ -8,7 +8,7 @@ from simulation.model import simulate
 from simulation.params import ModelParams, load_params
 from simulation.queueing import MMc, mm1_mean_wait_s
 from simulation.replications import replicate
-from simulation.results import RunRecord
+from simulation.results import RunRecord, key_order
 
 RATE = 8.0
 SLOTS = 16
@@ -44,17 +44,6 @@ def _waits(record: RunRecord, hot: bool | None = None) -> np.ndarray:
     return (record.start - record.arrival)[mask]
 
 
-def assert_per_key_order(record: RunRecord) -> int:
-    """Within each key, tasks start in arrival order and only after the previous one
-    finished. Returns how many same-key successor pairs were checked."""
-    order = np.lexsort((record.arrival, record.key, record.home))
-    home, key = record.home[order], record.key[order]
-    start, finish = record.start[order], record.finish[order]
-    same = (home[1:] == home[:-1]) & (key[1:] == key[:-1])
-    assert np.all(start[1:][same] >= finish[:-1][same]), "a task overtook its key"
-    return int(same.sum())
-
-
 def test_hot_key_waits_like_its_own_mm1_queue_which_erlang_c_misses() -> None:
     hot_rate = RATE * (HOT_SHARE + (1 - HOT_SHARE) / 100_000)
     bound = mm1_mean_wait_s(hot_rate, 1.0)  # a lower bound: slots can only add waiting
@@ -78,8 +67,9 @@ def test_hot_key_waits_like_its_own_mm1_queue_which_erlang_c_misses() -> None:
 
 
 def test_successors_wait_for_their_key_and_start_in_order() -> None:
-    record = simulate(hot_key_region(tasks=20_000))
-    assert assert_per_key_order(record) > 1_000  # the hot key really contended
+    order = key_order(simulate(hot_key_region(tasks=20_000)))
+    assert order.violations == 0
+    assert order.pairs > 1_000  # the hot key really contended
 
 
 def test_retries_hold_the_key_through_backoff() -> None:
@@ -103,7 +93,7 @@ def test_retries_hold_the_key_through_backoff() -> None:
     )
     record = simulate(params)
     assert record.tasks == record.arrived == 20_000
-    assert_per_key_order(record)
+    assert key_order(record).violations == 0
     # E[retries per task] = p + p^2 with 3 attempts; dead-lettered share = p^3
     assert abs(record.retries / record.tasks - 0.24) < 0.02
     assert abs(record.dead.mean() - 0.008) < 0.003
