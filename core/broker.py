@@ -383,10 +383,23 @@ class Broker:
     async def dead_letters(
         self, pk: PartitionKeys, count: int, after: str = "-"
     ) -> list[tuple[str, dict[str, bytes]]]:
+        """Dead-letter entries (oldest first, after `after`) as field dicts.
+
+        Besides the stored `t` (task blob), `err`, `src` and `at`, each dict carries the
+        blob decoded as `id`, `k` (partition key), `n` (kind) and `p` (payload).
+        """
         got: Any = await self._on(
             pk.dead, lambda c: c.xrange(pk.dead, after, "+", count=count)
         )
-        return [(_text(eid), {_text(k): v for k, v in f.items()}) for eid, f in got]
+        out = []
+        for eid, f in got:
+            fields = {_text(k): v for k, v in f.items()}
+            d = Delivery.decode(eid, f)
+            if d is not None:
+                fields.update(id=d.task_id.encode(), k=d.key.encode(), n=d.kind.encode(),
+                              p=d.payload)
+            out.append((_text(eid), fields))
+        return out
 
     async def requeue(self, pk: PartitionKeys, dead_ids: Sequence[str]) -> list[str | None]:
         if not dead_ids:

@@ -10,6 +10,10 @@ import click
 # owns its commands in its own `cli.py`, and this list is the only place they meet.
 _COMMANDS: tuple[tuple[str, str], ...] = (
     ("regions.cli", "dev"),
+    ("core.cli", "worker"),
+    ("core.cli", "manager"),
+    ("core.cli", "db"),
+    ("core.cli", "bench"),
     ("regions.cli", "region"),
     ("loadtest.demo", "demo"),
     ("simulation.cli", "plan"),

@@ -1,0 +1,184 @@
+"""The engine's commands, mounted under `homeport` by homeport/cli.py.
+
+    homeport worker --app pkg.module:app [--burst] ...   run a worker of one region
+    homeport manager ...                                  run a standalone region manager
+    homeport db migrate --pg-dsn ...                      apply core/migrations/*.sql
+    homeport bench engine ...                             engine throughput vs raw Redis
+
+Every option falls back to the settings file (`--config` / HOMEPORT_CONFIG) and
+`HOMEPORT_*` environment variables (see core/settings.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import click
+
+from core.app import App
+from core.settings import Settings
+
+
+def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="YAML settings file (else HOMEPORT_CONFIG)."),
+        click.option("--region", default=None, help="Region served, e.g. us-east."),
+        click.option("--partitions", type=int, default=None, help="Partitions P of the region."),
+        click.option("--redis-url", default=None, help="Region store URL (a seed for a cluster)."),
+        click.option("--redis-cluster/--redis-single", default=None,
+                     help="The region store is a Redis Cluster."),
+        click.option("--pg-dsn", default=None, help="Record store DSN."),
+        click.option("--lease-ttl-s", type=float, default=None, help="Lease TTL, seconds."),
+        click.option("--heartbeat-s", type=float, default=None, help="Heartbeat, seconds."),
+        click.option("--admin-port", type=int, default=None,
+                     help="Admin HTTP port (0 any free, -1 none)."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _settings(config: str | None, **overrides: Any) -> Settings:
+    return Settings.load(config, **overrides)
+
+
+def _run(main: Coroutine[Any, Any, None], use_uvloop: bool = True) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    if use_uvloop:
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
+
+
+def load_app(ref: str) -> App:
+    """The `App` named by `pkg.module:attr`."""
+    module, _, attr = ref.partition(":")
+    obj = getattr(importlib.import_module(module), attr or "app")
+    if not isinstance(obj, App):
+        raise click.BadParameter(f"{ref} is a {type(obj).__name__}, not a homeport App",
+                                 param_hint="--app")
+    return obj
+
+
+@click.command("worker")
+@click.option("--app", "app_ref", required=True, help="The App to run, as pkg.module:attr.")
+@_common
+@click.option("--concurrency", type=int, default=None, help="Most unfinished entries held.")
+@click.option("--max-deliveries", type=int, default=None, help="Poison threshold.")
+@click.option("--shutdown-grace-s", type=float, default=None, help="Grace after SIGTERM.")
+@click.option("--burst", is_flag=True, help="Drain the region, then exit.")
+@click.option("--manager/--no-manager", default=True, help="Also stand as region manager.")
+@click.option("--uvloop/--no-uvloop", default=True, help="Run on uvloop.")
+def worker(app_ref: str, config: str | None, burst: bool, manager: bool, uvloop: bool,
+           **overrides: Any) -> None:
+    """Run a worker: consume the partitions the region manager assigns to it."""
+    from core.worker import Worker
+
+    app = load_app(app_ref)
+    settings = _settings(config, **overrides)
+
+    async def main() -> None:
+        w = Worker(app, settings, with_manager=manager)
+        await w.start()
+        click.echo(f"worker {w.worker_id} region={settings.region} admin_port={w.admin_port}",
+                   err=True)
+        await w.run(burst=burst, install_signals=True)
+
+    _run(main(), uvloop)
+
+
+@click.command("manager")
+@_common
+@click.option("--app", "app_ref", default=None, help="App whose periodic tasks to fire.")
+def manager(app_ref: str | None, config: str | None, **overrides: Any) -> None:
+    """Run a standalone region manager (assignment, periodic tasks) until SIGTERM."""
+    import os
+    import signal
+
+    from core.admin import AdminServer
+    from core.broker import Broker
+    from core.manager import Manager
+    from core.metrics import Metrics
+
+    settings = _settings(config, **overrides)
+    app = load_app(app_ref) if app_ref else None
+
+    async def main() -> None:
+        broker = Broker(settings.redis_url, cluster=settings.redis_cluster)
+        await broker.connect()
+        metrics = Metrics()
+        mgr = Manager(broker, settings, metrics, f"manager:{os.getpid()}", app)
+        admin = AdminServer(metrics, status=lambda: {"role": "manager",
+                                                     "leader": mgr.is_leader},
+                            healthy=lambda: mgr.running, ready=lambda: True,
+                            host=settings.admin_host, port=max(0, settings.admin_port))
+        port = await admin.start()
+        click.echo(f"manager region={settings.region} admin_port={port}", err=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        mgr.start()
+        await stop.wait()
+        await mgr.stop()
+        if mgr.is_leader:
+            await mgr.resign()
+        await admin.stop()
+        await broker.close()
+
+    _run(main())
+
+
+@click.group("db")
+def db() -> None:
+    """The region's PostgreSQL record store."""
+
+
+@db.command("migrate")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--pg-dsn", default=None, help="Record store DSN (else settings).")
+def migrate(config: str | None, pg_dsn: str | None) -> None:
+    """Apply the migrations in core/migrations that are not applied yet."""
+    from core.store import RecordStore
+
+    settings = _settings(config, pg_dsn=pg_dsn)
+    if not settings.pg_dsn:
+        raise click.UsageError("no record store: pass --pg-dsn or set HOMEPORT_PG_DSN")
+
+    async def main() -> None:
+        store = await RecordStore.connect(settings.pg_dsn)
+        try:
+            applied = await store.migrate()
+        finally:
+            await store.close()
+        click.echo(f"applied: {', '.join(applied)}" if applied else "up to date")
+
+    asyncio.run(main())
+
+
+@click.group("bench")
+def bench() -> None:
+    """Benchmarks (measurements, not tests)."""
+
+
+def _mount_bench() -> None:
+    from core.bench import engine
+
+    bench.add_command(engine)
+
+
+_mount_bench()
+
+
+if __name__ == "__main__":
+    # `python -m core.cli worker ...`: how tests start real worker processes.
+    cli = click.Group(commands=[worker, manager, db, bench])
+    cli()
