@@ -292,8 +292,9 @@ class Broker:
                                                                  f.a, f.b)
             for f in finishes
         ]
-        args = [GROUP, token, consumer, dead_maxlen, msgpack.packb(fins),
-                msgpack.packb(begins)]
+        # use_bin_type=False: Redis's Lua cmsgpack does not decode msgpack's bin types.
+        args = [GROUP, token, consumer, dead_maxlen, msgpack.packb(fins, use_bin_type=False),
+                msgpack.packb(begins, use_bin_type=False)]
         keys = [pk.stream, pk.lease, pk.started, pk.cancelled, pk.dead, pk.delayed,
                 pk.delayed_data]
         reply = await self._script("step", keys, args)
@@ -402,10 +403,34 @@ class Broker:
         return out
 
     async def requeue(self, pk: PartitionKeys, dead_ids: Sequence[str]) -> list[str | None]:
+        """Move dead letters back into the stream with attempts reset; new entry ids.
+
+        The blobs are rebuilt here (msgpack in Python) and moved by requeue.lua, which
+        only adds an entry if it removed the dead one, so a double requeue adds one.
+        """
         if not dead_ids:
             return []
-        got = await self._script("requeue", [pk.dead, pk.stream], list(dead_ids))
-        return [_text(v) if v else None for v in got]
+
+        async def read(client: aioredis.Redis) -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                for dead in dead_ids:
+                    pipe.xrange(pk.dead, dead, dead)
+                return list(await pipe.execute())
+
+        found = await self._on(pk.dead, read)
+        args: list[Any] = []
+        index: list[int] = []
+        for i, rows in enumerate(found):
+            d = Delivery.decode(rows[0][0], rows[0][1]) if rows else None
+            if d is not None:
+                args += [dead_ids[i], d.repack(0)]
+                index.append(i)
+        out: list[str | None] = [None] * len(dead_ids)
+        if args:
+            got = await self._script("requeue", [pk.dead, pk.stream], args)
+            for i, v in zip(index, got, strict=True):
+                out[i] = _text(v) if v else None
+        return out
 
     async def cancel(self, pk: PartitionKeys, task_id: str, now_ms: int) -> str:
         keys = [pk.cancelled, pk.started, pk.delayed, pk.delayed_data]

@@ -125,6 +125,10 @@ class Worker:
             "kinds": self.app.kinds,
         }
 
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
     def request_stop(self) -> None:
         """First call: graceful stop; second call: stop now."""
         if self._stop.is_set():

@@ -1,26 +1,15 @@
--- Move dead-lettered entries back into their partition's stream, attempts reset.
+-- Move dead-lettered entries back into their partition's stream.
 -- KEYS[1] -> partition dead-letter stream
 -- KEYS[2] -> partition stream
--- ARGV[1..] -> dead-letter entry ids
--- Returns: per id, the new stream entry id, or false when no such dead entry exists.
-local ATTEMPTS = 10  -- 1-based index of attempts_before in the task blob (core/entry.py)
+-- ARGV[1..] -> pairs: dead-letter entry id, the task blob to enqueue (attempts reset)
+-- Returns: per pair, the new stream entry id, or false when that dead entry is gone
+--          (requeued or trimmed meanwhile; nothing is added for it).
 local out = {}
-for i, dead in ipairs(ARGV) do
-  local got = redis.call('XRANGE', KEYS[1], dead, dead)
-  local blob = nil
-  if #got == 1 then
-    local f = got[1][2]
-    for j = 1, #f, 2 do
-      if f[j] == 't' then blob = f[j + 1] end
-    end
-  end
-  if blob then
-    local t = cmsgpack.unpack(blob)
-    t[ATTEMPTS] = 0
-    out[i] = redis.call('XADD', KEYS[2], '*', 't', cmsgpack.pack(t))
-    redis.call('XDEL', KEYS[1], dead)
+for i = 1, #ARGV, 2 do
+  if redis.call('XDEL', KEYS[1], ARGV[i]) == 1 then
+    out[#out + 1] = redis.call('XADD', KEYS[2], '*', 't', ARGV[i + 1])
   else
-    out[i] = false
+    out[#out + 1] = false
   end
 end
 return out

@@ -1,0 +1,81 @@
+"""Fixtures of the engine's tests, built on the session cluster of tests/conftest.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from core.app import App
+from core.broker import Broker
+from core.settings import Settings
+from core.store import RecordStore
+from core.worker import Worker
+
+REGION = "us-east"
+
+
+def make_settings(redis_url: str, pg_dsn: str = "", **overrides: Any) -> Settings:
+    """Settings tuned for tests: short leases and heartbeats, no admin port."""
+    base: dict[str, Any] = dict(
+        region=REGION, partitions=8, redis_url=redis_url, pg_dsn=pg_dsn, admin_port=-1,
+        lease_ttl_s=1.5, heartbeat_s=0.1, trim_interval_s=0.2, shutdown_grace_s=5.0,
+    )
+    base.update(overrides)
+    return Settings(**base)
+
+
+async def wait_for(cond: Callable[[], Awaitable[bool]], timeout: float, what: str,
+                   poll: float = 0.02) -> None:
+    """Poll `cond` until true; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(poll)
+
+
+@pytest.fixture
+async def broker(redis_url: str) -> AsyncIterator[Broker]:
+    b = Broker(redis_url)
+    await b.connect()
+    yield b
+    await b.close()
+
+
+@pytest.fixture
+async def store(pg_dsn: str) -> AsyncIterator[RecordStore]:
+    s = await RecordStore.connect(pg_dsn)
+    await s.migrate()
+    yield s
+    await s.close()
+
+
+@dataclasses.dataclass
+class Running:
+    worker: Worker
+    task: asyncio.Task[None]
+
+
+@contextlib.asynccontextmanager
+async def running_worker(app: App, settings: Settings, **kw: Any) -> AsyncIterator[Worker]:
+    """An in-process worker, started and owning its partitions; stopped gracefully."""
+    w = Worker(app, settings, **kw)
+    await w.start()
+    task = asyncio.create_task(w.run())
+
+    async def owns_all() -> bool:
+        return w.membership is not None and len(w.membership.consumers) == settings.partitions
+
+    try:
+        await wait_for(owns_all, 10, "the worker to own every partition")
+        yield w
+    finally:
+        if not w.stop_requested:
+            w.request_stop()
+        await asyncio.wait_for(task, 30)

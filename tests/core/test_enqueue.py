@@ -1,0 +1,100 @@
+"""Enqueue: fencing, dedup, durability via WAIT, and refusing bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.broker import Broker
+from core.errors import ErrorCode, Fenced, InvalidArgument, NotReplicated
+from core.keys import RegionKeys
+from core.metrics import Metrics
+from core.partitioner import partition_of
+from core.producer import Producer
+from core.task import Durability, new_task
+
+from .conftest import REGION, make_settings
+
+
+async def test_stale_epoch_is_fenced_and_writes_nothing(redis_url: str, broker: Broker) -> None:
+    settings = make_settings(redis_url)
+    producer = Producer(broker, settings)
+    first = await producer.submit(new_task("acct-1", "noop", b"a"), epoch=5)
+    assert first.ok
+    pk = RegionKeys(REGION).partition(first.partition)
+    before = await broker.stream_length(pk)
+
+    stale = await producer.submit_many(
+        [new_task("acct-1", "noop", b"b"), new_task("acct-1", "noop", b"c")], epoch=4
+    )
+
+    assert [r.error.code if r.error else None for r in stale] == [ErrorCode.FENCED] * 2
+    assert isinstance(stale[0].error, Fenced) and stale[0].error.current_epoch == 5
+    assert await broker.stream_length(pk) == before
+    dedup_keys = await broker.raw(pk.stream, lambda c: c.keys(f"hp:{{{pk.name}}}:dedup:*"))
+    assert len(dedup_keys) == 1, "the fenced tasks must not leave dedup keys"
+
+
+async def test_same_id_twice_returns_first_entry(redis_url: str, broker: Broker) -> None:
+    producer = Producer(broker, make_settings(redis_url))
+    task = new_task("acct-1", "noop", b"a", id="order-42")
+    first = await producer.submit(task, epoch=0)
+    again = await producer.submit_many([task, task], epoch=0)
+    assert not first.duplicate
+    assert [(r.entry_id, r.duplicate) for r in again] == [(first.entry_id, True)] * 2
+    pk = RegionKeys(REGION).partition(first.partition)
+    assert await broker.stream_length(pk) == 1
+
+
+async def test_global_durability_waits_for_both_replicas(redis_url: str, broker: Broker) -> None:
+    producer = Producer(broker, make_settings(redis_url, global_replicas=2))
+    res = await producer.submit(new_task("k", "noop", durability=Durability.GLOBAL), epoch=0)
+    assert res.ok, res.error
+
+
+async def test_too_few_replicas_is_not_replicated(redis_url: str, broker: Broker) -> None:
+    metrics = Metrics()
+    # The primary has 2 replicas; asking for 3 can only time out.
+    settings = make_settings(redis_url, global_replicas=3, wait_timeout_ms=50)
+    producer = Producer(broker, settings, metrics)
+    res = await producer.submit(new_task("k", "noop", durability=Durability.GLOBAL), epoch=0)
+    assert isinstance(res.error, NotReplicated)
+    assert (res.error.wanted, res.error.acked) == (3, 2)
+    assert "resubmit it with the same id" in str(res.error)
+    assert metrics.value("homeport_not_replicated_total") == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        (dict(partition_key=""), "partition_key"),
+        (dict(partition_key="k" * 1025), "partition_key"),
+        (dict(payload=b"x" * (1024 * 1024 + 1)), "payload"),
+        (dict(scheduled_at=32503680000.0), "scheduled_at"),  # 3000-01-01
+        (dict(deadline=1.0), "deadline"),
+        (dict(max_attempts=0), "max_attempts"),
+        (dict(kind="no spaces"), "kind"),
+    ],
+)
+async def test_bad_input_is_refused_and_writes_nothing(
+    redis_url: str, broker: Broker, kwargs: dict[str, object], field: str
+) -> None:
+    args: dict[str, object] = dict(partition_key="k", kind="noop", payload=b"")
+    args.update(kwargs)
+    with pytest.raises(InvalidArgument) as err:
+        new_task(**args)  # type: ignore[arg-type]
+    assert err.value.field == field
+    assert err.value.code == ErrorCode.INVALID_ARGUMENT
+    assert field in str(err.value)
+    assert await broker.raw("x", lambda c: c.dbsize()) == 0
+
+
+async def test_delayed_task_goes_to_the_delayed_set(redis_url: str, broker: Broker) -> None:
+    import time
+
+    producer = Producer(broker, make_settings(redis_url))
+    res = await producer.submit(new_task("k", "noop", scheduled_at=time.time() + 60), epoch=0)
+    assert res.entry_id is not None and res.entry_id.startswith("delayed:")
+    pk = RegionKeys(REGION).partition(partition_of("k", 8))
+    assert await broker.stream_length(pk) == 0
+    depth = await broker.depth(pk, 0)
+    assert depth.delayed == 1
