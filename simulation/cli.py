@@ -270,7 +270,7 @@ def failover_command(
     simulate: bool,
     as_json: bool,
 ) -> None:
-    """Can STANDBY absorb FAILED's load, and how long will the backlog take to drain?
+    """Can the --to region absorb FAILED's load, and how long will the backlog take to drain?
 
     Reads both regions' rates and worker pools from --params. Exits 2 when the answer
     is no, so a runbook can gate a promotion on it.
@@ -347,18 +347,17 @@ def calibrate_command(
     loadtest: str | None, attempts: str | None, concurrency: int, out_path: str
 ) -> None:
     """Fit the model from measurements and write an editable parameter file."""
-    if (loadtest is None) == (attempts is None):
-        raise click.UsageError("give exactly one of --loadtest or --attempts")
     with _errors():
-        if loadtest is not None:
+        if loadtest is not None and attempts is None:
             params, fit = params_from_export(load_export(loadtest))
             source = loadtest
-        else:
-            assert attempts is not None  # narrowed for mypy; the check above guarantees it
+        elif attempts is not None and loadtest is None:
             params, fit = params_from_attempts(
                 attempt_stats(_read_rows(Path(attempts))), concurrency=concurrency
             )
             source = attempts
+        else:
+            raise click.UsageError("give exactly one of --loadtest or --attempts")
         write_params(params, out_path, source=source, fit=fit)
     click.echo(
         f"wrote {out_path}: {fit.service_time.kind} service time, mean "
