@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from google.protobuf import timestamp_pb2
 
 from core.broker import Broker
+from core.entry import Delivery
 from core.errors import InvalidArgument, TaskNotFound
 from core.keys import RegionKeys
 from core.partitioner import partition_name, partition_of
@@ -74,6 +75,11 @@ def task_to_wire(t: TaskRecord, attempts: Sequence[AttemptRecord]) -> pb.TaskInf
 
 def _field(fields: dict[str, bytes], name: str) -> str:
     return fields.get(name, b"").decode("utf-8", errors="replace")
+
+
+def _dead_task(entry_id: str, fields: dict[str, bytes]) -> Delivery | None:
+    """The task blob of a dead-letter entry (the engine's own decoder)."""
+    return Delivery.decode(entry_id, {k.encode(): v for k, v in fields.items()})
 
 
 class TaskLookup:
@@ -147,12 +153,15 @@ class TaskLookup:
         for number in partitions:
             pk = self._region.partition(number)
             for entry_id, fields in await self._broker.dead_letters(pk, limit - len(out)):
+                task = _dead_task(entry_id, fields)
+                if task is None:
+                    continue
                 out.append(
                     pb.DeadLetter(
-                        task_id=_field(fields, "id"),
+                        task_id=task.task_id,
                         partition=pk.name,
-                        partition_key=_field(fields, "k"),
-                        kind=_field(fields, "n"),
+                        partition_key=task.key,
+                        kind=task.kind,
                         attempts=int(fields.get("at") or 0),
                         error=_field(fields, "err"),
                         dead_at=_ts(int(entry_id.split("-")[0]) / 1000),
@@ -172,7 +181,8 @@ class TaskLookup:
             while True:
                 page = await self._broker.dead_letters(pk, 500, after)
                 for entry_id, fields in page:
-                    if _field(fields, "id") == task_id:
+                    task = _dead_task(entry_id, fields)
+                    if task is not None and task.task_id == task_id:
                         [moved] = await self._broker.requeue(pk, [entry_id])
                         if moved is not None:
                             return pk.name

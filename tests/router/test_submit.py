@@ -6,6 +6,7 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 
+from core.entry import Delivery
 from core.keys import PartitionKeys
 from core.partitioner import partition_of
 from router.client import AsyncClient
@@ -18,14 +19,23 @@ def stream_of(key: str) -> str:
     return PartitionKeys(REGION, partition_of(key, PARTITIONS)).stream
 
 
+async def task_ids(redis: aioredis.Redis, key: str) -> list[str]:
+    """Ids of the tasks in `key`'s stream, decoded as the worker decodes them."""
+    out = []
+    for entry_id, fields in await redis.xrange(stream_of(key)):
+        delivery = Delivery.decode(entry_id, fields)
+        assert delivery is not None, f"entry {entry_id!r} is not a task blob"
+        out.append(delivery.task_id)
+    return out
+
+
 async def test_submit_enqueues_into_the_keys_partition(
     client: AsyncClient, redis: aioredis.Redis
 ) -> None:
     done = await client.submit("noop", "customer-1", b"hello")
     assert done.partition == f"{REGION}/{partition_of('customer-1', PARTITIONS)}"
     assert not done.duplicate
-    entries = await redis.xrange(stream_of("customer-1"))
-    assert [e[1][b"id"].decode() for e in entries] == [done.task_id]
+    assert await task_ids(redis, "customer-1") == [done.task_id]
 
 
 async def test_resubmitting_the_same_id_enqueues_nothing_new(
@@ -55,10 +65,7 @@ async def test_batch_with_one_invalid_task_accepts_the_valid_ones(
     bad = items[2].error
     assert isinstance(bad, InvalidRequest)
     assert bad.field == "tasks[2].kind"
-    ids = set()
-    for i in range(5):
-        for _, fields in await redis.xrange(stream_of(f"key-{i}")):
-            ids.add(fields[b"id"].decode())
+    ids = {task_id for i in range(5) for task_id in await task_ids(redis, f"key-{i}")}
     assert ids == {"t0", "t1", "t3", "t4"}
 
 
