@@ -363,3 +363,7 @@ def dead_requeue(task_id: str, partition_key: str, **kw: Any) -> None:
     opts = _opts(kw)
     partition = _call(opts, lambda c: c.requeue(task_id, partition_key=partition_key))
     _show(opts, {"task_id": task_id, "requeued": True, "partition": partition}, "requeued")
+
+
+# `homeport bench gateway`: attached to the engine's `bench` group where the CLI is wired.
+from router.bench import gateway_bench as gateway_bench  # noqa: E402
