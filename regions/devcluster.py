@@ -326,15 +326,24 @@ class DevCluster:
         )
 
     def _redis(
-        self, table: ProcessTable, region: str, role: str, address: str, **kw: object
+        self,
+        table: ProcessTable,
+        region: Region,
+        role: str,
+        address: str,
+        replica_of: str | None = None,
+        cluster: bool = False,
     ) -> ProcessRecord:
+        """Start one Redis node of `region`'s data. A mirror node runs in (and is
+        recorded as a process of) the standby region, which hosts it."""
         port = split_address(address)[1]
-        name = f"redis-{region}-{role}"
+        name = f"redis-{region.name}-{role}"
         data = self.state_dir / "redis" / name
         data.mkdir(parents=True, exist_ok=True)
-        argv = servers.redis_argv(self.binaries.redis_server, port, data, **kw)  # type: ignore[arg-type]
+        argv = servers.redis_argv(self.binaries.redis_server, port, data, replica_of, cluster)
+        host = (region.standby or region.name) if role.startswith("mirror") else region.name
         return spawn(
-            table, name, "redis", argv, self.logs / f"{name}.log", region=region, address=address
+            table, name, "redis", argv, self.logs / f"{name}.log", region=host, address=address
         )
 
     def _start_redis(
@@ -343,21 +352,21 @@ class DevCluster:
         r = region.redis
         waits: list[tuple[ProcessRecord, Callable[[], bool]]] = []
         if r.mode == "single" and r.primary is not None:
-            primary = self._redis(table, region.name, "primary", r.primary)
+            primary = self._redis(table, region, "primary", r.primary)
             waits.append((primary, _redis_probe(r.primary)))
             for i, replica in enumerate(r.replicas):
-                rec = self._redis(table, region.name, f"replica{i}", replica, replica_of=r.primary)
+                rec = self._redis(table, region, f"replica{i}", replica, replica_of=r.primary)
                 waits.append((rec, _redis_probe(replica, replica=True)))
             if r.mirror is not None:
                 # The mirror lives in the standby region, so it reaches the primary through
                 # the cross-region proxy: cutting that link stalls its replication.
                 upstream = topo.dial(region.standby or "", region.name, "redis", r.primary)
-                rec = self._redis(table, region.name, "mirror", r.mirror, replica_of=upstream)
+                rec = self._redis(table, region, "mirror", r.mirror, replica_of=upstream)
                 waits.append((rec, _redis_probe(r.mirror, replica=True)))
             return waits
         for role, nodes in (("node", r.nodes), ("replica", r.replicas), ("mirror", r.mirrors)):
             for i, address in enumerate(nodes):
-                rec = self._redis(table, region.name, f"{role}{i}", address, cluster=True)
+                rec = self._redis(table, region, f"{role}{i}", address, cluster=True)
                 waits.append((rec, _redis_probe(address)))
         return waits
 

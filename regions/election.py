@@ -23,11 +23,13 @@ class Election:
         self.lease = HeldLease(client, ttl)
 
     async def campaign(self) -> bool:
-        """One round: True when this candidate is (still) the leader."""
-        if self.lease.valid:
-            await self.lease.refresh()
+        """One round: True when this candidate is (still) the leader.
+
+        The lease is kept alive by a background task, not by these rounds, so a leader
+        busy with a long promotion step does not lose its lease halfway through."""
         if not self.lease.valid:
             await self.lease.grant()
+        self.lease.start()
         tx = self.client.transactions
         won, _ = await self.client.transaction(
             compare=[tx.version(self.key) == 0],

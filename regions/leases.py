@@ -62,7 +62,9 @@ class HeldLease:
         return True
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._keepalive(), name="etcd-lease")
+        """Keep the lease alive in the background (idempotent)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._keepalive(), name="etcd-lease")
 
     async def _keepalive(self) -> None:
         while True:

@@ -9,14 +9,22 @@ import asyncio
 from dataclasses import dataclass
 
 import redis.asyncio as aredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from core.keys import PartitionKeys
 
 
 def client(host: str, port: int, timeout: float = 1.0) -> aredis.Redis:
+    """A control-plane client: no retries (redis-py retries 10 times with backoff by
+    default, which would turn one probe of a dead region into seconds)."""
     return aredis.Redis(
-        host=host, port=port, socket_timeout=timeout, socket_connect_timeout=timeout
+        host=host,
+        port=port,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
     )
 
 

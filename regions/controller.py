@@ -1,0 +1,135 @@
+"""The failover controller: one active instance, elected in etcd, that promotes a home
+region's standby when a quorum of other regions has found the home unreachable.
+
+Each step (`run_once`):
+
+1. campaign: only the leader acts; the others stay hot standbys;
+2. finish any promotion a previous leader began but did not complete (the route says
+   "served by the mirror" while the mirror still replicates): promotion is re-entrant;
+3. for each region served at home, `health.judge` the observers' verdicts; when the
+   quorum agrees the home is down for `confirm_s` seconds, promote its standby.
+
+Safety against a still-running old home rests on ordering, not on the verdict being
+right: `confirm_s` is at least the gateways' lease TTL, so by the time a promotion
+starts, every gateway of a partitioned home has stopped writing (see `regions.fence`),
+and the epoch written into every copy refuses anything already in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from core.loop import Loop
+from core.metrics import Metrics
+from regions import stores
+from regions.control import ControlPlane
+from regions.election import Election
+from regions.health import Judgement, judge, read_verdicts
+from regions.metrics import RegionsMetrics
+from regions.promotion import PromotionReport, promote
+
+log = logging.getLogger(__name__)
+
+# (home, standby) -> (ok, reason): e.g. the capacity planner's "can B absorb A?".
+CapacityCheck = Callable[[str, str], Awaitable[tuple[bool, str]]]
+
+
+@dataclass(frozen=True)
+class ControllerEvent:
+    at: float
+    kind: str  # "elected", "judged-down", "promoted", "completed", "refused"
+    home: str
+    detail: str
+
+
+class Controller(Loop):
+    name = "failover-controller"
+
+    def __init__(
+        self,
+        cp: ControlPlane,
+        candidate: str,
+        metrics: Metrics,
+        regions_metrics: RegionsMetrics,
+        *,
+        confirm_s: float = 3.0,
+        lease_ttl_s: int = 3,
+        interval_s: float = 0.25,
+        capacity_check: CapacityCheck | None = None,
+    ) -> None:
+        if confirm_s < lease_ttl_s:
+            raise ValueError(
+                f"confirm_s = {confirm_s} is shorter than the gateways' lease TTL "
+                f"({lease_ttl_s} s): a partitioned home could still be writing; raise it"
+            )
+        super().__init__(interval_s, metrics)
+        self.cp = cp
+        self.election = Election(cp.etcd, cp.topology.etcd_prefix, candidate, lease_ttl_s)
+        self.rm = regions_metrics
+        self.confirm_s = confirm_s
+        self.capacity_check = capacity_check
+        self.is_leader = False
+        self.events: list[ControllerEvent] = []
+
+    def _event(self, kind: str, home: str, detail: str) -> None:
+        self.events.append(ControllerEvent(time.time(), kind, home, detail))
+        log.warning("controller %s: %s %s: %s", self.election.candidate, kind, home, detail)
+
+    async def run_once(self) -> float | None:
+        leader = await self.election.campaign()
+        if leader and not self.is_leader:
+            self._event("elected", "-", f"{self.election.candidate} leads")
+        self.is_leader = leader
+        if not leader:
+            return None
+        table = await self.cp.routing.load()
+        now = time.time()
+        for home in self.cp.topology.region_names():
+            route = table.route(home)
+            if route.copy == "mirror":
+                await self._complete(home, route.epoch)
+                continue
+            verdicts = await read_verdicts(self.cp.etcd, self.cp.topology.etcd_prefix, home)
+            judgement = judge(home, verdicts, len(table.routes), self.confirm_s, now)
+            if judgement.down:
+                await self._fail_over(home, judgement)
+        return None
+
+    async def _fail_over(self, home: str, judgement: Judgement) -> PromotionReport | None:
+        standby = self.cp.topology.region(home).standby
+        if standby is None:
+            return None
+        self._event("judged-down", home, judgement.reason)
+        if self.capacity_check is not None:
+            ok, why = await self.capacity_check(home, standby)
+            if not ok:
+                self._event("refused", home, f"{standby} cannot absorb {home}: {why}")
+                return None
+        report = await promote(
+            self.cp,
+            home,
+            standby,
+            reason=judgement.reason,
+            say=lambda m: log.warning("promote %s: %s", home, m),
+            guard=self.election.guard,
+        )
+        self.rm.promotions.labels(home, standby).inc()
+        self._event("promoted", home, f"to {standby} at epoch {report.new_epoch}")
+        return report
+
+    async def _complete(self, home: str, epoch: int) -> None:
+        """Finish a promotion whose leader died after moving the route."""
+        mirror = self.cp.mirror(home)
+        if (await stores.replication(mirror)).role == "master":
+            return
+        region = self.cp.topology.region(home)
+        await stores.make_primary(mirror)
+        await stores.fence(mirror, home, region.partitions, epoch)
+        self._event("completed", home, f"finished an interrupted promotion at epoch {epoch}")
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.election.resign()

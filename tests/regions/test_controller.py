@@ -1,0 +1,135 @@
+"""The failover controller: quorum judgement, and automatic promotion after a region loss."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aetcd
+import pytest
+from prometheus_client import CollectorRegistry
+
+from core.metrics import Metrics
+from regions.control import ControlPlane
+from regions.controller import Controller
+from regions.devcluster import ClusterSpec, DevCluster
+from regions.health import Observer, Verdict, judge, read_verdicts
+from regions.metrics import RegionsMetrics
+from regions.processes import is_alive
+from tests.conftest import _start
+
+
+def _v(observer: str, ok: bool, since: float) -> Verdict:
+    return Verdict(observer, "us-east", ok, since, since)
+
+
+def test_one_observer_alone_never_declares_a_region_down() -> None:
+    now = 1000.0
+    verdicts = [_v("eu-west", False, now - 60), _v("ap-south", True, now - 60)]
+    assert not judge("us-east", verdicts, 3, confirm_s=3, now=now).down
+
+
+def test_votes_must_hold_for_the_confirmation_time() -> None:
+    now = 1000.0
+    fresh = [_v("eu-west", False, now - 5), _v("ap-south", False, now - 1)]
+    assert not judge("us-east", fresh, 3, confirm_s=3, now=now).down
+    held = [_v("eu-west", False, now - 5), _v("ap-south", False, now - 3)]
+    verdict = judge("us-east", held, 3, confirm_s=3, now=now)
+    assert verdict.down and verdict.voters == ["ap-south", "eu-west"]
+
+
+def test_a_region_cannot_vote_on_itself() -> None:
+    now = 1000.0
+    votes = [_v("us-east", False, now - 60), _v("eu-west", False, now - 60)]
+    assert not judge("us-east", votes, 3, confirm_s=3, now=now).down
+
+
+def test_confirmation_shorter_than_the_lease_is_refused() -> None:
+    with pytest.raises(ValueError, match="shorter than the gateways' lease TTL"):
+        Controller(None, "c", Metrics(), RegionsMetrics(CollectorRegistry()), confirm_s=1)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def loss_cluster(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
+    yield from _start(ClusterSpec.default(3, partitions=4), "loss", state_dir_factory)
+
+
+async def _wait(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+    return time.monotonic()
+
+
+async def test_region_loss_is_promoted_by_quorum_within_ten_seconds(
+    loss_cluster: DevCluster,
+) -> None:
+    topo = loss_cluster.topology
+    registry = CollectorRegistry()
+    metrics, rm = Metrics(registry), RegionsMetrics(registry)
+    planes = {r: await ControlPlane.open(topo, r) for r in topo.region_names()}
+    client = await ControlPlane.open(topo, "client")
+    await client.routing.bootstrap(topo)
+    observers = [Observer(topo, r, planes[r].etcd, metrics, rm) for r in topo.region_names()]
+    controllers = [
+        Controller(planes[r], f"controller-{r}", metrics, rm, confirm_s=3.0)
+        for r in ("eu-west", "ap-south")
+    ]
+    for loop in [*observers, *controllers]:
+        loop.start()
+    try:
+
+        async def all_reported() -> bool:
+            votes = await read_verdicts(client.etcd, topo.etcd_prefix, "us-east")
+            return {v.observer for v in votes if v.ok} == {"eu-west", "ap-south"}
+
+        await _wait(all_reported, 10, "both observers to report us-east healthy")
+        assert sum(c.is_leader for c in controllers) == 1
+
+        victims = [r for r in loss_cluster.records() if r.region == "us-east"]
+        assert {r.name for r in victims} == {
+            "redis-us-east-primary", "redis-us-east-replica0", "redis-ap-south-mirror", "etcd-us-east",
+        }  # fmt: skip
+        killed_at = time.monotonic()
+        for record in victims:
+            os.kill(record.pid, signal.SIGKILL)
+
+        # The client plane talked to us-east's member, which is gone; read from eu-west's.
+        reader = planes["eu-west"]
+
+        async def moved() -> bool:
+            try:  # etcd elects a new Raft leader after losing us-east's member
+                route = (await reader.routing.load()).route("us-east")
+            except aetcd.ClientError:
+                return False
+            return route.serving == "eu-west"
+
+        await _wait(moved, 20, "us-east's route to move to eu-west")
+
+        async def promoted() -> bool:
+            return any(e.kind == "promoted" for c in controllers for e in c.events)
+
+        done_at = await _wait(promoted, 20, "the promotion to complete")
+        assert not any(is_alive(r) for r in victims)
+        assert done_at - killed_at < 10.0, f"promotion took {done_at - killed_at:.1f}s"
+        route = (await reader.routing.load()).route("us-east")
+        assert (route.copy, route.state, route.epoch) == ("mirror", "failed-over", 2)
+        assert "2 of 3 regions" in route.reason
+        promoted = [e for c in controllers for e in c.events if e.kind == "promoted"]
+        events = [(e.kind, e.home, e.detail) for c in controllers for e in c.events]
+        assert len(promoted) == 1, f"exactly one controller promoted: {events}"
+        assert rm.promotions.labels("us-east", "eu-west")._value.get() == 1
+        # The other regions were not touched.
+        for home in ("eu-west", "ap-south"):
+            assert (await reader.routing.load()).route(home).epoch == 1
+    finally:
+        for loop in [*controllers, *observers]:
+            await loop.stop()
+        for plane in [*planes.values(), client]:
+            await plane.close()
