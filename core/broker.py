@@ -269,10 +269,20 @@ class Broker:
                 pk.stream,
                 lambda c, ids=ids: c.xclaim(pk.stream, GROUP, consumer, 0, ids),  # type: ignore[misc]
             )
+            found = []
             for eid, fields in got:
                 d = Delivery.decode(eid, fields, counts[_text(eid)] + 1) if fields else None
                 if d is not None:
-                    out.append(d)
+                    found.append(d)
+            if found:
+                tids = [d.task_id for d in found]
+                marks: list[Any] = await self._on(
+                    pk.started, lambda c, t=tids: c.hmget(pk.started, t)  # type: ignore[misc]
+                )
+                for d, mark in zip(found, marks, strict=True):
+                    entry, _, n = _text(mark).rpartition("|") if mark else ("", "", "0")
+                    d.prior_starts = int(n) if entry == d.entry_id else 0
+            out.extend(found)
             start = "(" + ids[-1]
             if len(rows) < batch:
                 return out

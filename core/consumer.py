@@ -27,11 +27,12 @@ from core.app import App, Cancelled, Registration, TaskContext, TaskOptions, cal
 from core.broker import Broker, Finish
 from core.entry import Delivery
 from core.errors import Fenced, HomeportError
+from core.gate import Gate
 from core.keys import PartitionKeys
 from core.metrics import Metrics
 from core.recorder import RecordWriter
 from core.settings import Settings
-from core.stepper import BEGIN_CANCELLED, BEGIN_DUPLICATE, Stepper
+from core.stepper import BEGIN_CANCELLED, Stepper
 from core.store import AttemptRecord, Status, TaskRecord
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class WorkerRuntime:
         self.run_sync = run_sync
         self.rng = rng
         self.inflight = 0
+        self.gate = Gate()
         # Worker-wide budget of fetched-but-unfinished entries: bounds memory and the
         # number of coroutines, and so the event loop's cycle time (lease renewals must
         # not starve under load). Handlers running at once never exceed it.
@@ -243,32 +245,39 @@ class PartitionConsumer:
                 self._release()
 
     async def _execute(self, d: Delivery) -> None:
-        rt, s = self.rt, self.rt.settings
+        rt = self.rt
         reg = rt.app.handler(d.kind)
-        if d.deliveries > s.max_deliveries:
-            return await self._dead(d, d.deliveries - 1, f"poison task: delivered "
-                                    f"{d.deliveries} times (max_deliveries={s.max_deliveries}); "
-                                    "its handler likely crashes the worker")
         if reg is None:
             return await self._dead(d, 0, f"unknown kind {d.kind!r}: no handler is registered "
                                     f"for it in app {rt.app.name!r} (known: {rt.app.kinds})")
         if self._draining:
             return
+        # A suspect runs alone from its begin to its end (see core.gate); nothing else may
+        # even begin meanwhile, or a poison task would charge innocents with its crash.
+        async with rt.gate.exclusive() if d.prior_starts else rt.gate.shared():
+            await self._begin_and_run(d, reg)
+
+    async def _begin_and_run(self, d: Delivery, reg: Registration) -> None:
+        rt, s = self.rt, self.rt.settings
         verdict = await self._begin(d)
         if verdict == BEGIN_CANCELLED:
             self._m_cancelled.inc()
             rt.recorder.task(self._record(d, Status.CANCELLED, d.attempts_before))
             return
-        if verdict == BEGIN_DUPLICATE:
+        if verdict >= s.max_deliveries:
+            return await self._dead(d, d.attempts_before + verdict, (
+                f"poison task: started {verdict} times without finishing "
+                f"(max_deliveries={s.max_deliveries}); its handler likely kills the worker"))
+        if verdict:
             self._m_duplicate.inc()
         opts = reg.options
         max_attempts = opts.max_attempts or d.max_attempts
-        attempt = d.attempts_before + d.deliveries
+        attempt = d.attempts_before + verdict + 1
         self._m_latency.observe(max(0.0, time.time() - d.ready_ms / 1000))
         while True:
             if d.deadline_ms and time.time() * 1000 > d.deadline_ms:
                 return await self._dead(d, attempt - 1, "deadline passed before the attempt")
-            ok, value, error = await self._attempt(d, reg, attempt, verdict == BEGIN_DUPLICATE)
+            ok, value, error = await self._attempt(d, reg, attempt, verdict)
             if ok or error == "cancelled":
                 status = Status.SUCCEEDED if ok else Status.CANCELLED
                 (self._m_succeeded if ok else self._m_cancelled).inc()
@@ -304,7 +313,7 @@ class PartitionConsumer:
                 await asyncio.sleep(_RETRY_IO_S)
 
     async def _attempt(self, d: Delivery, reg: Registration, attempt: int,
-                       duplicate: bool) -> tuple[bool, bytes | None, str | None]:
+                       unfinished_before: int) -> tuple[bool, bytes | None, str | None]:
         rt = self.rt
         cancel = asyncio.Event()
         ctx = TaskContext(d.task_id, d.key, d.kind, d.payload, attempt, d.deliveries,
@@ -329,7 +338,7 @@ class PartitionConsumer:
             Status.CANCELLED if error == "cancelled" else Status.FAILED)
         rt.recorder.attempt(AttemptRecord(
             d.task_id, attempt, d.entry_id, rt.worker_id, self.pk.region, self.pk.number,
-            status, started, time.time(), duplicate, error,
+            status, started, time.time(), unfinished_before > 0, error,
         ))
         return ok, value, error
 

@@ -55,6 +55,9 @@ class Delivery:
     attempts_before: int
     epoch: int
     deliveries: int = 1
+    # Earlier begins of this entry that never finished (read at reclaim time): > 0 marks
+    # a suspect that may have killed a worker, to be run alone.
+    prior_starts: int = 0
 
     @classmethod
     def decode(cls, entry_id: bytes | str, fields: dict[bytes, bytes],

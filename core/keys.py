@@ -13,7 +13,7 @@ goes to one node. Region-wide keys (worker registry, assignment, elections) use 
     hp:{us-east/3}:dead            dead-letter stream
     hp:{us-east/3}:lease           hash owner/token: which worker consumes the partition
     hp:{us-east/3}:fence           int, last lease token handed out (never expires)
-    hp:{us-east/3}:started         hash entry id -> worker, entries whose handler started
+    hp:{us-east/3}:started         hash task id -> "<entry id>|<times begun>" (unfinished)
     hp:{us-east/3}:cancelled       zset task id -> cancel time (ms)
     hp:{us-east}:workers           zset worker id -> heartbeat expiry (ms)
     hp:{us-east}:assignment        hash partition number -> worker id

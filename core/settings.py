@@ -62,7 +62,8 @@ class Settings:
     lease_ttl_s: float = 5.0
     # Seconds between lease renewals, heartbeats and assignment polls. Default 0.5. > 0.
     heartbeat_s: float = 0.5
-    # Deliveries after which an entry is a poison task and dead-lettered. Default 5. >= 1.
+    # Times an entry may begin without finishing (its worker died meanwhile) before it is
+    # a poison task and dead-lettered instead of run again. Default 5. Must be >= 1.
     max_deliveries: int = 5
     # Seconds the delayed promoter sleeps at most between scans (bounds lateness).
     # Default 0.01. Must be > 0.

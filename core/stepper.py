@@ -18,9 +18,7 @@ from core.broker import Broker, Finish
 from core.errors import Fenced
 from core.keys import PartitionKeys
 
-BEGIN_RUN = 0
-BEGIN_DUPLICATE = 1
-BEGIN_CANCELLED = 2
+BEGIN_CANCELLED = -1
 
 
 class Stepper:
@@ -70,7 +68,8 @@ class Stepper:
         return fut
 
     async def begin(self, entry_id: str, task_id: str) -> int:
-        """Begin an entry: BEGIN_RUN, BEGIN_DUPLICATE or BEGIN_CANCELLED. Raises Fenced."""
+        """Begin an entry: BEGIN_CANCELLED, or how many earlier begins of it never finished
+        (0 for a first run). Raises Fenced."""
         if self.fenced is not None:
             raise self.fenced
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()

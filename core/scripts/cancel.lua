@@ -1,6 +1,6 @@
 -- Cancel a task of one partition by id.
 -- KEYS[1] -> partition cancelled zset (task id -> cancel ms); workers skip or signal these
--- KEYS[2] -> partition started hash (task id -> entry id whose handler started)
+-- KEYS[2] -> partition started hash (task id -> "<entry id>|<times begun>")
 -- KEYS[3] -> partition delayed zset
 -- KEYS[4] -> partition delayed data hash
 -- ARGV[1] -> task id

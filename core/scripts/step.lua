@@ -2,7 +2,7 @@
 -- Finishes run before begins, so a key's next task begins only after the previous is acked.
 -- KEYS[1] -> partition stream
 -- KEYS[2] -> partition lease hash (owner, token)
--- KEYS[3] -> partition started hash (task id -> entry id whose handler started)
+-- KEYS[3] -> partition started hash (task id -> "<entry id>|<times begun>")
 -- KEYS[4] -> partition cancelled zset (task id -> cancel ms)
 -- KEYS[5] -> partition dead-letter stream
 -- KEYS[6] -> partition delayed zset
@@ -17,8 +17,9 @@
 --     op "R": re-schedule at due ms a with task blob b (unordered retry), acknowledge
 -- ARGV[6] -> msgpack array of begin records, each {entry id, task id}
 -- Returns: {"FENCED", current token (0 when no lease)} if the caller lost the lease;
---          else one verdict per begin record: 0 = run, 1 = run, but a previous delivery of
---          this entry already started (a duplicate execution), 2 = cancelled, acked, skip.
+--          else one verdict per begin record: -1 = cancelled (acked; do not run), else
+--          how many earlier deliveries of this entry began without finishing (0 = a
+--          first run; more = a duplicate execution, and a suspect of killing workers).
 local cur = redis.call('HGET', KEYS[2], 'token')
 if cur ~= ARGV[2] then
   return {'FENCED', tonumber(cur or '0')}
@@ -53,7 +54,8 @@ for _, fin in ipairs(finishes) do
     redis.call('HSET', KEYS[7], tid, fin[5])
   end
   redis.call('XACK', KEYS[1], group, entry)
-  if redis.call('HGET', KEYS[3], tid) == entry then
+  local mark = redis.call('HGET', KEYS[3], tid)
+  if mark and string.sub(mark, 1, #entry + 1) == entry .. '|' then
     redis.call('HDEL', KEYS[3], tid)
   end
   redis.call('ZREM', KEYS[4], tid)
@@ -65,11 +67,15 @@ for _, beg in ipairs(begins) do
   if redis.call('ZSCORE', KEYS[4], tid) then
     redis.call('XACK', KEYS[1], group, entry)
     redis.call('ZREM', KEYS[4], tid)
-    out[#out + 1] = 2
+    out[#out + 1] = -1
   else
-    local prev = redis.call('HGET', KEYS[3], tid)
-    redis.call('HSET', KEYS[3], tid, entry)
-    if prev == entry then out[#out + 1] = 1 else out[#out + 1] = 0 end
+    local mark = redis.call('HGET', KEYS[3], tid)
+    local before = 0
+    if mark and string.sub(mark, 1, #entry + 1) == entry .. '|' then
+      before = tonumber(string.sub(mark, #entry + 2))
+    end
+    redis.call('HSET', KEYS[3], tid, entry .. '|' .. (before + 1))
+    out[#out + 1] = before
   end
 end
 return out

@@ -313,7 +313,7 @@ async def test_graceful_shutdown_finishes_inflight_and_releases_leases(
     assert (await store.get_task(task.id)).status == Status.SUCCEEDED
     rk = RegionKeys(REGION)
     for p in range(settings.partitions):
-        lease = await broker.raw(rk.partition(p).lease,
-                                 lambda c, k=rk.partition(p).lease: c.exists(k))
+        key = rk.partition(p).lease
+        lease = await broker.raw(key, lambda c, k=key: c.exists(k))  # type: ignore[misc]
         assert lease == 0, f"lease of partition {p} still held after shutdown"
     assert await broker.live_workers(rk) == []

@@ -1,0 +1,40 @@
+"""The app real worker processes of the tests run: `--app tests.core.apps:app`.
+
+Handlers append one line per execution start to the file named by
+HOMEPORT_TEST_EXEC_LOG (O_APPEND, so lines of concurrent processes interleave whole, in
+the order the writes happened): `<pid> <task id> <key> <seq> <deliveries>`. That log is
+the tests' independent history of executions, kept even when a worker is SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from core.app import App, TaskContext
+
+app = App("tests")
+_fd: list[int] = []
+_DELAY_S = float(os.environ.get("HOMEPORT_TEST_TASK_S", "0"))
+
+
+def _log(ctx: TaskContext) -> None:
+    if not _fd:
+        path = os.environ["HOMEPORT_TEST_EXEC_LOG"]
+        _fd.append(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+    line = f"{os.getpid()} {ctx.task_id} {ctx.partition_key} {ctx.payload.decode()} "
+    os.write(_fd[0], f"{line}{ctx.deliveries}\n".encode())
+
+
+@app.task("seq")
+async def seq(ctx: TaskContext) -> None:
+    _log(ctx)
+    if _DELAY_S:
+        await asyncio.sleep(_DELAY_S)
+
+
+@app.task("poison")
+async def poison(ctx: TaskContext) -> None:
+    _log(ctx)
+    os.kill(os.getpid(), signal.SIGKILL)
