@@ -180,8 +180,12 @@ class PartitionConsumer:
         except Fenced:
             self.lost = True
 
-    async def _io(self, op: Callable[[], Awaitable[Any]]) -> Any:
-        """Retry an idempotent Redis read while Redis is unavailable (counted, logged)."""
+    async def _io(self, op: Callable[[], Awaitable[Any]], what: str = "consumer") -> Any:
+        """Retry `op` while Redis is unavailable (counted, log capped). Fenced ends it.
+
+        Only for idempotent ops or ops that change nothing when they fail: reads, and
+        step.lua calls, which run atomically or not at all.
+        """
         failures = 0
         while True:
             try:
@@ -190,9 +194,10 @@ class PartitionConsumer:
                 raise
             except HomeportError as exc:
                 failures += 1
-                self.rt.metrics.loop_errors.labels("consumer").inc()
+                self.rt.metrics.loop_errors.labels(what).inc()
                 if failures <= 3 or failures % 100 == 0:
-                    log.warning("partition %s: %s (%d in a row)", self.pk.name, exc, failures)
+                    log.warning("partition %s: %s failed (%d in a row): %s", self.pk.name,
+                                what, failures, exc)
                 await asyncio.sleep(_RETRY_IO_S)
 
     def _admit(self, deliveries: list[Delivery]) -> None:
@@ -302,15 +307,9 @@ class PartitionConsumer:
             verdict = 0
 
     async def _begin(self, d: Delivery) -> int:
-        while True:
-            try:
-                return await self._stepper.begin(d.entry_id, d.task_id)
-            except Fenced:
-                raise
-            except HomeportError as exc:
-                self.rt.metrics.loop_errors.labels("begin").inc()
-                log.warning("partition %s: begin failed: %s", self.pk.name, exc)
-                await asyncio.sleep(_RETRY_IO_S)
+        verdict: int = await self._io(lambda: self._stepper.begin(d.entry_id, d.task_id),
+                                      "begin")
+        return verdict
 
     async def _attempt(self, d: Delivery, reg: Registration, attempt: int,
                        unfinished_before: int) -> tuple[bool, bytes | None, str | None]:
@@ -351,15 +350,7 @@ class PartitionConsumer:
         """Record durably, then ack in Redis (so an acked task is always recorded)."""
         self.rt.recorder.task(rec)
         await self.rt.recorder.flushed()
-        while True:
-            try:
-                return await self._stepper.finish(f)
-            except Fenced:
-                raise
-            except HomeportError as exc:
-                self.rt.metrics.loop_errors.labels("finish").inc()
-                log.warning("partition %s: finish failed: %s", self.pk.name, exc)
-                await asyncio.sleep(_RETRY_IO_S)
+        await self._io(lambda: self._stepper.finish(f), "finish")
 
     def _record(self, d: Delivery, status: Status, attempts: int, *, result: bytes | None = None,
                 error: str | None = None, started: float | None = None,
