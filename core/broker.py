@@ -16,6 +16,7 @@ Errors from redis-py are translated here, once: connection failures and timeouts
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -318,6 +319,36 @@ class Broker:
             "promote", [pk.delayed, pk.delayed_data, pk.stream], [now_ms, limit]
         )
         return int(moved), int(nxt)
+
+    async def promote_many(
+        self, pks: Sequence[PartitionKeys], now_ms: int, limit: int
+    ) -> list[tuple[int, int]]:
+        """`promote` for many partitions: one pipeline per node instead of a call each.
+
+        Re-running promote.lua is harmless (it only moves what is due), so a pipeline
+        retried after NOSCRIPT or MOVED does no damage.
+        """
+        groups: dict[int, list[int]] = {}
+        for i, pk in enumerate(pks):
+            groups.setdefault(id(self._client_for(pk.stream)), []).append(i)
+        out: list[tuple[int, int]] = [(0, -1)] * len(pks)
+        sha = self._sha["promote"]
+
+        async def one(idx: list[int]) -> None:
+            async def run(client: aioredis.Redis) -> list[Any]:
+                async with client.pipeline(transaction=False) as pipe:
+                    for i in idx:
+                        pk = pks[i]
+                        pipe.evalsha(sha, 3, pk.delayed, pk.delayed_data, pk.stream, now_ms,
+                                     limit)
+                    return list(await pipe.execute())
+
+            got = await self._on(pks[idx[0]].stream, run)
+            for i, (moved, nxt) in zip(idx, got, strict=True):
+                out[i] = (int(moved), int(nxt))
+
+        await asyncio.gather(*(one(idx) for idx in groups.values()))
+        return out
 
     async def cancelled_ids(self, pk: PartitionKeys) -> set[str]:
         got = await self._on(pk.cancelled, lambda c: c.zrange(pk.cancelled, 0, -1))

@@ -259,8 +259,12 @@ class PartitionConsumer:
             return
         # A suspect runs alone from its begin to its end (see core.gate); nothing else may
         # even begin meanwhile, or a poison task would charge innocents with its crash.
-        async with rt.gate.exclusive() if d.prior_starts else rt.gate.shared():
+        alone = d.prior_starts > 0
+        await rt.gate.enter(alone)
+        try:
             await self._begin_and_run(d, reg)
+        finally:
+            rt.gate.leave(alone)
 
     async def _begin_and_run(self, d: Delivery, reg: Registration) -> None:
         rt, s = self.rt, self.rt.settings

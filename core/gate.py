@@ -9,12 +9,14 @@ with another unfinished start, and only the poison reaches `max_deliveries`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 
 class Gate:
-    """Shared/exclusive admission; shared entry costs no await while no suspect waits."""
+    """Shared/exclusive admission; entering shared costs no await while no suspect waits.
+
+    Use `await enter(exclusive)` then `leave(exclusive)` in a `finally` (plain methods,
+    not a context manager: this is on every task's path).
+    """
 
     def __init__(self) -> None:
         self._open = asyncio.Event()
@@ -24,25 +26,27 @@ class Gate:
         self._shared = 0
         self._lock = asyncio.Lock()
 
-    @contextlib.asynccontextmanager
-    async def shared(self) -> AsyncIterator[None]:
+    async def enter(self, exclusive: bool) -> None:
+        if exclusive:
+            await self._lock.acquire()
+            self._open.clear()
+            try:
+                await self._idle.wait()
+            except BaseException:
+                self._open.set()
+                self._lock.release()
+                raise
+            return
         while not self._open.is_set():
             await self._open.wait()
         self._shared += 1
         self._idle.clear()
-        try:
-            yield
-        finally:
-            self._shared -= 1
-            if self._shared == 0:
-                self._idle.set()
 
-    @contextlib.asynccontextmanager
-    async def exclusive(self) -> AsyncIterator[None]:
-        async with self._lock:
-            self._open.clear()
-            try:
-                await self._idle.wait()
-                yield
-            finally:
-                self._open.set()
+    def leave(self, exclusive: bool) -> None:
+        if exclusive:
+            self._open.set()
+            self._lock.release()
+            return
+        self._shared -= 1
+        if self._shared == 0:
+            self._idle.set()

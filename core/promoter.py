@@ -1,14 +1,14 @@
 """`Promoter`: moves due delayed tasks of the owned partitions into their streams.
 
 The partition owner promotes its own partitions (one promote.lua call each per step), so
-promotion scales with workers and never runs twice for one partition. A step sleeps until
+promotion scales with workers and never runs twice for one partition. One step costs one
+pipelined round trip per Redis node for all owned partitions. A step sleeps until
 the earliest known due time, but at most `promote_interval_s`, which bounds lateness for
 tasks scheduled after the step looked.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 
@@ -36,7 +36,7 @@ class Promoter(Loop):
         if not pks:
             return None
         now_ms = int(time.time() * 1000)
-        got = await asyncio.gather(*(self._broker.promote(pk, now_ms, _LIMIT) for pk in pks))
+        got = await self._broker.promote_many(pks, now_ms, _LIMIT)
         soonest = self.interval_s
         for pk, (moved, nxt) in zip(pks, got, strict=True):
             if moved:

@@ -15,7 +15,7 @@ import logging
 import time
 
 from core.metrics import Metrics
-from core.store import AttemptRecord, RecordStore, TaskRecord
+from core.store import AttemptRecord, RecordStore, Status, TaskRecord
 
 log = logging.getLogger(__name__)
 _RETRY_S = 0.2
@@ -43,9 +43,13 @@ class RecordWriter:
         self._batch_max = batch_max
         self._linger_s = linger_s
         self._tasks: dict[str, TaskRecord] = {}
+        # "running" records wait here: most tasks finish before the next write, and then
+        # only their final record is written (the start time is carried over).
+        self._running: dict[str, TaskRecord] = {}
         self._attempts: list[AttemptRecord] = []
-        self._waiters: list[asyncio.Future[None]] = []
+        self._written = asyncio.Event()  # replaced by a fresh one at every write
         self._oldest: float | None = None
+        self._waiting = False
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
@@ -53,8 +57,14 @@ class RecordWriter:
     def task(self, rec: TaskRecord) -> None:
         if self._store is None:
             return
-        old = self._tasks.get(rec.id)
-        self._tasks[rec.id] = rec if old is None else _merge(old, rec)
+        if rec.status is Status.RUNNING and rec.id not in self._tasks:
+            self._running[rec.id] = rec
+        else:
+            running = self._running.pop(rec.id, None)
+            if running is not None and rec.started_at is None:
+                rec.started_at = running.started_at
+            old = self._tasks.get(rec.id)
+            self._tasks[rec.id] = rec if old is None else _merge(old, rec)
         self._touch()
 
     def attempt(self, rec: AttemptRecord) -> None:
@@ -72,10 +82,9 @@ class RecordWriter:
         """Return once every record given before this call is written."""
         if self._store is None or (not self._tasks and not self._attempts):
             return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        self._waiting = True
         self._wake.set()
-        await asyncio.shield(fut)
+        await self._written.wait()
 
     @property
     def lag_s(self) -> float:
@@ -93,14 +102,14 @@ class RecordWriter:
 
     async def run_once(self) -> None:
         """Write everything buffered now (in chunks of `batch_max`), then wake waiters."""
-        tasks, self._tasks = list(self._tasks.values()), {}
+        tasks = list(self._tasks.values()) + list(self._running.values())
+        self._tasks, self._running = {}, {}
         attempts, self._attempts = self._attempts, []
-        waiters, self._waiters = self._waiters, []
+        written, self._written = self._written, asyncio.Event()
+        self._waiting = False
         self._oldest = None
         if self._store is None:
-            for w in waiters:
-                if not w.done():
-                    w.set_result(None)
+            written.set()
             return
         started = time.monotonic()
         try:
@@ -113,24 +122,23 @@ class RecordWriter:
             for t in tasks:
                 self.task(t)
             self._attempts[:0] = attempts
-            self._waiters[:0] = waiters
+            self._written = written
+            self._waiting = True
             self._oldest = started
             raise
         self._metrics.records_written.labels("tasks").inc(len(tasks))
         self._metrics.records_written.labels("attempts").inc(len(attempts))
-        for w in waiters:
-            if not w.done():
-                w.set_result(None)
+        written.set()
 
     async def _run(self) -> None:
         failures = 0
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._linger_s and not self._waiters:
+            if self._linger_s and not self._waiting:
                 await asyncio.sleep(self._linger_s)
             self._metrics.record_lag.set(self.lag_s)
-            if not self._tasks and not self._attempts and not self._waiters:
+            if not self._tasks and not self._attempts and not self._waiting:
                 if self._stopping:
                     return
                 continue

@@ -42,7 +42,10 @@ class Status(enum.StrEnum):
 
     @property
     def rank(self) -> int:
-        return {"enqueued": 0, "running": 1, "retrying": 1}.get(self.value, 3)
+        return _RANK[self]
+
+
+_RANK = {s: {"enqueued": 0, "running": 1, "retrying": 1}.get(s.value, 3) for s in Status}
 
 
 @dataclasses.dataclass(slots=True)
