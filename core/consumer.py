@@ -351,10 +351,35 @@ class PartitionConsumer:
         await self._finish(d, Finish("D", d.entry_id, d.task_id, reason, attempts), rec)
 
     async def _finish(self, d: Delivery, f: Finish, rec: TaskRecord) -> None:
-        """Record durably, then ack in Redis (so an acked task is always recorded)."""
+        """Record durably, then queue the ack (so an acked task is always recorded).
+
+        The ack is not awaited: the stepper sends ops in queue order and applies finishes
+        before begins, so the key's next begin, queued after it, cannot overtake it.
+        """
         self.rt.recorder.task(rec)
         await self.rt.recorder.flushed()
-        await self._io(lambda: self._stepper.finish(f), "finish")
+        self._send_finish(f, 0)
+
+    def _send_finish(self, f: Finish, failures: int) -> None:
+        fut = self._stepper.finish(f)
+
+        def done(fut: asyncio.Future[None]) -> None:
+            exc = fut.exception()
+            if exc is None:
+                return
+            if isinstance(exc, Fenced):
+                self.lost = True
+                return
+            # A failed step call changed nothing; queue the finish again shortly (the
+            # key's next begin failed with it and retries after the same pause).
+            self.rt.metrics.loop_errors.labels("finish").inc()
+            if failures < 3 or failures % 100 == 0:
+                log.warning("partition %s: finish failed (%d in a row): %s", self.pk.name,
+                            failures + 1, exc)
+            asyncio.get_running_loop().call_later(
+                _RETRY_IO_S / 2, self._send_finish, f, failures + 1)
+
+        fut.add_done_callback(done)
 
     def _record(self, d: Delivery, status: Status, attempts: int, *, result: bytes | None = None,
                 error: str | None = None, started: float | None = None,

@@ -37,24 +37,25 @@ class Stepper:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.fenced: Fenced | None = None
+        self._closing = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"stepper {self._pk.name}")
 
-    async def stop(self) -> None:
-        """Send what is queued, then stop."""
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """Send what is queued (and wait for the call in flight), then stop."""
         if self._task is None:
             return
-        while (self._finishes or self._begins) and self.fenced is None:
-            self._wake.set()
-            await asyncio.sleep(0)
-            if self._task.done():
-                break
-        self._task.cancel()
+        self._closing = True
+        self._wake.set()
         try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+            await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+        except TimeoutError:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
         self._task = None
 
     def finish(self, f: Finish) -> asyncio.Future[None]:
@@ -83,10 +84,13 @@ class Stepper:
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not self.idle:
-                await self.run_once()
+            if self.idle:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self.run_once()
 
     async def run_once(self) -> None:
         """Send up to `max_ops` queued finishes and begins in one script call."""
