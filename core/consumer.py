@@ -110,13 +110,20 @@ class PartitionConsumer:
         self._stepper.start()
         self._reader = asyncio.create_task(self._read(), name=f"read {self.pk.name}")
 
-    async def drain(self, grace_s: float) -> None:
-        """Stop reading and starting; wait up to `grace_s` for running handlers."""
+    async def drain(self, grace_s: float, stop_now: asyncio.Event | None = None) -> None:
+        """Stop reading and starting; wait up to `grace_s` (or until `stop_now` is set)
+        for running handlers, then abort what still runs."""
         self._draining = True
         await self._stop_reader()
         pending = [t for t in self._tasks if not t.done()]
         if pending:
-            await asyncio.wait(pending, timeout=grace_s)
+            finished = asyncio.ensure_future(asyncio.wait(pending, timeout=grace_s))
+            waits: list[asyncio.Future[Any]] = [finished]
+            if stop_now is not None:
+                waits.append(asyncio.ensure_future(stop_now.wait()))
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
         await self.abort()
 
     async def abort(self) -> None:

@@ -95,15 +95,17 @@ class Membership(Loop):
         else:
             await consumer.abort()
 
-    async def release_all(self, *, graceful: bool) -> None:
-        """Stop every consumer (draining if `graceful`) and release their leases."""
+    async def release_all(self, *, graceful: bool,
+                          stop_now: asyncio.Event | None = None) -> None:
+        """Stop every consumer (draining if `graceful`, until `stop_now` is set) and
+        release their leases."""
         self.accepting = False
         consumers = list(self.consumers.values())
         self.consumers.clear()
         grace = self.rt.settings.shutdown_grace_s
 
         async def one(c: PartitionConsumer) -> None:
-            await (c.drain(grace) if graceful else c.abort())
+            await (c.drain(grace, stop_now) if graceful else c.abort())
             try:
                 await self.rt.broker.release(c.pk.lease, self.rt.worker_id)
             except Exception as exc:  # noqa: BLE001 - the lease then simply expires

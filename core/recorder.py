@@ -138,7 +138,7 @@ class RecordWriter:
             if self._linger_s and not self._waiting:
                 await asyncio.sleep(self._linger_s)
             self._metrics.record_lag.set(self.lag_s)
-            if not self._tasks and not self._attempts and not self._waiting:
+            if not (self._tasks or self._running or self._attempts or self._waiting):
                 if self._stopping:
                     return
                 continue
@@ -154,5 +154,5 @@ class RecordWriter:
                 self._wake.set()
             else:
                 self._metrics.record_lag.set(self.lag_s)
-                if self._stopping and not self._tasks and not self._attempts:
+                if self._stopping and not (self._tasks or self._running or self._attempts):
                     return

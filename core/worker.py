@@ -61,7 +61,7 @@ class Worker:
         self._pool = concurrent.futures.ThreadPoolExecutor(settings.sync_threads,
                                                            thread_name_prefix="handler")
         self._stop = asyncio.Event()
-        self._stop_now = False
+        self._stop_now = asyncio.Event()
         self._started = False
         self.admin_port = 0
         self.recorder: RecordWriter | None = None
@@ -132,7 +132,7 @@ class Worker:
     def request_stop(self) -> None:
         """First call: graceful stop; second call: stop now."""
         if self._stop.is_set():
-            self._stop_now = True
+            self._stop_now.set()
         self._stop.set()
 
     async def run(self, *, burst: bool = False, install_signals: bool = False) -> None:
@@ -153,7 +153,7 @@ class Worker:
                     pass
         else:
             await self._stop.wait()
-        await self.shutdown(graceful=not self._stop_now)
+        await self.shutdown(graceful=not self._stop_now.is_set())
 
     async def region_drained(self) -> bool:
         """True when no partition of the region holds waiting, running or delayed work."""
@@ -170,7 +170,7 @@ class Worker:
         if self.membership is not None:
             self.membership.accepting = False
             await self.membership.stop()
-            await self.membership.release_all(graceful=graceful)
+            await self.membership.release_all(graceful=graceful, stop_now=self._stop_now)
         for lp in self._loops:
             if lp is not self.membership:
                 await lp.stop()

@@ -38,3 +38,9 @@ async def seq(ctx: TaskContext) -> None:
 async def poison(ctx: TaskContext) -> None:
     _log(ctx)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.task("sleepy")
+async def sleepy(ctx: TaskContext) -> None:
+    _log(ctx)
+    await asyncio.sleep(float(ctx.payload))

@@ -1,0 +1,225 @@
+"""Partition ownership: fencing tokens, rebalancing, shutdown and the admin server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+import urllib.request
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from core.app import App, TaskContext
+from core.broker import Broker, Finish
+from core.cli import db
+from core.errors import Fenced
+from core.keys import GROUP, RegionKeys
+from core.producer import Producer
+from core.settings import Settings
+from core.store import RecordStore, Status
+from core.task import new_task
+
+from .conftest import REGION, make_settings, running_worker, wait_for
+from .procs import WorkerProcess, read_exec_log
+
+
+async def test_stale_lease_token_cannot_ack_or_begin(redis_url: str, broker: Broker) -> None:
+    settings = make_settings(redis_url)
+    pk = RegionKeys(REGION).partition(0)
+    await broker.ensure_group(pk)
+    res = await Producer(broker, settings).submit(new_task("k", "noop"), epoch=0)
+    p = RegionKeys(REGION).partition(res.partition)
+    await broker.ensure_group(p)
+    old = await broker.acquire(p.lease, p.fence, "old-owner", 60_000)
+    [d] = await broker.read_new(p, "old-owner", 10, 0)
+    await broker.raw(p.lease, lambda c: c.delete(p.lease))  # the old lease expired
+    new = await broker.acquire(p.lease, p.fence, "new-owner", 60_000)
+    assert new > old
+
+    for finishes, begins in (([Finish("A", d.entry_id, d.task_id)], []),
+                             ([], [(d.entry_id, d.task_id)])):
+        try:
+            await broker.step(p, old, "old-owner", finishes, begins, 0)
+        except Fenced as exc:
+            assert exc.current_epoch == new
+        else:
+            raise AssertionError("a stale token was accepted")
+    summary = await broker.raw(p.stream, lambda c: c.xpending(p.stream, GROUP))
+    assert summary["pending"] == 1, "the stale owner's ack must not land"
+    assert await broker.step(p, new, "new-owner", [Finish("A", d.entry_id, d.task_id)], [],
+                             0) == []
+    summary = await broker.raw(p.stream, lambda c: c.xpending(p.stream, GROUP))
+    assert summary["pending"] == 0
+
+
+async def test_partitions_rebalance_when_a_worker_joins_and_move_when_it_leaves(
+    redis_url: str, broker: Broker
+) -> None:
+    app = App()
+    ran: list[str] = []
+
+    @app.task("noop")
+    async def noop(ctx: TaskContext) -> None:
+        ran.append(ctx.partition_key)
+
+    settings = make_settings(redis_url)
+    producer = Producer(broker, settings)
+    async with running_worker(app, settings) as first:
+        second_settings = make_settings(redis_url)
+        async with running_worker_partial(app, second_settings) as second:
+            async def split() -> bool:
+                a = len(first.membership.consumers)  # type: ignore[union-attr]
+                b = len(second.membership.consumers)  # type: ignore[union-attr]
+                return (a, b) == (4, 4)
+
+            await wait_for(split, 15, "8 partitions split 4/4 over two workers")
+            tasks = [new_task(f"k{i}", "noop") for i in range(200)]
+            await producer.submit_many(tasks, epoch=0)
+            await wait_for(lambda: _len_at_least(ran, 200), 15, "200 tasks over two workers")
+
+        async def all_back() -> bool:
+            return len(first.membership.consumers) == 8  # type: ignore[union-attr]
+
+        started = time.monotonic()
+        await wait_for(all_back, 15, "the leaver's partitions to move back")
+        # The leaver released its leases on shutdown, so the move needs no lease expiry.
+        assert time.monotonic() - started < settings.lease_ttl_s + 1.0
+
+
+async def _len_at_least(items: list[str], n: int) -> bool:
+    return len(items) >= n
+
+
+class running_worker_partial:  # noqa: N801 - reads like the context manager it wraps
+    """Like `running_worker`, but does not wait to own every partition."""
+
+    def __init__(self, app: App, settings: Settings) -> None:
+        from core.worker import Worker
+
+        self.worker = Worker(app, settings)
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self):  # type: ignore[no-untyped-def]
+        await self.worker.start()
+        self.task = asyncio.create_task(self.worker.run())
+        return self.worker
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.worker.request_stop()
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 30)
+
+
+async def test_second_sigterm_stops_now_and_the_task_is_redelivered(
+    redis_url: str, pg_dsn: str, store: RecordStore, broker: Broker, tmp_path: Path
+) -> None:
+    exec_log = tmp_path / "exec.log"
+    w = WorkerProcess(tmp_path, "w0", redis_url, pg_dsn, exec_log,
+                      extra=("--shutdown-grace-s", "30"))
+    await w.wait_started()
+    producer = Producer(broker, Settings(region=REGION, partitions=16, redis_url=redis_url))
+    task = new_task("k", "sleepy", b"20")
+    await producer.submit(task, epoch=0)
+
+    async def running() -> bool:
+        return len(read_exec_log(exec_log)) == 1
+
+    await wait_for(running, 20, "the long task to start")
+    w.proc.send_signal(signal.SIGTERM)
+    await asyncio.sleep(0.2)  # the first SIGTERM alone would wait up to 30 s of grace
+    assert w.proc.poll() is None, "the first SIGTERM must wait for the running task"
+    started = time.monotonic()
+    w.proc.send_signal(signal.SIGTERM)
+    code = await asyncio.to_thread(w.proc.wait, 15)
+    assert code == 0 and time.monotonic() - started < 10
+    rec = await store.get_task(task.id)
+    assert rec.status == Status.RUNNING
+    # Unacked, the entry waits for the next owner.
+    rk = RegionKeys(REGION)
+    pending = 0
+    for p in range(16):
+        pk = rk.partition(p)
+        pending += (await broker.raw(pk.stream, lambda c, s=pk.stream: c.xpending(s, GROUP))
+                    )["pending"]
+    assert pending == 1
+
+
+async def test_admin_server_serves_metrics_health_and_status(
+    redis_url: str, broker: Broker
+) -> None:
+    app = App()
+
+    @app.task("noop")
+    async def noop(ctx: TaskContext) -> None:
+        pass
+
+    settings = make_settings(redis_url, admin_port=0)
+    async with running_worker(app, settings) as w:
+        await Producer(broker, settings).submit(new_task("k", "noop"), epoch=0)
+        await wait_for(lambda: _metric_at_least(w.admin_port, "homeport_succeeded_total", 1),
+                       10, "the task to be counted in /metrics")
+        base = f"http://127.0.0.1:{w.admin_port}"
+        for path in ("/healthz", "/readyz"):
+            assert (await _get(base + path))[0] == 200
+        status = json.loads((await _get(base + "/v1/status"))[1])
+        assert status["role"] == "worker" and status["region"] == REGION
+        assert status["partitions"] == list(range(settings.partitions))
+        body = (await _get(base + "/metrics"))[1]
+        assert 'homeport_end_to_end_latency_seconds_bucket{le="0.005",partition=' in body \
+            or "homeport_end_to_end_latency_seconds_bucket" in body
+
+
+async def _get(url: str) -> tuple[int, str]:
+    def fetch() -> tuple[int, str]:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+
+    return await asyncio.to_thread(fetch)
+
+
+async def _metric_at_least(port: int, name: str, n: float) -> bool:
+    body = (await _get(f"http://127.0.0.1:{port}/metrics"))[1]
+    total = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+                if line.startswith(name + "{"))
+    return total >= n
+
+
+def test_db_migrate_command_applies_then_is_up_to_date(pg_dsn: str) -> None:
+    runner = CliRunner()
+    first = runner.invoke(db, ["migrate", "--pg-dsn", pg_dsn])
+    assert first.exit_code == 0, first.output
+    assert "applied: 001_tasks_attempts" in first.output
+    again = runner.invoke(db, ["migrate", "--pg-dsn", pg_dsn])
+    assert again.exit_code == 0 and "up to date" in again.output
+
+
+async def test_task_past_its_deadline_is_dead_lettered_not_run(
+    redis_url: str, pg_dsn: str, broker: Broker, store: RecordStore
+) -> None:
+    app = App()
+    ran: list[str] = []
+    gate = asyncio.Event()
+
+    @app.task("step")
+    async def step(ctx: TaskContext) -> None:
+        ran.append(ctx.task_id)
+        if ctx.payload == b"block":
+            await gate.wait()
+
+    settings = make_settings(redis_url, pg_dsn)
+    blocker = new_task("k", "step", b"block")
+    late = new_task("k", "step", deadline=time.time() + 0.3)
+    async with running_worker(app, settings):
+        await Producer(broker, settings).submit_many([blocker, late], epoch=0)
+        await wait_for(lambda: _len_at_least(ran, 1), 10, "the blocking task to start")
+        await asyncio.sleep(0.4)  # let the deadline pass while its key is blocked
+        gate.set()
+
+        async def dead() -> bool:
+            return bool(await store.tasks("id = $1 AND status = 'dead'", late.id))
+
+        await wait_for(dead, 10, "the late task to be dead-lettered")
+    assert ran == [blocker.id]
+    assert "deadline passed" in ((await store.get_task(late.id)).error or "")
