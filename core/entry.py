@@ -15,6 +15,7 @@ The delayed set's data hash holds the same blob. Dead-letter entries add `err` (
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import msgpack
 
@@ -25,7 +26,8 @@ ATTEMPTS_INDEX = 9  # position of attempts_before in the blob (0-based)
 
 def pack(task: Task, now_ms: int, epoch: int) -> tuple[int, bytes]:
     """(due ms or 0 when ready now, the task blob) of a task enqueued at `now_ms`."""
-    sched = 0 if task.scheduled_at is None else int(task.scheduled_at * 1000)
+    # Rounded up: a task may start late by under a millisecond, never early.
+    sched = 0 if task.scheduled_at is None else math.ceil(task.scheduled_at * 1000)
     deadline = 0 if task.deadline is None else int(task.deadline * 1000)
     blob = msgpack.packb([
         task.id, task.partition_key, task.kind, task.payload, sched, task.max_attempts,

@@ -1,7 +1,9 @@
 """All PostgreSQL access: the region's record store of tasks and attempts.
 
 Public facade: `RecordStore` (`connect`, `migrate`, `write`, `get_task`, `attempts`,
-`mark_cancelled`, `close`), `TaskRecord`, `AttemptRecord`, `Status`.
+`cancel`, `close`), `TaskRecord`, `AttemptRecord`, `Status`. Cancelling a task fully
+(Redis first, so a worker cannot begin it) is `core.control.Control.cancel`; `cancel`
+here is only the record.
 
 Writes are batched by `core.recorder.RecordWriter`; `write` sends a whole batch as one
 statement (upserts and inserts over UNNEST in one CTE), so the hot path never costs a round
@@ -235,6 +237,12 @@ class RecordStore:
                           None if r[8] is None else float(r[8]), r[9], r[10])
             for r in rows
         ]
+
+    async def cancel(
+        self, task_id: str, partition_key: str, partition: int, region: str
+    ) -> Status:
+        """Same as `mark_cancelled` (the facade name)."""
+        return await self.mark_cancelled(task_id, partition_key, partition, region)
 
     async def mark_cancelled(
         self, task_id: str, partition_key: str, partition: int, region: str
