@@ -59,7 +59,13 @@ def _run(main: Coroutine[Any, Any, None], use_uvloop: bool = True) -> None:
 
 
 def load_app(ref: str) -> App:
-    """The `App` named by `pkg.module:attr`."""
+    """The `App` named by `pkg.module:attr`, importable from the current directory (as
+    with uvicorn or celery: console scripts do not put it on sys.path)."""
+    import os
+    import sys
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     module, _, attr = ref.partition(":")
     obj = getattr(importlib.import_module(module), attr or "app")
     if not isinstance(obj, App):
