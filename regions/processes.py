@@ -170,7 +170,7 @@ def stop(
     Returns the records that were still running when asked to stop.
     """
     handles = handles if handles is not None else {}
-    running = [r for r in records if is_alive(r)]
+    running = [r for r in records if is_alive(r) or _child_running(r, handles)]
     for record in running:
         _signal_group(record, record.stop_signal)
     deadline = time.monotonic() + grace
@@ -178,7 +178,7 @@ def stop(
     while pending and time.monotonic() < deadline:
         for record in pending:
             _reap(record.pid, handles)
-        pending = [r for r in pending if is_alive(r)]
+        pending = [r for r in pending if is_alive(r) or _child_running(r, handles)]
         if pending:
             time.sleep(0.05)
     for record in pending:
@@ -186,12 +186,23 @@ def stop(
     for record in records:
         _reap(record.pid, handles)
     for record in pending:
+        handle = handles.get(record.pid)
+        if handle is not None:
+            handle.wait(timeout=5)
+            continue
         for _ in range(100):
             _reap(record.pid, handles)
             if not is_alive(record):
                 break
             time.sleep(0.02)
     return running
+
+
+def _child_running(record: ProcessRecord, handles: dict[int, subprocess.Popen[bytes]]) -> bool:
+    """For our own children the Popen handle is authoritative, even when the start time
+    could not be read at spawn (a process that was still being exec'd)."""
+    handle = handles.get(record.pid)
+    return handle is not None and handle.poll() is None
 
 
 def wait_ready(
