@@ -1,0 +1,315 @@
+"""The checker: judges a history, never the logs (the Jepsen way).
+
+Definitions (each a function below):
+
+- **lost**: a submit that was acknowledged, for which no region's database holds a
+  successful execution. A lost GLOBAL task is always a violation. A lost LOCAL or
+  REGION task acknowledged inside the RPO window of a data-loss fault on its home (a
+  region loss, or its Redis primary killed) — from the fault's start minus the mirror lag
+  measured just before it, to the fault's start plus `ACK_SLACK_S` — is reported as
+  *within RPO*, not a violation; elsewhere it is a violation too.
+- **duplicate**: every execution of a task beyond its first (at-least-once makes them
+  possible; the scenario bounds them).
+- **order violation**: for two acknowledged tasks of one key, where the second was sent
+  after the first was acknowledged, the second's first execution started before the
+  first's first execution finished.
+- **latency**: submit-to-acknowledgement of acknowledged submits; percentiles outside
+  fault windows unless the SLO says `during_faults`.
+- **RTO** of a disruptive fault: from its start to the first acknowledged submit after
+  which `CLEAN_S` seconds of submits all succeeded (0 when nothing failed).
+- **mirror lag**: the largest lag sample per home region, outside deliberate faults.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaos.history import Execution, FaultRecord, History, Op
+
+ACK_SLACK_S = 0.5  # acks this long after a region died may still predate the kill
+CLEAN_S = 1.0  # seconds of successful submits that count as "recovered"
+ORDER_TOLERANCE_S = 0.0005  # the databases store microseconds; workers stamp with one clock
+DEFAULT_RPO_S = 1.0  # assumed mirror lag when no sample precedes a data-loss fault
+DATA_LOSS_FAULTS = ("lose_region", "kill")
+
+
+@dataclass
+class Lost:
+    id: str
+    key: str
+    durability: str
+    acked: float
+    within_rpo: bool
+    why: str
+
+
+@dataclass
+class OrderViolation:
+    key: str
+    first: str
+    second: str
+    detail: str
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    acknowledged: int
+    sent: int
+    errors: int
+    executed: int
+    lost: list[Lost]
+    duplicates: int
+    duplicated_tasks: int
+    order_violations: list[OrderViolation]
+    p50_ms: float | None
+    p99_ms: float | None
+    rto_s: float | None
+    max_mirror_lag_s: float | None
+    violations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def lost_by_level(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for item in self.lost:
+            row = out.setdefault(item.durability, {"lost": 0, "within_rpo": 0})
+            row["within_rpo" if item.within_rpo else "lost"] += 1
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "verdict": "PASS" if self.ok else "FAIL",
+            "acknowledged": self.acknowledged,
+            "sent": self.sent,
+            "errors": self.errors,
+            "executed": self.executed,
+            "lost": sum(1 for x in self.lost if not x.within_rpo),
+            "lost_within_rpo": sum(1 for x in self.lost if x.within_rpo),
+            "lost_by_level": self.lost_by_level(),
+            "duplicates": self.duplicates,
+            "order_violations": len(self.order_violations),
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "rto_s": self.rto_s,
+            "max_mirror_lag_s": self.max_mirror_lag_s,
+            "violations": self.violations,
+        }
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _end(fault: FaultRecord, history: History) -> float:
+    if fault.end is not None:
+        return fault.end
+    return max([op.sent for op in history.ops] + [fault.start])
+
+
+def in_fault(t: float, history: History) -> bool:
+    return any(f.start <= t <= _end(f, history) for f in history.faults if f.disruptive)
+
+
+def first_runs(history: History) -> dict[str, list[Execution]]:
+    runs: dict[str, list[Execution]] = defaultdict(list)
+    for ex in history.execs:
+        runs[ex.task_id].append(ex)
+    for items in runs.values():
+        items.sort(key=lambda e: e.start)
+    return runs
+
+
+def _loss_windows(history: History) -> list[tuple[str, float]]:
+    """(home, start) of every fault that can lose unmirrored writes of `home`."""
+    out = []
+    for f in history.faults:
+        if f.fault == "lose_region":
+            # A region's own home data dies with it; the mirrors it hosts are copies.
+            out += [(region, f.start) for region in f.targets]
+        elif f.fault == "kill":
+            out += [
+                (t.removeprefix("redis-").removesuffix("-primary"), f.start)
+                for t in f.targets
+                if t.startswith("redis-") and t.endswith("-primary")
+            ]
+    return out
+
+
+def _rpo_before(home: str, at: float, history: History) -> float:
+    samples = [s for s in history.lags if s.home == home and at - 10 <= s.at <= at]
+    finite = [s.seconds for s in samples if math.isfinite(s.seconds)]
+    return max(finite) if finite else DEFAULT_RPO_S
+
+
+def find_lost(history: History, no_loss: list[str]) -> tuple[list[Lost], list[str]]:
+    runs = first_runs(history)
+    done = {tid for tid, items in runs.items() if any(e.status == "succeeded" for e in items)}
+    windows = [(home, at, _rpo_before(home, at, history)) for home, at in _loss_windows(history)]
+    lost: list[Lost] = []
+    violations: list[str] = []
+    for op in history.ops:
+        if op.acked is None or op.id in done:
+            continue
+        ran = "ran but never succeeded" if op.id in runs else "never ran"
+        exposed = next(
+            (
+                (at, rpo)
+                for home, at, rpo in windows
+                if home == op.home and at - rpo <= op.acked <= at + ACK_SLACK_S
+            ),
+            None,
+        )
+        within = exposed is not None and op.durability != "GLOBAL"
+        why = ran + (f"; acked within the RPO ({exposed[1]:.2f}s) of a loss" if exposed else "")
+        lost.append(Lost(op.id, op.key, op.durability, op.acked, within, why))
+        if not within and op.durability in no_loss:
+            violations.append(f"lost {op.durability} task {op.id} (key {op.key}): {why}")
+    return lost, violations
+
+
+def count_duplicates(history: History) -> tuple[int, int]:
+    extra = 0
+    tasks = 0
+    for items in first_runs(history).values():
+        if len(items) > 1:
+            extra += len(items) - 1
+            tasks += 1
+    return extra, tasks
+
+
+def find_order_violations(history: History) -> list[OrderViolation]:
+    runs = first_runs(history)
+    by_key: dict[str, list[Op]] = defaultdict(list)
+    for op in history.ops:
+        if op.acked is not None:
+            by_key[op.key].append(op)
+    out = []
+    for key, ops in by_key.items():
+        ops.sort(key=lambda o: o.sent)
+        for a, b in zip(ops, ops[1:], strict=False):
+            if b.sent < (a.acked or math.inf):
+                continue  # sent concurrently: no order promised between them
+            ra, rb = runs.get(a.id), runs.get(b.id)
+            if not ra or not rb:
+                continue
+            a_end = ra[0].end if ra[0].end is not None else ra[0].start
+            if rb[0].start + ORDER_TOLERANCE_S < ra[0].start:
+                out.append(OrderViolation(key, a.id, b.id, "second started before the first"))
+            elif rb[0].start + ORDER_TOLERANCE_S < a_end:
+                out.append(
+                    OrderViolation(
+                        key, a.id, b.id,
+                        f"second started {a_end - rb[0].start:.3f}s before the first finished",
+                    )
+                )  # fmt: skip
+    return out
+
+
+def recovery_times(history: History) -> list[float]:
+    ops = sorted(history.ops, key=lambda o: o.sent)
+    out = []
+    for f in history.faults:
+        if not f.disruptive:
+            continue
+        after = [o for o in ops if o.sent >= f.start]
+        failed = [o for o in after if o.acked is None]
+        if not failed:
+            out.append(0.0)
+            continue
+        recovered = _first_clean_run(after)
+        out.append(recovered - f.start if recovered is not None else math.inf)
+    return out
+
+
+def _first_clean_run(ops: list[Op]) -> float | None:
+    """Send time of the first op that starts CLEAN_S seconds of only-acked submits,
+    after the last failure."""
+    last_fail = max((o.sent for o in ops if o.acked is None), default=None)
+    if last_fail is None:
+        return ops[0].sent if ops else None
+    clean = [o for o in ops if o.sent > last_fail]
+    if not clean or clean[-1].sent - clean[0].sent < CLEAN_S:
+        return None
+    return clean[0].sent
+
+
+def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
+    """Judge `history` against the invariants and SLOs of `scenario` (its parsed YAML;
+    by default the copy stored in the history's meta)."""
+    spec = scenario if scenario is not None else history.meta.get("scenario", {})
+    inv = spec.get("invariants", {})
+    slos = spec.get("slos", {})
+    lost, violations = find_lost(history, inv.get("no_loss", ["LOCAL", "REGION", "GLOBAL"]))
+    dups, dup_tasks = count_duplicates(history)
+    max_dups = inv.get("max_duplicates", -1)
+    if max_dups >= 0 and dups > max_dups:
+        violations.append(f"{dups} duplicate executions, more than the {max_dups} allowed")
+    order = find_order_violations(history) if inv.get("per_key_order", True) else []
+    violations += [f"order: key {v.key}: {v.first} then {v.second}: {v.detail}" for v in order]
+    acked = [o for o in history.ops if o.acked is not None]
+    during = bool(slos.get("during_faults", False))
+    lat = [o.latency_ms or 0.0 for o in acked if during or not in_fault(o.sent, history)]
+    p50, p99 = percentile(lat, 50), percentile(lat, 99)
+    for name, value in (("p50_ms", p50), ("p99_ms", p99)):
+        limit = slos.get(name)
+        if limit is not None and value is not None and value > limit:
+            violations.append(f"SLO {name}: {value:.1f} ms > {limit} ms")
+    rtos = recovery_times(history)
+    rto = max(rtos) if rtos else None
+    if slos.get("max_rto_s") is not None and rto is not None and rto > slos["max_rto_s"]:
+        violations.append(f"SLO max_rto_s: recovery took {rto:.2f} s > {slos['max_rto_s']} s")
+    ratio = len(acked) / len(history.ops) if history.ops else 1.0
+    if slos.get("min_ack_ratio") is not None and ratio < slos["min_ack_ratio"]:
+        violations.append(f"SLO min_ack_ratio: {ratio:.3f} < {slos['min_ack_ratio']}")
+    lags = [s.seconds for s in history.lags if math.isfinite(s.seconds)]
+    quiet = [s.seconds for s in history.lags if not in_fault(s.at, history)]
+    max_lag = max(lags) if lags else None
+    if slos.get("max_mirror_lag_s") is not None and quiet and max(quiet) > slos["max_mirror_lag_s"]:
+        violations.append(
+            f"SLO max_mirror_lag_s: {max(quiet):.2f} s > {slos['max_mirror_lag_s']} s"
+        )
+    violations += steady_state(history, spec.get("steady_state", {}))
+    return Verdict(
+        ok=not violations,
+        acknowledged=len(acked),
+        sent=len(history.ops),
+        errors=len(history.ops) - len(acked),
+        executed=len(first_runs(history)),
+        lost=lost,
+        duplicates=dups,
+        duplicated_tasks=dup_tasks,
+        order_violations=order,
+        p50_ms=p50,
+        p99_ms=p99,
+        rto_s=rto,
+        max_mirror_lag_s=max_lag,
+        violations=violations,
+    )
+
+
+def steady_state(history: History, spec: dict[str, Any]) -> list[str]:
+    """The steady-state metric before the first fault (the baseline the hypothesis
+    starts from); a scenario without faults measures the whole run."""
+    first = min((f.start for f in history.faults), default=math.inf)
+    ops = [o for o in history.ops if o.sent < first]
+    if not ops:
+        return []
+    metric = spec.get("metric", "ack_ratio")
+    if metric == "ack_ratio":
+        value = sum(1 for o in ops if o.acked is not None) / len(ops)
+    else:
+        value = percentile([o.latency_ms for o in ops if o.latency_ms is not None], 99) or 0.0
+    out = []
+    if spec.get("at_least") is not None and value < spec["at_least"]:
+        out.append(f"steady state {metric} = {value:.3f} < {spec['at_least']} before any fault")
+    if spec.get("at_most") is not None and value > spec["at_most"]:
+        out.append(f"steady state {metric} = {value:.3f} > {spec['at_most']} before any fault")
+    return out

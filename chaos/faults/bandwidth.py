@@ -1,0 +1,13 @@
+"""Toxic `bandwidth`: Limit a link to a rate in KB/s."""
+
+from __future__ import annotations
+
+from chaos.faults import register
+from chaos.faults.toxic import Attr, ToxicFault
+
+
+@register
+class Bandwidth(ToxicFault):
+    name = "bandwidth"
+    summary = "Limit a link to a rate in KB/s."
+    attrs = (Attr("rate", 1, 10_000_000, 100, "KB/s"),)

@@ -1,0 +1,13 @@
+"""Toxic `reset_peer`: Reset connections (TCP RST) after the timeout."""
+
+from __future__ import annotations
+
+from chaos.faults import register
+from chaos.faults.toxic import Attr, ToxicFault
+
+
+@register
+class ResetPeer(ToxicFault):
+    name = "reset_peer"
+    summary = "Reset connections (TCP RST) after the timeout."
+    attrs = (Attr("timeout", 0, 3_600_000, 0, "ms"),)
