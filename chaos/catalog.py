@@ -75,6 +75,8 @@ def catalog(regions: int, workers_per_region: int) -> Catalog:
             Component(f"redis-{r}-mirror", "redis", standby[r]),
             Component(f"etcd-{r}", "etcd", r),
             Component(f"gateway-{r}", "gateway", r),
+            # Run by the launcher's services (ClusterSpec(services=True)) once it has them.
+            Component(f"agent-{r}", "agent", r),
         ]
         comps += [Component(f"worker-{r}-{i}", "worker", r) for i in range(workers_per_region)]
     return Catalog(names, standby, tuple(link.name for link in topo.links), tuple(comps))

@@ -95,7 +95,9 @@ class Verdict:
             "p99_ms": self.p99_ms,
             "rto_s": self.rto_s,
             "max_mirror_lag_s": self.max_mirror_lag_s,
-            "violations": self.violations,
+            "violations": self.violations[:20],
+            "more_violations": max(0, len(self.violations) - 20),
+            "notes": self.notes,
         }
 
 
@@ -277,6 +279,8 @@ def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
             f"SLO max_mirror_lag_s: {max(quiet):.2f} s > {slos['max_mirror_lag_s']} s"
         )
     violations += steady_state(history, spec.get("steady_state", {}))
+    unrecorded = sum(1 for e in history.execs if not e.db)
+    notes = [f"{unrecorded} executions have no attempts row in any database"] if unrecorded else []
     return Verdict(
         ok=not violations,
         acknowledged=len(acked),
@@ -292,6 +296,7 @@ def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
         rto_s=rto,
         max_mirror_lag_s=max_lag,
         violations=violations,
+        notes=notes,
     )
 
 

@@ -52,7 +52,7 @@ class Load(_Model):
     distribution: Literal["uniform", "zipf"] = "uniform"
     zipf_s: float = Field(default=1.1, gt=1.0, le=5.0)
     durability: dict[Durability, float] = Field(
-        default_factory=lambda: {"LOCAL": 1.0, "REGION": 1.0, "GLOBAL": 1.0}
+        default_factory=lambda: dict.fromkeys(DURABILITIES, 1.0)
     )
     task_ms: float = Field(default=2.0, ge=0, le=10_000)
     timeout_s: float = Field(default=2.0, gt=0, le=60)

@@ -21,6 +21,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("router.cli", "submit"),
     ("router.cli", "task"),
     ("router.cli", "dead"),
+    ("chaos.cli", "chaos"),
 )
 
 

@@ -1,0 +1,137 @@
+"""The game day's load: submits through the real SDK at a fixed rate, recorded as ops.
+
+The arrival sequence (which key, which durability, which id) comes from
+`random.Random(seed)` alone. Submits of one key go one at a time, in arrival order (the
+next is sent once the previous is acknowledged or has failed for good), so the checker
+knows the order each key's tasks must run in. Each submit retries with the SDK's bounded
+policy and its own per-attempt timeout; the op records the final outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+import random
+import time
+from collections.abc import Callable
+
+from chaos.history import Op
+from chaos.scenario import Load
+from regions.placement import home_region
+from regions.topology import Topology
+from router.client import AsyncClient, RetryPolicy
+from router.routing import Redirect
+
+Clock = Callable[[], float]
+
+
+class ChaosRoutes:
+    """The load's routing table: a key goes to the gateway of the region serving its
+    home, as last read from etcd by the run (`serving`) or learnt from a redirect."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self.serving: dict[str, str] = {r.name: r.name for r in topology.regions}
+
+    def _gateway(self, region: str) -> str:
+        return self.topology.dial(
+            "client", region, "gateway", self.topology.region(region).gateway or ""
+        )
+
+    def gateway_for(self, key: str) -> str:
+        home = home_region(key, self.topology)
+        return self._gateway(self.serving.get(home, home))
+
+    def any_gateway(self) -> str:
+        return self._gateway(self.topology.regions[0].name)
+
+    def learn(self, redirect: Redirect) -> None:
+        self.serving[home_region(redirect.key, self.topology)] = redirect.owner_region
+
+    async def refresh(self) -> None:
+        return None  # the run's route follower keeps `serving` current
+
+
+def _key_picker(load: Load, rng: random.Random) -> Callable[[], int]:
+    if load.distribution == "uniform":
+        return lambda: rng.randrange(load.keys)
+    weights = [1 / (k + 1) ** load.zipf_s for k in range(load.keys)]
+    cumulative = list(itertools.accumulate(weights))
+    return lambda: min(bisect.bisect(cumulative, rng.random() * cumulative[-1]), load.keys - 1)
+
+
+def arrivals(load: Load, seed: int, run: str) -> list[tuple[float, str, str, str]]:
+    """(offset seconds, task id, key, durability) of every submit, in order."""
+    rng = random.Random(f"load:{seed}")
+    pick = _key_picker(load, rng)
+    levels = list(load.durability)
+    weights = [load.durability[d] for d in levels]
+    count = int(load.rate * load.duration_s)
+    return [
+        (i / load.rate, f"{run}-{i}", f"k{pick()}", rng.choices(levels, weights)[0])
+        for i in range(count)
+    ]
+
+
+class LoadGenerator:
+    def __init__(
+        self,
+        topology: Topology,
+        load: Load,
+        seed: int,
+        run: str,
+        ops: list[Op],
+        routes: ChaosRoutes,
+        clock: Clock = time.time,
+    ) -> None:
+        self.topology = topology
+        self.load = load
+        self.plan = arrivals(load, seed, run)
+        self.ops = ops
+        self.clock = clock
+        self.routes = routes
+        self.client = AsyncClient(
+            routes,
+            timeout=load.timeout_s,
+            retry=RetryPolicy(attempts=load.attempts),
+            rng=random.Random(seed),
+        )
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.stopped = False
+
+    async def run(self, progress: Callable[[int, int, int], None]) -> None:
+        start = time.monotonic()
+        tasks: list[asyncio.Task[None]] = []
+        payload = str(self.load.task_ms).encode()
+        for n, (offset, task_id, key, durability) in enumerate(self.plan):
+            if self.stopped:
+                break
+            delay = start + offset - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            lock = self._locks.setdefault(key, asyncio.Lock())
+            tasks.append(asyncio.create_task(self._one(lock, task_id, key, durability, payload)))
+            if n % max(1, int(self.load.rate)) == 0:
+                acked = sum(1 for o in self.ops if o.acked is not None)
+                progress(n, acked, sum(1 for o in self.ops if o.error is not None))
+        await asyncio.gather(*tasks)
+        await self.client.close()
+
+    async def _one(
+        self, lock: asyncio.Lock, task_id: str, key: str, durability: str, payload: bytes
+    ) -> None:
+        async with lock:
+            op = Op(task_id, key, durability, self.clock(), home=home_region(key, self.topology))
+            self.ops.append(op)
+            try:
+                await self.client.submit("step", key, payload, id=task_id, durability=durability)
+                op.acked = self.clock()
+            except Exception as exc:  # noqa: BLE001 - every failure is an outcome to record
+                op.error = f"{type(exc).__name__}: {exc}"[:300]
+                op.error_at = self.clock()
+
+    def error_ratio(self, window_s: float) -> float:
+        since = self.clock() - window_s
+        recent = [o for o in self.ops if o.sent >= since and (o.acked or o.error_at)]
+        return sum(1 for o in recent if o.error) / len(recent) if recent else 0.0

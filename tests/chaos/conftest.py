@@ -1,0 +1,21 @@
+"""The `gameday` marker: scenarios too long for CI run only with HOMEPORT_GAMEDAY=1
+(`make gameday`)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "gameday: a full game-day scenario (make gameday)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.environ.get("HOMEPORT_GAMEDAY") == "1":
+        return
+    skip = pytest.mark.skip(reason="game-day scenario: run with `make gameday`")
+    for item in items:
+        if "gameday" in item.keywords:
+            item.add_marker(skip)

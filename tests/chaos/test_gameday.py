@@ -1,0 +1,43 @@
+"""Shipped scenarios on the real local cluster: the `ci: true` ones in every test run
+(each 60 s of load or less), the rest with `make gameday`. Each must pass its own
+invariants and SLOs, and must really have applied its faults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chaos.runner import GameDay
+from chaos.scenario import load_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+FILES = sorted(SCENARIOS.glob("*.yaml"))
+CI = [p for p in FILES if load_scenario(p).ci]
+REST = [p for p in FILES if not load_scenario(p).ci]
+
+
+def _run(path: Path, out: Path) -> None:
+    scenario = load_scenario(path)
+    result = GameDay(scenario, yaml.safe_load(path.read_text()), 1, out, say=lambda m: None).run()
+    history = result.verdict
+    applied = [f for f in GameDay.last_faults(result.history)]
+    assert len(applied) >= len(scenario.timeline), "every step was applied"
+    assert not [f for f in applied if f.detail.startswith("FAILED")], applied
+    assert history.acknowledged > 0 and history.executed > 0
+    assert history.ok, "\n".join(history.violations[:20])
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("path", CI, ids=[p.stem for p in CI])
+def test_ci_scenario_holds_its_invariants(path: Path, tmp_path: Path) -> None:
+    assert load_scenario(path).load.duration_s <= 60
+    _run(path, tmp_path)
+
+
+@pytest.mark.gameday
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("path", REST, ids=[p.stem for p in REST])
+def test_gameday_scenario_holds_its_invariants(path: Path, tmp_path: Path) -> None:
+    _run(path, tmp_path)
