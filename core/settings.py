@@ -47,8 +47,9 @@ class Settings:
     global_replicas: int = 2
     # Entries per XREADGROUP call. Default 256. Must be >= 1.
     batch_size: int = 256
-    # Milliseconds an idle XREADGROUP blocks. Default 200. Zero = poll without blocking.
-    block_ms: int = 200
+    # Milliseconds an idle XREADGROUP blocks (a new entry wakes it at once, so this only
+    # sets the idle polling rate). Default 1000. Zero = poll without blocking.
+    block_ms: int = 1000
     # Most fetched-but-unfinished entries in one worker (so also most handlers running at
     # once). Default 1024. Must be >= 1.
     concurrency: int = 1024
@@ -65,9 +66,10 @@ class Settings:
     # Times an entry may begin without finishing (its worker died meanwhile) before it is
     # a poison task and dead-lettered instead of run again. Default 5. Must be >= 1.
     max_deliveries: int = 5
-    # Seconds the delayed promoter sleeps at most between scans (bounds lateness).
-    # Default 0.01. Must be > 0.
-    promote_interval_s: float = 0.01
+    # Seconds the delayed promoter sleeps at most between scans: bounds the lateness of
+    # delayed tasks, and is the idle cost (one pipelined call per node per scan).
+    # Default 0.02. Must be > 0.
+    promote_interval_s: float = 0.02
     # Seconds between stream trims (XTRIM MINID) per partition. Default 1. Must be > 0.
     trim_interval_s: float = 1.0
     # Seconds the record writer waits to fill a batch. Default 0.005. Zero = flush at once.

@@ -6,9 +6,10 @@ Public facade: `RecordStore` (`connect`, `migrate`, `write`, `get_task`, `attemp
 here is only the record.
 
 Writes are batched by `core.recorder.RecordWriter`; `write` sends a whole batch as one
-statement (upserts and inserts over UNNEST in one CTE), so the hot path never costs a round
-trip per task. A task's status only moves forward (`Status.rank`): a late duplicate's
-"running" never overwrites "succeeded", and the first final status wins.
+transaction (binary COPY into staging tables, then one merging statement), so the hot
+path never costs a round trip per task. A task's status only moves forward
+(`Status.rank`): a late duplicate's "running" never overwrites "succeeded", and the first
+final status wins.
 
 asyncpg errors are translated to `Unavailable` here and nowhere else.
 """
@@ -88,17 +89,33 @@ class AttemptRecord:
     error: str | None = None
 
 
-_WRITE_SQL = """
+# A batch is COPYed (binary, fast) into two per-connection staging tables, then merged
+# by one statement: the forward-only upsert of `tasks` and the insert of `attempts`.
+_STAGE_SQL = """
+CREATE TEMP TABLE hp_tasks_in (
+  id text, partition_key text, partition int, region text, kind text, payload bytea,
+  scheduled_at float8, epoch bigint, status text, status_rank int2, attempts int,
+  result bytea, error text, enqueued_at float8, started_at float8, finished_at float8
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE hp_attempts_in (
+  task_id text, attempt int, entry_id text, worker text, region text, partition int,
+  status text, duplicate bool, started_at float8, finished_at float8, error_log text
+) ON COMMIT DELETE ROWS;
+"""
+_TASK_IN = ("id", "partition_key", "partition", "region", "kind", "payload", "scheduled_at",
+            "epoch", "status", "status_rank", "attempts", "result", "error", "enqueued_at",
+            "started_at", "finished_at")
+_ATTEMPT_IN = ("task_id", "attempt", "entry_id", "worker", "region", "partition", "status",
+               "duplicate", "started_at", "finished_at", "error_log")
+_MERGE_SQL = """
 WITH t AS (
   INSERT INTO tasks AS t (id, partition_key, partition, region, kind, payload, scheduled_at,
                           epoch, status, status_rank, attempts, result, error, enqueued_at,
                           started_at, finished_at)
-  SELECT u.id, u.k, u.p, u.r, u.n, u.pl, to_timestamp(u.s), u.x, u.st, u.rk, u.a, u.res,
-         u.err, to_timestamp(u.e), to_timestamp(u.b), to_timestamp(u.f)
-  FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bytea[],
-              $7::float8[], $8::bigint[], $9::text[], $10::int2[], $11::int[], $12::bytea[],
-              $13::text[], $14::float8[], $15::float8[], $16::float8[])
-       AS u(id, k, p, r, n, pl, s, x, st, rk, a, res, err, e, b, f)
+  SELECT id, partition_key, partition, region, kind, payload, to_timestamp(scheduled_at),
+         epoch, status, status_rank, attempts, result, error, to_timestamp(enqueued_at),
+         to_timestamp(started_at), to_timestamp(finished_at)
+  FROM hp_tasks_in
   ON CONFLICT (id) DO UPDATE SET
     status = EXCLUDED.status, status_rank = EXCLUDED.status_rank,
     attempts = GREATEST(t.attempts, EXCLUDED.attempts),
@@ -118,10 +135,9 @@ WITH t AS (
 ), a AS (
   INSERT INTO attempts (task_id, attempt, entry_id, worker, region, partition, status,
                         duplicate, started_at, finished_at, error_log)
-  SELECT v.t, v.n, v.e, v.w, v.r, v.p, v.st, v.d, to_timestamp(v.b), to_timestamp(v.f), v.err
-  FROM unnest($17::text[], $18::int[], $19::text[], $20::text[], $21::text[], $22::int[],
-              $23::text[], $24::bool[], $25::float8[], $26::float8[], $27::text[])
-       AS v(t, n, e, w, r, p, st, d, b, f, err)
+  SELECT task_id, attempt, entry_id, worker, region, partition, status, duplicate,
+         to_timestamp(started_at), to_timestamp(finished_at), error_log
+  FROM hp_attempts_in
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM a)
@@ -143,7 +159,8 @@ class RecordStore:
     @classmethod
     async def connect(cls, dsn: str, *, max_size: int = 4) -> RecordStore:
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size)
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size,
+                                             init=_init_connection)
         except (OSError, asyncpg.PostgresError) as exc:
             raise Unavailable("postgresql", f"{type(exc).__name__}: {exc}") from exc
         return cls(pool)
@@ -192,21 +209,25 @@ class RecordStore:
         `tasks` must hold each id at most once (the writer coalesces). Returns the number
         of task rows changed and attempt rows inserted.
         """
-        tcols: list[list[Any]] = [[] for _ in range(16)]
-        for t in tasks:
-            row = (t.id, t.partition_key, t.partition, t.region, t.kind, t.payload,
-                   t.scheduled_at, t.epoch, t.status.value, t.status.rank, t.attempts,
-                   t.result, t.error, t.enqueued_at, t.started_at, t.finished_at)
-            for col, v in zip(tcols, row, strict=True):
-                col.append(v)
-        acols: list[list[Any]] = [[] for _ in range(11)]
-        for a in attempts:
-            row2 = (a.task_id, a.attempt, a.entry_id, a.worker, a.region, a.partition,
-                    a.status.value, a.duplicate, a.started_at, a.finished_at, a.error)
-            for col, v in zip(acols, row2, strict=True):
-                col.append(v)
-        async with self._conn() as conn:
-            got = await conn.fetchrow(_WRITE_SQL, *tcols, *acols)
+        trows = [
+            (t.id, t.partition_key, t.partition, t.region, t.kind, t.payload, t.scheduled_at,
+             t.epoch, t.status.value, _RANK[t.status], t.attempts, t.result, t.error,
+             t.enqueued_at, t.started_at, t.finished_at)
+            for t in tasks
+        ]
+        arows = [
+            (a.task_id, a.attempt, a.entry_id, a.worker, a.region, a.partition,
+             a.status.value, a.duplicate, a.started_at, a.finished_at, a.error)
+            for a in attempts
+        ]
+        async with self._conn() as conn, conn.transaction():
+            if trows:
+                await conn.copy_records_to_table("hp_tasks_in", records=trows,
+                                                 columns=_TASK_IN)
+            if arows:
+                await conn.copy_records_to_table("hp_attempts_in", records=arows,
+                                                 columns=_ATTEMPT_IN)
+            got = await conn.fetchrow(_MERGE_SQL)
         return int(got[0]), int(got[1])
 
     async def get_task(self, task_id: str) -> TaskRecord:
@@ -259,6 +280,12 @@ class RecordStore:
             )
             status = await conn.fetchval("SELECT status FROM tasks WHERE id = $1", task_id)
         return Status(status)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    """Per connection: the staging tables `write` COPYs into (temporary, so private to
+    the connection; ON COMMIT DELETE ROWS empties them after each batch)."""
+    await conn.execute(_STAGE_SQL)
 
 
 def _task_from_row(r: asyncpg.Record) -> TaskRecord:
