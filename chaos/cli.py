@@ -12,8 +12,10 @@ Exit codes: 0 every invariant and SLO held; 1 a violation (the verdict failed);
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 import click
 import yaml
@@ -45,6 +47,9 @@ def run(files: tuple[Path, ...], seed: int, out: Path, keep: bool) -> None:
     from chaos.runner import GameDay
     from chaos.scenario import load_scenario
 
+    # SIGTERM (e.g. from `timeout`) must unwind like Ctrl-C, so the run stops every
+    # process it started instead of leaving a cluster behind.
+    signal.signal(signal.SIGTERM, _interrupt)
     failed = 0
     for path in files:
         try:
@@ -69,6 +74,10 @@ def run(files: tuple[Path, ...], seed: int, out: Path, keep: bool) -> None:
         click.echo(f"report: {result.reports[0]}", err=True)
         failed += 0 if result.verdict.ok else 1
     sys.exit(EXIT_FAIL if failed else 0)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @chaos.command("list")
