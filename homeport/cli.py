@@ -16,6 +16,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("core.cli", "bench"),
     ("regions.cli", "region"),
     ("loadtest.demo", "demo"),
+    ("loadtest.cli", "loadtest"),
     ("simulation.cli", "plan"),
     ("router.cli", "gateway"),
     ("router.cli", "submit"),

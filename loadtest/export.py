@@ -1,0 +1,101 @@
+"""The export for the simulation: a run's measurements in `homeport-loadtest-export/1`.
+
+The format is defined (and read) by `simulation.exports`; docs/loadtest.md describes
+where each field comes from:
+
+- `duration_s`: the measured window, from Locust's history (first to last second with
+  requests), else the configured duration;
+- `arrival_rate_per_s` and `tasks`: tasks the gateway accepted in that window (Locust's
+  successful Submits plus the tasks of successful batches) divided by it;
+- `service_time_s`: each attempt's `finished_at - started_at` (PostgreSQL `attempts`);
+- `queue_wait_s`: first attempt's `started_at` minus the task's `enqueued_at` (set by the
+  gateway when it enqueued the task);
+- `end_to_end_s`: the task's `finished_at - enqueued_at`;
+- `setup`: the workers, their concurrency and the partitions that served the run.
+
+Samples are kept raw up to `MAX_SAMPLES` per measurement, else thinned to every k-th in
+start order (deterministic, so the same run exports the same file); p50/p99 are computed
+on all values before thinning.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from loadtest.locuststats import HistoryPoint
+
+EXPORT_FORMAT = "homeport-loadtest-export/1"
+MAX_SAMPLES = 20_000
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float:
+    pos = q * (len(ordered) - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def measurement(values: Iterable[float]) -> dict[str, Any] | None:
+    """`{samples, p50_s, p99_s}`, or None when nothing was measured."""
+    kept = [max(0.0, v) for v in values]
+    if not kept:
+        return None
+    ordered = sorted(kept)
+    step = math.ceil(len(kept) / MAX_SAMPLES)
+    return {
+        "samples": [round(v, 7) for v in kept[::step]],
+        "p50_s": _quantile(ordered, 0.5),
+        "p99_s": _quantile(ordered, 0.99),
+    }
+
+
+def window_s(history: Sequence[HistoryPoint], fallback_s: float) -> float:
+    """Seconds between the first and the last history point that saw requests."""
+    busy = [p.timestamp for p in history if p.requests > 0]
+    if len(busy) < 2:
+        return fallback_s
+    return float(busy[-1] - busy[0] + 1)
+
+
+def build_export(
+    *,
+    duration_s: float,
+    tasks: int,
+    rows: Sequence[Mapping[str, Any]],
+    workers: int,
+    concurrency: int,
+    partitions: int,
+) -> dict[str, Any]:
+    """The export document from the accepted task count and the run's attempt rows."""
+    timed = sorted((r for r in rows if r.get("started_at") is not None),
+                   key=lambda r: float(r["started_at"]))
+    service = [float(r["finished_at"]) - float(r["started_at"])
+               for r in timed if r.get("finished_at") is not None]
+    wait = [float(r["started_at"]) - float(r["enqueued_at"])
+            for r in timed if r.get("attempt", 1) == 1 and r.get("enqueued_at") is not None]
+    e2e = [float(r["task_finished_at"]) - float(r["enqueued_at"])
+           for r in timed
+           if r.get("attempt", 1) == 1 and r.get("enqueued_at") is not None
+           and r.get("task_finished_at") is not None]
+    doc: dict[str, Any] = {
+        "format": EXPORT_FORMAT,
+        "duration_s": duration_s,
+        "setup": {"workers": workers, "concurrency": concurrency, "partitions": partitions},
+        "service_time_s": measurement(service),
+    }
+    if tasks > 0:
+        doc["tasks"] = tasks
+        doc["arrival_rate_per_s"] = tasks / duration_s
+    for name, values in (("queue_wait_s", wait), ("end_to_end_s", e2e)):
+        m = measurement(values)
+        if m is not None:
+            doc[name] = m
+    return doc
+
+
+def write_export(doc: Mapping[str, Any], path: Path) -> Path:
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    return path

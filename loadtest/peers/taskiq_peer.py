@@ -1,0 +1,52 @@
+"""taskiq with `RedisStreamBroker`: `taskiq worker loadtest.peers.taskiq_peer:broker`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+from taskiq_redis import RedisStreamBroker
+
+from loadtest.peers.base import Contender, apaced
+from loadtest.peers.marker import mark
+
+broker = RedisStreamBroker(os.environ.get("HP_BENCH_REDIS", "redis://127.0.0.1:6379/0"))
+
+
+@broker.task(task_name="noop")
+async def noop(stamp: float) -> None:
+    mark(stamp)
+
+
+class TaskiqContender(Contender):
+    name = "taskiq"
+    changed = ("--workers 1 (the default starts two worker processes)",)
+
+    def worker_cmd(self) -> list[str]:
+        return [str(Path(sys.executable).with_name("taskiq")), "worker",
+                "loadtest.peers.taskiq_peer:broker", "--workers", "1"]
+
+    def _run(self, n: int, stamped: bool, rate: float | None, stamp: float | None) -> None:
+        async def main() -> None:
+            await broker.startup()
+            try:
+                if stamp is not None:
+                    await noop.kiq(stamp)
+                else:
+                    await apaced(n, stamped, rate, lambda s: noop.kiq(s))
+            finally:
+                await broker.shutdown()
+
+        asyncio.run(main())
+
+    def submit(self, n: int, stamped: bool = False, rate: float | None = None) -> None:
+        self._run(n, stamped, rate, None)
+
+    def probe(self) -> None:
+        self._run(1, False, None, -1.0)
+
+    def version(self) -> str:
+        return version("taskiq") + f" (taskiq-redis {version('taskiq-redis')})"

@@ -1,0 +1,134 @@
+"""The system under a load test, started as processes: a gateway and workers of one region.
+
+`LocalStack` runs `homeport db migrate`, one `homeport gateway` and `workers` ×
+`homeport worker --app loadtest.apps:app` against a region's Redis primary and PostgreSQL
+database (given, or those of a local cluster), each in its own session with its log in
+`log_dir`, and stops them (SIGTERM, then SIGKILL after a bound) in reverse order. The
+processes dial Redis directly, not through Toxiproxy: a load test measures the system,
+not the proxy (chaos scenarios add the proxy).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loadtest.errors import StackError
+
+START_LIMIT_S = 60.0
+STOP_LIMIT_S = 20.0
+_LISTENING = re.compile(r"listening on (\S+)")
+_WORKER_UP = re.compile(r"admin_port=(-?\d+)")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class _Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 15) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+@dataclass
+class LocalStack:
+    """A gateway and worker processes serving `region` from one Redis and one database."""
+
+    redis_url: str
+    pg_dsn: str
+    log_dir: Path
+    region: str = "us-east"
+    partitions: int = 16
+    workers: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+    gateway: str = ""
+    _children: list[_Child] = field(default_factory=list)
+
+    def _spawn(self, name: str, args: list[str]) -> _Child:
+        log = self.log_dir / f"{name}.log"
+        env = dict(os.environ, **self.env)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        with log.open("wb") as sink:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "homeport", *args],
+                cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        child = _Child(name, proc, log)
+        self._children.append(child)
+        return child
+
+    def _wait_line(self, child: _Child, pattern: re.Pattern[str]) -> re.Match[str]:
+        deadline = time.monotonic() + START_LIMIT_S
+        while True:
+            found = pattern.search(child.log.read_text(errors="replace"))
+            if found:
+                return found
+            if child.proc.poll() is not None:
+                raise StackError(f"{child.name} exited ({child.proc.returncode}):\n{child.tail()}")
+            if time.monotonic() > deadline:
+                raise StackError(f"{child.name} not up in {START_LIMIT_S:.0f}s:\n{child.tail()}")
+            time.sleep(0.05)  # polling a child's log for its ready line; bounded above
+
+    def _engine_args(self) -> list[str]:
+        return ["--region", self.region, "--partitions", str(self.partitions),
+                "--redis-url", self.redis_url, "--pg-dsn", self.pg_dsn, "--admin-port", "-1"]
+
+    def start(self) -> str:
+        """Start everything; returns the gateway's address. Stops what started on failure."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            migrate = self._spawn("migrate", ["db", "migrate", "--pg-dsn", self.pg_dsn])
+            if migrate.proc.wait(START_LIMIT_S) != 0:
+                raise StackError(f"db migrate failed:\n{migrate.tail()}")
+            self._children.remove(migrate)
+            gateway = self._spawn(
+                "gateway", ["gateway", *self._engine_args(), "--listen", "127.0.0.1:0"]
+            )
+            workers = [
+                self._spawn(f"worker-{i}", ["worker", "--app", "loadtest.apps:app",
+                                            *self._engine_args()])
+                for i in range(1, self.workers + 1)
+            ]
+            self.gateway = self._wait_line(gateway, _LISTENING)[1]
+            for worker in workers:
+                self._wait_line(worker, _WORKER_UP)
+        except BaseException:
+            self.stop()
+            raise
+        return self.gateway
+
+    def check_alive(self) -> None:
+        """Raise `StackError` naming any process that has exited."""
+        for child in self._children:
+            if child.proc.poll() is not None:
+                raise StackError(f"{child.name} exited ({child.proc.returncode}):\n{child.tail()}")
+
+    def stop(self) -> None:
+        """SIGTERM each process (workers drain gracefully), newest first; SIGKILL stragglers."""
+        for child in reversed(self._children):
+            if child.proc.poll() is None:
+                os.killpg(child.proc.pid, signal.SIGTERM)
+        for child in reversed(self._children):
+            try:
+                child.proc.wait(STOP_LIMIT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.proc.pid, signal.SIGKILL)
+                child.proc.wait(STOP_LIMIT_S)
+        self._children.clear()
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
