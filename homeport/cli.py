@@ -15,6 +15,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("core.cli", "db"),
     ("core.cli", "bench"),
     ("regions.cli", "region"),
+    ("regions.cli", "agent"),
     ("loadtest.demo", "demo"),
     ("loadtest.cli", "loadtest"),
     ("simulation.cli", "plan"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import time
@@ -65,17 +66,44 @@ def dev() -> None:
     help="Run this region's Redis as a real Redis Cluster (3 masters). Repeatable.",
 )
 @click.option("--seed", type=int, default=None, help="Seed for port choice (reproducible plans).")
+@click.option(
+    "--app",
+    default="loadtest.apps:app",
+    show_default=True,
+    help="App whose workers the region agents run (pkg.module:attr).",
+)
+@click.option(
+    "--servers-only",
+    is_flag=True,
+    help="Start Redis, PostgreSQL, etcd and Toxiproxy only: no gateways, agents, workers.",
+)
+@click.option("--workers", default=1, show_default=True, help="Workers per served home region.")
 @state_dir_option
 def up(
-    n: int, partitions: int, cluster_region: tuple[str, ...], seed: int | None, state_dir: Path
+    n: int,
+    partitions: int,
+    cluster_region: tuple[str, ...],
+    seed: int | None,
+    app: str,
+    servers_only: bool,
+    workers: int,
+    state_dir: Path,
 ) -> None:
-    """Start the local cluster and write its topology file."""
+    """Start the local cluster and write its topology file.
+
+    By default every region also runs a gateway (following the routing table in etcd)
+    and an agent (health observer, failover controller candidate, mirror-lag probe, and
+    the workers of --app)."""
     try:
         spec = ClusterSpec.default(n, partitions, cluster_region)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    if seed is not None:
-        spec = ClusterSpec(spec.regions, seed)
+    spec = dataclasses.replace(
+        spec,
+        seed=spec.seed if seed is None else seed,
+        services=None if servers_only else app,
+        workers=workers,
+    )
     cluster = DevCluster(state_dir)
     started = time.monotonic()
     try:
@@ -287,3 +315,57 @@ def region_failback(
         f"[green]failback[/] of {home}: {len(report.orphans)} orphans recovered, "
         f"epoch {report.epoch}"
     )
+
+
+@click.command("agent")
+@click.option("--region", "region_name", required=True, help="The region this agent runs in.")
+@click.option("--app", required=True, help="The App workers run, as pkg.module:attr.")
+@click.option("--workers", default=1, show_default=True, help="Worker processes per served home.")
+@click.option(
+    "--confirm-s",
+    default=3.0,
+    show_default=True,
+    help="Seconds a quorum of regions must agree a region is down before it is promoted "
+    "(at least the gateways' 3 s lease TTL).",
+)
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@click.option("--admin-port", default=0, show_default=True, help="0: any free port, -1: none.")
+@click.option(
+    "--worker-arg", "worker_args", multiple=True, help="Extra argument for `homeport worker`."
+)
+@topology_option
+@state_dir_option
+def agent(
+    region_name: str,
+    app: str,
+    workers: int,
+    confirm_s: float,
+    log_dir: Path,
+    admin_port: int,
+    worker_args: tuple[str, ...],
+    topology_path: Path | None,
+    state_dir: Path,
+) -> None:
+    """Run REGION's agent: health observer, failover controller candidate, mirror-lag
+    probe, and the worker processes of every home region REGION serves."""
+    import uvloop
+
+    from regions.agent import Agent, AgentSettings
+
+    topo = _topology(topology_path, state_dir)
+    topo.region(region_name)
+    settings = AgentSettings(
+        app=app,
+        workers=workers,
+        confirm_s=confirm_s,
+        log_dir=log_dir,
+        admin_port=admin_port,
+        worker_args=worker_args,
+    )
+    runner = Agent(topo, region_name, settings)
+
+    async def go() -> None:
+        runner.stop_on_signals()
+        await runner.run()
+
+    uvloop.run(go())

@@ -19,6 +19,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,8 +68,14 @@ class RegionSpec:
 
 @dataclass(frozen=True)
 class ClusterSpec:
+    """What `up` starts. `services`: the App (`pkg.module:attr`) whose workers the region
+    agents run; when set, every region also gets a gateway and an agent process. None
+    starts the servers only."""
+
     regions: tuple[RegionSpec, ...]
     seed: int = field(default_factory=lambda: secrets.randbelow(2**31))
+    services: str | None = None
+    workers: int = 1  # worker processes per served home region (with services)
 
     @classmethod
     def default(
@@ -238,11 +245,13 @@ class DevCluster:
         plan = _plan(spec, PortPicker(random.Random(spec.seed)))
         try:
             self._start(plan, spec, table, progress)
+            self.topology_path.write_text(plan.topology.to_yaml())
+            if spec.services is not None:
+                self._start_services(plan.topology, spec, table, progress)
         except BaseException:
             progress("start-up failed: stopping what was started")
             stop(table.records, handles=self._handles)
             raise
-        self.topology_path.write_text(plan.topology.to_yaml())
         return plan.topology
 
     def down(self, progress: Callable[[str], None] = lambda _msg: None) -> list[ProcessRecord]:
@@ -302,6 +311,42 @@ class DevCluster:
             probe = partial(servers.etcd_probe, client_port)
             wait_ready(record, probe, READY_TIMEOUT, "healthy")
         progress(f"all {len(table.records)} processes ready in {time.monotonic() - started:.1f}s")
+
+    def _start_services(
+        self,
+        topo: Topology,
+        spec: ClusterSpec,
+        table: ProcessTable,
+        progress: Callable[[str], None],
+    ) -> None:
+        """Per region a gateway (following the routing table in etcd) and an agent (health
+        observer, controller candidate, mirror-lag probe, workers)."""
+        homeport = [sys.executable, "-m", "homeport"]
+        gateways = []
+        for region in topo.regions:
+            progress(f"{region.name}: gateway and agent")
+            gateways.append(
+                spawn(
+                    table, f"gateway-{region.name}", "gateway",
+                    [*homeport, "gateway", "--topology", str(self.topology_path),
+                     "--region", region.name, "--routing", "etcd"],
+                    self.logs / f"gateway-{region.name}.log",
+                    region=region.name, address=region.gateway or "",
+                )
+            )  # fmt: skip
+        for region in topo.regions:
+            spawn(
+                table, f"agent-{region.name}", "agent",
+                [*homeport, "agent", "--topology", str(self.topology_path),
+                 "--region", region.name, "--app", spec.services or "",
+                 "--workers", str(spec.workers), "--log-dir", str(self.logs),
+                 "--admin-port", "-1"],
+                self.logs / f"agent-{region.name}.log", region=region.name,
+            )  # fmt: skip
+        for record in gateways:
+            port = split_address(record.address)[1]
+            # A gateway imports grpc, protobuf and the engine: slow on a loaded machine.
+            wait_ready(record, partial(servers.tcp_probe, port), 3 * READY_TIMEOUT, "serving")
 
     def _start_toxiproxy(
         self, plan: _Plan, spec: ClusterSpec, table: ProcessTable

@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,7 +107,8 @@ def redis_probe(port: int, replica: bool = False, cluster: bool = False) -> bool
             info = client.info("replication")
             return info.get("master_link_status") == "up"
         if cluster:
-            return "cluster_state:ok" in str(client.execute_command("CLUSTER", "INFO"))
+            info = client.cluster("INFO")  # parsed into a dict by redis-py
+            return isinstance(info, dict) and info.get("cluster_state") == "ok"
         return True
     finally:
         client.close()
@@ -250,6 +252,15 @@ def etcd_argv(
 def etcd_probe(client_port: int) -> bool:
     reply = requests.get(f"http://127.0.0.1:{client_port}/health", timeout=1)
     return reply.status_code == 200 and reply.json().get("health") == "true"
+
+
+# ---- homeport's own processes -------------------------------------------------------------
+
+
+def tcp_probe(port: int) -> bool:
+    """True once something accepts connections on the port (a gateway is listening)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
 
 
 # ---- Toxiproxy -----------------------------------------------------------------------------

@@ -81,11 +81,11 @@ async def replication(store: aredis.Redis) -> ReplicationState:
 
 
 async def make_primary(store: aredis.Redis) -> None:
-    await store.execute_command("REPLICAOF", "NO", "ONE")
+    await store.replicaof("NO", "ONE")
 
 
 async def make_replica(store: aredis.Redis, host: str, port: int) -> None:
-    await store.execute_command("REPLICAOF", host, str(port))
+    await store.replicaof(host, str(port))
 
 
 async def wait_caught_up(replica: aredis.Redis, primary: aredis.Redis, timeout: float) -> bool:

@@ -23,11 +23,13 @@ import uvloop
 from rich.console import Console
 from rich.table import Table
 
+from core.metrics import Metrics
 from core.settings import Settings
 from regions.topology import Topology, load_topology
 from router.client import AsyncClient
 from router.errors import GatewayError
 from router.gateway import Gateway
+from router.routed import RoutedServing
 from router.settings import SettingsError, load_settings
 from router.tls import ClientTls
 from router.views import NewTask
@@ -84,6 +86,14 @@ def _engine_overrides(topology: Topology | None, region: str | None) -> dict[str
     type=click.Path(path_type=Path, exists=True),
     help="CA for client certificates: turns on mutual TLS.",
 )
+@click.option(
+    "--routing",
+    type=click.Choice(["static", "etcd"]),
+    default="static",
+    show_default=True,
+    help="static: serve --region's keys only. etcd (needs --topology): follow the routing "
+    "table, place keys over all regions, hold an etcd lease as the write fence.",
+)
 def gateway(
     config: Path | None,
     gateway_config: Path | None,
@@ -100,6 +110,7 @@ def gateway(
     tls_cert: Path | None,
     tls_key: Path | None,
     tls_client_ca: Path | None,
+    routing: str,
 ) -> None:
     """Serve the gRPC API of one home region until SIGTERM (graceful) or SIGINT."""
     topo = load_topology(topology) if topology else None
@@ -132,7 +143,14 @@ def gateway(
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
     # uvloop: about a fifth more gRPC calls/s on this hardware (docs/gateway.md).
-    uvloop.run(_serve(Gateway(engine, settings, topology=topo)))
+    if routing == "etcd" and topo is None:
+        raise click.UsageError("--routing etcd needs --topology (the etcd endpoints live there)")
+    serving = None
+    metrics = Metrics()
+    if routing == "etcd" and topo is not None:
+        serving = RoutedServing(topo, engine.region, engine, metrics)
+    gw = Gateway(engine, settings, topology=topo, serving=serving, engine_metrics=metrics)
+    uvloop.run(_serve(gw))
 
 
 async def _serve(gw: Gateway) -> None:

@@ -37,6 +37,7 @@ from router.metrics import GatewayMetrics
 from router.proto_gen import scheduler_pb2 as pb
 from router.proto_gen import scheduler_pb2_grpc as pb_grpc
 from router.records import TaskLookup
+from router.routed import RoutedServing
 from router.servicer import SchedulerServicer, ServicerConfig
 from router.serving import ServingCheck, StaticServing
 from router.settings import GatewaySettings
@@ -81,14 +82,15 @@ class Gateway:
         serving: ServingCheck | None = None,
         registry: CollectorRegistry | None = None,
         interceptors: Sequence[aio.ServerInterceptor] = (),  # type: ignore[type-arg]
+        engine_metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.topology = topology
         self.serving = serving or static_serving(engine, settings, topology)
-        self.registry = registry or CollectorRegistry()
+        self.engine_metrics = engine_metrics or Metrics(registry or CollectorRegistry())
+        self.registry = self.engine_metrics.registry
         self.metrics = GatewayMetrics(self.registry)
-        self.engine_metrics = Metrics(self.registry)
         self.port = 0
         self.admin_port = 0
         self._admin: AdminServer | None = None
@@ -143,8 +145,12 @@ class Gateway:
         )
         self._server = server
         self.port = self._bind(server)
+        producer_for = None
+        if isinstance(self.serving, RoutedServing):
+            await self.serving.start(self.settings.advertise or self.address)
+            producer_for = self.serving.producer_for
         servicer = SchedulerServicer(
-            producer, lookup, self.serving, self._servicer_config(), self.metrics
+            producer, lookup, self.serving, self._servicer_config(), self.metrics, producer_for
         )
         _add_servicer(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -206,6 +212,8 @@ class Gateway:
             await self._server.stop(self.settings.grace_seconds if grace is None else grace)
         if self._admin is not None:
             await self._admin.stop()
+        if isinstance(self.serving, RoutedServing):
+            await self.serving.stop()
         if self._backends is not None:
             await self._backends.broker.close()
             await self._backends.store.close()

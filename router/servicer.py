@@ -15,7 +15,7 @@ tasks, or more than `max_batch`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -62,8 +62,12 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         serving: ServingCheck,
         config: ServicerConfig,
         metrics: GatewayMetrics,
+        producer_for: Callable[[str], Awaitable[Producer]] | None = None,
     ) -> None:
         self._producer = producer
+        # Multi-region serving writes each home region's keys into that home's current
+        # copy; a single-region gateway has one producer for everything.
+        self._producer_for = producer_for
         self._lookup = lookup
         self._serving = serving
         self._config = config
@@ -114,7 +118,8 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
             task = self._task(request.task, "task.")
             placement = self._serving.place(task.partition_key)
             self._check_time_left(context)
-            [result] = await self._producer.submit_many([task], placement.epoch)
+            producer = await self._producer_of(placement.home_region)
+            [result] = await producer.submit_many([task], placement.epoch)
             if result.error is not None:
                 raise result.error
         except HomeportError as exc:
@@ -136,7 +141,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
                 ),
             )
         results: list[pb.SubmitResult | None] = [None] * count
-        ready: dict[int, list[tuple[int, Task, Placement]]] = {}
+        ready: dict[tuple[str, int], list[tuple[int, Task, Placement]]] = {}
         first_index: dict[str, int] = {}
         for index, spec in enumerate(request.tasks):
             try:
@@ -150,14 +155,17 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
             except HomeportError as exc:
                 results[index] = self._rejected(index, spec.id, exc)
                 continue
-            ready.setdefault(placement.epoch, []).append((index, task, placement))
+            ready.setdefault((placement.home_region, placement.epoch), []).append(
+                (index, task, placement)
+            )
         if ready:
             try:
                 self._check_time_left(context)
             except _DeadlineSpent:
                 await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline spent")
-        for epoch, group in ready.items():
-            outcomes = await self._producer.submit_many([t for _, t, _ in group], epoch)
+        for (home, epoch), group in ready.items():
+            producer = await self._producer_of(home)
+            outcomes = await producer.submit_many([t for _, t, _ in group], epoch)
             for (index, task, placement), outcome in zip(group, outcomes, strict=True):
                 if outcome.error is not None:
                     results[index] = self._rejected(index, task.id, outcome.error)
@@ -173,6 +181,11 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         return pb.SubmitBatchResponse(
             results=final, accepted=accepted_count, rejected=count - accepted_count
         )
+
+    async def _producer_of(self, home: str) -> Producer:
+        if self._producer_for is None:
+            return self._producer
+        return await self._producer_for(home)
 
     def _rejected(self, index: int, task_id: str, exc: HomeportError) -> pb.SubmitResult:
         self._metrics.errors.labels(exc.code.value).inc()

@@ -48,23 +48,44 @@ def test_cli_up_status_down_leaves_no_process_behind() -> None:
         text=True,
         timeout=120,
     )
+    try:
+        _up_status_down(state, env, up)
+    finally:
+        if (state / "processes.json").exists():
+            DevCluster(state).down()
+
+
+def _up_status_down(state: Path, env: dict[str, str], up: subprocess.CompletedProcess[str]) -> None:
     assert up.returncode == 0, up.stderr
     records = ProcessTable.load(state / "processes.json").records
-    # 2 regions x (3 redis + 1 etcd) + postgres + toxiproxy
-    assert len(records) == 10 and all(is_alive(r) for r in records)
+    # 2 regions x (3 redis + etcd + gateway + agent) + postgres + toxiproxy
+    assert len(records) == 14 and all(is_alive(r) for r in records)
+    topology = DevCluster(state).topology
+    primary = topology.region("us-east").redis.primary or ""
+    primary_port = topology.dial("us-east", "us-east", "redis", primary)  # as workers dial it
+
+    def workers() -> list[int]:
+        """Worker processes the agents started for us-east (they dial its primary)."""
+        return [
+            p for p in _processes_mentioning(" worker ") if p in _processes_mentioning(primary_port)
+        ]
+
+    _wait_for(lambda: len(workers()) == 1, 30, "the us-east agent to start its worker")
     status = subprocess.run(
         [*HOMEPORT, "dev", "status", "--json"], env=env, capture_output=True, text=True, timeout=60
     )
     assert status.returncode == 0, status.stdout + status.stderr
-    assert status.stdout.count('"healthy": true') == 10
+    assert status.stdout.count('"healthy": true') == 14
     down = subprocess.run(
         [*HOMEPORT, "dev", "down"], env=env, capture_output=True, text=True, timeout=120
     )
     assert down.returncode == 0, down.stderr
-    assert "stopped 10 processes" in down.stderr
+    assert "stopped 14 processes" in down.stderr
     assert [r.name for r in records if is_alive(r)] == []
-    # postgres forks helpers (checkpointer, walwriter...); none may outlive `down`
+    # postgres forks helpers (checkpointer, walwriter...) and agents start workers; none
+    # may outlive `down`
     assert _processes_mentioning(str(state)) == []
+    assert workers() == []
 
 
 def test_missing_binary_names_component_and_leaves_nothing_running() -> None:

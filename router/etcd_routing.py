@@ -1,0 +1,66 @@
+"""The SDK's routing table, read from etcd: send each key straight to the gateway of the
+region that serves its home now.
+
+`EtcdRoutingTable` loads the routes once (`open`), then answers from memory. A
+WRONG_REGION redirect updates the cached route of the key's home at once, when its epoch
+is newer than the cached one (an older redirect, from a gateway that has not caught up
+yet, never moves a route back). `refresh` reloads the table from etcd; the SDK calls it
+when a gateway is unreachable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from regions.control import ControlPlane
+from regions.placement import home_region
+from regions.routing import Route
+from regions.routing import RoutingTable as Routes
+from regions.topology import Topology
+from router.routing import Redirect
+
+
+class EtcdRoutingTable:
+    def __init__(self, topology: Topology, cp: ControlPlane, routes: Routes) -> None:
+        self.topology = topology
+        self._cp = cp
+        self._routes = dict(routes.routes)
+        self._gateways = {
+            r.name: topology.dial("client", r.name, "gateway", r.gateway)
+            for r in topology.regions
+            if r.gateway
+        }
+
+    @classmethod
+    async def open(cls, topology: Topology) -> EtcdRoutingTable:
+        cp = await ControlPlane.open(topology, "client")
+        return cls(topology, cp, await cp.routing.load())
+
+    async def close(self) -> None:
+        await self._cp.close()
+
+    def route(self, home: str) -> Route | None:
+        return self._routes.get(home)
+
+    def gateway_for(self, key: str) -> str:
+        home = home_region(key, self.topology)
+        route = self._routes.get(home)
+        serving = route.serving if route is not None else home
+        return self._gateways[serving]
+
+    def any_gateway(self) -> str:
+        return next(iter(self._gateways.values()))
+
+    def learn(self, redirect: Redirect) -> None:
+        home = home_region(redirect.key, self.topology)
+        current = self._routes.get(home)
+        if current is None or redirect.epoch > current.epoch:
+            base = current or Route(home, redirect.owner_region, redirect.epoch)
+            self._routes[home] = dataclasses.replace(
+                base, serving=redirect.owner_region, epoch=redirect.epoch
+            )
+        if redirect.gateway and redirect.owner_region not in self._gateways:
+            self._gateways[redirect.owner_region] = redirect.gateway
+
+    async def refresh(self) -> None:
+        self._routes = dict((await self._cp.routing.load()).routes)

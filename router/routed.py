@@ -1,0 +1,168 @@
+"""Multi-region serving for the gateway: the routing table in etcd decides which keys this
+gateway writes, where, and at which epoch.
+
+`RoutedServing` implements `ServingCheck` from a copy of the routing table refreshed
+every `refresh_s` seconds and on demand. A key's home is `regions.placement.home_region`;
+the key is written here only when its home's route says this region serves it, into the
+copy the route names (the home's primary, or its promoted mirror after a failover), with
+the route's epoch. Any other key is answered WRONG_REGION naming the serving region, its
+epoch and its gateway.
+
+Writes also need the gateway's etcd lease (`regions.fence.WriteFence`): when it lapses
+(the region is cut off from the etcd quorum) every write is refused with UNAVAILABLE
+before a failover could begin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import uuid
+
+from core.broker import Broker
+from core.errors import Unavailable, WrongRegion
+from core.metrics import Metrics
+from core.partitioner import partition_of
+from core.producer import Producer
+from core.settings import Settings
+from regions.control import ControlPlane
+from regions.fence import WriteFence
+from regions.placement import home_region
+from regions.routing import Route, RoutingTable, store_address
+from regions.topology import Topology
+from router.serving import Placement, ServedPartition
+
+log = logging.getLogger(__name__)
+
+
+class RoutedServing:
+    def __init__(
+        self,
+        topology: Topology,
+        region: str,
+        engine: Settings,
+        metrics: Metrics,
+        *,
+        refresh_s: float = 0.2,
+        lease_ttl_s: int = 3,
+    ) -> None:
+        self.topology = topology
+        self.region = region
+        self.engine = engine
+        self.metrics = metrics
+        self.refresh_s = refresh_s
+        self.lease_ttl_s = lease_ttl_s
+        self.table = RoutingTable({})
+        self._cp: ControlPlane | None = None
+        self._fence: WriteFence | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._producers: dict[tuple[str, str], tuple[Broker, Producer]] = {}
+        self._gateways = {
+            r.name: topology.dial("client", r.name, "gateway", r.gateway)
+            for r in topology.regions
+            if r.gateway
+        }
+
+    async def start(self, advertise: str) -> None:
+        self._cp = await ControlPlane.open(self.topology, self.region)
+        self.table = await self._cp.routing.bootstrap(self.topology)
+        self._fence = WriteFence(
+            self._cp.etcd, self.topology.etcd_prefix, self.region,
+            f"{advertise}-{uuid.uuid4().hex[:6]}", self.lease_ttl_s,
+        )  # fmt: skip
+        await self._fence.start(advertise)
+        self._task = asyncio.create_task(self._follow(), name="routing-follow")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for broker, _ in self._producers.values():
+            await broker.close()
+        self._producers.clear()
+        if self._fence is not None:
+            await self._fence.stop()
+        if self._cp is not None:
+            await self._cp.close()
+
+    async def _follow(self) -> None:
+        failures = 0
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                if self._cp is not None:
+                    self.table = await self._cp.routing.load()
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - keep the last table; the fence decides
+                failures += 1
+                self.metrics.loop_errors.labels("routing-follow").inc()
+                if failures <= 3 or failures % 100 == 0:
+                    log.warning("routing table refresh failed (%d in a row): %s", failures, exc)
+
+    # --- ServingCheck ---------------------------------------------------------------
+
+    def _route(self, home: str) -> Route:
+        route = self.table.routes.get(home)
+        if route is None:
+            raise Unavailable("routing table", f"no route for home region {home!r} yet")
+        return route
+
+    def place(self, key: str) -> Placement:
+        if self._fence is None or not self._fence.open:
+            raise Unavailable(
+                "write fence", f"gateway in {self.region} holds no etcd lease; not writing"
+            )
+        home = home_region(key, self.topology)
+        route = self._route(home)
+        if route.serving != self.region:
+            raise WrongRegion(
+                key, route.serving, route.epoch, self._gateways.get(route.serving, "")
+            )
+        partitions = self.topology.region(home).partitions
+        return Placement(key, home, partition_of(key, partitions), route.epoch)
+
+    def served(self) -> list[ServedPartition]:
+        out = []
+        for route in self.table.served_by(self.region):
+            partitions = self.topology.region(route.home).partitions
+            out += [ServedPartition(route.home, p, route.epoch) for p in range(partitions)]
+        return out
+
+    def owner_hints(self, partition: str) -> dict[str, str]:
+        home = partition.partition("/")[0]
+        route = self.table.routes.get(home)
+        if route is None:
+            return {}
+        return {
+            "owner_region": route.serving,
+            "epoch": str(route.epoch),
+            "gateway": self._gateways.get(route.serving, ""),
+        }
+
+    # --- producers per served home ----------------------------------------------------
+
+    async def producer_for(self, home: str) -> Producer:
+        """The producer writing `home`'s current copy, made on first use per copy."""
+        route = self._route(home)
+        host, port = store_address(self.topology, route, self.region)
+        key = (home, f"{host}:{port}")
+        found = self._producers.get(key)
+        if found is not None:
+            return found[1]
+        region = self.topology.region(home)
+        settings = dataclasses.replace(
+            self.engine,
+            region=home,
+            partitions=region.partitions,
+            redis_url=f"redis://{host}:{port}/0",
+            redis_cluster=region.redis.mode == "cluster",
+            global_replicas=region.redis.replicas_for_global,
+        )
+        broker = Broker(settings.redis_url, cluster=settings.redis_cluster)
+        await broker.connect()
+        producer = Producer(broker, settings, self.metrics)
+        self._producers[key] = (broker, producer)
+        return producer
