@@ -1,0 +1,58 @@
+"""Headless Locust runs against a real gateway and worker on the local cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+from loadtest.export import build_export, window_s, write_export
+from loadtest.locuststats import AGGREGATED, read_history, read_stats
+from loadtest.records import read_run
+from loadtest.runner import RunConfig, Slo, run_locust, summarize
+from loadtest.stack import LocalStack
+from loadtest.workload import Workload
+from simulation.exports import load_export
+
+WORKLOAD = Workload(rate_per_user=10, batch_size=20, keys=500)
+
+
+def test_fifteen_second_steady_run_has_no_failures_and_matches_the_records(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    cfg = RunConfig(stack.gateway, tmp_path / "out", "steady", users=5, duration_s=15,
+                    spawn_rate=5, run_id="smoke1", workload=WORKLOAD)
+    assert run_locust(cfg) == 0, (tmp_path / "out" / "locust.log").read_text()[-3000:]
+    stats = read_stats(cfg.csv_prefix)
+    agg = stats[AGGREGATED]
+    assert agg.requests >= 300, f"only {agg.requests} requests in 15 s at 5 users x 10/s"
+    assert agg.failures == 0, (tmp_path / "out" / "locust_failures.csv").read_text()
+    assert {"Submit", "SubmitBatch"} <= set(stats)
+    assert cfg.html.stat().st_size > 0
+    summary = summarize(cfg, Slo(p99_submit_ms=1000, error_rate=0))
+    assert summary.ok, summary.verdicts
+    expected = stats["Submit"].requests + stats["SubmitBatch"].requests * WORKLOAD.batch_size
+    assert summary.tasks_accepted == expected
+
+    records = asyncio.run(read_run(stack.pg_dsn, cfg.run_id, expected, wait_s=60))
+    assert records.tasks == expected, "PostgreSQL records a different number of tasks"
+    assert records.finished == expected, "not every accepted task finished"
+
+    doc = build_export(duration_s=window_s(read_history(cfg.csv_prefix), cfg.duration_s),
+                       tasks=summary.tasks_accepted, rows=records.rows, workers=1,
+                       concurrency=1024, partitions=16)
+    export = load_export(write_export(doc, tmp_path / "export.json"))
+    assert export.tasks == expected
+    assert 10 <= export.duration_s <= 20
+    assert export.queue_wait_s is not None and export.end_to_end_s is not None
+
+
+def test_distributed_run_master_and_one_worker(stack: LocalStack, tmp_path: Path) -> None:
+    workload = dataclasses.replace(WORKLOAD, durability="LOCAL")
+    cfg = RunConfig(stack.gateway, tmp_path / "dist", "steady", users=4, duration_s=8,
+                    spawn_rate=4, workers=1, run_id="dist1", workload=workload)
+    assert run_locust(cfg) == 0, (tmp_path / "dist" / "locust.log").read_text()[-3000:]
+    agg = read_stats(cfg.csv_prefix)[AGGREGATED]
+    assert agg.requests > 100 and agg.failures == 0
+    worker_log = (tmp_path / "dist" / "locust-worker-1.log").read_text()
+    assert "Traceback" not in worker_log, worker_log[-3000:]
