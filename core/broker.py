@@ -323,29 +323,43 @@ class Broker:
     async def promote_many(
         self, pks: Sequence[PartitionKeys], now_ms: int, limit: int
     ) -> list[tuple[int, int]]:
-        """`promote` for many partitions: one pipeline per node instead of a call each.
+        """`promote` for many partitions, pipelined per node (re-running is harmless)."""
+        got = await self._script_many(
+            "promote", [([pk.delayed, pk.delayed_data, pk.stream], [now_ms, limit]) for pk in pks]
+        )
+        return [(int(moved), int(nxt)) for moved, nxt in got]
 
-        Re-running promote.lua is harmless (it only moves what is due), so a pipeline
-        retried after NOSCRIPT or MOVED does no damage.
+    async def acquire_many(
+        self, leases: Sequence[tuple[str, str]], owner: str, ttl_ms: int
+    ) -> list[int]:
+        """`acquire` of many (lease key, fence key) pairs, pipelined per node."""
+        got = await self._script_many("lease", [([lk, fk], [owner, ttl_ms]) for lk, fk in leases])
+        return [int(v) for v in got]
+
+    async def _script_many(
+        self, name: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        """Run one script many times, one pipeline per node; results in call order.
+
+        Only for scripts that are safe to run twice (a pipeline is retried whole after
+        NOSCRIPT or MOVED): promote.lua and lease.lua are.
         """
         groups: dict[int, list[int]] = {}
-        for i, pk in enumerate(pks):
-            groups.setdefault(id(self._client_for(pk.stream)), []).append(i)
-        out: list[tuple[int, int]] = [(0, -1)] * len(pks)
-        sha = self._sha["promote"]
+        for i, (keys, _) in enumerate(calls):
+            groups.setdefault(id(self._client_for(keys[0])), []).append(i)
+        out: list[Any] = [None] * len(calls)
+        sha = self._sha[name]
 
         async def one(idx: list[int]) -> None:
             async def run(client: aioredis.Redis) -> list[Any]:
                 async with client.pipeline(transaction=False) as pipe:
                     for i in idx:
-                        pk = pks[i]
-                        pipe.evalsha(sha, 3, pk.delayed, pk.delayed_data, pk.stream, now_ms,
-                                     limit)
+                        keys, args = calls[i]
+                        pipe.evalsha(sha, len(keys), *keys, *args)
                     return list(await pipe.execute())
 
-            got = await self._on(pks[idx[0]].stream, run)
-            for i, (moved, nxt) in zip(idx, got, strict=True):
-                out[i] = (int(moved), int(nxt))
+            for i, v in zip(idx, await self._on(calls[idx[0]][0][0], run), strict=True):
+                out[i] = v
 
         await asyncio.gather(*(one(idx) for idx in groups.values()))
         return out

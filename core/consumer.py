@@ -109,6 +109,7 @@ class PartitionConsumer:
     def start(self) -> None:
         self._stepper.start()
         self._reader = asyncio.create_task(self._read(), name=f"read {self.pk.name}")
+        self._reader.add_done_callback(self._reap)
 
     async def drain(self, grace_s: float, stop_now: asyncio.Event | None = None) -> None:
         """Stop reading and starting; wait up to `grace_s` (or until `stop_now` is set)
@@ -226,7 +227,19 @@ class PartitionConsumer:
     def _spawn(self, coro: Awaitable[None]) -> None:
         t = asyncio.ensure_future(coro)
         self._tasks.add(t)
-        t.add_done_callback(self._tasks.discard)
+        t.add_done_callback(self._reap)
+
+    def _reap(self, t: asyncio.Task[Any]) -> None:
+        """A runner or the reader ended. If by a bug, restart the partition: its memory
+        of queued entries is gone, but Redis still holds them as pending, and the next
+        consumer (same lease, same token) reclaims them in order."""
+        self._tasks.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            self.rt.metrics.loop_errors.labels("consumer").inc()
+            log.error("partition %s: restarting after an unexpected error", self.pk.name,
+                      exc_info=t.exception())
+            self.lost = True
+            self._draining = True
 
     def _release(self) -> None:
         self.rt.give()

@@ -44,8 +44,8 @@ class Membership(Loop):
         await rt.broker.heartbeat(self._rk, rt.worker_id, ttl_ms)
         assignment = await rt.broker.assignment(self._rk)
         mine = {p for p, w in assignment.items() if w == rt.worker_id} if self.accepting else set()
-        # Renewals and acquisitions go out concurrently: under load each await costs a
-        # full event-loop cycle, and a sequential round of them could outlast the TTL.
+        # Renewals and acquisitions go out in one pipeline per node: under load each await
+        # costs a full event-loop cycle, and a sequential round could outlast the TTL.
         keep = [(p, c) for p, c in self.consumers.items() if not c.lost and p in mine]
         for p, c in list(self.consumers.items()):
             if c.lost:
@@ -54,9 +54,8 @@ class Membership(Loop):
                 self._hand_over(p)
         new = [p for p in sorted(mine - self.consumers.keys())]
         pks = [c.pk for _, c in keep] + [self._rk.partition(p) for p in new]
-        tokens = await asyncio.gather(
-            *(rt.broker.acquire(pk.lease, pk.fence, rt.worker_id, ttl_ms) for pk in pks)
-        )
+        tokens = await rt.broker.acquire_many([(pk.lease, pk.fence) for pk in pks],
+                                              rt.worker_id, ttl_ms)
         for (p, c), token in zip(keep, tokens, strict=False):
             if token != c.token:
                 log.warning("lost the lease of %s (token %d -> %d)", c.pk.name, c.token, token)
