@@ -143,6 +143,7 @@ def _plan(spec: ClusterSpec, picker: PortPicker) -> _Plan:
                 primary=f"{HOST}:{picker.take()}",
                 replicas=[f"{HOST}:{picker.take()}"],
                 mirror=f"{HOST}:{picker.take()}",
+                mirror_replicas=[f"{HOST}:{picker.take()}"] if standby is not None else [],
             )
         else:
             redis = RegionRedis(
@@ -408,6 +409,11 @@ class DevCluster:
                 upstream = topo.dial(region.standby or "", region.name, "redis", r.primary)
                 rec = self._redis(table, region, "mirror", r.mirror, replica_of=upstream)
                 waits.append((rec, _redis_probe(r.mirror, replica=True)))
+                for i, address in enumerate(r.mirror_replicas):
+                    rec = self._redis(
+                        table, region, f"mirror-replica{i}", address, replica_of=r.mirror
+                    )
+                    waits.append((rec, _redis_probe(address, replica=True)))
             return waits
         for role, nodes in (("node", r.nodes), ("replica", r.replicas), ("mirror", r.mirrors)):
             for i, address in enumerate(nodes):

@@ -73,7 +73,9 @@ class RegionRedis(_Model):
     """One region's Redis deployment.
 
     `single`: one primary, its in-region replicas, and `mirror`, the replica of the primary
-    that lives in the standby region. `cluster`: a real Redis Cluster; `nodes` are its
+    that lives in the standby region, with `mirror_replicas` replicating the mirror inside
+    the standby region (so a promoted mirror still has an in-region replica: REGION
+    durability keeps working after a failover). `cluster`: a real Redis Cluster; `nodes` are its
     masters (seeds), `replicas` its in-region replica nodes and `mirrors` the replica nodes
     placed in the standby region.
     """
@@ -82,6 +84,7 @@ class RegionRedis(_Model):
     primary: Address | None = None
     replicas: list[Address] = []
     mirror: Address | None = None
+    mirror_replicas: list[Address] = []
     nodes: list[Address] = []
     mirrors: list[Address] = []
 
@@ -97,7 +100,16 @@ class RegionRedis(_Model):
 
     def addresses(self) -> list[str]:
         return [
-            a for a in [self.primary, *self.replicas, self.mirror, *self.nodes, *self.mirrors] if a
+            a
+            for a in [
+                self.primary,
+                *self.replicas,
+                self.mirror,
+                *self.mirror_replicas,
+                *self.nodes,
+                *self.mirrors,
+            ]
+            if a
         ]
 
     @property

@@ -10,7 +10,11 @@ when a gateway is unreachable.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+
+import aetcd
 
 from regions.control import ControlPlane
 from regions.placement import home_region
@@ -25,6 +29,8 @@ class EtcdRoutingTable:
         self.topology = topology
         self._cp = cp
         self._routes = dict(routes.routes)
+        self._lock = asyncio.Lock()
+        self._refreshes = 0
         self._gateways = {
             r.name: topology.dial("client", r.name, "gateway", r.gateway)
             for r in topology.regions
@@ -63,4 +69,20 @@ class EtcdRoutingTable:
             self._gateways[redirect.owner_region] = redirect.gateway
 
     async def refresh(self) -> None:
-        self._routes = dict((await self._cp.routing.load()).routes)
+        """Reload the routes; when the etcd member this client used is gone, reconnect to
+        any member that answers (a lost region takes its member with it)."""
+        # One refresh at a time: callers that arrive meanwhile share its result, and a
+        # reconnect never closes the client under another caller's in-flight read.
+        started = self._refreshes
+        async with self._lock:
+            if self._refreshes != started:
+                return
+            try:
+                table = await self._cp.routing.load()
+            except (aetcd.ClientError, OSError, TimeoutError):
+                with contextlib.suppress(Exception):
+                    await self._cp.close()
+                self._cp = await ControlPlane.open(self.topology, "client")
+                table = await self._cp.routing.load()
+            self._routes = dict(table.routes)
+            self._refreshes += 1

@@ -58,8 +58,8 @@ def test_cli_up_status_down_leaves_no_process_behind() -> None:
 def _up_status_down(state: Path, env: dict[str, str], up: subprocess.CompletedProcess[str]) -> None:
     assert up.returncode == 0, up.stderr
     records = ProcessTable.load(state / "processes.json").records
-    # 2 regions x (3 redis + etcd + gateway + agent) + postgres + toxiproxy
-    assert len(records) == 14 and all(is_alive(r) for r in records)
+    # 2 regions x (4 redis + etcd + gateway + agent) + postgres + toxiproxy
+    assert len(records) == 16 and all(is_alive(r) for r in records)
     topology = DevCluster(state).topology
     primary = topology.region("us-east").redis.primary or ""
     primary_port = topology.dial("us-east", "us-east", "redis", primary)  # as workers dial it
@@ -75,12 +75,12 @@ def _up_status_down(state: Path, env: dict[str, str], up: subprocess.CompletedPr
         [*HOMEPORT, "dev", "status", "--json"], env=env, capture_output=True, text=True, timeout=60
     )
     assert status.returncode == 0, status.stdout + status.stderr
-    assert status.stdout.count('"healthy": true') == 14
+    assert status.stdout.count('"healthy": true') == 16
     down = subprocess.run(
         [*HOMEPORT, "dev", "down"], env=env, capture_output=True, text=True, timeout=120
     )
     assert down.returncode == 0, down.stderr
-    assert "stopped 14 processes" in down.stderr
+    assert "stopped 16 processes" in down.stderr
     assert [r.name for r in records if is_alive(r)] == []
     # postgres forks helpers (checkpointer, walwriter...) and agents start workers; none
     # may outlive `down`
