@@ -57,7 +57,7 @@ class Membership(Loop):
         tokens = await rt.broker.acquire_many([(pk.lease, pk.fence) for pk in pks],
                                               rt.worker_id, ttl_ms)
         for (p, c), token in zip(keep, tokens, strict=False):
-            if token != c.token:
+            if token != c.token and self.consumers.get(p) is c:
                 log.warning("lost the lease of %s (token %d -> %d)", c.pk.name, c.token, token)
                 await self._drop(p, graceful=False)
         for p, token in zip(new, tokens[len(keep):], strict=True):
@@ -88,7 +88,9 @@ class Membership(Loop):
         t.add_done_callback(self._handing_over.discard)
 
     async def _drop(self, p: int, *, graceful: bool) -> None:
-        consumer = self.consumers.pop(p)
+        consumer = self.consumers.pop(p, None)
+        if consumer is None:
+            return
         if graceful:
             await consumer.drain(self.rt.settings.shutdown_grace_s)
         else:
