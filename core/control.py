@@ -15,7 +15,7 @@ import dataclasses
 import time
 
 from core.broker import Broker
-from core.errors import AlreadyFinished
+from core.errors import AlreadyFinished, TaskNotFound
 from core.keys import RegionKeys
 from core.partitioner import partition_of
 from core.settings import Settings
@@ -53,7 +53,7 @@ class Control:
         if self._store is not None:
             try:
                 rec = await self._store.get_task(task_id)
-            except Exception:  # noqa: BLE001 - an unrecorded task may still be queued
+            except TaskNotFound:  # not run yet, so not recorded yet: it may be queued
                 rec = None
             if rec is not None and rec.status.rank >= 3:
                 raise AlreadyFinished(task_id, rec.status.value)

@@ -13,8 +13,8 @@ The hierarchy::
 
 Every error carries a `code` (an `ErrorCode`); the gateway maps codes to gRPC statuses in
 exactly one table, so a new error only needs a code here. Exceptions raised by redis-py or
-asyncpg never cross the broker or store boundary: `translate_redis` and `translate_pg`
-turn them into `Unavailable` with `raise ... from exc`.
+asyncpg never cross the broker or store boundary: `core.broker.Broker` and
+`core.store.RecordStore` turn them into `Unavailable` with `raise ... from exc`.
 """
 
 from __future__ import annotations
