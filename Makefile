@@ -3,13 +3,16 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: install test demo lint fmt proto clean
+.PHONY: install test demo lint fmt proto clean gameday
 
 install:
 	@scripts/install.sh
 
 test: install
 	.venv/bin/pytest $(PYTEST_ARGS)
+
+gameday: install
+	HOMEPORT_GAMEDAY=1 .venv/bin/pytest tests/chaos -m gameday
 
 demo: install
 	.venv/bin/homeport demo

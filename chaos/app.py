@@ -7,6 +7,10 @@ lines from concurrent workers interleave, never mix). This journal is the checke
 independent record of executions: it survives a SIGKILL between the run and the
 engine's batched `attempts` write, and it does not trust the system under test to report
 on itself. `chaos.collect` enriches it with the `attempts` rows (epoch, worker id).
+
+The region that *hosts* an execution (after a failover, the standby runs the home's
+tasks) is the `--region` of the region agent that started this worker: the worker's
+parent process (see `regions.agent`). HOMEPORT_CHAOS_HOST overrides it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,23 @@ from core.app import App, TaskContext
 
 app = App("chaos")
 _fd: list[int] = []
+_host: list[str] = []
+
+
+def _hosting_region(default: str) -> str:
+    """The `--region` of the agent that runs this worker (its parent), read once."""
+    if not _host:
+        found = os.environ.get("HOMEPORT_CHAOS_HOST", "")
+        if not found:
+            try:
+                with open(f"/proc/{os.getppid()}/cmdline", "rb") as cmdline:
+                    argv = cmdline.read().decode(errors="replace").split("\0")
+            except OSError:
+                argv = []
+            if "agent" in argv and "--region" in argv[:-1]:
+                found = argv[argv.index("--region") + 1]
+        _host.append(found or default)
+    return _host[0]
 
 
 def _journal(record: dict[str, object]) -> None:
@@ -34,7 +55,7 @@ def _journal(record: dict[str, object]) -> None:
 @app.task("step")
 async def step(ctx: TaskContext) -> None:
     base = {"task_id": ctx.task_id, "attempt": ctx.attempt, "pid": os.getpid(),
-            "region": os.environ.get("HOMEPORT_CHAOS_HOST", ctx.region)}  # fmt: skip
+            "region": _hosting_region(ctx.region)}  # fmt: skip
     _journal({**base, "start": time.time()})
     ms = float(ctx.payload or b"0")
     if ms > 0:

@@ -2,8 +2,9 @@
 
 Link names come from the launcher's own plan (`regions.devcluster`), so validation and the
 running cluster can never disagree on a proxy's name. Component names follow the
-launcher's naming (`redis-<home>-primary`, `etcd-<region>`, ...) plus the services a game
-day runs per region (`gateway-<region>`, `worker-<region>-<i>`); each component is listed
+launcher's naming (`redis-<home>-primary`, `etcd-<region>`, ...) plus the services it runs
+per region (`gateway-<region>`, `agent-<region>`) and the workers an agent runs per home
+(`worker-<home>-<i>`, listed under their home); each component is listed
 with the region that *hosts* it, which is what region loss and isolation act on (a home's
 mirror is hosted by its standby).
 """
@@ -75,7 +76,6 @@ def catalog(regions: int, workers_per_region: int) -> Catalog:
             Component(f"redis-{r}-mirror", "redis", standby[r]),
             Component(f"etcd-{r}", "etcd", r),
             Component(f"gateway-{r}", "gateway", r),
-            # Run by the launcher's services (ClusterSpec(services=True)) once it has them.
             Component(f"agent-{r}", "agent", r),
         ]
         comps += [Component(f"worker-{r}-{i}", "worker", r) for i in range(workers_per_region)]

@@ -16,7 +16,11 @@ Definitions (each a function below):
 - **latency**: submit-to-acknowledgement of acknowledged submits; percentiles outside
   fault windows unless the SLO says `during_faults`.
 - **RTO** of a disruptive fault: from its start to the first acknowledged submit after
-  which `CLEAN_S` seconds of submits all succeeded (0 when nothing failed).
+  which `CLEAN_S` seconds of submits all succeeded (0 when nothing failed). A
+  NOT_REPLICATED refusal is not an outage: it is the designed answer to a GLOBAL submit
+  while its home's mirror cannot be reached (the task was not acknowledged, the client
+  may resubmit with the same id), so such submits are left out of the RTO; LOCAL and
+  REGION submits of the same home, and GLOBAL submits of the others, still count.
 - **mirror lag**: the largest lag sample per home region, outside deliberate faults.
 """
 
@@ -34,6 +38,7 @@ CLEAN_S = 1.0  # seconds of successful submits that count as "recovered"
 ORDER_TOLERANCE_S = 0.0005  # the databases store microseconds; workers stamp with one clock
 DEFAULT_RPO_S = 1.0  # assumed mirror lag when no sample precedes a data-loss fault
 DATA_LOSS_FAULTS = ("lose_region", "kill")
+NOT_REPLICATED = "NotReplicatedError"  # the SDK's exception for a NOT_REPLICATED refusal
 
 
 @dataclass
@@ -215,8 +220,14 @@ def find_order_violations(history: History) -> list[OrderViolation]:
     return out
 
 
+def refused_unreplicated(op: Op) -> bool:
+    """A GLOBAL submit refused because its mirror could not confirm it: a designed
+    answer, not a failure of service (see RTO in the module docstring)."""
+    return op.acked is None and (op.error or "").startswith(NOT_REPLICATED)
+
+
 def recovery_times(history: History) -> list[float]:
-    ops = sorted(history.ops, key=lambda o: o.sent)
+    ops = sorted((o for o in history.ops if not refused_unreplicated(o)), key=lambda o: o.sent)
     out = []
     for f in history.faults:
         if not f.disruptive:

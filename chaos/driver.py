@@ -1,15 +1,21 @@
 """What faults act on while a game day runs: Toxiproxy, processes, and the control plane.
 
-Processes are found by component name among the game day's services (see
-`chaos.services`) and the launcher's process table. A killed server is started again
+Processes are the launcher's own (`regions.devcluster` with services: servers, a gateway
+and an agent per region) plus the workers each agent runs, found as the agents' children
+and named `worker-<home>-<i>` from the log the agent gave them
+(`worker-<host>-<home>-<i>.log`). A killed server, gateway or agent is started again
 (when a step says so) from the command line it ran with, read from /proc before the
 kill, with its output appended to its old log; such restarted processes are not in the
-launcher's table, so `ProcessControl.close` stops them at the end of the run.
+launcher's table, so `ProcessControl.close` stops them at the end of the run. A killed
+worker is restarted by its agent, as in production; the revert only checks that it was.
+Workers share their agent's process group, so they are signalled one by one, while
+killing an agent kills its group (its workers die with it).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -19,7 +25,6 @@ from pathlib import Path
 
 from chaos.errors import FaultError
 from chaos.history import Event
-from chaos.services import Services
 from regions.control import ControlPlane
 from regions.devcluster import DevCluster
 from regions.processes import ProcessRecord, is_alive
@@ -28,6 +33,8 @@ from regions.topology import Topology
 from regions.toxiproxy import ToxiproxyClient
 
 Say = Callable[[str], None]
+AGENT_RESTART_S = 10.0  # an agent restarts a dead worker within a supervisor pass or two
+_WORKER_LOG = re.compile(r"worker-(?P<host>[a-z]+-[a-z]+)-(?P<home>[a-z]+-[a-z]+)-(?P<i>\d+)\.log$")
 
 
 @dataclass
@@ -42,20 +49,44 @@ class _Restartable:
 @dataclass
 class ProcessControl:
     cluster: DevCluster
-    services: Services
     killed: dict[str, _Restartable] = field(default_factory=dict)
     restarted: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    paused: set[str] = field(default_factory=set)
+    paused: dict[str, int] = field(default_factory=dict)  # name -> the pid stopped
     lost_infra: dict[str, list[str]] = field(default_factory=dict)
 
     def _record(self, name: str) -> ProcessRecord | None:
         return next((r for r in self.cluster.records() if r.name == name), None)
 
+    def _agent_pids(self) -> set[int]:
+        pids = {r.pid for r in self.cluster.records() if r.kind == "agent" and is_alive(r)}
+        pids |= {
+            p.pid for n, p in self.restarted.items() if n.startswith("agent-") and p.poll() is None
+        }
+        return pids
+
+    def workers(self) -> dict[str, int]:
+        """Live workers by name (`worker-<home>-<i>`): the agents' children."""
+        agents = self._agent_pids()
+        found: dict[str, int] = {}
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                stat = (proc / "stat").read_text()
+                fields = stat[stat.rindex(")") + 2 :].split()
+                if fields[0] == "Z" or int(fields[1]) not in agents:
+                    continue
+                match = _WORKER_LOG.search(os.readlink(proc / "fd" / "1"))
+            except (OSError, ValueError, IndexError):
+                continue  # exited while we looked
+            if match:
+                found[f"worker-{match['home']}-{match['i']}"] = int(proc.name)
+        return found
+
     def _pid(self, name: str) -> int | None:
-        """The live process group leader for `name`, wherever it was started."""
-        svc = self.services.by_name.get(name)
-        if svc is not None:
-            return svc.pid if svc.alive() else None
+        """The live process (group leader, except for workers) for `name`."""
+        if name.startswith("worker-"):
+            return self.workers().get(name)
         again = self.restarted.get(name)
         if again is not None:
             return again.pid if again.poll() is None else None
@@ -66,11 +97,17 @@ class ProcessControl:
             )
         return record.pid if is_alive(record) else None
 
+    def _signal(self, name: str, pid: int, sig: signal.Signals) -> None:
+        if name.startswith("worker-"):
+            _kill(pid, sig)  # it shares its agent's group: this process only
+        else:
+            _killpg(pid, sig)
+
     def kill(self, name: str) -> bool:
         pid = self._pid(name)
         if pid is None:
             return False
-        if name not in self.services.by_name:
+        if not name.startswith("worker-"):
             proc = Path(f"/proc/{pid}")
             argv = (proc / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
             record = self._record(name)
@@ -80,15 +117,15 @@ class ProcessControl:
                 record.log if record else "/dev/null",
                 record.region if record else "",
             )
-        _killpg(pid, signal.SIGCONT)
-        _killpg(pid, signal.SIGKILL)
-        self.paused.discard(name)
+        self._signal(name, pid, signal.SIGCONT)
+        self._signal(name, pid, signal.SIGKILL)
+        self.paused.pop(name, None)
         _wait_gone(pid, self.restarted.get(name))
         return True
 
     def restart(self, name: str) -> bool:
-        if name in self.services.by_name:
-            return self.services.restart(name)
+        if name.startswith("worker-"):
+            return self._restarted_by_agent(name)
         saved = self.killed.pop(name, None)
         if saved is None:
             return False
@@ -103,34 +140,40 @@ class ProcessControl:
             )
         return True
 
+    def _restarted_by_agent(self, name: str) -> bool:
+        """True once the agent runs `name` again (bounded wait)."""
+        deadline = time.monotonic() + AGENT_RESTART_S
+        while time.monotonic() < deadline:
+            if name in self.workers():
+                return True
+            time.sleep(0.1)  # polling /proc for the agent's restart, bounded by the deadline
+        return False
+
     def pause(self, name: str) -> bool:
         pid = self._pid(name)
         if pid is None:
             return False
-        _killpg(pid, signal.SIGSTOP)
-        self.paused.add(name)
+        self._signal(name, pid, signal.SIGSTOP)
+        self.paused[name] = pid
         return True
 
     def resume(self, name: str) -> bool:
-        pid = self._pid(name)
-        self.paused.discard(name)
+        pid = self.paused.pop(name, None)
         if pid is None:
             return False
-        _killpg(pid, signal.SIGCONT)
+        self._signal(name, pid, signal.SIGCONT)
         return True
 
     def lose_region(self, region: str) -> list[str]:
-        self.services.lost.add(region)
+        """SIGKILL every process `region` hosts: its servers, the mirrors it holds, its
+        gateway and its agent (whose group holds the workers it runs)."""
         names = [r.name for r in self.cluster.records() if r.region == region]
-        names += [s.name for s in self.services.hosted_by(region)]
         killed = [name for name in names if self.kill(name)]
-        self.lost_infra[region] = [n for n in killed if n not in self.services.by_name]
+        self.lost_infra[region] = killed
         return killed
 
     def restore_region(self, region: str) -> list[str]:
-        self.services.lost.discard(region)
         names = self.lost_infra.pop(region, [])
-        names += [s.name for s in self.services.by_name.values() if s.region == region]
         return [name for name in names if self.restart(name)]
 
     def close(self) -> None:
@@ -145,6 +188,13 @@ class ProcessControl:
             except subprocess.TimeoutExpired:
                 _killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
+
+
+def _kill(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _killpg(pid: int, sig: signal.Signals) -> None:

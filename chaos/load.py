@@ -18,39 +18,37 @@ from collections.abc import Callable
 
 from chaos.history import Op
 from chaos.scenario import Load
+from regions.control import ControlPlane
 from regions.placement import home_region
 from regions.topology import Topology
 from router.client import AsyncClient, RetryPolicy
-from router.routing import Redirect
+from router.etcd_routing import EtcdRoutingTable
 
 Clock = Callable[[], float]
 
 
-class ChaosRoutes:
-    """The load's routing table: a key goes to the gateway of the region serving its
-    home, as last read from etcd by the run (`serving`) or learnt from a redirect."""
+class SdkRoutes(EtcdRoutingTable):
+    """The SDK's own etcd routing table (`router.etcd_routing`), with a bounded refresh.
 
-    def __init__(self, topology: Topology) -> None:
-        self.topology = topology
-        self.serving: dict[str, str] = {r.name: r.name for r in topology.regions}
+    The SDK refreshes the table when a gateway is unavailable. During a game day etcd may
+    be what is broken (a lost member, an isolated region); a refresh that hangs or raises
+    would then end the submit with a control-plane error instead of the gateway's answer.
+    Here it is bounded by `REFRESH_S` and a failure keeps the cached routes (as a client
+    must), counted in `refresh_failures`."""
 
-    def _gateway(self, region: str) -> str:
-        return self.topology.dial(
-            "client", region, "gateway", self.topology.region(region).gateway or ""
-        )
+    REFRESH_S = 1.0
+    refresh_failures = 0
 
-    def gateway_for(self, key: str) -> str:
-        home = home_region(key, self.topology)
-        return self._gateway(self.serving.get(home, home))
-
-    def any_gateway(self) -> str:
-        return self._gateway(self.topology.regions[0].name)
-
-    def learn(self, redirect: Redirect) -> None:
-        self.serving[home_region(redirect.key, self.topology)] = redirect.owner_region
+    @classmethod
+    async def open(cls, topology: Topology) -> SdkRoutes:
+        cp = await ControlPlane.open(topology, "client")
+        return cls(topology, cp, await cp.routing.load())
 
     async def refresh(self) -> None:
-        return None  # the run's route follower keeps `serving` current
+        try:
+            await asyncio.wait_for(super().refresh(), self.REFRESH_S)
+        except Exception:  # noqa: BLE001 - keep the cached routes; the retry goes on
+            self.refresh_failures += 1
 
 
 def _key_picker(load: Load, rng: random.Random) -> Callable[[], int]:
@@ -82,7 +80,7 @@ class LoadGenerator:
         seed: int,
         run: str,
         ops: list[Op],
-        routes: ChaosRoutes,
+        routes: EtcdRoutingTable,
         clock: Clock = time.time,
     ) -> None:
         self.topology = topology

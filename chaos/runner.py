@@ -1,10 +1,10 @@
 """One game day, start to verdict.
 
-1. start a private local cluster of the scenario's shape (the launcher users run), then
-   the services: a gateway per region and the workers of every home region, placed by
-   the routing table (`chaos.services`);
-2. run the load, apply the planned timeline, follow the routing table (moving workers and
-   the load's routes when a home fails over), and sample mirror lag;
+1. start a private local cluster of the scenario's shape with the launcher users run,
+   services included (per region a gateway and an agent, whose workers run
+   `chaos.app:app`), and wait until every home region's workers are up;
+2. run the load through the SDK's etcd routing table, apply the planned timeline,
+   record the route changes the failover controller makes, and sample mirror lag;
 3. when the load ends (or a stop condition fires), revert what is still applied and let
    acknowledged work drain;
 4. read every execution back from the databases, write the history, judge it, report.
@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -31,21 +33,25 @@ import redis.asyncio as aredis
 from chaos import collect
 from chaos.checker import Verdict, check
 from chaos.driver import ControlActions, FaultContext, ProcessControl
+from chaos.errors import RunError
 from chaos.faults import Fault
-from chaos.history import FaultRecord, History, LagSample
-from chaos.load import ChaosRoutes, LoadGenerator
+from chaos.history import Event, FaultRecord, History, LagSample
+from chaos.load import LoadGenerator, SdkRoutes
 from chaos.plan import Planned, plan
 from chaos.report import write_reports
 from chaos.scenario import Scenario
-from chaos.services import Services
 from regions.control import ControlPlane
 from regions.devcluster import ClusterSpec, DevCluster
 from regions.mirror import measure
+from regions.processes import is_alive
 from regions.topology import Topology, split_address
 from regions.toxiproxy import ToxiproxyClient
 
 Say = Callable[[str], None]
 SAMPLE_S = 0.5  # route following and mirror-lag sampling interval
+APP = "chaos.app:app"
+JOURNAL_ENV = "HOMEPORT_CHAOS_JOURNAL"  # read by chaos.app in every worker
+WORKERS_READY_S = 120.0  # agents start workers after importing grpc: slow on 2 loaded cores
 
 
 @dataclass
@@ -103,64 +109,96 @@ class GameDay:
                 f"  t+{p.start:g}s {p.fault} {', '.join(p.targets)}"
                 + (f" for {p.end - p.start:g}s" if p.end is not None else "")
             )
+        journal = self.out / "journal.jsonl"
+        journal.unlink(missing_ok=True)
+        spec = dataclasses.replace(
+            ClusterSpec.default(shape.regions, shape.partitions),
+            services=APP,
+            workers=shape.workers_per_region,
+        )
+        # The agents (and the workers they start, and anything a fault restarts) inherit
+        # this process's environment: that is how the handlers find the journal.
+        saved = os.environ.get(JOURNAL_ENV)
+        os.environ[JOURNAL_ENV] = str(journal.resolve())
         try:
-            cluster.up(
-                ClusterSpec.default(shape.regions, shape.partitions),
-                progress=lambda m: self.say(f"cluster: {m}"),
-            )
-            return await self._with_cluster(cluster, state, planned)
+            cluster.up(spec, progress=lambda m: self.say(f"cluster: {m}"))
+            return await self._with_cluster(cluster, planned)
         finally:
             with contextlib.suppress(Exception):
                 cluster.down()
+            if saved is None:
+                os.environ.pop(JOURNAL_ENV, None)
+            else:
+                os.environ[JOURNAL_ENV] = saved
             if not self.keep:
                 shutil.rmtree(state, ignore_errors=True)
 
     async def _with_cluster(
-        self, cluster: DevCluster, state: Path, planned: list[tuple[Planned, Fault]]
+        self, cluster: DevCluster, planned: list[tuple[Planned, Fault]]
     ) -> RunResult:
         topo = self.topo = cluster.topology
-        services = Services(
-            topo,
-            cluster.topology_path,
-            state / "cluster" / "logs",
-            self.scenario.topology.workers_per_region,
-            self.out / "journal.jsonl",
-        )
-        (self.out / "journal.jsonl").unlink(missing_ok=True)
         if topo.toxiproxy is None:
             raise RuntimeError("the local cluster runs without Toxiproxy")
         tox = ToxiproxyClient(topo.toxiproxy.api)
-        processes = ProcessControl(cluster, services)
+        processes = ProcessControl(cluster)
         control = ControlActions(topo, self.history.events, self._log)
         ctx = FaultContext(tox, processes, control)
         cp = await ControlPlane.open(topo, "client")
+        routes: SdkRoutes | None = None
         try:
-            table = await cp.routing.bootstrap(topo)
-            self.say("services: gateways")
-            await asyncio.to_thread(services.start_gateways)
-            for route in table.routes.values():
-                await asyncio.to_thread(services.place_workers, route)
-            self.say("services: workers ready")
-            return await self._game(topo, cp, services, ctx, planned)
+            await cp.routing.bootstrap(topo)
+            await asyncio.to_thread(self._wait_workers, cluster, processes)
+            self.say("services: gateways, agents and workers ready")
+            routes = await SdkRoutes.open(topo)
+            return await self._game(topo, cp, routes, ctx, planned)
         finally:
-            services.stop_all()
             processes.close()
             with contextlib.suppress(Exception):
                 tox.reset()
             tox.close()
+            if routes is not None:
+                with contextlib.suppress(Exception):
+                    await routes.close()
             with contextlib.suppress(Exception):
                 await cp.close()
+
+    def _wait_workers(self, cluster: DevCluster, processes: ProcessControl) -> None:
+        """Bounded wait until every home region has its workers, each past start-up (its
+        log, written by the agent's worker, names its worker id)."""
+        wanted = {
+            f"worker-{r.name}-{i}"
+            for r in cluster.topology.regions
+            for i in range(self.scenario.topology.workers_per_region)
+        }
+        deadline = time.monotonic() + WORKERS_READY_S
+        while True:
+            running = processes.workers()
+            logs = {p.name for p in cluster.logs.glob("worker-*.log") if "region=" in p.read_text()}
+            ready = {
+                name for name in running
+                if any(log.endswith(f"-{name.removeprefix('worker-')}.log") for log in logs)
+            }  # fmt: skip
+            if wanted <= ready:
+                return
+            dead = [r.name for r in cluster.records() if r.kind in ("agent", "gateway")
+                    and not is_alive(r)]  # fmt: skip
+            if dead or time.monotonic() > deadline:
+                raise RunError(
+                    f"workers not ready after {WORKERS_READY_S:g}s: missing "
+                    f"{sorted(wanted - ready)}; dead services: {dead or 'none'} "
+                    f"(logs in {cluster.logs})"
+                )
+            time.sleep(0.2)  # polling logs and /proc for readiness, bounded by the deadline
 
     async def _game(
         self,
         topo: Topology,
         cp: ControlPlane,
-        services: Services,
+        routes: SdkRoutes,
         ctx: FaultContext,
         planned: list[tuple[Planned, Fault]],
     ) -> RunResult:
         load = self.scenario.load
-        routes = ChaosRoutes(topo)
         gen = LoadGenerator(topo, load, self.seed, self.run_id, self.history.ops, routes)
         self.t0 = time.time()
         self.history.meta = {
@@ -171,7 +209,7 @@ class GameDay:
             "plan": [p.as_dict() for p, _ in planned],
         }
         background = [
-            asyncio.create_task(self._follow(topo, cp, services, routes)),
+            asyncio.create_task(self._follow(topo, cp)),
             asyncio.create_task(self._sample_lag(topo, cp)),
             asyncio.create_task(self._stop_conditions(gen)),
         ]
@@ -275,10 +313,11 @@ class GameDay:
             await asyncio.sleep(0.5)  # polling the record store, bounded by the deadline
         self._log(f"drain: {missing} acknowledged tasks not run yet")
 
-    async def _follow(
-        self, topo: Topology, cp: ControlPlane, services: Services, routes: ChaosRoutes
-    ) -> None:
+    async def _follow(self, topo: Topology, cp: ControlPlane) -> None:
+        """Record every route change (the controller's promotions, the operator's steps)
+        as a history event, and know which homes are served at home (for lag sampling)."""
         failures = 0
+        seen: dict[str, tuple[str, int]] = {}
         while True:
             await asyncio.sleep(SAMPLE_S)
             try:
@@ -293,13 +332,17 @@ class GameDay:
                     cp.routing.client = cp.etcd
                 continue
             for home, route in table.routes.items():
-                routes.serving[home] = route.serving
                 self.at_home[home] = route.copy == "primary" and route.serving == home
-                if await asyncio.to_thread(services.place_workers, route):
-                    self._log(
-                        f"route: {home} served by {route.serving} ({route.copy}), "
-                        f"epoch {route.epoch}: workers moved"
-                    )
+                now = (route.serving, route.epoch)
+                if seen.setdefault(home, now) == now:
+                    continue
+                seen[home] = now
+                detail = (
+                    f"{home} served by {route.serving} ({route.copy}), epoch {route.epoch}"
+                    f"{f': {route.reason}' if route.reason else ''}"
+                )
+                self.history.events.append(Event(time.time(), "route", home, detail))
+                self._log(f"route: {detail}")
 
     async def _sample_lag(self, topo: Topology, cp: ControlPlane) -> None:
         clients: dict[str, aredis.Redis] = {}

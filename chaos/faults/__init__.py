@@ -30,6 +30,7 @@ FAULTS: dict[str, type[Fault]] = {}
 _MODULES = (
     "latency", "bandwidth", "timeout", "reset_peer", "slicer", "limit_data", "slow_close",
     "link_down", "kill", "pause", "isolate", "lose_region", "promote", "failback",
+    "kill_controller",
 )  # fmt: skip
 
 
@@ -155,22 +156,32 @@ def check_timeline(scenario: Scenario) -> None:
 
 
 def _check_failover_order(scenario: Scenario) -> None:
-    """Promotions and failbacks must alternate per home region, in time order."""
+    """Promotions and failbacks must alternate per home region, in time order. A region
+    lost, isolated or with its primary killed is promoted by the failover controller, so
+    it may be failed back (and must not be promoted by hand as well)."""
     promoted: dict[str, int] = {}
     steps = sorted(enumerate(scenario.timeline), key=lambda pair: pair[1].at)
     for i, step in steps:
         home = step.region or ""
-        if step.fault == "promote":
+        if step.fault in ("lose_region", "isolate") and step.region:
+            promoted.setdefault(home, i)
+        elif step.fault == "kill" and step.target and step.target.component:
+            name = step.target.component
+            if name.startswith("redis-") and name.endswith("-primary"):
+                promoted.setdefault(name.removeprefix("redis-").removesuffix("-primary"), i)
+        elif step.fault == "promote":
             if home in promoted:
                 raise ScenarioError(
                     f"timeline[{i}].region", home,
-                    f"already promoted by timeline[{promoted[home]}]; fail it back first",
+                    f"already promoted (by hand or by the controller) after timeline"
+                    f"[{promoted[home]}]; fail it back first",
                 )  # fmt: skip
             promoted[home] = i
         elif step.fault == "failback":
             if home not in promoted:
                 raise ScenarioError(
                     f"timeline[{i}].region", home,
-                    "no earlier promote step for this region: nothing to fail back",
+                    "no earlier promote, region loss or isolation of this region: "
+                    "nothing to fail back",
                 )  # fmt: skip
             del promoted[home]

@@ -1,15 +1,11 @@
-"""The `gameday` marker: scenarios too long for CI run only with HOMEPORT_GAMEDAY=1
-(`make gameday`)."""
+"""The `gameday` marker (registered in pyproject.toml): scenarios too long for CI run only
+with HOMEPORT_GAMEDAY=1 (`make gameday`); a plain `pytest` run skips them."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "gameday: a full game-day scenario (make gameday)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

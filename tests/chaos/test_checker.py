@@ -136,6 +136,26 @@ def test_recovery_time_is_measured_from_the_fault_start() -> None:
     assert any("max_rto_s" in v for v in verdict.violations)
 
 
+def test_not_replicated_refusals_are_not_an_outage() -> None:
+    h = History(meta={"t0": T0})
+    for i in range(40):
+        sent = T0 + i * 0.1
+        refused = i % 2 == 0 and sent - T0 >= 1.0  # GLOBAL refused to the end of the run
+        op = Op(f"t{i}", f"k{i}", "GLOBAL" if i % 2 == 0 else "LOCAL", sent)
+        if refused:
+            op.error, op.error_at = "NotReplicatedError: UNAVAILABLE: write reached 0", sent
+        else:
+            op.acked = sent + 0.001
+            h.execs.append(Execution(f"t{i}", sent + 0.01, sent + 0.02))
+        h.ops.append(op)
+    h.faults.append(FaultRecord("link_down", 0, T0 + 1.0, T0 + 3.9, ["eu-west->us-east:redis"]))
+    verdict = check(h, {"slos": {"max_rto_s": 1.0}})
+    assert verdict.errors == 15, "the refusals really are in the history"
+    assert verdict.rto_s == 0.0 and verdict.ok, verdict.violations
+    h.ops[-1].error, h.ops[-1].acked = "TransientError: UNAVAILABLE: gateway down", None
+    assert check(h, {"slos": {"max_rto_s": 1.0}}).rto_s == float("inf"), "other errors count"
+
+
 def test_history_round_trips_through_jsonl(tmp_path: Path) -> None:
     h = _clean()
     h.faults.append(FaultRecord("latency", 0, T0, T0 + 1, ["a->b:redis"], "latency 100"))

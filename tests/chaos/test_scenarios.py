@@ -134,5 +134,21 @@ def test_every_fault_module_is_registered() -> None:
     assert set(registry()) == {
         "latency", "bandwidth", "timeout", "reset_peer", "slicer", "limit_data",
         "slow_close", "link_down", "kill", "pause", "isolate", "lose_region", "promote",
-        "failback",
+        "failback", "kill_controller",
     }  # fmt: skip
+
+
+def test_failback_may_follow_the_controllers_promotion_but_promote_may_not() -> None:
+    parse_scenario(
+        _with(
+            {"at": 5, "for": 10, "fault": "isolate", "region": "us-east"},
+            {"at": 30, "fault": "failback", "region": "us-east"},
+        )
+    )
+    err = _refused(
+        _with(
+            {"at": 5, "fault": "lose_region", "region": "us-east"},
+            {"at": 9, "fault": "promote", "region": "us-east"},
+        )
+    )
+    assert err.field == "timeline[1].region" and "by the controller" in err.reason

@@ -1,0 +1,83 @@
+"""`kill_controller`: SIGKILL the failover controller in the middle of a promotion.
+
+From `at`, the step watches `region`'s route in etcd. The moment the elected controller
+moves it to the standby's mirror (the first step of `regions.promotion.promote`), the
+agent that holds the controller's leadership (`<prefix>/controller/leader`, named
+`agent-<region>-<pid>`) is SIGKILLed with its process group. Another agent's controller
+must then win the election and finish the promotion (`Controller._complete`). The detail
+says whether the kill really landed mid-promotion (the mirror still a replica right
+after it) or after the promotion had already finished. With `for`, the agent is started
+again afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from typing import TYPE_CHECKING
+
+from chaos.errors import FaultError
+from chaos.faults import register
+from chaos.faults.region import RegionFault
+from regions import stores
+from regions.control import ControlPlane
+
+if TYPE_CHECKING:
+    from chaos.driver import FaultContext
+    from chaos.scenario import Scenario
+
+WAIT_S = 45.0  # how long the step waits for the controller to start promoting
+
+
+@register
+class KillController(RegionFault):
+    name = "kill_controller"
+    summary = "SIGKILL the controller's agent the moment it starts promoting `region`."
+
+    def claims(self, scenario: Scenario) -> list[str]:
+        return [f"controller {self.step.region}"]
+
+    def resolve(self, scenario: Scenario, rng: random.Random) -> list[str]:
+        return [self.step.region or ""]
+
+    async def apply(self, ctx: FaultContext, targets: list[str]) -> str:
+        home = targets[0]
+        topo = ctx.control.topology
+        cp = await ControlPlane.open(topo, "client")
+        try:
+            watch = cp.routing.changes()
+            try:
+                async with asyncio.timeout(WAIT_S):
+                    if (await cp.routing.load()).route(home).copy == "mirror":
+                        raise FaultError(f"{home} was already promoted when the step began")
+                    async for route in watch:
+                        if route.home == home and route.copy == "mirror":
+                            break
+            except TimeoutError:
+                raise FaultError(
+                    f"the controller did not start promoting {home} within {WAIT_S:g}s"
+                ) from None
+            finally:
+                close = getattr(watch, "aclose", None)  # an async generator: stop its watch
+                if close is not None:
+                    with contextlib.suppress(Exception):
+                        await close()
+            leader = await cp.etcd.get(cp.prefix("controller", "leader"))
+            if leader is None:
+                raise FaultError(f"{home} is being promoted but no controller leads")
+            name = leader.value.decode().rsplit("-", 1)[0]  # agent-<region>-<pid>
+            killed = await asyncio.to_thread(ctx.processes.kill, name)
+            self.killed = name if killed else ""
+            mid = (await stores.replication(cp.mirror(home))).role != "master"
+        finally:
+            await cp.close()
+        when = "mid-promotion (mirror still a replica)" if mid else "after the mirror was promoted"
+        return f"{'killed' if killed else 'could not kill'} {name}, the controller, {when}"
+
+    async def revert(self, ctx: FaultContext, targets: list[str]) -> str:
+        if self.step.for_s is None:
+            return ""
+        name = getattr(self, "killed", "")
+        done = bool(name) and ctx.processes.restart(name)
+        return f"restarted {name}" if done else "restarted nothing"
