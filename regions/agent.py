@@ -87,6 +87,8 @@ class Agent:
         self._workers: dict[str, _Workers] = {}
         self._stop = asyncio.Event()
         self.controller: Controller | None = None
+        self._fenced = False
+        self._was_leased = False
 
     # --- worker supervision -------------------------------------------------------------
 
@@ -129,11 +131,14 @@ class Agent:
                 proc.kill()
                 proc.wait()
 
-    async def supervise_once(self, routes: dict[str, Route]) -> None:
+    async def supervise_once(self, routes: dict[str, Route], fenced: bool = False) -> None:
+        """Converge the worker processes on `routes`. `fenced`: this region has lost its
+        etcd lease (cut off from the quorum); it may be failed over at any moment, so it
+        stops consuming, like its gateways stop writing."""
         wanted = {
             home: self._argv(route)
             for home, route in routes.items()
-            if route.serving == self.region
+            if route.serving == self.region and not fenced
         }
         for home in list(self._workers):
             if home not in wanted or self._workers[home].argv != wanted[home]:
@@ -192,7 +197,19 @@ class Agent:
                 except Exception as exc:  # noqa: BLE001 - keep serving what we served
                     self.metrics.loop_errors.labels("agent-routes").inc()
                     log.debug("agent %s: routing table unreadable: %s", self.region, exc)
-                await self.supervise_once(routes)
+                fenced = observer.lease.lease_id is not None and not observer.lease.valid
+                fenced = fenced or (self._was_leased and observer.lease.lease_id is None)
+                self._was_leased = self._was_leased or observer.lease.valid
+                if fenced != self._fenced:
+                    log.warning(
+                        "agent %s: %s",
+                        self.region,
+                        "fenced: etcd lease lost, stopping workers"
+                        if fenced
+                        else "lease back: unfenced",
+                    )
+                    self._fenced = fenced
+                await self.supervise_once(routes, fenced)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.settings.interval_s)
         finally:

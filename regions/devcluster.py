@@ -13,6 +13,7 @@ and one log per process under `logs/`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import secrets
@@ -55,6 +56,7 @@ REGION_NAMES = ("us-east", "eu-west", "ap-south", "sa-east", "af-south", "me-cen
 HOST = "127.0.0.1"
 CLUSTER_BUS = 10000  # Redis Cluster nodes also listen on port + 10000
 READY_TIMEOUT = 30.0  # seconds any one server may take to become ready
+PORT_RACE_ATTEMPTS = 3  # fresh port plans tried when a picked port is taken meanwhile
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,19 @@ class DevCluster:
                 f"a local cluster is already running from {self.state_dir}; "
                 "stop it with `homeport dev down` first"
             )
+        for attempt in range(PORT_RACE_ATTEMPTS):
+            try:
+                return self._up_once(spec, progress)
+            except LaunchError as exc:
+                # Ports are checked free when picked, but another program may bind one
+                # before our server does; that race is worth a fresh plan, nothing else is.
+                if "address already in use" not in str(exc) or attempt + 1 == PORT_RACE_ATTEMPTS:
+                    raise
+                progress(f"{exc.component}: port taken meanwhile; planning new ports")
+                spec = dataclasses.replace(spec, seed=secrets.randbelow(2**31))
+        raise AssertionError("unreachable")
+
+    def _up_once(self, spec: ClusterSpec, progress: Callable[[str], None]) -> Topology:
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir)
         self.logs.mkdir(parents=True)

@@ -89,6 +89,7 @@ class Observer(Loop):
     async def run_once(self) -> float | None:
         if not self.lease.valid:
             await self.lease.grant()
+        self.lease.start()  # kept alive in the background, not by (slow) probe rounds
         now = time.time()
         for target in self.topology.region_names():
             if target == self.region:
@@ -104,7 +105,6 @@ class Observer(Loop):
                 json.dumps(verdict).encode(),
                 lease=self.lease.lease_id,
             )
-        await self.lease.refresh()
         return None
 
     async def stop(self) -> None:

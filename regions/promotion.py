@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import cast
 
 import redis.asyncio as aredis
@@ -66,11 +66,21 @@ class PromotionReport:
 
 @dataclass
 class Orphan:
+    """A write only the old home holds: a stream entry (`entry_id`), or a scheduled task
+    still in its delayed set (`entry_id` = "delayed")."""
+
     partition: int
     entry_id: str
     task_id: str
     key: str
     kind: str
+    delivery: Delivery = field(repr=False, compare=False)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "partition": self.partition, "entry_id": self.entry_id, "task_id": self.task_id,
+            "key": self.key, "kind": self.kind,
+        }  # fmt: skip
 
 
 @dataclass
@@ -166,26 +176,31 @@ def _after(entry_id: str, point: str) -> bool:
 async def find_orphans(
     old: aredis.Redis, serving: aredis.Redis, home: str, partitions: int, point: dict[int, str]
 ) -> list[Orphan]:
-    """Entries on the old primary past the promotion point whose task id the serving
-    copy has never seen (no dedup key there)."""
+    """Writes on the old primary that the serving copy has never seen (no dedup key there):
+    stream entries past the promotion point, and scheduled tasks in the delayed set.
+    Entries the old home's workers already ran and trimmed are done, not orphans."""
     orphans: list[Orphan] = []
     for p in range(partitions):
         pk = PartitionKeys(home, p)
         start = point.get(p, "0-0")
-        entries = await old.xrange(pk.stream, min=f"({start}", max="+") or []
-        for entry_id, fields in entries:
+        found: list[tuple[str, Delivery | None]] = []
+        for entry_id, fields in await old.xrange(pk.stream, min=f"({start}", max="+") or []:
             d = Delivery.decode(cast(bytes, entry_id), cast(dict[bytes, bytes], fields))
-            if d is None or not _after(d.entry_id, start):
+            found.append((d.entry_id if d else "", d))
+        for blob in (await old.hgetall(pk.delayed_data)).values():
+            found.append(("delayed", Delivery.decode("0-0", {b"t": cast(bytes, blob)})))
+        for entry_id, d in found:
+            if d is None or (entry_id != "delayed" and not _after(entry_id, start)):
                 continue
             if await serving.exists(pk.dedup(d.task_id)):
                 continue
-            orphans.append(Orphan(p, d.entry_id, d.task_id, d.key, d.kind))
+            orphans.append(Orphan(p, entry_id, d.task_id, d.key, d.kind, d))
     return orphans
 
 
-async def _requeue(cp: ControlPlane, route: Route, old: aredis.Redis, orphans: list[Orphan]) -> int:
-    """Enqueue `orphans` (read again from the old primary) into the serving copy, under
-    the route's epoch. The enqueue script's dedup makes a repeated failback harmless."""
+async def _requeue(cp: ControlPlane, route: Route, orphans: list[Orphan]) -> int:
+    """Enqueue `orphans` into the serving copy, under the route's epoch, keeping their
+    schedule. The enqueue script's dedup makes a repeated failback harmless."""
     from core.broker import Broker
     from core.producer import Producer
     from core.settings import Settings
@@ -201,11 +216,7 @@ async def _requeue(cp: ControlPlane, route: Route, old: aredis.Redis, orphans: l
         producer = Producer(broker, Settings(region=route.home, partitions=region.partitions))
         tasks = []
         for orphan in orphans:
-            pk = PartitionKeys(route.home, orphan.partition)
-            found = await old.xrange(pk.stream, min=orphan.entry_id, max=orphan.entry_id) or []
-            d = Delivery.decode(orphan.entry_id, cast(dict[bytes, bytes], found[0][1]))
-            if d is None:
-                raise PromotionError(f"orphan {orphan.entry_id} vanished from the old primary")
+            d = orphan.delivery
             tasks.append(
                 Task(
                     id=d.task_id, partition_key=d.key, kind=d.kind, payload=d.payload,
@@ -250,11 +261,11 @@ async def failback(
     point = {int(k): v for k, v in json.loads(raw.value)["tails"].items()} if raw else {}
     orphans = await find_orphans(old, serving, home, region.partitions, point)
     step(f"1. {len(orphans)} orphans on {home}'s old primary (entries the mirror never got)")
-    requeued = await _requeue(cp, route, old, orphans)
+    requeued = await _requeue(cp, route, orphans)
     if orphans:
         await cp.etcd.put(
             cp.prefix("orphans", home, str(route.epoch)),
-            json.dumps([asdict(o) for o in orphans]).encode(),
+            json.dumps([o.describe() for o in orphans]).encode(),
         )
     step(f"2. re-enqueued {requeued} recovered orphans into {route.serving} at epoch {route.epoch}")
     mirror_at = cp.topology.dial(home, region.standby or home, "mirror", region.redis.mirror or "")
