@@ -6,10 +6,10 @@ Public facade: `RecordStore` (`connect`, `migrate`, `write`, `get_task`, `attemp
 here is only the record.
 
 Writes are batched by `core.recorder.RecordWriter`; `write` sends a whole batch as one
-transaction (binary COPY into staging tables, then one merging statement), so the hot
-path never costs a round trip per task. A task's status only moves forward
-(`Status.rank`): a late duplicate's "running" never overwrites "succeeded", and the first
-final status wins.
+transaction (binary COPY into staging tables then one merging statement, or for a small
+batch one statement over UNNEST), so the hot path never costs a round trip per task.
+A task's status only moves forward (`Status.rank`): a late duplicate's "running" never
+overwrites "succeeded", and the first final status wins.
 
 asyncpg errors are translated to `Unavailable` here and nowhere else.
 """
@@ -89,8 +89,11 @@ class AttemptRecord:
     error: str | None = None
 
 
-# A batch is COPYed (binary, fast) into two per-connection staging tables, then merged
-# by one statement: the forward-only upsert of `tasks` and the insert of `attempts`.
+# A large batch is COPYed (binary, fast per row) into two per-connection staging tables,
+# then merged by one statement: the forward-only upsert of `tasks` and the insert of
+# `attempts`. A small batch goes as one statement over UNNEST instead: one round trip
+# rather than five, which is what matters when a batch is a handful of rows.
+_COPY_FROM_ROWS = 200
 _STAGE_SQL = """
 CREATE TEMP TABLE hp_tasks_in (
   id text, partition_key text, partition int, region text, kind text, payload bytea,
@@ -138,6 +141,45 @@ WITH t AS (
   SELECT task_id, attempt, entry_id, worker, region, partition, status, duplicate,
          to_timestamp(started_at), to_timestamp(finished_at), error_log
   FROM hp_attempts_in
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM a)
+"""
+
+_UNNEST_SQL = """
+WITH t AS (
+  INSERT INTO tasks AS t (id, partition_key, partition, region, kind, payload, scheduled_at,
+                          epoch, status, status_rank, attempts, result, error, enqueued_at,
+                          started_at, finished_at)
+  SELECT u.id, u.k, u.p, u.r, u.n, u.pl, to_timestamp(u.s), u.x, u.st, u.rk, u.a, u.res,
+         u.err, to_timestamp(u.e), to_timestamp(u.b), to_timestamp(u.f)
+  FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bytea[],
+              $7::float8[], $8::bigint[], $9::text[], $10::int2[], $11::int[], $12::bytea[],
+              $13::text[], $14::float8[], $15::float8[], $16::float8[])
+       AS u(id, k, p, r, n, pl, s, x, st, rk, a, res, err, e, b, f)
+  ON CONFLICT (id) DO UPDATE SET
+    status = EXCLUDED.status, status_rank = EXCLUDED.status_rank,
+    attempts = GREATEST(t.attempts, EXCLUDED.attempts),
+    kind = CASE WHEN t.kind = '' THEN EXCLUDED.kind ELSE t.kind END,
+    payload = COALESCE(t.payload, EXCLUDED.payload),
+    result = COALESCE(EXCLUDED.result, t.result),
+    error = COALESCE(EXCLUDED.error, t.error),
+    epoch = GREATEST(t.epoch, EXCLUDED.epoch),
+    enqueued_at = COALESCE(t.enqueued_at, EXCLUDED.enqueued_at),
+    started_at = COALESCE(t.started_at, EXCLUDED.started_at),
+    finished_at = COALESCE(EXCLUDED.finished_at, t.finished_at),
+    updated_at = now()
+  WHERE EXCLUDED.status_rank > t.status_rank
+     OR (EXCLUDED.status_rank = t.status_rank AND t.status_rank < 3
+         AND EXCLUDED.attempts >= t.attempts)
+  RETURNING 1
+), a AS (
+  INSERT INTO attempts (task_id, attempt, entry_id, worker, region, partition, status,
+                        duplicate, started_at, finished_at, error_log)
+  SELECT v.t, v.n, v.e, v.w, v.r, v.p, v.st, v.d, to_timestamp(v.b), to_timestamp(v.f), v.err
+  FROM unnest($17::text[], $18::int[], $19::text[], $20::text[], $21::text[], $22::int[],
+              $23::text[], $24::bool[], $25::float8[], $26::float8[], $27::text[])
+       AS v(t, n, e, w, r, p, st, d, b, f, err)
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM a)
@@ -220,6 +262,12 @@ class RecordStore:
              a.status.value, a.duplicate, a.started_at, a.finished_at, a.error)
             for a in attempts
         ]
+        if max(len(trows), len(arows)) < _COPY_FROM_ROWS:
+            tcols = [list(c) for c in zip(*trows, strict=True)] if trows else [[]] * 16
+            acols = [list(c) for c in zip(*arows, strict=True)] if arows else [[]] * 11
+            async with self._conn() as conn:
+                got = await conn.fetchrow(_UNNEST_SQL, *tcols, *acols)
+            return int(got[0]), int(got[1])
         async with self._conn() as conn, conn.transaction():
             if trows:
                 await conn.copy_records_to_table("hp_tasks_in", records=trows,
