@@ -51,6 +51,8 @@ Say = Callable[[str], None]
 SAMPLE_S = 0.5  # route following and mirror-lag sampling interval
 APP = "chaos.app:app"
 JOURNAL_ENV = "HOMEPORT_CHAOS_JOURNAL"  # read by chaos.app in every worker
+STOP_S = 10.0  # bound on stopping the route follower and lag sampler after the load
+COLLECT_S = 60.0  # bound on reading executions back from the databases
 WORKERS_READY_S = 120.0  # agents start workers after importing grpc: slow on 2 loaded cores
 
 
@@ -232,8 +234,18 @@ class GameDay:
         await self._drain()
         for task in background:
             task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
-        self.history.execs = await collect.executions(topo, self.run_id, self.out / "journal.jsonl")
+        _, stuck = await asyncio.wait(background, timeout=STOP_S)
+        if stuck:
+            self._log(f"{len(stuck)} background loops did not stop within {STOP_S:g}s: left")
+        self._log("collect: reading executions (journal and attempts)")
+        try:
+            self.history.execs = await asyncio.wait_for(
+                collect.executions(topo, self.run_id, self.out / "journal.jsonl"), COLLECT_S
+            )
+        except TimeoutError:
+            raise RunError(
+                f"reading the attempts back took more than {COLLECT_S:g}s; is PostgreSQL up?"
+            ) from None
         path = self.out / "history.jsonl"
         self.history.write(path)
         verdict = check(self.history)

@@ -1,6 +1,8 @@
-"""Shipped scenarios on the real local cluster: the `ci: true` ones in every test run
-(each 60 s of load or less), the rest with `make gameday`. Each must pass its own
-invariants and SLOs, and must really have applied its faults."""
+"""Shipped scenarios on the real local cluster, started by the launcher with its services
+(gateways, agents, workers): the `ci: true` ones in every test run (each 60 s of load
+or less; the CI subset stays around five minutes), the rest (marked `gameday`) with
+`make gameday`. Each must pass its own invariants and SLOs, and must really have applied
+its faults. `GameDay.run` stops its cluster whatever happens."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ REST = [p for p in FILES if not load_scenario(p).ci]
 
 def _run(path: Path, out: Path) -> None:
     scenario = load_scenario(path)
-    result = GameDay(scenario, yaml.safe_load(path.read_text()), 1, out, say=lambda m: None).run()
+    result = GameDay(scenario, yaml.safe_load(path.read_text()), 1, out, say=print).run()
     history = result.verdict
     applied = [f for f in GameDay.last_faults(result.history)]
     assert len(applied) >= len(scenario.timeline), "every step was applied"
@@ -32,6 +34,7 @@ def _run(path: Path, out: Path) -> None:
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("path", CI, ids=[p.stem for p in CI])
 def test_ci_scenario_holds_its_invariants(path: Path, tmp_path: Path) -> None:
+    assert len(CI) >= 4, "CI runs a smoke subset of at least 4 scenarios"
     assert load_scenario(path).load.duration_s <= 60
     _run(path, tmp_path)
 
