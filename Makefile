@@ -23,6 +23,9 @@ lint: install
 	.venv/bin/mypy --strict core router
 	.venv/bin/mypy regions chaos loadtest simulation homeport
 
+proto: install
+	.venv/bin/python -m router.codegen
+
 fmt: install
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import cast
 
 import click
 
@@ -39,3 +40,9 @@ def main() -> None:
 
 for _module, _attr in _COMMANDS:
     main.add_command(getattr(importlib.import_module(_module), _attr))
+
+# Benchmarks of the layers above the engine join core's `bench` group here, the one place
+# allowed to import every package: `homeport bench gateway`, `homeport bench peers`.
+_bench = cast(click.Group, main.commands["bench"])
+for _module, _attr in (("router.cli", "gateway_bench"), ("loadtest.cli", "peers_bench")):
+    _bench.add_command(getattr(importlib.import_module(_module), _attr))

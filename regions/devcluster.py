@@ -270,6 +270,26 @@ class DevCluster:
             raise
         return plan.topology
 
+    def restart(self, names: list[str]) -> list[ProcessRecord]:
+        """Start stopped processes again, each with its recorded command line and log (a
+        region coming back after a loss). Redis restarts empty: it keeps no files."""
+        table = ProcessTable.load(self.table_path)
+        table.handles = self._handles
+        by_name = {r.name: r for r in table.records}
+        started = []
+        for name in names:
+            old = by_name[name]
+            if is_alive(old):
+                continue
+            table.records.remove(old)
+            started.append(
+                spawn(
+                    table, old.name, old.kind, old.argv, Path(old.log), region=old.region,
+                    address=old.address, user=old.user, stop_signal=old.stop_signal,
+                )
+            )  # fmt: skip
+        return started
+
     def down(self, progress: Callable[[str], None] = lambda _msg: None) -> list[ProcessRecord]:
         """Stop every process `up` recorded, newest first; returns those that were running."""
         table = ProcessTable.load(self.table_path)

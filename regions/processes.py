@@ -32,6 +32,8 @@ class ProcessRecord:
     address: str = ""
     region: str = ""
     stop_signal: int = int(signal.SIGTERM)
+    argv: tuple[str, ...] = ()
+    user: str | None = None
 
 
 def _start_time(pid: int) -> int | None:
@@ -78,7 +80,10 @@ class ProcessTable:
                 f"no local cluster state at {path}; start one with `homeport dev up`"
             )
         data = json.loads(path.read_text())
-        return cls(path, [ProcessRecord(**r) for r in data["processes"]])
+        records = [
+            ProcessRecord(**(r | {"argv": tuple(r.get("argv", ()))})) for r in data["processes"]
+        ]
+        return cls(path, records)
 
     def save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -133,6 +138,8 @@ def spawn(
         address=address,
         region=region,
         stop_signal=int(stop_signal),
+        argv=tuple(argv),
+        user=user,
     )
     table.handles[proc.pid] = proc
     table.add(record)

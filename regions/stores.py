@@ -29,10 +29,15 @@ def client(host: str, port: int, timeout: float = 1.0) -> aredis.Redis:
 
 
 async def reachable(store: aredis.Redis) -> bool:
-    try:
-        return bool(await store.ping())
-    except (TimeoutError, RedisError, OSError):
-        return False
+    """One PING, retried once on a fresh connection: a pooled connection may be a dead
+    one from before the server restarted."""
+    for attempt in range(2):
+        try:
+            return bool(await store.ping())
+        except (TimeoutError, RedisError, OSError):
+            if attempt == 0:
+                await store.connection_pool.disconnect()
+    return False
 
 
 async def fence(store: aredis.Redis, home: str, partitions: int, epoch: int) -> None:
