@@ -265,6 +265,9 @@ class Broker:
             if not rows:
                 return out
             counts = {_text(r["message_id"]): int(r["times_delivered"]) for r in rows}
+            # Entries this very process had (it lost the lease, say, and got it back) did
+            # not crash a worker: they are no suspects, whatever their begin count says.
+            ours = {_text(r["message_id"]) for r in rows if _text(r["consumer"]) == consumer}
             ids = list(counts)
             got = await self._on(
                 pk.stream,
@@ -282,7 +285,8 @@ class Broker:
                 )
                 for d, mark in zip(found, marks, strict=True):
                     entry, _, n = _text(mark).rpartition("|") if mark else ("", "", "0")
-                    d.prior_starts = int(n) if entry == d.entry_id else 0
+                    mine = d.entry_id in ours
+                    d.prior_starts = int(n) if entry == d.entry_id and not mine else 0
             out.extend(found)
             start = "(" + ids[-1]
             if len(rows) < batch:

@@ -51,8 +51,9 @@ class Settings:
     # sets the idle polling rate). Default 1000. Zero = poll without blocking.
     block_ms: int = 1000
     # Most fetched-but-unfinished entries in one worker (so also most handlers running at
-    # once). Default 1024. Must be >= 1.
-    concurrency: int = 1024
+    # once). Also bounds the work of one event-loop turn, and so how late lease renewals
+    # can be under load. Default 256. Must be >= 1.
+    concurrency: int = 256
     # Threads for sync handlers. Default 16. Must be >= 1.
     sync_threads: int = 16
     # Most fetched-but-unfinished entries per partition in a worker (fairness between
