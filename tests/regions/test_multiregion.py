@@ -17,7 +17,7 @@ import pytest
 from regions.control import ControlPlane
 from regions.devcluster import ClusterSpec, DevCluster
 from regions.placement import home_region
-from regions.promotion import failback
+from regions.promotion import failback, promote
 from regions.routing import Route
 from regions.topology import Topology
 from regions.toxiproxy import ToxiproxyClient
@@ -105,6 +105,58 @@ async def test_global_submit_is_refused_when_the_mirror_link_is_cut(
     assert info.value.reason == "NOT_REPLICATED"
     ok = await sdk.submit("noop", key, durability="REGION")  # the in-region replica is up
     assert not ok.duplicate
+
+
+async def test_manual_promote_and_failback_under_load_lose_no_global_task(
+    system: DevCluster, sdk: AsyncClient
+) -> None:
+    topo = system.topology
+    keys = _keys_of(topo, B, 8)  # eu-west's keys: its standby is ap-south
+    acked: dict[str, str] = {}
+    errors: list[str] = []
+    stop = asyncio.Event()
+
+    async def drive(key: str, durability: str) -> None:
+        seq = 0
+        while not stop.is_set():
+            task_id = f"m-{key}-{seq}-{uuid.uuid4().hex[:4]}"
+            try:
+                await sdk.submit("noop", key, str(seq).encode(), id=task_id, durability=durability)
+                acked[task_id] = durability
+            except GatewayError as exc:
+                errors.append(f"{durability} {exc.reason or exc.status.name}")
+            seq += 1
+            await asyncio.sleep(0.05)
+
+    drivers = [
+        asyncio.create_task(drive(k, ("GLOBAL", "LOCAL")[i % 2])) for i, k in enumerate(keys)
+    ]
+    plane = await ControlPlane.open(topo, "client")
+    try:
+        await asyncio.sleep(2)
+        steps: list[str] = []
+        report = await promote(plane, B, "ap-south", say=steps.append)
+        assert report.old_home_fenced and report.mirror_caught_up, steps
+        await asyncio.sleep(4)
+        back = await failback(plane, B, switch=True, say=steps.append)
+        assert back.switched and back.in_sync, steps
+        await asyncio.sleep(2)
+        route = (await plane.routing.load()).route(B)
+        assert (route.serving, route.copy) == (B, "primary")
+    finally:
+        stop.set()
+        await asyncio.gather(*drivers)
+        await plane.close()
+    assert sum(d == "GLOBAL" for d in acked.values()) > 20, "GLOBAL load was acknowledged"
+    # While failed over, GLOBAL submits are refused (no copy outside ap-south): designed.
+    assert all(e.startswith("GLOBAL") for e in errors), errors[:5]
+
+    async def all_ran() -> bool:
+        status = await _statuses(topo, B)
+        return all(status.get(t) == "succeeded" for t in acked)
+
+    await _until(all_ran, 120, "every acknowledged task to run")
+    print(f"\nmanual round trip: {len(acked)} acked, all ran; {len(errors)} GLOBAL refusals")
 
 
 async def test_isolated_region_stops_writing_is_failed_over_and_its_orphans_recovered(
