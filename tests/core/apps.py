@@ -1,9 +1,10 @@
 """The app real worker processes of the tests run: `--app tests.core.apps:app`.
 
-Handlers append one line per execution start to the file named by
-HOMEPORT_TEST_EXEC_LOG (O_APPEND, so lines of concurrent processes interleave whole, in
-the order the writes happened): `<pid> <task id> <key> <seq> <deliveries>`. That log is
-the tests' independent history of executions, kept even when a worker is SIGKILLed.
+Handlers append one line per execution start to `<HOMEPORT_TEST_EXEC_LOG>.<pid>`:
+`<time ns> <pid> <task id> <key> <seq> <deliveries>`. One file per process, because a
+SIGKILL can cut a write short, and merged by time (one machine, one clock; a key's next
+task starts well after its previous one ended). These logs are the tests' independent
+history of executions, kept even when a worker is SIGKILLed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 
 from core.app import App, TaskContext
 
@@ -21,10 +23,10 @@ _DELAY_S = float(os.environ.get("HOMEPORT_TEST_TASK_S", "0"))
 
 def _log(ctx: TaskContext) -> None:
     if not _fd:
-        path = os.environ["HOMEPORT_TEST_EXEC_LOG"]
+        path = f"{os.environ['HOMEPORT_TEST_EXEC_LOG']}.{os.getpid()}"
         _fd.append(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
-    line = f"{os.getpid()} {ctx.task_id} {ctx.partition_key} {ctx.payload.decode()} "
-    os.write(_fd[0], f"{line}{ctx.deliveries}\n".encode())
+    line = f"{time.time_ns()} {os.getpid()} {ctx.task_id} {ctx.partition_key} "
+    os.write(_fd[0], f"{line}{ctx.payload.decode()} {ctx.deliveries}\n".encode())
 
 
 @app.task("seq")

@@ -81,11 +81,16 @@ class WorkerProcess:
 
 
 def read_exec_log(path: Path) -> list[tuple[int, str, str, int, int]]:
-    """Rows (pid, task id, key, seq, deliveries) in execution-start order."""
-    if not path.exists():
-        return []
+    """Rows (pid, task id, key, seq, deliveries) of every process, in start-time order.
+
+    A line cut short by SIGKILL (no newline) is the last of its file and is skipped.
+    """
     rows = []
-    for line in path.read_text().splitlines():
-        pid, tid, key, seq, deliveries = line.split(" ")
-        rows.append((int(pid), tid, key, int(seq), int(deliveries)))
-    return rows
+    for part in path.parent.glob(path.name + ".*"):
+        text = part.read_text()
+        lines = text.split("\n")
+        for line in lines[:-1]:  # the last piece is "" or a line cut short
+            ts, pid, tid, key, seq, deliveries = line.split(" ")
+            rows.append((int(ts), int(pid), tid, key, int(seq), int(deliveries)))
+    rows.sort()
+    return [row[1:] for row in rows]
