@@ -89,6 +89,25 @@ class AttemptRecord:
     error: str | None = None
 
 
+# The forward-only rule, shared by both write paths: a row moves to a higher rank, or
+# within a non-final rank to a later attempt; the first final status wins.
+_UPSERT = """  ON CONFLICT (id) DO UPDATE SET
+    status = EXCLUDED.status, status_rank = EXCLUDED.status_rank,
+    attempts = GREATEST(t.attempts, EXCLUDED.attempts),
+    kind = CASE WHEN t.kind = '' THEN EXCLUDED.kind ELSE t.kind END,
+    payload = COALESCE(t.payload, EXCLUDED.payload),
+    result = COALESCE(EXCLUDED.result, t.result),
+    error = COALESCE(EXCLUDED.error, t.error),
+    epoch = GREATEST(t.epoch, EXCLUDED.epoch),
+    enqueued_at = COALESCE(t.enqueued_at, EXCLUDED.enqueued_at),
+    started_at = COALESCE(t.started_at, EXCLUDED.started_at),
+    finished_at = COALESCE(EXCLUDED.finished_at, t.finished_at),
+    updated_at = now()
+  WHERE EXCLUDED.status_rank > t.status_rank
+     OR (EXCLUDED.status_rank = t.status_rank AND t.status_rank < 3
+         AND EXCLUDED.attempts >= t.attempts)
+"""
+
 # A large batch is COPYed (binary, fast per row) into two per-connection staging tables,
 # then merged by one statement: the forward-only upsert of `tasks` and the insert of
 # `attempts`. A small batch goes as one statement over UNNEST instead: one round trip
@@ -110,7 +129,7 @@ _TASK_IN = ("id", "partition_key", "partition", "region", "kind", "payload", "sc
             "started_at", "finished_at")
 _ATTEMPT_IN = ("task_id", "attempt", "entry_id", "worker", "region", "partition", "status",
                "duplicate", "started_at", "finished_at", "error_log")
-_MERGE_SQL = """
+_MERGE_SQL = f"""
 WITH t AS (
   INSERT INTO tasks AS t (id, partition_key, partition, region, kind, payload, scheduled_at,
                           epoch, status, status_rank, attempts, result, error, enqueued_at,
@@ -119,22 +138,7 @@ WITH t AS (
          epoch, status, status_rank, attempts, result, error, to_timestamp(enqueued_at),
          to_timestamp(started_at), to_timestamp(finished_at)
   FROM hp_tasks_in
-  ON CONFLICT (id) DO UPDATE SET
-    status = EXCLUDED.status, status_rank = EXCLUDED.status_rank,
-    attempts = GREATEST(t.attempts, EXCLUDED.attempts),
-    kind = CASE WHEN t.kind = '' THEN EXCLUDED.kind ELSE t.kind END,
-    payload = COALESCE(t.payload, EXCLUDED.payload),
-    result = COALESCE(EXCLUDED.result, t.result),
-    error = COALESCE(EXCLUDED.error, t.error),
-    epoch = GREATEST(t.epoch, EXCLUDED.epoch),
-    enqueued_at = COALESCE(t.enqueued_at, EXCLUDED.enqueued_at),
-    started_at = COALESCE(t.started_at, EXCLUDED.started_at),
-    finished_at = COALESCE(EXCLUDED.finished_at, t.finished_at),
-    updated_at = now()
-  WHERE EXCLUDED.status_rank > t.status_rank
-     OR (EXCLUDED.status_rank = t.status_rank AND t.status_rank < 3
-         AND EXCLUDED.attempts >= t.attempts)
-  RETURNING 1
+{_UPSERT}  RETURNING 1
 ), a AS (
   INSERT INTO attempts (task_id, attempt, entry_id, worker, region, partition, status,
                         duplicate, started_at, finished_at, error_log)
@@ -146,7 +150,7 @@ WITH t AS (
 SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM a)
 """
 
-_UNNEST_SQL = """
+_UNNEST_SQL = f"""
 WITH t AS (
   INSERT INTO tasks AS t (id, partition_key, partition, region, kind, payload, scheduled_at,
                           epoch, status, status_rank, attempts, result, error, enqueued_at,
@@ -157,22 +161,7 @@ WITH t AS (
               $7::float8[], $8::bigint[], $9::text[], $10::int2[], $11::int[], $12::bytea[],
               $13::text[], $14::float8[], $15::float8[], $16::float8[])
        AS u(id, k, p, r, n, pl, s, x, st, rk, a, res, err, e, b, f)
-  ON CONFLICT (id) DO UPDATE SET
-    status = EXCLUDED.status, status_rank = EXCLUDED.status_rank,
-    attempts = GREATEST(t.attempts, EXCLUDED.attempts),
-    kind = CASE WHEN t.kind = '' THEN EXCLUDED.kind ELSE t.kind END,
-    payload = COALESCE(t.payload, EXCLUDED.payload),
-    result = COALESCE(EXCLUDED.result, t.result),
-    error = COALESCE(EXCLUDED.error, t.error),
-    epoch = GREATEST(t.epoch, EXCLUDED.epoch),
-    enqueued_at = COALESCE(t.enqueued_at, EXCLUDED.enqueued_at),
-    started_at = COALESCE(t.started_at, EXCLUDED.started_at),
-    finished_at = COALESCE(EXCLUDED.finished_at, t.finished_at),
-    updated_at = now()
-  WHERE EXCLUDED.status_rank > t.status_rank
-     OR (EXCLUDED.status_rank = t.status_rank AND t.status_rank < 3
-         AND EXCLUDED.attempts >= t.attempts)
-  RETURNING 1
+{_UPSERT}  RETURNING 1
 ), a AS (
   INSERT INTO attempts (task_id, attempt, entry_id, worker, region, partition, status,
                         duplicate, started_at, finished_at, error_log)
