@@ -64,7 +64,7 @@ async def test_redis_memory_returns_to_baseline_after_200k_tasks(
         after = await broker.memory_used()
 
     grew = after - baseline
-    assert peak - baseline > 4 * TOLERANCE_BYTES, "the load should have used memory"
+    assert peak - baseline > 2 * TOLERANCE_BYTES, "the load should have used memory"
     assert grew < TOLERANCE_BYTES, (
         f"Redis memory {baseline} -> {after} bytes (+{grew}), peak {peak}; "
         f"tolerance {TOLERANCE_BYTES} bytes"
