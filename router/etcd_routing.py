@@ -58,6 +58,10 @@ class EtcdRoutingTable:
         return next(iter(self._gateways.values()))
 
     def learn(self, redirect: Redirect) -> None:
+        if not redirect.key:
+            # A FENCED answer names a partition, not a key, and its owner comes from a
+            # gateway that may itself be stale: let the next refresh decide instead.
+            return
         home = home_region(redirect.key, self.topology)
         current = self._routes.get(home)
         if current is None or redirect.epoch > current.epoch:
