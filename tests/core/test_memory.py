@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from core.app import App, TaskContext
 from core.broker import Broker
 from core.keys import RegionKeys
@@ -22,6 +24,7 @@ async def _quiet(broker: Broker, partitions: int, keys_at_most: int) -> bool:
     return sum(lengths) == 0 and keys <= keys_at_most
 
 
+@pytest.mark.timeout(300)
 async def test_redis_memory_returns_to_baseline_after_200k_tasks(
     redis_url: str, broker: Broker
 ) -> None:
