@@ -1,9 +1,9 @@
 """`AdminServer`: the small HTTP server every homeport process runs (aiohttp).
 
-    GET /metrics     Prometheus text format of the process's registry
-    GET /healthz     200 while the process's loops are alive, else 503
-    GET /readyz      200 once the process can do its job (e.g. connected), else 503
-    GET /v1/status   JSON: what the process is and holds (role-specific)
+GET /metrics     Prometheus text format of the process's registry
+GET /healthz     200 while the process's loops are alive, else 503
+GET /readyz      200 once the process can do its job (e.g. connected), else 503
+GET /v1/status   JSON: what the process is and holds (role-specific)
 """
 
 from __future__ import annotations
@@ -21,9 +21,16 @@ from core.metrics import Metrics
 class AdminServer:
     """Serves the admin endpoints; `port` is the bound port after `start()`."""
 
-    def __init__(self, metrics: Metrics, *, status: Callable[[], dict[str, Any]],
-                 healthy: Callable[[], bool], ready: Callable[[], bool],
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        status: Callable[[], dict[str, Any]],
+        healthy: Callable[[], bool],
+        ready: Callable[[], bool],
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self._metrics = metrics
         self._status = status
         self._healthy = healthy
@@ -65,5 +72,6 @@ class AdminServer:
         return handle
 
     async def _get_status(self, _: web.Request) -> web.Response:
-        return web.Response(text=json.dumps(self._status(), default=str),
-                            content_type="application/json")
+        return web.Response(
+            text=json.dumps(self._status(), default=str), content_type="application/json"
+        )

@@ -138,9 +138,7 @@ class App:
         opts = TaskOptions(ordered, max_attempts, backoff_base_s, backoff_max_s)
 
         def register(fn: Handler) -> Handler:
-            self._handlers[kind] = Registration(
-                kind, fn, opts, inspect.iscoroutinefunction(fn)
-            )
+            self._handlers[kind] = Registration(kind, fn, opts, inspect.iscoroutinefunction(fn))
             return fn
 
         return register
@@ -157,15 +155,15 @@ class App:
     ) -> None:
         """Fire a task of `kind` on a cron schedule or every `every_s` seconds."""
         if (cron is None) == (every_s is None):
-            raise InvalidArgument("schedule", (cron, every_s), "give exactly one of cron, "
-                                  "every_s")
+            raise InvalidArgument("schedule", (cron, every_s), "give exactly one of cron, every_s")
         if cron is not None and not croniter.is_valid(cron):
             raise InvalidArgument("cron", cron, "is not a valid cron expression")
         if every_s is not None and every_s <= 0:
             raise InvalidArgument("every_s", every_s, "must be greater than zero seconds")
         name = name or kind
-        self._periodic[name] = Periodic(name, kind, key or f"periodic:{name}", payload, cron,
-                                        every_s)
+        self._periodic[name] = Periodic(
+            name, kind, key or f"periodic:{name}", payload, cron, every_s
+        )
 
     def handler(self, kind: str) -> Registration | None:
         return self._handlers.get(kind)
@@ -179,8 +177,9 @@ class App:
         return list(self._periodic.values())
 
 
-async def call_handler(reg: Registration, ctx: TaskContext, run_sync: Callable[
-        [Callable[[], Any]], Awaitable[Any]]) -> Any:
+async def call_handler(
+    reg: Registration, ctx: TaskContext, run_sync: Callable[[Callable[[], Any]], Awaitable[Any]]
+) -> Any:
     """Run one handler: awaited if async, else through `run_sync` (a thread pool)."""
     if reg.is_async:
         return await reg.fn(ctx)

@@ -28,7 +28,7 @@ def balance(current: dict[int, str], workers: list[str], partitions: int) -> dic
     free: list[int] = []
     for w in workers:
         keep = kept[w][: quota[w]]
-        free.extend(kept[w][quota[w]:])
+        free.extend(kept[w][quota[w] :])
         for p in keep:
             out[p] = w
     free.extend(p for p in range(partitions) if current.get(p) not in kept)

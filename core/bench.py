@@ -79,8 +79,9 @@ def _raw_consumer(url: str, streams: list[str], n: int, ready: Any, finished: An
         ready.put(True)
         acked = 0
         while acked < n:
-            got: Any = await client.xreadgroup(GROUP, "raw", dict.fromkeys(streams, ">"),
-                                               count=_RAW_PIPE, block=100)
+            got: Any = await client.xreadgroup(
+                GROUP, "raw", dict.fromkeys(streams, ">"), count=_RAW_PIPE, block=100
+            )
             if not got:
                 continue
             async with client.pipeline(transaction=False) as pipe:
@@ -106,7 +107,7 @@ async def _clean(settings: Settings) -> None:
         for pattern in patterns:
             batch = [k async for k in client.scan_iter(match=pattern, count=1000)]
             for lo in range(0, len(batch), 1000):
-                await client.unlink(*batch[lo:lo + 1000])
+                await client.unlink(*batch[lo : lo + 1000])
 
     await broker.raw(rk.workers, wipe)
     await broker.close()
@@ -167,13 +168,20 @@ def _timed(target: Any, args: tuple[Any, ...], produce: Any) -> float:
 @click.option("--partitions", type=int, default=16, show_default=True)
 @click.option("--payload-bytes", type=int, default=64, show_default=True)
 @click.option("--region", default="bench", show_default=True, help="Region name used.")
-def engine(redis_url: str, pg_dsn: str, n: int, runs: int, partitions: int,
-           payload_bytes: int, region: str) -> None:
+def engine(
+    redis_url: str, pg_dsn: str, n: int, runs: int, partitions: int, payload_bytes: int, region: str
+) -> None:
     """Produce, consume (and record) N no-op tasks; compare with raw stream commands."""
     import msgpack
 
-    settings = Settings(region=region, partitions=partitions, redis_url=redis_url,
-                        pg_dsn=pg_dsn, admin_port=-1, dedup_window_s=60.0)
+    settings = Settings(
+        region=region,
+        partitions=partitions,
+        redis_url=redis_url,
+        pg_dsn=pg_dsn,
+        admin_port=-1,
+        dedup_window_s=60.0,
+    )
     if pg_dsn:
         from core.store import RecordStore
 
@@ -184,24 +192,33 @@ def engine(redis_url: str, pg_dsn: str, n: int, runs: int, partitions: int,
 
         asyncio.run(migrate())
     payload = b"x" * payload_bytes
-    blob = msgpack.packb(["01" * 13, "key-0000000", "noop", payload, 0, 3, 0, "L",
-                          int(time.time() * 1000), 0, 0], use_bin_type=True)
+    blob = msgpack.packb(
+        ["01" * 13, "key-0000000", "noop", payload, 0, 3, 0, "L", int(time.time() * 1000), 0, 0],
+        use_bin_type=True,
+    )
     streams = [f"hpbench:{{{p}}}" for p in range(partitions)]
     engine_rates: list[float] = []
     raw_rates: list[float] = []
-    click.echo(f"bench engine: {n} tasks, {partitions} partitions, {payload_bytes}-byte "
-               f"payloads, records {'on (' + pg_dsn + ')' if pg_dsn else 'off'}")
+    click.echo(
+        f"bench engine: {n} tasks, {partitions} partitions, {payload_bytes}-byte "
+        f"payloads, records {'on (' + pg_dsn + ')' if pg_dsn else 'off'}"
+    )
     for run in range(1, runs + 1):
         asyncio.run(_clean(settings))
         secs = _timed(_engine_consumer, (settings, n), _produce_engine(settings, n, payload))
         engine_rates.append(n / secs)
         asyncio.run(_clean(settings))
-        raw_secs = _timed(_raw_consumer, (redis_url, streams, n),
-                          _produce_raw(redis_url, streams, n, blob))
+        raw_secs = _timed(
+            _raw_consumer, (redis_url, streams, n), _produce_raw(redis_url, streams, n, blob)
+        )
         raw_rates.append(n / raw_secs)
         asyncio.run(_clean(settings))
-        click.echo(f"run {run}/{runs}: engine {n / secs:,.0f} tasks/s ({secs:.2f} s), "
-                   f"raw {n / raw_secs:,.0f} tasks/s ({raw_secs:.2f} s)")
+        click.echo(
+            f"run {run}/{runs}: engine {n / secs:,.0f} tasks/s ({secs:.2f} s), "
+            f"raw {n / raw_secs:,.0f} tasks/s ({raw_secs:.2f} s)"
+        )
     e, r = statistics.median(engine_rates), statistics.median(raw_rates)
-    click.echo(f"median of {runs}: engine {e:,.0f} tasks/s, raw XADD+XREADGROUP/XACK "
-               f"{r:,.0f} tasks/s, ratio {e / r:.2f}")
+    click.echo(
+        f"median of {runs}: engine {e:,.0f} tasks/s, raw XADD+XREADGROUP/XACK "
+        f"{r:,.0f} tasks/s, ratio {e / r:.2f}"
+    )

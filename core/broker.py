@@ -122,8 +122,15 @@ class Broker:
         if client is None:
             kwargs = dict(self._seed.connection_pool.connection_kwargs)
             kwargs.update(host=addr[0], port=addr[1], db=0)
-            allowed = ("host", "port", "db", "username", "password", "socket_timeout",
-                       "socket_connect_timeout")
+            allowed = (
+                "host",
+                "port",
+                "db",
+                "username",
+                "password",
+                "socket_timeout",
+                "socket_connect_timeout",
+            )
             client = aioredis.Redis(**{k: v for k, v in kwargs.items() if k in allowed})
             self._nodes[addr] = client
         return client
@@ -131,8 +138,14 @@ class Broker:
     async def _guard(self, op: Awaitable[T]) -> T:
         try:
             return await op
-        except (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError,
-                rexc.TryAgainError, rexc.BusyLoadingError, rexc.ReadOnlyError) as exc:
+        except (
+            rexc.ConnectionError,
+            rexc.TimeoutError,
+            rexc.ClusterDownError,
+            rexc.TryAgainError,
+            rexc.BusyLoadingError,
+            rexc.ReadOnlyError,
+        ) as exc:
             raise Unavailable("redis", f"{type(exc).__name__}: {exc}") from exc
 
     async def _on(self, key: str, fn: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
@@ -153,16 +166,19 @@ class Broker:
             except rexc.NoScriptError:
                 # A failover or restart emptied the script cache; nothing ran, so retry.
                 self._loaded.discard(id(client))
-            except (rexc.TimeoutError, rexc.ClusterDownError, rexc.TryAgainError,
-                    rexc.BusyLoadingError, rexc.ReadOnlyError) as exc:
+            except (
+                rexc.TimeoutError,
+                rexc.ClusterDownError,
+                rexc.TryAgainError,
+                rexc.BusyLoadingError,
+                rexc.ReadOnlyError,
+            ) as exc:
                 raise Unavailable("redis", f"{type(exc).__name__}: {exc}") from exc
         raise Unavailable("redis", f"no stable node for key {key!r}")
 
     async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         sha = self._sha[name]
-        return await self._on(
-            keys[0], lambda c: c.evalsha(sha, len(keys), *keys, *args)
-        )
+        return await self._on(keys[0], lambda c: c.evalsha(sha, len(keys), *keys, *args))
 
     # --- enqueue -------------------------------------------------------------------------
 
@@ -281,7 +297,8 @@ class Broker:
             if found:
                 tids = [d.task_id for d in found]
                 marks: list[Any] = await self._on(
-                    pk.started, lambda c, t=tids: c.hmget(pk.started, t)  # type: ignore[misc]
+                    pk.started,
+                    lambda c, t=tids: c.hmget(pk.started, t),  # type: ignore[misc]
                 )
                 for d, mark in zip(found, marks, strict=True):
                     entry, _, n = _text(mark).rpartition("|") if mark else ("", "", "0")
@@ -303,15 +320,21 @@ class Broker:
     ) -> list[int]:
         """Run step.lua: finish entries, then begin others. Raises `Fenced`."""
         fins = [
-            (f.op, f.entry_id, f.task_id) if f.op == "A" else (f.op, f.entry_id, f.task_id,
-                                                                 f.a, f.b)
+            (f.op, f.entry_id, f.task_id)
+            if f.op == "A"
+            else (f.op, f.entry_id, f.task_id, f.a, f.b)
             for f in finishes
         ]
         # use_bin_type=False: Redis's Lua cmsgpack does not decode msgpack's bin types.
-        args = [GROUP, token, consumer, dead_maxlen, msgpack.packb(fins, use_bin_type=False),
-                msgpack.packb(begins, use_bin_type=False)]
-        keys = [pk.stream, pk.lease, pk.started, pk.cancelled, pk.dead, pk.delayed,
-                pk.delayed_data]
+        args = [
+            GROUP,
+            token,
+            consumer,
+            dead_maxlen,
+            msgpack.packb(fins, use_bin_type=False),
+            msgpack.packb(begins, use_bin_type=False),
+        ]
+        keys = [pk.stream, pk.lease, pk.started, pk.cancelled, pk.dead, pk.delayed, pk.delayed_data]
         reply = await self._script("step", keys, args)
         if reply and reply[0] == b"FENCED":
             raise Fenced(pk.name, token, int(reply[1]))
@@ -448,16 +471,15 @@ class Broker:
         Besides the stored `t` (task blob), `err`, `src` and `at`, each dict carries the
         blob decoded as `id`, `k` (partition key), `n` (kind) and `p` (payload).
         """
-        got: Any = await self._on(
-            pk.dead, lambda c: c.xrange(pk.dead, after, "+", count=count)
-        )
+        got: Any = await self._on(pk.dead, lambda c: c.xrange(pk.dead, after, "+", count=count))
         out = []
         for eid, f in got:
             fields = {_text(k): v for k, v in f.items()}
             d = Delivery.decode(eid, f)
             if d is not None:
-                fields.update(id=d.task_id.encode(), k=d.key.encode(), n=d.kind.encode(),
-                              p=d.payload)
+                fields.update(
+                    id=d.task_id.encode(), k=d.key.encode(), n=d.kind.encode(), p=d.payload
+                )
             out.append((_text(eid), fields))
         return out
 

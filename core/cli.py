@@ -25,18 +25,26 @@ from core.settings import Settings
 
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
-        click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="YAML settings file (else HOMEPORT_CONFIG)."),
+        click.option(
+            "--config",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            help="YAML settings file (else HOMEPORT_CONFIG).",
+        ),
         click.option("--region", default=None, help="Region served, e.g. us-east."),
         click.option("--partitions", type=int, default=None, help="Partitions P of the region."),
         click.option("--redis-url", default=None, help="Region store URL (a seed for a cluster)."),
-        click.option("--redis-cluster/--redis-single", default=None,
-                     help="The region store is a Redis Cluster."),
+        click.option(
+            "--redis-cluster/--redis-single",
+            default=None,
+            help="The region store is a Redis Cluster.",
+        ),
         click.option("--pg-dsn", default=None, help="Record store DSN."),
         click.option("--lease-ttl-s", type=float, default=None, help="Lease TTL, seconds."),
         click.option("--heartbeat-s", type=float, default=None, help="Heartbeat, seconds."),
-        click.option("--admin-port", type=int, default=None,
-                     help="Admin HTTP port (0 any free, -1 none)."),
+        click.option(
+            "--admin-port", type=int, default=None, help="Admin HTTP port (0 any free, -1 none)."
+        ),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -48,8 +56,9 @@ def _settings(config: str | None, **overrides: Any) -> Settings:
 
 
 def _run(main: Coroutine[Any, Any, None], use_uvloop: bool = True) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if use_uvloop:
         import uvloop
 
@@ -69,8 +78,9 @@ def load_app(ref: str) -> App:
     module, _, attr = ref.partition(":")
     obj = getattr(importlib.import_module(module), attr or "app")
     if not isinstance(obj, App):
-        raise click.BadParameter(f"{ref} is a {type(obj).__name__}, not a homeport App",
-                                 param_hint="--app")
+        raise click.BadParameter(
+            f"{ref} is a {type(obj).__name__}, not a homeport App", param_hint="--app"
+        )
     return obj
 
 
@@ -83,8 +93,9 @@ def load_app(ref: str) -> App:
 @click.option("--burst", is_flag=True, help="Drain the region, then exit.")
 @click.option("--manager/--no-manager", default=True, help="Also stand as region manager.")
 @click.option("--uvloop/--no-uvloop", default=True, help="Run on uvloop.")
-def worker(app_ref: str, config: str | None, burst: bool, manager: bool, uvloop: bool,
-           **overrides: Any) -> None:
+def worker(
+    app_ref: str, config: str | None, burst: bool, manager: bool, uvloop: bool, **overrides: Any
+) -> None:
     """Run a worker: consume the partitions the region manager assigns to it."""
     from core.worker import Worker
 
@@ -94,8 +105,9 @@ def worker(app_ref: str, config: str | None, burst: bool, manager: bool, uvloop:
     async def main() -> None:
         w = Worker(app, settings, with_manager=manager)
         await w.start()
-        click.echo(f"worker {w.worker_id} region={settings.region} admin_port={w.admin_port}",
-                   err=True)
+        click.echo(
+            f"worker {w.worker_id} region={settings.region} admin_port={w.admin_port}", err=True
+        )
         await w.run(burst=burst, install_signals=True)
 
     _run(main(), uvloop)
@@ -122,10 +134,14 @@ def manager(app_ref: str | None, config: str | None, **overrides: Any) -> None:
         await broker.connect()
         metrics = Metrics()
         mgr = Manager(broker, settings, metrics, f"manager:{os.getpid()}", app)
-        admin = AdminServer(metrics, status=lambda: {"role": "manager",
-                                                     "leader": mgr.is_leader},
-                            healthy=lambda: mgr.running, ready=lambda: True,
-                            host=settings.admin_host, port=max(0, settings.admin_port))
+        admin = AdminServer(
+            metrics,
+            status=lambda: {"role": "manager", "leader": mgr.is_leader},
+            healthy=lambda: mgr.running,
+            ready=lambda: True,
+            host=settings.admin_host,
+            port=max(0, settings.admin_port),
+        )
         port = await admin.start()
         click.echo(f"manager region={settings.region} admin_port={port}", err=True)
         stop = asyncio.Event()

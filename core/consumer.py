@@ -43,10 +43,18 @@ _DEFAULT_OPTIONS = TaskOptions()
 class WorkerRuntime:
     """What every consumer of one worker shares (set up by `core.worker.Worker`)."""
 
-    def __init__(self, *, worker_id: str, app: App, broker: Broker, settings: Settings,
-                 metrics: Metrics, recorder: RecordWriter,
-                 run_sync: Callable[[Callable[[], Any]], Awaitable[Any]],
-                 rng: random.Random) -> None:
+    def __init__(
+        self,
+        *,
+        worker_id: str,
+        app: App,
+        broker: Broker,
+        settings: Settings,
+        metrics: Metrics,
+        recorder: RecordWriter,
+        run_sync: Callable[[Callable[[], Any]], Awaitable[Any]],
+        rng: random.Random,
+    ) -> None:
         self.worker_id = worker_id
         self.app = app
         self.broker = broker
@@ -178,11 +186,15 @@ class PartitionConsumer:
                 if not rt.space.is_set():
                     await rt.space.wait()
                     continue
-                count = min(s.batch_size, s.max_buffered - self._buffered,
-                            max(1, s.concurrency - rt.buffered))
+                count = min(
+                    s.batch_size,
+                    s.max_buffered - self._buffered,
+                    max(1, s.concurrency - rt.buffered),
+                )
                 got = await self._io(
                     lambda n=count: rt.broker.read_new(  # type: ignore[misc]
-                        self.pk, rt.worker_id, n, s.block_ms)
+                        self.pk, rt.worker_id, n, s.block_ms
+                    )
                 )
                 self._admit(got)
         except Fenced:
@@ -204,8 +216,13 @@ class PartitionConsumer:
                 failures += 1
                 self.rt.metrics.loop_errors.labels(what).inc()
                 if failures <= 3 or failures % 100 == 0:
-                    log.warning("partition %s: %s failed (%d in a row): %s", self.pk.name,
-                                what, failures, exc)
+                    log.warning(
+                        "partition %s: %s failed (%d in a row): %s",
+                        self.pk.name,
+                        what,
+                        failures,
+                        exc,
+                    )
                 await asyncio.sleep(_RETRY_IO_S)
 
     def _admit(self, deliveries: list[Delivery]) -> None:
@@ -236,8 +253,11 @@ class PartitionConsumer:
         self._tasks.discard(t)
         if not t.cancelled() and t.exception() is not None:
             self.rt.metrics.loop_errors.labels("consumer").inc()
-            log.error("partition %s: restarting after an unexpected error", self.pk.name,
-                      exc_info=t.exception())
+            log.error(
+                "partition %s: restarting after an unexpected error",
+                self.pk.name,
+                exc_info=t.exception(),
+            )
             self.lost = True
             self._draining = True
 
@@ -273,8 +293,12 @@ class PartitionConsumer:
         rt = self.rt
         reg = rt.app.handler(d.kind)
         if reg is None:
-            return await self._dead(d, 0, f"unknown kind {d.kind!r}: no handler is registered "
-                                    f"for it in app {rt.app.name!r} (known: {rt.app.kinds})")
+            return await self._dead(
+                d,
+                0,
+                f"unknown kind {d.kind!r}: no handler is registered "
+                f"for it in app {rt.app.name!r} (known: {rt.app.kinds})",
+            )
         if self._draining:
             return
         # A suspect runs alone from its begin to its end (see core.gate); nothing else may
@@ -294,9 +318,14 @@ class PartitionConsumer:
             rt.recorder.task(self._record(d, Status.CANCELLED, d.attempts_before))
             return
         if verdict >= s.max_deliveries:
-            return await self._dead(d, d.attempts_before + verdict, (
-                f"poison task: started {verdict} times without finishing "
-                f"(max_deliveries={s.max_deliveries}); its handler likely kills the worker"))
+            return await self._dead(
+                d,
+                d.attempts_before + verdict,
+                (
+                    f"poison task: started {verdict} times without finishing "
+                    f"(max_deliveries={s.max_deliveries}); its handler likely kills the worker"
+                ),
+            )
         if verdict:
             self._m_duplicate.inc()
         opts = reg.options
@@ -314,8 +343,11 @@ class PartitionConsumer:
                 return await self._finish(d, Finish("A", d.entry_id, d.task_id), rec)
             self._m_failed.inc()
             if attempt >= max_attempts:
-                return await self._dead(d, attempt, f"attempts exhausted ({attempt} of "
-                                        f"{max_attempts}); last error: {error}")
+                return await self._dead(
+                    d,
+                    attempt,
+                    f"attempts exhausted ({attempt} of {max_attempts}); last error: {error}",
+                )
             self._m_retried.inc()
             delay = opts.backoff_s(attempt, rt.rng)
             rec = self._record(d, Status.RETRYING, attempt, error=error)
@@ -331,16 +363,25 @@ class PartitionConsumer:
             verdict = 0
 
     async def _begin(self, d: Delivery) -> int:
-        verdict: int = await self._io(lambda: self._stepper.begin(d.entry_id, d.task_id),
-                                      "begin")
+        verdict: int = await self._io(lambda: self._stepper.begin(d.entry_id, d.task_id), "begin")
         return verdict
 
-    async def _attempt(self, d: Delivery, reg: Registration, attempt: int,
-                       unfinished_before: int) -> tuple[bool, bytes | None, str | None]:
+    async def _attempt(
+        self, d: Delivery, reg: Registration, attempt: int, unfinished_before: int
+    ) -> tuple[bool, bytes | None, str | None]:
         rt = self.rt
         cancel = asyncio.Event()
-        ctx = TaskContext(d.task_id, d.key, d.kind, d.payload, attempt, d.deliveries,
-                          self.pk.region, self.pk.number, cancel)
+        ctx = TaskContext(
+            d.task_id,
+            d.key,
+            d.kind,
+            d.payload,
+            attempt,
+            d.deliveries,
+            self.pk.region,
+            self.pk.number,
+            cancel,
+        )
         started = time.time()
         self._m_started.inc()
         rt.recorder.task(self._record(d, Status.RUNNING, attempt, started=started))
@@ -357,12 +398,26 @@ class PartitionConsumer:
         finally:
             rt.inflight -= 1
             self._running.pop(d.task_id, None)
-        status = Status.SUCCEEDED if ok else (
-            Status.CANCELLED if error == "cancelled" else Status.FAILED)
-        rt.recorder.attempt(AttemptRecord(
-            d.task_id, attempt, d.entry_id, rt.worker_id, self.pk.region, self.pk.number,
-            status, started, time.time(), unfinished_before > 0, error,
-        ))
+        status = (
+            Status.SUCCEEDED
+            if ok
+            else (Status.CANCELLED if error == "cancelled" else Status.FAILED)
+        )
+        rt.recorder.attempt(
+            AttemptRecord(
+                d.task_id,
+                attempt,
+                d.entry_id,
+                rt.worker_id,
+                self.pk.region,
+                self.pk.number,
+                status,
+                started,
+                time.time(),
+                unfinished_before > 0,
+                error,
+            )
+        )
         return ok, value, error
 
     async def _dead(self, d: Delivery, attempts: int, reason: str) -> None:
@@ -394,22 +449,42 @@ class PartitionConsumer:
             # key's next begin failed with it and retries after the same pause).
             self.rt.metrics.loop_errors.labels("finish").inc()
             if failures < 3 or failures % 100 == 0:
-                log.warning("partition %s: finish failed (%d in a row): %s", self.pk.name,
-                            failures + 1, exc)
+                log.warning(
+                    "partition %s: finish failed (%d in a row): %s", self.pk.name, failures + 1, exc
+                )
             asyncio.get_running_loop().call_later(
-                _RETRY_IO_S / 2, self._send_finish, f, failures + 1)
+                _RETRY_IO_S / 2, self._send_finish, f, failures + 1
+            )
 
         fut.add_done_callback(done)
 
-    def _record(self, d: Delivery, status: Status, attempts: int, *, result: bytes | None = None,
-                error: str | None = None, started: float | None = None,
-                finished: bool = False) -> TaskRecord:
+    def _record(
+        self,
+        d: Delivery,
+        status: Status,
+        attempts: int,
+        *,
+        result: bytes | None = None,
+        error: str | None = None,
+        started: float | None = None,
+        finished: bool = False,
+    ) -> TaskRecord:
         return TaskRecord(
-            id=d.task_id, partition_key=d.key, partition=self.pk.number, region=self.pk.region,
-            kind=d.kind, status=status, attempts=attempts, payload=d.payload,
-            scheduled_at=d.scheduled_ms / 1000 if d.scheduled_ms else None, epoch=d.epoch,
-            result=result, error=error, enqueued_at=d.enqueued_ms / 1000 or None,
-            started_at=started, finished_at=time.time() if finished else None,
+            id=d.task_id,
+            partition_key=d.key,
+            partition=self.pk.number,
+            region=self.pk.region,
+            kind=d.kind,
+            status=status,
+            attempts=attempts,
+            payload=d.payload,
+            scheduled_at=d.scheduled_ms / 1000 if d.scheduled_ms else None,
+            epoch=d.epoch,
+            result=result,
+            error=error,
+            enqueued_at=d.enqueued_ms / 1000 or None,
+            started_at=started,
+            finished_at=time.time() if finished else None,
         )
 
 

@@ -57,25 +57,30 @@ class Control:
                 rec = None
             if rec is not None and rec.status.rank >= 3:
                 raise AlreadyFinished(task_id, rec.status.value)
-        state = await self._broker.cancel(self._rk.partition(p), task_id,
-                                          int(time.time() * 1000))
+        state = await self._broker.cancel(self._rk.partition(p), task_id, int(time.time() * 1000))
         if state == "running":
             return "signalled"
         if self._store is not None:
-            status = await self._store.mark_cancelled(task_id, partition_key, p,
-                                                      self._settings.region)
+            status = await self._store.mark_cancelled(
+                task_id, partition_key, p, self._settings.region
+            )
             if status != Status.CANCELLED:
                 return "signalled"
         return "cancelled"
 
-    async def dead_letters(self, partition: int, count: int = 100,
-                           after: str = "-") -> list[DeadLetter]:
+    async def dead_letters(
+        self, partition: int, count: int = 100, after: str = "-"
+    ) -> list[DeadLetter]:
         got = await self._broker.dead_letters(self._rk.partition(partition), count, after)
         return [
             DeadLetter(
-                dead_id=eid, task_id=f.get("id", b"").decode(), partition_key=f.get(
-                    "k", b"").decode(), kind=f.get("n", b"").decode(), payload=f.get("p", b""),
-                error=f.get("err", b"").decode(), attempts=int(f.get("at", b"0") or 0),
+                dead_id=eid,
+                task_id=f.get("id", b"").decode(),
+                partition_key=f.get("k", b"").decode(),
+                kind=f.get("n", b"").decode(),
+                payload=f.get("p", b""),
+                error=f.get("err", b"").decode(),
+                attempts=int(f.get("at", b"0") or 0),
             )
             for eid, f in got
         ]

@@ -29,10 +29,22 @@ def pack(task: Task, now_ms: int, epoch: int) -> tuple[int, bytes]:
     # Rounded up: a task may start late by under a millisecond, never early.
     sched = 0 if task.scheduled_at is None else math.ceil(task.scheduled_at * 1000)
     deadline = 0 if task.deadline is None else int(task.deadline * 1000)
-    blob = msgpack.packb([
-        task.id, task.partition_key, task.kind, task.payload, sched, task.max_attempts,
-        deadline, task.durability.value, now_ms, 0, epoch,
-    ], use_bin_type=True)
+    blob = msgpack.packb(
+        [
+            task.id,
+            task.partition_key,
+            task.kind,
+            task.payload,
+            sched,
+            task.max_attempts,
+            deadline,
+            task.durability.value,
+            now_ms,
+            0,
+            epoch,
+        ],
+        use_bin_type=True,
+    )
     return (sched if sched > now_ms else 0), blob
 
 
@@ -62,28 +74,56 @@ class Delivery:
     prior_starts: int = 0
 
     @classmethod
-    def decode(cls, entry_id: bytes | str, fields: dict[bytes, bytes],
-               deliveries: int = 1) -> Delivery | None:
+    def decode(
+        cls, entry_id: bytes | str, fields: dict[bytes, bytes], deliveries: int = 1
+    ) -> Delivery | None:
         """The delivery of a stream entry, or None if the entry is not a task blob."""
         eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         try:
             v = msgpack.unpackb(fields[b"t"], raw=True)
             return cls(
-                eid, v[0].decode(), v[1].decode("utf-8", "surrogatepass"), v[2].decode(),
-                bytes(v[3]), int(v[4]), max(1, int(v[5])), int(v[6]), v[7].decode(),
-                int(v[8]), int(v[9]), int(v[10]), deliveries,
+                eid,
+                v[0].decode(),
+                v[1].decode("utf-8", "surrogatepass"),
+                v[2].decode(),
+                bytes(v[3]),
+                int(v[4]),
+                max(1, int(v[5])),
+                int(v[6]),
+                v[7].decode(),
+                int(v[8]),
+                int(v[9]),
+                int(v[10]),
+                deliveries,
             )
-        except (KeyError, ValueError, TypeError, IndexError, AttributeError,
-                msgpack.UnpackException):
+        except (
+            KeyError,
+            ValueError,
+            TypeError,
+            IndexError,
+            AttributeError,
+            msgpack.UnpackException,
+        ):
             return None
 
     def repack(self, attempts_before: int) -> bytes:
         """The blob of this task with a new attempts_before (unordered retries)."""
-        blob: bytes = msgpack.packb([
-            self.task_id, self.key, self.kind, self.payload, self.scheduled_ms,
-            self.max_attempts, self.deadline_ms, self.durability, self.enqueued_ms,
-            attempts_before, self.epoch,
-        ], use_bin_type=True)
+        blob: bytes = msgpack.packb(
+            [
+                self.task_id,
+                self.key,
+                self.kind,
+                self.payload,
+                self.scheduled_ms,
+                self.max_attempts,
+                self.deadline_ms,
+                self.durability,
+                self.enqueued_ms,
+                attempts_before,
+                self.epoch,
+            ],
+            use_bin_type=True,
+        )
         return blob
 
     @property

@@ -58,8 +58,7 @@ class Loop:
                 self._failures += 1
                 self.metrics.loop_errors.labels(self.name).inc()
                 if self._failures <= 3 or self._failures % 100 == 0:
-                    log.warning("%s step failed (%d in a row): %s", self.name,
-                                self._failures, exc)
+                    log.warning("%s step failed (%d in a row): %s", self.name, self._failures, exc)
             sleep = self.interval_s if delay is None else max(0.0, delay)
             try:
                 await asyncio.wait_for(self._stop.wait(), timeout=sleep)

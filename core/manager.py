@@ -33,8 +33,15 @@ class Manager(Loop):
 
     name = "manager"
 
-    def __init__(self, broker: Broker, settings: Settings, metrics: Metrics, candidate: str,
-                 app: App | None = None, epoch: Callable[[], int] = lambda: 0) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        settings: Settings,
+        metrics: Metrics,
+        candidate: str,
+        app: App | None = None,
+        epoch: Callable[[], int] = lambda: 0,
+    ) -> None:
         super().__init__(settings.heartbeat_s, metrics)
         self._broker = broker
         self._settings = settings
@@ -65,8 +72,7 @@ class Manager(Loop):
         wanted = balance(current, workers, self._settings.partitions)
         changes = {p: w for p, w in wanted.items() if current.get(p) != w}
         if changes:
-            log.info("rebalance over %d workers: %d partition(s) move", len(workers),
-                     len(changes))
+            log.info("rebalance over %d workers: %d partition(s) move", len(workers), len(changes))
             await self._broker.set_assignment(self._rk, changes)
         return wanted
 
@@ -80,8 +86,9 @@ class Manager(Loop):
             if self._last_tick.get(per.name) == tick:
                 continue
             self._last_tick[per.name] = tick
-            tasks.append(new_task(per.key, per.kind, per.payload,
-                                  id=f"periodic:{per.name}:{int(tick)}"))
+            tasks.append(
+                new_task(per.key, per.kind, per.payload, id=f"periodic:{per.name}:{int(tick)}")
+            )
         if not tasks:
             return 0
         results = await self._producer.submit_many(tasks, epoch=self._epoch())

@@ -54,13 +54,14 @@ class Membership(Loop):
                 self._hand_over(p)
         new = [p for p in sorted(mine - self.consumers.keys())]
         pks = [c.pk for _, c in keep] + [self._rk.partition(p) for p in new]
-        tokens = await rt.broker.acquire_many([(pk.lease, pk.fence) for pk in pks],
-                                              rt.worker_id, ttl_ms)
+        tokens = await rt.broker.acquire_many(
+            [(pk.lease, pk.fence) for pk in pks], rt.worker_id, ttl_ms
+        )
         for (p, c), token in zip(keep, tokens, strict=False):
             if token != c.token and self.consumers.get(p) is c:
                 log.warning("lost the lease of %s (token %d -> %d)", c.pk.name, c.token, token)
                 await self._drop(p, graceful=False)
-        for p, token in zip(new, tokens[len(keep):], strict=True):
+        for p, token in zip(new, tokens[len(keep) :], strict=True):
             if token > 0:
                 consumer = PartitionConsumer(rt, self._rk.partition(p), token)
                 self.consumers[p] = consumer
@@ -96,8 +97,7 @@ class Membership(Loop):
         else:
             await consumer.abort()
 
-    async def release_all(self, *, graceful: bool,
-                          stop_now: asyncio.Event | None = None) -> None:
+    async def release_all(self, *, graceful: bool, stop_now: asyncio.Event | None = None) -> None:
         """Stop every consumer (draining if `graceful`, until `stop_now` is set) and
         release their leases."""
         self.accepting = False

@@ -11,7 +11,21 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _RP = ("region", "partition")
 _LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
 )
 
 
@@ -21,51 +35,93 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.enqueued = Counter("homeport_enqueued", "Tasks accepted into a stream or the "
-                                "delayed set", _RP, registry=r)
-        self.duplicate_submits = Counter("homeport_duplicate_submits", "Submits answered "
-                                         "from the dedup window", _RP, registry=r)
-        self.fenced = Counter("homeport_fenced", "Writes refused for a stale epoch or lease "
-                              "token", _RP, registry=r)
-        self.not_replicated = Counter("homeport_not_replicated", "Submits not acknowledged "
-                                      "because WAIT saw too few replicas", _RP, registry=r)
-        self.started = Counter("homeport_started", "Handler executions started", _RP,
-                               registry=r)
-        self.succeeded = Counter("homeport_succeeded", "Tasks finished successfully", _RP,
-                                 registry=r)
+        self.enqueued = Counter(
+            "homeport_enqueued", "Tasks accepted into a stream or the delayed set", _RP, registry=r
+        )
+        self.duplicate_submits = Counter(
+            "homeport_duplicate_submits", "Submits answered from the dedup window", _RP, registry=r
+        )
+        self.fenced = Counter(
+            "homeport_fenced", "Writes refused for a stale epoch or lease token", _RP, registry=r
+        )
+        self.not_replicated = Counter(
+            "homeport_not_replicated",
+            "Submits not acknowledged because WAIT saw too few replicas",
+            _RP,
+            registry=r,
+        )
+        self.started = Counter("homeport_started", "Handler executions started", _RP, registry=r)
+        self.succeeded = Counter(
+            "homeport_succeeded", "Tasks finished successfully", _RP, registry=r
+        )
         self.failed = Counter("homeport_failed", "Attempts that raised", _RP, registry=r)
-        self.retried = Counter("homeport_retried", "Failed attempts scheduled again", _RP,
-                               registry=r)
-        self.dead = Counter("homeport_dead", "Tasks moved to the dead-letter stream", _RP,
-                            registry=r)
-        self.cancelled = Counter("homeport_cancelled", "Tasks skipped because cancelled "
-                                 "before start", _RP, registry=r)
+        self.retried = Counter(
+            "homeport_retried", "Failed attempts scheduled again", _RP, registry=r
+        )
+        self.dead = Counter(
+            "homeport_dead", "Tasks moved to the dead-letter stream", _RP, registry=r
+        )
+        self.cancelled = Counter(
+            "homeport_cancelled", "Tasks skipped because cancelled before start", _RP, registry=r
+        )
         self.duplicate_executions = Counter(
-            "homeport_duplicate_executions", "Executions of an entry whose handler had "
-            "already been started by an earlier delivery", _RP, registry=r)
-        self.reclaimed = Counter("homeport_reclaimed", "Pending entries taken over from a "
-                                 "previous partition owner", _RP, registry=r)
-        self.promoted = Counter("homeport_promoted", "Delayed tasks moved into the stream",
-                                _RP, registry=r)
-        self.trimmed = Counter("homeport_trimmed", "Acknowledged entries trimmed from the "
-                               "stream", _RP, registry=r)
-        self.queue_depth = Gauge("homeport_queue_depth", "Entries per state (ready, pending, "
-                                 "delayed)", (*_RP, "state"), registry=r)
-        self.oldest_pending_age = Gauge("homeport_oldest_pending_age_seconds", "Age of the "
-                                        "oldest delivered-but-unacked entry", _RP, registry=r)
-        self.latency = Histogram("homeport_end_to_end_latency_seconds", "From ready "
-                                 "(enqueue or due time) to handler start", _RP,
-                                 buckets=_LATENCY_BUCKETS, registry=r)
-        self.record_lag = Gauge("homeport_record_writer_lag_seconds", "Age of the oldest "
-                                "record not yet written to PostgreSQL", registry=r)
-        self.records_written = Counter("homeport_records_written", "Rows written to the "
-                                       "record store", ("table",), registry=r)
-        self.loop_errors = Counter("homeport_loop_errors", "Errors caught and logged by "
-                                   "background loops", ("loop",), registry=r)
-        self.owned_partitions = Gauge("homeport_owned_partitions", "Partitions this worker "
-                                      "holds the lease of", ("region",), registry=r)
-        self.inflight = Gauge("homeport_inflight", "Handlers running now", ("region",),
-                              registry=r)
+            "homeport_duplicate_executions",
+            "Executions of an entry whose handler had already been started by an earlier delivery",
+            _RP,
+            registry=r,
+        )
+        self.reclaimed = Counter(
+            "homeport_reclaimed",
+            "Pending entries taken over from a previous partition owner",
+            _RP,
+            registry=r,
+        )
+        self.promoted = Counter(
+            "homeport_promoted", "Delayed tasks moved into the stream", _RP, registry=r
+        )
+        self.trimmed = Counter(
+            "homeport_trimmed", "Acknowledged entries trimmed from the stream", _RP, registry=r
+        )
+        self.queue_depth = Gauge(
+            "homeport_queue_depth",
+            "Entries per state (ready, pending, delayed)",
+            (*_RP, "state"),
+            registry=r,
+        )
+        self.oldest_pending_age = Gauge(
+            "homeport_oldest_pending_age_seconds",
+            "Age of the oldest delivered-but-unacked entry",
+            _RP,
+            registry=r,
+        )
+        self.latency = Histogram(
+            "homeport_end_to_end_latency_seconds",
+            "From ready (enqueue or due time) to handler start",
+            _RP,
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.record_lag = Gauge(
+            "homeport_record_writer_lag_seconds",
+            "Age of the oldest record not yet written to PostgreSQL",
+            registry=r,
+        )
+        self.records_written = Counter(
+            "homeport_records_written", "Rows written to the record store", ("table",), registry=r
+        )
+        self.loop_errors = Counter(
+            "homeport_loop_errors",
+            "Errors caught and logged by background loops",
+            ("loop",),
+            registry=r,
+        )
+        self.owned_partitions = Gauge(
+            "homeport_owned_partitions",
+            "Partitions this worker holds the lease of",
+            ("region",),
+            registry=r,
+        )
+        self.inflight = Gauge("homeport_inflight", "Handlers running now", ("region",), registry=r)
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a sample, summed over label sets matching `labels` (tests)."""

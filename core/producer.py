@@ -76,7 +76,7 @@ class Producer:
             by_part.setdefault(partition_of(task.partition_key, parts), []).append(i)
         results: list[SubmitResult | None] = [None] * len(tasks)
         chunks = [
-            (p, idx[lo:lo + _CHUNK])
+            (p, idx[lo : lo + _CHUNK])
             for p, idx in by_part.items()
             for lo in range(0, len(idx), _CHUNK)
         ]
@@ -88,9 +88,7 @@ class Producer:
                 results[i] = res
         return [r for r in results if r is not None]
 
-    async def _submit_partition(
-        self, p: int, tasks: list[Task], epoch: int
-    ) -> list[SubmitResult]:
+    async def _submit_partition(self, p: int, tasks: list[Task], epoch: int) -> list[SubmitResult]:
         pk = self._region.partition(p)
         now_ms = int(time.time() * 1000)
         args: list[object] = []
@@ -101,9 +99,13 @@ class Producer:
         labels = (self._settings.region, str(p))
         try:
             replies, acked = await self._broker.enqueue(
-                pk, [t.id for t in tasks], args, epoch=epoch,
+                pk,
+                [t.id for t in tasks],
+                args,
+                epoch=epoch,
                 dedup_window_ms=int(self._settings.dedup_window_s * 1000),
-                wait_replicas=wanted, wait_timeout_ms=self._settings.wait_timeout_ms,
+                wait_replicas=wanted,
+                wait_timeout_ms=self._settings.wait_timeout_ms,
             )
         except HomeportError as exc:
             if exc.code == "FENCED":
@@ -115,8 +117,11 @@ class Producer:
             need = self._wait[task.durability]
             if acked < need:
                 counts[2] += 1
-                out.append(SubmitResult(task.id, p, reply.ref, reply.status == 2,
-                                        NotReplicated(need, acked)))
+                out.append(
+                    SubmitResult(
+                        task.id, p, reply.ref, reply.status == 2, NotReplicated(need, acked)
+                    )
+                )
             elif reply.status == 2:
                 counts[1] += 1
                 out.append(SubmitResult(task.id, p, reply.ref, True))
@@ -124,8 +129,9 @@ class Producer:
                 counts[0] += 1
                 out.append(SubmitResult(task.id, p, reply.ref, False))
         m = self._metrics
-        for counter, n in zip((m.enqueued, m.duplicate_submits, m.not_replicated), counts,
-                              strict=True):
+        for counter, n in zip(
+            (m.enqueued, m.duplicate_submits, m.not_replicated), counts, strict=True
+        ):
             if n:
                 counter.labels(*labels).inc(n)
         return out

@@ -25,8 +25,13 @@ class Promoter(Loop):
 
     name = "promoter"
 
-    def __init__(self, broker: Broker, partitions: Callable[[], list[PartitionKeys]],
-                 interval_s: float, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        partitions: Callable[[], list[PartitionKeys]],
+        interval_s: float,
+        metrics: Metrics,
+    ) -> None:
         super().__init__(interval_s, metrics)
         self._broker = broker
         self._partitions = partitions

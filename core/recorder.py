@@ -36,8 +36,13 @@ def _merge(old: TaskRecord, new: TaskRecord) -> TaskRecord:
 class RecordWriter:
     """Batches records for one `RecordStore`; with no store it drops them (benchmarks)."""
 
-    def __init__(self, store: RecordStore | None, metrics: Metrics, batch_max: int = 5000,
-                 linger_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        store: RecordStore | None,
+        metrics: Metrics,
+        batch_max: int = 5000,
+        linger_s: float = 0.0,
+    ) -> None:
         self._store = store
         self._metrics = metrics
         self._batch_max = batch_max
@@ -115,7 +120,7 @@ class RecordWriter:
         try:
             n = self._batch_max
             for lo in range(0, max(len(tasks), len(attempts)), n):
-                await self._store.write(tasks[lo:lo + n], attempts[lo:lo + n])
+                await self._store.write(tasks[lo : lo + n], attempts[lo : lo + n])
         except Exception:
             # Put the batch back (merging with newer records) and let the loop retry: a
             # record is never dropped; acks wait meanwhile, which back-pressures workers.

@@ -94,16 +94,33 @@ class Settings:
 
     def __post_init__(self) -> None:
         positive = (
-            "partitions", "dedup_window_s", "wait_timeout_ms", "batch_size", "concurrency",
-            "sync_threads", "max_buffered", "lease_ttl_s", "heartbeat_s", "max_deliveries",
-            "promote_interval_s", "trim_interval_s", "record_batch_max", "max_payload_bytes",
+            "partitions",
+            "dedup_window_s",
+            "wait_timeout_ms",
+            "batch_size",
+            "concurrency",
+            "sync_threads",
+            "max_buffered",
+            "lease_ttl_s",
+            "heartbeat_s",
+            "max_deliveries",
+            "promote_interval_s",
+            "trim_interval_s",
+            "record_batch_max",
+            "max_payload_bytes",
             "max_key_bytes",
         )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise InvalidArgument(name, getattr(self, name), "must be greater than zero")
-        for name in ("region_replicas", "global_replicas", "block_ms", "record_flush_s",
-                     "shutdown_grace_s", "dead_maxlen"):
+        for name in (
+            "region_replicas",
+            "global_replicas",
+            "block_ms",
+            "record_flush_s",
+            "shutdown_grace_s",
+            "dead_maxlen",
+        ):
             if getattr(self, name) < 0:
                 raise InvalidArgument(name, getattr(self, name), "must not be negative")
         if not self.region or "/" in self.region or "{" in self.region:

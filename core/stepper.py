@@ -24,8 +24,15 @@ BEGIN_CANCELLED = -1
 class Stepper:
     """Group-commits begin/finish ops of one partition under one lease token."""
 
-    def __init__(self, broker: Broker, pk: PartitionKeys, token: int, consumer: str,
-                 dead_maxlen: int, max_ops: int = 1000) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        pk: PartitionKeys,
+        token: int,
+        consumer: str,
+        dead_maxlen: int,
+        max_ops: int = 1000,
+    ) -> None:
         self._broker = broker
         self._pk = pk
         self._token = token
@@ -94,14 +101,18 @@ class Stepper:
 
     async def run_once(self) -> None:
         """Send up to `max_ops` queued finishes and begins in one script call."""
-        fin, self._finishes = self._finishes[: self._max_ops], self._finishes[self._max_ops:]
-        beg, self._begins = self._begins[: self._max_ops], self._begins[self._max_ops:]
+        fin, self._finishes = self._finishes[: self._max_ops], self._finishes[self._max_ops :]
+        beg, self._begins = self._begins[: self._max_ops], self._begins[self._max_ops :]
         if not self.idle:
             self._wake.set()
         try:
             verdicts = await self._broker.step(
-                self._pk, self._token, self._consumer, [f for f, _ in fin],
-                [b for b, _ in beg], self._dead_maxlen,
+                self._pk,
+                self._token,
+                self._consumer,
+                [f for f, _ in fin],
+                [b for b, _ in beg],
+                self._dead_maxlen,
             )
         except Exception as exc:  # noqa: BLE001 - handed to every waiter
             if isinstance(exc, Fenced):

@@ -124,11 +124,37 @@ CREATE TEMP TABLE hp_attempts_in (
   status text, duplicate bool, started_at float8, finished_at float8, error_log text
 ) ON COMMIT DELETE ROWS;
 """
-_TASK_IN = ("id", "partition_key", "partition", "region", "kind", "payload", "scheduled_at",
-            "epoch", "status", "status_rank", "attempts", "result", "error", "enqueued_at",
-            "started_at", "finished_at")
-_ATTEMPT_IN = ("task_id", "attempt", "entry_id", "worker", "region", "partition", "status",
-               "duplicate", "started_at", "finished_at", "error_log")
+_TASK_IN = (
+    "id",
+    "partition_key",
+    "partition",
+    "region",
+    "kind",
+    "payload",
+    "scheduled_at",
+    "epoch",
+    "status",
+    "status_rank",
+    "attempts",
+    "result",
+    "error",
+    "enqueued_at",
+    "started_at",
+    "finished_at",
+)
+_ATTEMPT_IN = (
+    "task_id",
+    "attempt",
+    "entry_id",
+    "worker",
+    "region",
+    "partition",
+    "status",
+    "duplicate",
+    "started_at",
+    "finished_at",
+    "error_log",
+)
 _MERGE_SQL = f"""
 WITH t AS (
   INSERT INTO tasks AS t (id, partition_key, partition, region, kind, payload, scheduled_at,
@@ -190,8 +216,9 @@ class RecordStore:
     @classmethod
     async def connect(cls, dsn: str, *, max_size: int = 4) -> RecordStore:
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size,
-                                             init=_init_connection)
+            pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=max_size, init=_init_connection
+            )
         except (OSError, asyncpg.PostgresError) as exc:
             raise Unavailable("postgresql", f"{type(exc).__name__}: {exc}") from exc
         return cls(pool)
@@ -204,8 +231,12 @@ class RecordStore:
         try:
             async with self._pool.acquire() as conn:
                 yield conn
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                asyncpg.CannotConnectNowError) as exc:
+        except (
+            OSError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+            asyncpg.CannotConnectNowError,
+        ) as exc:
             raise Unavailable("postgresql", f"{type(exc).__name__}: {exc}") from exc
 
     async def migrate(self) -> list[str]:
@@ -241,14 +272,40 @@ class RecordStore:
         of task rows changed and attempt rows inserted.
         """
         trows = [
-            (t.id, t.partition_key, t.partition, t.region, t.kind, t.payload, t.scheduled_at,
-             t.epoch, t.status.value, _RANK[t.status], t.attempts, t.result, t.error,
-             t.enqueued_at, t.started_at, t.finished_at)
+            (
+                t.id,
+                t.partition_key,
+                t.partition,
+                t.region,
+                t.kind,
+                t.payload,
+                t.scheduled_at,
+                t.epoch,
+                t.status.value,
+                _RANK[t.status],
+                t.attempts,
+                t.result,
+                t.error,
+                t.enqueued_at,
+                t.started_at,
+                t.finished_at,
+            )
             for t in tasks
         ]
         arows = [
-            (a.task_id, a.attempt, a.entry_id, a.worker, a.region, a.partition,
-             a.status.value, a.duplicate, a.started_at, a.finished_at, a.error)
+            (
+                a.task_id,
+                a.attempt,
+                a.entry_id,
+                a.worker,
+                a.region,
+                a.partition,
+                a.status.value,
+                a.duplicate,
+                a.started_at,
+                a.finished_at,
+                a.error,
+            )
             for a in attempts
         ]
         if max(len(trows), len(arows)) < _COPY_FROM_ROWS:
@@ -259,11 +316,11 @@ class RecordStore:
             return int(got[0]), int(got[1])
         async with self._conn() as conn, conn.transaction():
             if trows:
-                await conn.copy_records_to_table("hp_tasks_in", records=trows,
-                                                 columns=_TASK_IN)
+                await conn.copy_records_to_table("hp_tasks_in", records=trows, columns=_TASK_IN)
             if arows:
-                await conn.copy_records_to_table("hp_attempts_in", records=arows,
-                                                 columns=_ATTEMPT_IN)
+                await conn.copy_records_to_table(
+                    "hp_attempts_in", records=arows, columns=_ATTEMPT_IN
+                )
             got = await conn.fetchrow(_MERGE_SQL)
         return int(got[0]), int(got[1])
 
@@ -288,17 +345,27 @@ class RecordStore:
             rows = await conn.fetch(
                 "SELECT task_id, attempt, entry_id, worker, region, partition, status, "
                 "extract(epoch from started_at), extract(epoch from finished_at), duplicate, "
-                f"error_log FROM attempts {cond} ORDER BY started_at, id", *args
+                f"error_log FROM attempts {cond} ORDER BY started_at, id",
+                *args,
             )
         return [
-            AttemptRecord(r[0], r[1], r[2], r[3], r[4], r[5], Status(r[6]), float(r[7]),
-                          None if r[8] is None else float(r[8]), r[9], r[10])
+            AttemptRecord(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                Status(r[6]),
+                float(r[7]),
+                None if r[8] is None else float(r[8]),
+                r[9],
+                r[10],
+            )
             for r in rows
         ]
 
-    async def cancel(
-        self, task_id: str, partition_key: str, partition: int, region: str
-    ) -> Status:
+    async def cancel(self, task_id: str, partition_key: str, partition: int, region: str) -> Status:
         """Same as `mark_cancelled` (the facade name)."""
         return await self.mark_cancelled(task_id, partition_key, partition, region)
 
@@ -313,7 +380,11 @@ class RecordStore:
                 "status_rank, finished_at) VALUES ($1, $2, $3, $4, '', 'cancelled', 3, $5) "
                 "ON CONFLICT (id) DO UPDATE SET status = 'cancelled', status_rank = 3, "
                 "finished_at = $5, updated_at = now() WHERE t.status_rank < 1",
-                task_id, partition_key, partition, region, now,
+                task_id,
+                partition_key,
+                partition,
+                region,
+                now,
             )
             status = await conn.fetchval("SELECT status FROM tasks WHERE id = $1", task_id)
         return Status(status)
@@ -330,8 +401,19 @@ def _task_from_row(r: asyncpg.Record) -> TaskRecord:
         return None if v is None else float(v)
 
     return TaskRecord(
-        id=r[0], partition_key=r[1], partition=r[2], region=r[3], kind=r[4],
-        payload=r[5], scheduled_at=f(r[6]), epoch=r[7], status=Status(r[8]), attempts=r[9],
-        result=r[10], error=r[11], enqueued_at=f(r[12]), started_at=f(r[13]),
+        id=r[0],
+        partition_key=r[1],
+        partition=r[2],
+        region=r[3],
+        kind=r[4],
+        payload=r[5],
+        scheduled_at=f(r[6]),
+        epoch=r[7],
+        status=Status(r[8]),
+        attempts=r[9],
+        result=r[10],
+        error=r[11],
+        enqueued_at=f(r[12]),
+        started_at=f(r[13]),
         finished_at=f(r[14]),
     )

@@ -83,15 +83,18 @@ def new_task(
     _check_key(partition_key, limits)
     if not isinstance(kind, str) or not _KIND_RE.match(kind):
         raise InvalidArgument(
-            "kind", kind, "must be 1-128 chars of letters, digits, '_', '.', ':' or '-', "
-            "starting with a letter or '_' (the name a handler was registered under)"
+            "kind",
+            kind,
+            "must be 1-128 chars of letters, digits, '_', '.', ':' or '-', "
+            "starting with a letter or '_' (the name a handler was registered under)",
         )
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise InvalidArgument("payload", type(payload).__name__, "must be bytes")
     payload = bytes(payload)
     if len(payload) > limits.max_payload_bytes:
         raise InvalidArgument(
-            "payload", f"<{len(payload)} bytes>",
+            "payload",
+            f"<{len(payload)} bytes>",
             f"is larger than the {limits.max_payload_bytes}-byte limit; store the data "
             "elsewhere and send a reference",
         )
@@ -126,7 +129,8 @@ def _check_key(key: object, limits: Limits) -> None:
     size = len(key.encode("utf-8", errors="surrogatepass"))
     if size > limits.max_key_bytes:
         raise InvalidArgument(
-            "partition_key", key,
+            "partition_key",
+            key,
             f"is {size} bytes of UTF-8, over the {limits.max_key_bytes}-byte limit; "
             "use a shorter stable id",
         )
@@ -141,7 +145,8 @@ def _check_time(
         raise InvalidArgument(field, value, "must be unix seconds as a number")
     if value > now + limits.max_schedule_ahead_s:
         raise InvalidArgument(
-            field, value,
+            field,
+            value,
             f"is more than {limits.max_schedule_ahead_s:.0f} s ahead; it must be unix "
             "seconds (not milliseconds) within a year",
         )

@@ -21,8 +21,14 @@ class Trimmer(Loop):
 
     name = "trimmer"
 
-    def __init__(self, broker: Broker, partitions: Callable[[], list[PartitionKeys]],
-                 interval_s: float, cancel_ttl_s: float, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        partitions: Callable[[], list[PartitionKeys]],
+        interval_s: float,
+        cancel_ttl_s: float,
+        metrics: Metrics,
+    ) -> None:
         super().__init__(interval_s, metrics)
         self._broker = broker
         self._partitions = partitions

@@ -47,9 +47,16 @@ _BURST_POLL_S = 0.05
 class Worker:
     """A worker of one region; see the module docstring."""
 
-    def __init__(self, app: App, settings: Settings, *, with_manager: bool = True,
-                 worker_id: str | None = None, metrics: Metrics | None = None,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        app: App,
+        settings: Settings,
+        *,
+        with_manager: bool = True,
+        worker_id: str | None = None,
+        metrics: Metrics | None = None,
+        seed: int | None = None,
+    ) -> None:
         self.app = app
         self.settings = settings
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{str(ULID())[-6:]}"
@@ -58,8 +65,9 @@ class Worker:
         self._rng = random.Random(seed)
         self._broker = Broker(settings.redis_url, cluster=settings.redis_cluster)
         self._store: RecordStore | None = None
-        self._pool = concurrent.futures.ThreadPoolExecutor(settings.sync_threads,
-                                                           thread_name_prefix="handler")
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            settings.sync_threads, thread_name_prefix="handler"
+        )
         self._stop = asyncio.Event()
         self._stop_now = asyncio.Event()
         self._started = False
@@ -75,17 +83,25 @@ class Worker:
         await self._broker.connect()
         if s.pg_dsn:
             self._store = await RecordStore.connect(s.pg_dsn)
-        self.recorder = RecordWriter(self._store, self.metrics, s.record_batch_max,
-                                     s.record_flush_s)
+        self.recorder = RecordWriter(
+            self._store, self.metrics, s.record_batch_max, s.record_flush_s
+        )
         self.recorder.start()
         loop = asyncio.get_running_loop()
 
         def run_sync(fn: Callable[[], Any]) -> asyncio.Future[Any]:
             return loop.run_in_executor(self._pool, fn)
 
-        rt = WorkerRuntime(worker_id=self.worker_id, app=self.app, broker=self._broker,
-                           settings=s, metrics=self.metrics, recorder=self.recorder,
-                           run_sync=run_sync, rng=self._rng)
+        rt = WorkerRuntime(
+            worker_id=self.worker_id,
+            app=self.app,
+            broker=self._broker,
+            settings=s,
+            metrics=self.metrics,
+            recorder=self.recorder,
+            run_sync=run_sync,
+            rng=self._rng,
+        )
         self.membership = Membership(rt)
         owned = self._owned
         self._loops = [
@@ -97,14 +113,20 @@ class Worker:
             self.manager = Manager(self._broker, s, self.metrics, self.worker_id, self.app)
             self._loops.insert(0, self.manager)
         # Register before the first manager step so a fresh region assigns at once.
-        await self._broker.heartbeat(RegionKeys(s.region), self.worker_id,
-                                     int(s.lease_ttl_s * 1000))
+        await self._broker.heartbeat(
+            RegionKeys(s.region), self.worker_id, int(s.lease_ttl_s * 1000)
+        )
         for lp in self._loops:
             lp.start()
         if s.admin_port >= 0:
-            self._admin = AdminServer(self.metrics, status=self.status,
-                                      healthy=self._healthy, ready=lambda: self._started,
-                                      host=s.admin_host, port=s.admin_port)
+            self._admin = AdminServer(
+                self.metrics,
+                status=self.status,
+                healthy=self._healthy,
+                ready=lambda: self._started,
+                host=s.admin_host,
+                port=s.admin_port,
+            )
             self.admin_port = await self._admin.start()
         self._started = True
 
@@ -117,7 +139,9 @@ class Worker:
     def status(self) -> dict[str, Any]:
         m = self.membership
         return {
-            "role": "worker", "worker_id": self.worker_id, "region": self.settings.region,
+            "role": "worker",
+            "worker_id": self.worker_id,
+            "region": self.settings.region,
             "partitions": sorted(m.consumers) if m else [],
             "leader": bool(self.manager and self.manager.is_leader),
             "inflight": m.rt.inflight if m else 0,

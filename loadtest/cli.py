@@ -43,8 +43,9 @@ def parse_duration(text: str) -> float:
     """`90`, `90s`, `2m`, `1h` -> seconds."""
     m = _DURATION.match(text.strip())
     if not m:
-        raise click.BadParameter(f"{text!r}: use seconds, or a number with s, m or h",
-                                 param_hint="--duration")
+        raise click.BadParameter(
+            f"{text!r}: use seconds, or a number with s, m or h", param_hint="--duration"
+        )
     return float(m[1]) * {"s": 1, "m": 60, "h": 3600}[m[2] or "s"]
 
 
@@ -59,8 +60,9 @@ class Target:
 
 
 @contextmanager
-def _local_target(topology_file: Path | None, region: str, engine_workers: int,
-                  out: Path) -> Iterator[Target]:
+def _local_target(
+    topology_file: Path | None, region: str, engine_workers: int, out: Path
+) -> Iterator[Target]:
     from loadtest.stack import LocalStack
     from regions.devcluster import ClusterSpec, DevCluster
     from regions.topology import load_topology
@@ -78,10 +80,18 @@ def _local_target(topology_file: Path | None, region: str, engine_workers: int,
             topology = load_topology(topology_file)
         r = topology.region(region)
         if r.redis.primary is None:
-            raise click.UsageError(f"region {region} is a Redis Cluster; load tests start "
-                                   "their own gateway only for single-primary regions")
-        local = LocalStack(f"redis://{r.redis.primary}/0", r.postgres, out / "logs",
-                           region=region, partitions=r.partitions, workers=engine_workers)
+            raise click.UsageError(
+                f"region {region} is a Redis Cluster; load tests start "
+                "their own gateway only for single-primary regions"
+            )
+        local = LocalStack(
+            f"redis://{r.redis.primary}/0",
+            r.postgres,
+            out / "logs",
+            region=region,
+            partitions=r.partitions,
+            workers=engine_workers,
+        )
         console.print(f"starting a gateway and {engine_workers} worker(s) for {region}")
         gateway = local.start()
         stack.callback(local.stop)
@@ -89,13 +99,21 @@ def _local_target(topology_file: Path | None, region: str, engine_workers: int,
 
 
 def _verdict_table(summary: Any) -> Table:
-    table = Table(title=f"loadtest {summary.profile}: {summary.users} users, "
-                        f"{summary.duration_s:.0f}s, {summary.tasks_accepted:,} tasks accepted")
+    table = Table(
+        title=f"loadtest {summary.profile}: {summary.users} users, "
+        f"{summary.duration_s:.0f}s, {summary.tasks_accepted:,} tasks accepted"
+    )
     for col in ("request", "count", "failures", "p50 ms", "p99 ms", "req/s"):
         table.add_column(col)
     for name, s in summary.requests.items():
-        table.add_row(name, f"{s['requests']:,}", f"{s['failures']:,}", f"{s['median_ms']:.1f}",
-                      f"{s['p99_ms']:.1f}", f"{s['rps']:,.1f}")
+        table.add_row(
+            name,
+            f"{s['requests']:,}",
+            f"{s['failures']:,}",
+            f"{s['median_ms']:.1f}",
+            f"{s['p99_ms']:.1f}",
+            f"{s['rps']:,.1f}",
+        )
     return table
 
 
@@ -109,15 +127,23 @@ def _export(cfg: Any, target: Target, summary: Any) -> Path | None:
         return None
     with console.status("waiting for the workers to finish and record every task"):
         records = asyncio.run(read_run(target.pg_dsn, cfg.run_id, summary.tasks_accepted, 120))
-    console.print(f"records: {records.tasks:,} tasks, {records.finished:,} final, "
-                  f"{len(records.rows):,} attempts (accepted by the gateway: "
-                  f"{summary.tasks_accepted:,})")
+    console.print(
+        f"records: {records.tasks:,} tasks, {records.finished:,} final, "
+        f"{len(records.rows):,} attempts (accepted by the gateway: "
+        f"{summary.tasks_accepted:,})"
+    )
     if not records.rows:
         console.print("[yellow]no attempts recorded: export skipped")
         return None
     duration = window_s(read_history(cfg.csv_prefix), cfg.duration_s)
-    doc = build_export(duration_s=duration, tasks=summary.tasks_accepted, rows=records.rows,
-                       workers=target.workers, concurrency=1024, partitions=target.partitions)
+    doc = build_export(
+        duration_s=duration,
+        tasks=summary.tasks_accepted,
+        rows=records.rows,
+        workers=target.workers,
+        concurrency=1024,
+        partitions=target.partitions,
+    )
     return write_export(doc, cfg.out_dir / "export.json")
 
 
@@ -127,28 +153,67 @@ def loadtest() -> None:
 
 
 @loadtest.command("run")
-@click.option("--profile", type=click.Choice([*PROFILES, "none"]), default="steady",
-              show_default=True, help="Load shape (none: constant users, Locust's -u/-r/-t).")
+@click.option(
+    "--profile",
+    type=click.Choice([*PROFILES, "none"]),
+    default="steady",
+    show_default=True,
+    help="Load shape (none: constant users, Locust's -u/-r/-t).",
+)
 @click.option("--users", type=int, default=20, show_default=True, help="Peak Locust users.")
 @click.option("--duration", default="60s", show_default=True, help="Run length: 90, 90s, 2m.")
 @click.option("--spawn-rate", type=float, default=10.0, show_default=True, help="Users/s.")
 @click.option("--gateway", default=None, help="host:port of a running gateway to load.")
 @click.option("--pg-dsn", default=None, help="With --gateway: its record store, for export.")
-@click.option("--topology", "topology_file", type=click.Path(exists=True, path_type=Path),
-              default=None, help="A running local cluster's topology.yaml.")
+@click.option(
+    "--topology",
+    "topology_file",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="A running local cluster's topology.yaml.",
+)
 @click.option("--region", default="us-east", show_default=True, help="Region to load.")
-@click.option("--engine-workers", type=int, default=1, show_default=True,
-              help="homeport worker processes to start (not with --gateway).")
-@click.option("--locust-workers", type=int, default=0, show_default=True,
-              help="Distributed Locust: worker processes beside the master (0 = one process).")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Output directory (default loadtest-results/<run id>).")
-@click.option("--slo-p99-ms", type=float, default=50.0, show_default=True,
-              help="SLO: largest p99 Submit latency, ms.")
-@click.option("--slo-error-rate", type=float, default=0.001, show_default=True,
-              help="SLO: largest share of failed requests.")
-@click.option("--rate-per-user", type=float, default=10.0, show_default=True,
-              help="Calls/s per user (0 = back to back).")
+@click.option(
+    "--engine-workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="homeport worker processes to start (not with --gateway).",
+)
+@click.option(
+    "--locust-workers",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Distributed Locust: worker processes beside the master (0 = one process).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output directory (default loadtest-results/<run id>).",
+)
+@click.option(
+    "--slo-p99-ms",
+    type=float,
+    default=50.0,
+    show_default=True,
+    help="SLO: largest p99 Submit latency, ms.",
+)
+@click.option(
+    "--slo-error-rate",
+    type=float,
+    default=0.001,
+    show_default=True,
+    help="SLO: largest share of failed requests.",
+)
+@click.option(
+    "--rate-per-user",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Calls/s per user (0 = back to back).",
+)
 @click.option("--batch-size", type=int, default=50, show_default=True)
 @click.option("--batch-weight", type=int, default=1, show_default=True)
 @click.option("--single-weight", type=int, default=9, show_default=True)
@@ -158,10 +223,22 @@ def loadtest() -> None:
 @click.option("--durability", default="LOCAL:0.9,REGION:0.08,GLOBAL:0.02", show_default=True)
 @click.option("--kind", default="noop", show_default=True, help="noop or work.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def run(profile: str, users: int, duration: str, spawn_rate: float, gateway: str | None,
-        pg_dsn: str | None, topology_file: Path | None, region: str, engine_workers: int,
-        locust_workers: int, out: Path | None, slo_p99_ms: float, slo_error_rate: float,
-        **workload: Any) -> None:
+def run(
+    profile: str,
+    users: int,
+    duration: str,
+    spawn_rate: float,
+    gateway: str | None,
+    pg_dsn: str | None,
+    topology_file: Path | None,
+    region: str,
+    engine_workers: int,
+    locust_workers: int,
+    out: Path | None,
+    slo_p99_ms: float,
+    slo_error_rate: float,
+    **workload: Any,
+) -> None:
     """Run Locust headless; write CSV, HTML, summary and export; fail on a missed SLO."""
     from loadtest.runner import RunConfig, Slo, run_locust, summarize
 
@@ -177,11 +254,23 @@ def run(profile: str, users: int, duration: str, spawn_rate: float, gateway: str
                 target = Target(gateway, pg_dsn, 0, 0)
             else:
                 target = stack.enter_context(
-                    _local_target(topology_file, region, engine_workers, out))
-            cfg = RunConfig(target.gateway, out, profile, users, parse_duration(duration),
-                            spawn_rate, locust_workers, run_id, wl)
-            console.print(f"run {run_id}: {profile}, {users} users, {cfg.duration_s:.0f}s "
-                          f"against {target.gateway}; results in {out}")
+                    _local_target(topology_file, region, engine_workers, out)
+                )
+            cfg = RunConfig(
+                target.gateway,
+                out,
+                profile,
+                users,
+                parse_duration(duration),
+                spawn_rate,
+                locust_workers,
+                run_id,
+                wl,
+            )
+            console.print(
+                f"run {run_id}: {profile}, {users} users, {cfg.duration_s:.0f}s "
+                f"against {target.gateway}; results in {out}"
+            )
             code = run_locust(cfg, progress=console.print)
             if code != 0:
                 raise click.ClickException(f"Locust exited {code}; see {out}/locust.log")
@@ -197,8 +286,11 @@ def run(profile: str, users: int, duration: str, spawn_rate: float, gateway: str
     for v in summary.verdicts:
         mark = "[green]PASS[/]" if v.ok else "[red]FAIL[/]"
         console.print(f"{mark} {v.name}: {v.measured:.4g} (limit {v.limit:.4g})")
-    console.print(f"CSV, HTML ({cfg.html}), summary.json"
-                  + (f", export ({export})" if export else "") + f" in {out}")
+    console.print(
+        f"CSV, HTML ({cfg.html}), summary.json"
+        + (f", export ({export})" if export else "")
+        + f" in {out}"
+    )
     if not summary.ok:
         raise SystemExit(1)
 
@@ -219,8 +311,7 @@ _SLOW = ("rq", "arq")  # about 200 tasks/s: measured on fewer tasks (--slow-task
 
 
 @contextmanager
-def _bench_servers(pg_dsn: str | None, workdir: Path,
-                   need_pg: bool) -> Iterator[tuple[str, str]]:
+def _bench_servers(pg_dsn: str | None, workdir: Path, need_pg: bool) -> Iterator[tuple[str, str]]:
     """A Redis server of the bench's own (no persistence, no replicas; it is flushed between
     runs) and a record store (the given DSN, or a one-region local cluster's)."""
     import subprocess
@@ -232,9 +323,22 @@ def _bench_servers(pg_dsn: str | None, workdir: Path,
     with ExitStack() as stack:
         port = PortPicker().take()
         proc = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(workdir)],
-            stdout=(workdir / "redis.log").open("wb"), stderr=subprocess.STDOUT)
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+            stdout=(workdir / "redis.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         stack.callback(proc.wait, 10)
         stack.callback(proc.terminate)
         if need_pg and not pg_dsn:
@@ -243,12 +347,20 @@ def _bench_servers(pg_dsn: str | None, workdir: Path,
             stack.callback(shutil.rmtree, state, True)
             cluster = DevCluster(state / "cluster")
             with console.status("starting PostgreSQL (a one-region local cluster)") as status:
-                pg_dsn = cluster.up(ClusterSpec.default(1), progress=status.update).region(
-                    "us-east").postgres
+                pg_dsn = (
+                    cluster.up(ClusterSpec.default(1), progress=status.update)
+                    .region("us-east")
+                    .postgres
+                )
             stack.callback(cluster.down)
         if need_pg and pg_dsn:
-            subprocess.run([sys.executable, "-m", "homeport", "db", "migrate", "--pg-dsn",
-                            pg_dsn], cwd=ROOT, check=True, capture_output=True, timeout=60)
+            subprocess.run(
+                [sys.executable, "-m", "homeport", "db", "migrate", "--pg-dsn", pg_dsn],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
         import redis
 
         client = redis.Redis(port=port)
@@ -266,21 +378,51 @@ def _bench_servers(pg_dsn: str | None, workdir: Path,
 
 
 @click.command("peers")
-@click.option("--tasks", "n", type=int, default=20_000, show_default=True,
-              help="No-op tasks per throughput run.")
-@click.option("--slow-tasks", type=int, default=2_000, show_default=True,
-              help="Tasks per run for the slow queues (RQ, arq).")
+@click.option(
+    "--tasks",
+    "n",
+    type=int,
+    default=20_000,
+    show_default=True,
+    help="No-op tasks per throughput run.",
+)
+@click.option(
+    "--slow-tasks",
+    type=int,
+    default=2_000,
+    show_default=True,
+    help="Tasks per run for the slow queues (RQ, arq).",
+)
 @click.option("--runs", type=int, default=3, show_default=True)
 @click.option("--latency-tasks", type=int, default=500, show_default=True)
-@click.option("--latency-rate", type=float, default=100.0, show_default=True,
-              help="Tasks/s of the light-load latency run.")
-@click.option("--only", default=",".join(_PEERS), show_default=True,
-              help="Comma list of contenders.")
+@click.option(
+    "--latency-rate",
+    type=float,
+    default=100.0,
+    show_default=True,
+    help="Tasks/s of the light-load latency run.",
+)
+@click.option(
+    "--only", default=",".join(_PEERS), show_default=True, help="Comma list of contenders."
+)
 @click.option("--pg-dsn", default=None, help="homeport's record store (else one is started).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("peers-bench"),
-              show_default=True, help="Directory for results.json, table.md, plot, logs.")
-def peers_bench(n: int, slow_tasks: int, runs: int, latency_tasks: int, latency_rate: float,
-                only: str, pg_dsn: str | None, out: Path) -> None:
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("peers-bench"),
+    show_default=True,
+    help="Directory for results.json, table.md, plot, logs.",
+)
+def peers_bench(
+    n: int,
+    slow_tasks: int,
+    runs: int,
+    latency_tasks: int,
+    latency_rate: float,
+    only: str,
+    pg_dsn: str | None,
+    out: Path,
+) -> None:
     """homeport beside Celery, RQ, arq, Dramatiq, SAQ, taskiq, Huey and raw Redis streams."""
     import importlib
     import json
@@ -306,10 +448,13 @@ def peers_bench(n: int, slow_tasks: int, runs: int, latency_tasks: int, latency_
             contender = cls(redis_url, dsn) if key.startswith("homeport") else cls(redis_url)
             tasks = slow_tasks if key in _SLOW else n
             results.append(bench.measure(contender, tasks, runs, latency_tasks, latency_rate))
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
-              f"Python {platform.python_version()}"
-    (out / "results.json").write_text(json.dumps({"machine": machine, "runs": runs,
-                                                  "results": results_json(results)}, indent=1))
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
+    (out / "results.json").write_text(
+        json.dumps({"machine": machine, "runs": runs, "results": results_json(results)}, indent=1)
+    )
     table = markdown_table(results)
     (out / "table.md").write_text(table + "\n")
     plot(results, out / "peers.png", f"no-op tasks, one worker process, same Redis ({machine})")

@@ -1,9 +1,9 @@
 """Errors of the load tests and benchmarks.
 
-    LoadTestError
-    ├── WorkloadError      a workload or shape setting is invalid
-    ├── StackError         a process of the system under test did not start or died
-    └── RunError           Locust failed, or its output could not be read
+LoadTestError
+├── WorkloadError      a workload or shape setting is invalid
+├── StackError         a process of the system under test did not start or died
+└── RunError           Locust failed, or its output could not be read
 """
 
 from __future__ import annotations

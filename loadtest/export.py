@@ -70,16 +70,26 @@ def build_export(
     partitions: int,
 ) -> dict[str, Any]:
     """The export document from the accepted task count and the run's attempt rows."""
-    timed = sorted((r for r in rows if r.get("started_at") is not None),
-                   key=lambda r: float(r["started_at"]))
-    service = [float(r["finished_at"]) - float(r["started_at"])
-               for r in timed if r.get("finished_at") is not None]
-    wait = [float(r["started_at"]) - float(r["enqueued_at"])
-            for r in timed if r.get("attempt", 1) == 1 and r.get("enqueued_at") is not None]
-    e2e = [float(r["task_finished_at"]) - float(r["enqueued_at"])
-           for r in timed
-           if r.get("attempt", 1) == 1 and r.get("enqueued_at") is not None
-           and r.get("task_finished_at") is not None]
+    timed = sorted(
+        (r for r in rows if r.get("started_at") is not None), key=lambda r: float(r["started_at"])
+    )
+    service = [
+        float(r["finished_at"]) - float(r["started_at"])
+        for r in timed
+        if r.get("finished_at") is not None
+    ]
+    wait = [
+        float(r["started_at"]) - float(r["enqueued_at"])
+        for r in timed
+        if r.get("attempt", 1) == 1 and r.get("enqueued_at") is not None
+    ]
+    e2e = [
+        float(r["task_finished_at"]) - float(r["enqueued_at"])
+        for r in timed
+        if r.get("attempt", 1) == 1
+        and r.get("enqueued_at") is not None
+        and r.get("task_finished_at") is not None
+    ]
     doc: dict[str, Any] = {
         "format": EXPORT_FORMAT,
         "duration_s": duration_s,

@@ -73,16 +73,38 @@ def _free_port() -> int:
 def locust_commands(cfg: RunConfig) -> list[list[str]]:
     """The command lines: [standalone] or [master, worker 1, ..., worker N]."""
     base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "WARNING"]
-    main = [*base, "--headless", "--host", cfg.gateway, "--csv", str(cfg.csv_prefix),
-            "--html", str(cfg.html), "--only-summary", "--stop-timeout", "5",
-            "--exit-code-on-error", "0"]
+    main = [
+        *base,
+        "--headless",
+        "--host",
+        cfg.gateway,
+        "--csv",
+        str(cfg.csv_prefix),
+        "--html",
+        str(cfg.html),
+        "--only-summary",
+        "--stop-timeout",
+        "5",
+        "--exit-code-on-error",
+        "0",
+    ]
     if cfg.profile == "none":
         main += ["-u", str(cfg.users), "-r", str(cfg.spawn_rate), "-t", f"{cfg.duration_s:.0f}s"]
     if not cfg.workers:
         return [main]
     port = _free_port()
-    master = [*main, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
-              str(port), "--expect-workers", str(cfg.workers), "--expect-workers-max-wait", "60"]
+    master = [
+        *main,
+        "--master",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        str(port),
+        "--expect-workers",
+        str(cfg.workers),
+        "--expect-workers-max-wait",
+        "60",
+    ]
     worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
     return [master] + [worker] * cfg.workers
 
@@ -92,8 +114,10 @@ def _progress_line(cfg: RunConfig, began: float) -> str:
     if not history:
         return f"t={time.monotonic() - began:4.0f}s starting"
     p = history[-1]
-    return (f"t={time.monotonic() - began:4.0f}s users={p.users} rps={p.rps:,.0f} "
-            f"requests={p.requests:,} failures={p.failures:,} p99={p.p99_ms:.0f}ms")
+    return (
+        f"t={time.monotonic() - began:4.0f}s users={p.users} rps={p.rps:,.0f} "
+        f"requests={p.requests:,} failures={p.failures:,} p99={p.p99_ms:.0f}ms"
+    )
 
 
 def run_locust(cfg: RunConfig, progress: Callable[[str], None] = lambda _l: None) -> int:
@@ -105,16 +129,19 @@ def run_locust(cfg: RunConfig, progress: Callable[[str], None] = lambda _l: None
         for i, cmd in enumerate(locust_commands(cfg)):
             name = "locust" if i == 0 else f"locust-worker-{i}"
             with (cfg.out_dir / f"{name}.log").open("wb") as sink:
-                procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=sink,
-                                              stderr=subprocess.STDOUT))
+                procs.append(
+                    subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
+                )
         began = time.monotonic()
         limit = cfg.duration_s + EXTRA_TIME_S + (60 if cfg.workers else 0)
         next_report = began + PROGRESS_EVERY_S
         while procs[0].poll() is None:
             now = time.monotonic()
             if now - began > limit:
-                raise RunError(f"Locust still running {limit:.0f}s after start; killed it "
-                               f"(log: {cfg.out_dir / 'locust.log'})")
+                raise RunError(
+                    f"Locust still running {limit:.0f}s after start; killed it "
+                    f"(log: {cfg.out_dir / 'locust.log'})"
+                )
             if now >= next_report:
                 progress(_progress_line(cfg, began))
                 next_report += PROGRESS_EVERY_S
@@ -181,8 +208,12 @@ def summarize(cfg: RunConfig, slo: Slo) -> Summary:
     agg = stats[AGGREGATED]
     submit = stats.get("Submit", agg)
     verdicts = [
-        Verdict(f"p99 {submit.name} latency (ms)", submit.p99_ms, slo.p99_submit_ms,
-                submit.p99_ms <= slo.p99_submit_ms),
+        Verdict(
+            f"p99 {submit.name} latency (ms)",
+            submit.p99_ms,
+            slo.p99_submit_ms,
+            submit.p99_ms <= slo.p99_submit_ms,
+        ),
         Verdict("error rate", agg.error_rate, slo.error_rate, agg.error_rate <= slo.error_rate),
     ]
     if agg.requests == 0:

@@ -64,8 +64,13 @@ class SteadyShape(Shape):
 
     name = "steady"
 
-    def __init__(self, users: int, duration_s: float, spawn_rate: float = 10.0,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        users: int,
+        duration_s: float,
+        spawn_rate: float = 10.0,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         super().__init__(duration_s, clock)
         _check_users(users, spawn_rate)
         self.users, self.spawn_rate = users, spawn_rate
@@ -81,8 +86,14 @@ class StepShape(Shape):
 
     name = "step"
 
-    def __init__(self, users: int, duration_s: float, steps: int = 4, spawn_rate: float = 10.0,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        users: int,
+        duration_s: float,
+        steps: int = 4,
+        spawn_rate: float = 10.0,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         super().__init__(duration_s, clock)
         _check_users(users, spawn_rate)
         if not 1 <= steps <= users:
@@ -101,8 +112,13 @@ class SpikeShape(Shape):
 
     name = "spike"
 
-    def __init__(self, users: int, duration_s: float, spawn_rate: float = 10.0,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        users: int,
+        duration_s: float,
+        spawn_rate: float = 10.0,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         super().__init__(duration_s, clock)
         _check_users(users, spawn_rate)
         self.users, self.spawn_rate = users, spawn_rate
@@ -122,8 +138,13 @@ class DiurnalShape(Shape):
 
     name = "diurnal"
 
-    def __init__(self, users: int, duration_s: float, spawn_rate: float = 10.0,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        users: int,
+        duration_s: float,
+        spawn_rate: float = 10.0,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         super().__init__(duration_s, clock)
         _check_users(users, spawn_rate)
         self.users, self.spawn_rate = users, spawn_rate
@@ -136,8 +157,13 @@ class DiurnalShape(Shape):
         return self.low + round((self.users - self.low) * phase), self.spawn_rate
 
 
-def make_shape(profile: str, users: int, duration_s: float, spawn_rate: float = 10.0,
-               clock: Callable[[], float] = time.perf_counter) -> Shape:
+def make_shape(
+    profile: str,
+    users: int,
+    duration_s: float,
+    spawn_rate: float = 10.0,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Shape:
     """The named profile's shape (see the module docstring)."""
     if profile == "steady":
         return SteadyShape(users, duration_s, spawn_rate, clock)

@@ -80,8 +80,18 @@ class LocalStack:
             time.sleep(0.05)  # polling a child's log for its ready line; bounded above
 
     def _engine_args(self) -> list[str]:
-        return ["--region", self.region, "--partitions", str(self.partitions),
-                "--redis-url", self.redis_url, "--pg-dsn", self.pg_dsn, "--admin-port", "-1"]
+        return [
+            "--region",
+            self.region,
+            "--partitions",
+            str(self.partitions),
+            "--redis-url",
+            self.redis_url,
+            "--pg-dsn",
+            self.pg_dsn,
+            "--admin-port",
+            "-1",
+        ]
 
     def start(self) -> str:
         """Start everything; returns the gateway's address. Stops what started on failure."""
@@ -95,8 +105,9 @@ class LocalStack:
                 "gateway", ["gateway", *self._engine_args(), "--listen", "127.0.0.1:0"]
             )
             workers = [
-                self._spawn(f"worker-{i}", ["worker", "--app", "loadtest.apps:app",
-                                            *self._engine_args()])
+                self._spawn(
+                    f"worker-{i}", ["worker", "--app", "loadtest.apps:app", *self._engine_args()]
+                )
                 for i in range(1, self.workers + 1)
             ]
             self.gateway = self._wait_line(gateway, _LISTENING)[1]

@@ -118,7 +118,6 @@ class SchedulerUser(User):
         if reply.rejected:
             first = next(r for r in reply.results if r.HasField("error"))
             refused = BatchRefused(
-                f"{reply.rejected} of {len(request.tasks)} refused; first: "
-                f"{first.error.message}"
+                f"{reply.rejected} of {len(request.tasks)} refused; first: {first.error.message}"
             )
         self._fire("SubmitBatch", began, reply.ByteSize(), refused)

@@ -78,22 +78,32 @@ class Workload:
             raise WorkloadError("zipf_s", self.zipf_s, "must be >= 0 (0 = uniform)")
         if not 1 <= self.batch_size <= 10_000:
             raise WorkloadError("batch_size", self.batch_size, "must be 1..10,000")
-        if self.single_weight < 0 or self.batch_weight < 0 or (
-            self.single_weight + self.batch_weight == 0
+        if (
+            self.single_weight < 0
+            or self.batch_weight < 0
+            or (self.single_weight + self.batch_weight == 0)
         ):
-            raise WorkloadError("single_weight", self.single_weight,
-                                "single and batch weights must be >= 0, not both 0")
+            raise WorkloadError(
+                "single_weight",
+                self.single_weight,
+                "single and batch weights must be >= 0, not both 0",
+            )
         if self.rate_per_user < 0 or self.timeout_s <= 0:
-            raise WorkloadError("rate_per_user", self.rate_per_user,
-                                "rate must be >= 0 and timeout_s > 0")
+            raise WorkloadError(
+                "rate_per_user", self.rate_per_user, "rate must be >= 0 and timeout_s > 0"
+            )
         for size, _ in self.payload_sizes():
             if not size.isdigit():
-                raise WorkloadError("payload_bytes", self.payload_bytes,
-                                    f"size {size!r} is not a byte count")
+                raise WorkloadError(
+                    "payload_bytes", self.payload_bytes, f"size {size!r} is not a byte count"
+                )
         for level, _ in self.durabilities():
             if level not in DURABILITIES:
-                raise WorkloadError("durability", self.durability,
-                                    f"{level!r} is not one of {', '.join(DURABILITIES)}")
+                raise WorkloadError(
+                    "durability",
+                    self.durability,
+                    f"{level!r} is not one of {', '.join(DURABILITIES)}",
+                )
 
     def payload_sizes(self) -> tuple[tuple[str, float], ...]:
         return parse_weights(self.payload_bytes, "payload_bytes")

@@ -32,8 +32,10 @@ class ArqContender(Contender):
     changed = ()
 
     def worker_cmd(self) -> list[str]:
-        return [str(Path(sys.executable).with_name("arq")),
-                "loadtest.peers.arq_peer.WorkerSettings"]
+        return [
+            str(Path(sys.executable).with_name("arq")),
+            "loadtest.peers.arq_peer.WorkerSettings",
+        ]
 
     def submit(self, n: int, stamped: bool = False, rate: float | None = None) -> None:
         async def main() -> None:

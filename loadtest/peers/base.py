@@ -57,8 +57,13 @@ def paced(n: int, stamped: bool, rate: float | None, send: Callable[[float], obj
         send(time.time() if stamped else 0.0)
 
 
-async def apaced(n: int, stamped: bool, rate: float | None,
-                 send: Callable[[float], Awaitable[object]], fan_out: int = 100) -> None:
+async def apaced(
+    n: int,
+    stamped: bool,
+    rate: float | None,
+    send: Callable[[float], Awaitable[object]],
+    fan_out: int = 100,
+) -> None:
     """Async clients: paced one by one at `rate`, else `fan_out` enqueues in flight."""
     if rate:
         began = time.perf_counter()

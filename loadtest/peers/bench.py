@@ -76,8 +76,14 @@ class WorkerProcess:
     def __init__(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         with log.open("ab") as sink:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=sink,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def check(self) -> None:
         if self.proc.poll() is not None:
@@ -94,14 +100,16 @@ class WorkerProcess:
                 self.proc.wait(10)
 
 
-def _wait_file(path: Path, worker: WorkerProcess, limit_s: float,
-               nudge: Callable[[], None] | None = None) -> None:
+def _wait_file(
+    path: Path, worker: WorkerProcess, limit_s: float, nudge: Callable[[], None] | None = None
+) -> None:
     deadline = time.monotonic() + limit_s
     while not path.exists():
         worker.check()
         if time.monotonic() > deadline:
-            raise StackError(f"no {path.name} from the worker within {limit_s:.0f}s "
-                             f"(log: {worker.log})")
+            raise StackError(
+                f"no {path.name} from the worker within {limit_s:.0f}s (log: {worker.log})"
+            )
         if nudge is not None:
             nudge()
         time.sleep(0.2 if nudge else 0.02)  # polling for the handler's result file; bounded
@@ -114,10 +122,14 @@ class Bench:
     progress: Callable[[str], None] = print
 
     def _env(self, mode: str, n: int, out: Path) -> dict[str, str]:
-        return dict(os.environ, HP_BENCH_REDIS=self.redis_url, HP_BENCH_MODE=mode,
-                    HP_BENCH_N=str(n), HP_BENCH_OUT=str(out),
-                    PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT),
-                                                             os.environ.get("PYTHONPATH")])))
+        return dict(
+            os.environ,
+            HP_BENCH_REDIS=self.redis_url,
+            HP_BENCH_MODE=mode,
+            HP_BENCH_N=str(n),
+            HP_BENCH_OUT=str(out),
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        )
 
     def _flush(self) -> None:
         client = redis.Redis.from_url(self.redis_url)
@@ -131,8 +143,9 @@ class Bench:
         c.submit(n)
         enqueue_s = time.perf_counter() - began
         out = self.workdir / f"{slug}-tp{run}.json"
-        worker = WorkerProcess(c.worker_cmd(), self._env("throughput", n, out),
-                               self.workdir / f"{slug}.log")
+        worker = WorkerProcess(
+            c.worker_cmd(), self._env("throughput", n, out), self.workdir / f"{slug}.log"
+        )
         try:
             _wait_file(out, worker, WORKER_LIMIT_S + n / 50)
         finally:
@@ -144,8 +157,9 @@ class Bench:
         self._flush()
         out = self.workdir / f"{slug}-lat.json"
         ready = Path(f"{out}.ready")
-        worker = WorkerProcess(c.worker_cmd(), self._env("latency", m, out),
-                               self.workdir / f"{slug}.log")
+        worker = WorkerProcess(
+            c.worker_cmd(), self._env("latency", m, out), self.workdir / f"{slug}.log"
+        )
         try:
             _wait_file(ready, worker, WORKER_LIMIT_S, nudge=c.probe)
             time.sleep(0.5)  # let the probes' stragglers drain before stamped tasks start
@@ -155,8 +169,9 @@ class Bench:
             worker.stop()
         return [float(v) for v in json.loads(out.read_text())["latencies"]]
 
-    def measure(self, c: Contender, n: int, runs: int, latency_tasks: int,
-                latency_rate: float) -> PeerResult:
+    def measure(
+        self, c: Contender, n: int, runs: int, latency_tasks: int, latency_rate: float
+    ) -> PeerResult:
         slug = "".join(ch if ch.isalnum() else "-" for ch in c.name.lower())
         result = PeerResult(c.name, c.version(), list(c.changed), n)
         c.setup()
@@ -166,15 +181,19 @@ class Bench:
                 result.enqueue.append(n / enq)
                 result.run.append(n / ran)
                 result.end_to_end.append(n / (enq + ran))
-                self.progress(f"{c.name} run {run}/{runs}: enqueue {n / enq:,.0f}/s, "
-                              f"run {n / ran:,.0f}/s, end to end {n / (enq + ran):,.0f}/s")
+                self.progress(
+                    f"{c.name} run {run}/{runs}: enqueue {n / enq:,.0f}/s, "
+                    f"run {n / ran:,.0f}/s, end to end {n / (enq + ran):,.0f}/s"
+                )
             lat = sorted(self.latency(c, latency_tasks, latency_rate, slug))
             cuts = statistics.quantiles(lat, n=100, method="inclusive")
             result.latency_p50_ms = statistics.median(lat) * 1000
             result.latency_p99_ms = cuts[98] * 1000
             result.latency_samples = len(lat)
-            self.progress(f"{c.name} latency: p50 {result.latency_p50_ms:.2f} ms, "
-                          f"p99 {result.latency_p99_ms:.2f} ms")
+            self.progress(
+                f"{c.name} latency: p50 {result.latency_p50_ms:.2f} ms, "
+                f"p99 {result.latency_p99_ms:.2f} ms"
+            )
         except Exception as exc:  # one contender failing must not sink the others
             result.error = f"{type(exc).__name__}: {exc}"
             self.progress(f"{c.name} failed: {result.error}")
@@ -185,7 +204,11 @@ class Bench:
 
 def results_json(results: list[PeerResult]) -> list[dict[str, object]]:
     return [
-        {**asdict(r), "e2e_median": r.e2e_median, "enqueue_median": r.enqueue_median,
-         "run_median": r.run_median}
+        {
+            **asdict(r),
+            "e2e_median": r.e2e_median,
+            "enqueue_median": r.enqueue_median,
+            "run_median": r.run_median,
+        }
         for r in results
     ]

@@ -20,12 +20,22 @@ def noop(stamp: float) -> None:
 
 class CeleryContender(Contender):
     name = "Celery"
-    changed = ("worker --pool solo: one process running one task at a time (the default "
-               "prefork pool forks one child per core)",)
+    changed = (
+        "worker --pool solo: one process running one task at a time (the default "
+        "prefork pool forks one child per core)",
+    )
 
     def worker_cmd(self) -> list[str]:
-        return python_m("celery", "-A", "loadtest.peers.celery_peer", "worker", "--pool", "solo",
-                        "--loglevel", "WARNING")
+        return python_m(
+            "celery",
+            "-A",
+            "loadtest.peers.celery_peer",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+        )
 
     def submit(self, n: int, stamped: bool = False, rate: float | None = None) -> None:
         paced(n, stamped, rate, lambda stamp: noop.delay(stamp))

@@ -24,12 +24,18 @@ def noop(stamp: float) -> None:
 
 class DramatiqContender(Contender):
     name = "Dramatiq"
-    changed = ("--processes 1 (the default starts one worker process per core); threads "
-               "stay at the default 8",)
+    changed = (
+        "--processes 1 (the default starts one worker process per core); threads "
+        "stay at the default 8",
+    )
 
     def worker_cmd(self) -> list[str]:
-        return [str(Path(sys.executable).with_name("dramatiq")), "loadtest.peers.dramatiq_peer",
-                "--processes", "1"]
+        return [
+            str(Path(sys.executable).with_name("dramatiq")),
+            "loadtest.peers.dramatiq_peer",
+            "--processes",
+            "1",
+        ]
 
     def submit(self, n: int, stamped: bool = False, rate: float | None = None) -> None:
         paced(n, stamped, rate, lambda stamp: noop.send(stamp))

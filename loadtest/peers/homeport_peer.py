@@ -47,8 +47,18 @@ class _Homeport(Contender):
         self._run = uuid.uuid4().hex[:8]
 
     def _engine(self) -> list[str]:
-        return ["--region", REGION, "--partitions", str(PARTITIONS), "--redis-url",
-                self.redis_url, "--pg-dsn", self.pg_dsn, "--admin-port", "-1"]
+        return [
+            "--region",
+            REGION,
+            "--partitions",
+            str(PARTITIONS),
+            "--redis-url",
+            self.redis_url,
+            "--pg-dsn",
+            self.pg_dsn,
+            "--admin-port",
+            "-1",
+        ]
 
     def setup(self) -> None:
         from router.bench import launch
@@ -61,8 +71,9 @@ class _Homeport(Contender):
         self._stack.close()
 
     def worker_cmd(self) -> list[str]:
-        return python_m("homeport", "worker", "--app", "loadtest.peers.homeport_peer:app",
-                        *self._engine())
+        return python_m(
+            "homeport", "worker", "--app", "loadtest.peers.homeport_peer:app", *self._engine()
+        )
 
     def _id(self) -> str:
         return f"{self._run}-{next(self._ids)}"
@@ -73,46 +84,57 @@ class _Homeport(Contender):
     def version(self) -> str:
         return f"homeport {version('homeport')} (grpcio {version('grpcio')})"
 
-    def submit(self, n: int, stamped: bool = False, rate: float | None = None,
-               stamp: float | None = None) -> None:
+    def submit(
+        self, n: int, stamped: bool = False, rate: float | None = None, stamp: float | None = None
+    ) -> None:
         raise NotImplementedError
 
 
 class HomeportBatch(_Homeport):
     name = "homeport (gateway SubmitBatch)"
 
-    def submit(self, n: int, stamped: bool = False, rate: float | None = None,
-               stamp: float | None = None) -> None:
+    def submit(
+        self, n: int, stamped: bool = False, rate: float | None = None, stamp: float | None = None
+    ) -> None:
         from router.proto_gen import scheduler_pb2 as pb
 
         def spec(s: float) -> pb.TaskSpec:
             i = next(self._ids)
-            return pb.TaskSpec(id=f"{self._run}-{i}", partition_key=f"k{i % _KEYS}",
-                               kind="noop", payload=repr(s).encode())
+            return pb.TaskSpec(
+                id=f"{self._run}-{i}",
+                partition_key=f"k{i % _KEYS}",
+                kind="noop",
+                payload=repr(s).encode(),
+            )
 
         async def main() -> None:
             async with aio.insecure_channel(self.gateway) as channel:
                 one = channel.unary_unary(
                     "/homeport.v1.Scheduler/Submit",
                     request_serializer=pb.SubmitRequest.SerializeToString,
-                    response_deserializer=pb.SubmitResponse.FromString)
+                    response_deserializer=pb.SubmitResponse.FromString,
+                )
                 many = channel.unary_unary(
                     "/homeport.v1.Scheduler/SubmitBatch",
                     request_serializer=pb.SubmitBatchRequest.SerializeToString,
-                    response_deserializer=pb.SubmitBatchResponse.FromString)
+                    response_deserializer=pb.SubmitBatchResponse.FromString,
+                )
                 if stamp is not None:
                     await one(pb.SubmitRequest(task=spec(stamp)), timeout=10)
                 elif stamped or rate:
-                    await apaced(n, stamped, rate,
-                                 lambda s: one(pb.SubmitRequest(task=spec(s)), timeout=10))
+                    await apaced(
+                        n, stamped, rate, lambda s: one(pb.SubmitRequest(task=spec(s)), timeout=10)
+                    )
                 else:
                     sizes = [min(1000, n - lo) for lo in range(0, n, 1000)]
                     slots = asyncio.Semaphore(4)
 
                     async def batch(size: int) -> None:
                         async with slots:
-                            reply = await many(pb.SubmitBatchRequest(
-                                tasks=[spec(0.0) for _ in range(size)]), timeout=60)
+                            reply = await many(
+                                pb.SubmitBatchRequest(tasks=[spec(0.0) for _ in range(size)]),
+                                timeout=60,
+                            )
                             if reply.rejected:
                                 raise RuntimeError(f"{reply.rejected} tasks refused")
 
@@ -124,8 +146,9 @@ class HomeportBatch(_Homeport):
 class HomeportSDK(_Homeport):
     name = "homeport (SDK submit_many)"
 
-    def submit(self, n: int, stamped: bool = False, rate: float | None = None,
-               stamp: float | None = None) -> None:
+    def submit(
+        self, n: int, stamped: bool = False, rate: float | None = None, stamp: float | None = None
+    ) -> None:
         from router.client import AsyncClient
         from router.views import NewTask
 
@@ -135,6 +158,7 @@ class HomeportSDK(_Homeport):
 
         async def main() -> None:
             async with AsyncClient(self.gateway) as client:
+
                 async def one(s: float) -> None:
                     t = task(s)
                     await client.submit(t.kind, t.partition_key, t.payload, id=t.id)

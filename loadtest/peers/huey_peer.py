@@ -25,8 +25,11 @@ class HueyContender(Contender):
     changed = ()
 
     def worker_cmd(self) -> list[str]:
-        return [str(Path(sys.executable).with_name("huey_consumer")),
-                "loadtest.peers.huey_peer.huey", "--quiet"]
+        return [
+            str(Path(sys.executable).with_name("huey_consumer")),
+            "loadtest.peers.huey_peer.huey",
+            "--quiet",
+        ]
 
     def submit(self, n: int, stamped: bool = False, rate: float | None = None) -> None:
         paced(n, stamped, rate, lambda stamp: noop(stamp))

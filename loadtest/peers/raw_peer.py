@@ -69,8 +69,9 @@ async def _consume(url: str) -> None:
         except redis.ResponseError:  # BUSYGROUP: made by an earlier start
             pass
     while True:
-        got: Any = await client.xreadgroup(GROUP, "raw", dict.fromkeys(STREAMS, ">"),
-                                           count=_PIPE, block=100)
+        got: Any = await client.xreadgroup(
+            GROUP, "raw", dict.fromkeys(STREAMS, ">"), count=_PIPE, block=100
+        )
         if not got:
             continue
         async with client.pipeline(transaction=False) as pipe:

@@ -29,10 +29,15 @@ def markdown_table(results: list[PeerResult]) -> str:
             rows.append(f"| {r.name} | failed: {r.error[:80]} | | | | | |")
             continue
         ratio = f"{r.e2e_median / raw.e2e_median:.2f}" if raw and raw.e2e_median else "—"
-        lat = (f"{r.latency_p50_ms:.2f} / {r.latency_p99_ms:.2f}"
-               if r.latency_p50_ms is not None and r.latency_p99_ms is not None else "—")
-        rows.append(f"| {r.name} | {_rate(r.enqueue)} | {_rate(r.run)} | {_rate(r.end_to_end)} "
-                    f"| {ratio} | {lat} | {r.tasks:,} |")
+        lat = (
+            f"{r.latency_p50_ms:.2f} / {r.latency_p99_ms:.2f}"
+            if r.latency_p50_ms is not None and r.latency_p99_ms is not None
+            else "—"
+        )
+        rows.append(
+            f"| {r.name} | {_rate(r.enqueue)} | {_rate(r.run)} | {_rate(r.end_to_end)} "
+            f"| {ratio} | {lat} | {r.tasks:,} |"
+        )
     return "\n".join(rows)
 
 
@@ -48,17 +53,21 @@ def plot(results: list[PeerResult], path: Path, title: str) -> Path:
     med = [r.e2e_median for r in ok]
     lo = [m - min(r.end_to_end) for m, r in zip(med, ok, strict=True)]
     hi = [max(r.end_to_end) - m for m, r in zip(med, ok, strict=True)]
-    colors = ["#d62728" if r.name.startswith("homeport") else
-              "#7f7f7f" if r.name == RAW else "#1f77b4" for r in ok]
+    colors = [
+        "#d62728" if r.name.startswith("homeport") else "#7f7f7f" if r.name == RAW else "#1f77b4"
+        for r in ok
+    ]
     ax1.barh(names, med, xerr=[lo, hi], color=colors)
     ax1.set_xscale("log")
     ax1.set_xlabel("end-to-end tasks/s (log; median of runs, bars min–max)")
     lat = [r for r in ok if r.latency_p50_ms is not None]
     y = range(len(lat))
-    ax2.barh([r.name for r in lat], [r.latency_p99_ms or 0 for r in lat], color="#ff9896",
-             label="p99")
-    ax2.barh([r.name for r in lat], [r.latency_p50_ms or 0 for r in lat], color="#d62728",
-             label="p50")
+    ax2.barh(
+        [r.name for r in lat], [r.latency_p99_ms or 0 for r in lat], color="#ff9896", label="p99"
+    )
+    ax2.barh(
+        [r.name for r in lat], [r.latency_p50_ms or 0 for r in lat], color="#d62728", label="p50"
+    )
     ax2.set_xscale("log")
     ax2.set_xlabel("light-load enqueue → handler start, ms (log)")
     ax2.set_yticks(list(y), [""] * len(lat))

@@ -21,9 +21,10 @@ def noop(stamp: float) -> None:
 
 class RQContender(Contender):
     name = "RQ"
-    changed = ("SimpleWorker: runs jobs in the worker process (the default Worker forks a "
-               "child per job)",
-               "throughput enqueue with Queue.enqueue_many in pipelines of 500 (RQ's bulk API)")
+    changed = (
+        "SimpleWorker: runs jobs in the worker process (the default Worker forks a child per job)",
+        "throughput enqueue with Queue.enqueue_many in pipelines of 500 (RQ's bulk API)",
+    )
 
     def __init__(self, redis_url: str) -> None:
         super().__init__(redis_url)
@@ -31,8 +32,16 @@ class RQContender(Contender):
         self.queue = Queue("hpbench", connection=self.conn)
 
     def worker_cmd(self) -> list[str]:
-        return [str(Path(sys.executable).with_name("rq")), "worker", "hpbench", "--url",
-                self.redis_url, "--worker-class", "rq.worker.SimpleWorker", "--quiet"]
+        return [
+            str(Path(sys.executable).with_name("rq")),
+            "worker",
+            "hpbench",
+            "--url",
+            self.redis_url,
+            "--worker-class",
+            "rq.worker.SimpleWorker",
+            "--quiet",
+        ]
 
     def submit(self, n: int, stamped: bool = False, rate: float | None = None) -> None:
         if stamped or rate:

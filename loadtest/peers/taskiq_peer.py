@@ -26,8 +26,13 @@ class TaskiqContender(Contender):
     changed = ("--workers 1 (the default starts two worker processes)",)
 
     def worker_cmd(self) -> list[str]:
-        return [str(Path(sys.executable).with_name("taskiq")), "worker",
-                "loadtest.peers.taskiq_peer:broker", "--workers", "1"]
+        return [
+            str(Path(sys.executable).with_name("taskiq")),
+            "worker",
+            "loadtest.peers.taskiq_peer:broker",
+            "--workers",
+            "1",
+        ]
 
     def _run(self, n: int, stamped: bool, rate: float | None, stamp: float | None) -> None:
         async def main() -> None:

@@ -23,15 +23,23 @@ REGION = "us-east"
 def make_settings(redis_url: str, pg_dsn: str = "", **overrides: Any) -> Settings:
     """Settings tuned for tests: short leases and heartbeats, no admin port."""
     base: dict[str, Any] = dict(
-        region=REGION, partitions=8, redis_url=redis_url, pg_dsn=pg_dsn, admin_port=-1,
-        lease_ttl_s=1.5, heartbeat_s=0.1, trim_interval_s=0.2, shutdown_grace_s=5.0,
+        region=REGION,
+        partitions=8,
+        redis_url=redis_url,
+        pg_dsn=pg_dsn,
+        admin_port=-1,
+        lease_ttl_s=1.5,
+        heartbeat_s=0.1,
+        trim_interval_s=0.2,
+        shutdown_grace_s=5.0,
     )
     base.update(overrides)
     return Settings(**base)
 
 
-async def wait_for(cond: Callable[[], Awaitable[bool]], timeout: float, what: str,
-                   poll: float = 0.02) -> None:
+async def wait_for(
+    cond: Callable[[], Awaitable[bool]], timeout: float, what: str, poll: float = 0.02
+) -> None:
     """Poll `cond` until true; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not await cond():

@@ -20,21 +20,54 @@ ROOT = Path(__file__).resolve().parents[2]
 class WorkerProcess:
     """`python -m core.cli worker --app tests.core.apps:app ...` as a child process."""
 
-    def __init__(self, tmp: Path, name: str, redis_url: str, pg_dsn: str, exec_log: Path,
-                 *, cluster: bool = False, partitions: int = 16, task_s: float = 0.0,
-                 extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        name: str,
+        redis_url: str,
+        pg_dsn: str,
+        exec_log: Path,
+        *,
+        cluster: bool = False,
+        partitions: int = 16,
+        task_s: float = 0.0,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.stderr_path = tmp / f"{name}.err"
-        env = dict(os.environ, HOMEPORT_TEST_EXEC_LOG=str(exec_log),
-                   HOMEPORT_TEST_TASK_S=str(task_s), PYTHONPATH=str(ROOT))
+        env = dict(
+            os.environ,
+            HOMEPORT_TEST_EXEC_LOG=str(exec_log),
+            HOMEPORT_TEST_TASK_S=str(task_s),
+            PYTHONPATH=str(ROOT),
+        )
         cmd = [
-            sys.executable, "-m", "core.cli", "worker", "--app", "tests.core.apps:app",
-            "--region", "us-east", "--partitions", str(partitions), "--redis-url", redis_url,
-            "--pg-dsn", pg_dsn, "--lease-ttl-s", "1.5", "--heartbeat-s", "0.1",
-            "--admin-port", "0", "--redis-cluster" if cluster else "--redis-single", *extra,
+            sys.executable,
+            "-m",
+            "core.cli",
+            "worker",
+            "--app",
+            "tests.core.apps:app",
+            "--region",
+            "us-east",
+            "--partitions",
+            str(partitions),
+            "--redis-url",
+            redis_url,
+            "--pg-dsn",
+            pg_dsn,
+            "--lease-ttl-s",
+            "1.5",
+            "--heartbeat-s",
+            "0.1",
+            "--admin-port",
+            "0",
+            "--redis-cluster" if cluster else "--redis-single",
+            *extra,
         ]
         with open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                         stderr=err)
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err
+            )
         self.port = 0
 
     @property

@@ -86,17 +86,17 @@ async def test_ten_thousand_tasks_keep_per_key_order_over_four_workers(
     redis_url: str, pg_dsn: str, store: RecordStore, broker: Broker, tmp_path: Path
 ) -> None:
     exec_log = tmp_path / "exec.log"
-    workers = [WorkerProcess(tmp_path, f"w{i}", redis_url, pg_dsn, exec_log)
-               for i in range(4)]
+    workers = [WorkerProcess(tmp_path, f"w{i}", redis_url, pg_dsn, exec_log) for i in range(4)]
     try:
         for w in workers:
             await w.wait_started()
         await _spread(broker, 4)
         tasks = _tasks(10_000, 500)
-        producer = Producer(broker, Settings(region=REGION, partitions=PARTITIONS,
-                                             redis_url=redis_url))
+        producer = Producer(
+            broker, Settings(region=REGION, partitions=PARTITIONS, redis_url=redis_url)
+        )
         for lo in range(0, len(tasks), 2000):
-            results = await producer.submit_many(tasks[lo:lo + 2000], epoch=0)
+            results = await producer.submit_many(tasks[lo : lo + 2000], epoch=0)
             assert all(r.ok for r in results)
         await _all_succeeded(store, 10_000, 120)
     finally:
@@ -118,12 +118,22 @@ async def test_ten_thousand_tasks_keep_per_key_order_over_four_workers(
 
 
 async def _crash_scenario(
-    redis_url: str, pg_dsn: str, store: RecordStore, broker: Broker, tmp_path: Path, *,
-    cluster: bool, n: int, keys: int, workers: int,
+    redis_url: str,
+    pg_dsn: str,
+    store: RecordStore,
+    broker: Broker,
+    tmp_path: Path,
+    *,
+    cluster: bool,
+    n: int,
+    keys: int,
+    workers: int,
 ) -> None:
     exec_log = tmp_path / "exec.log"
-    procs = [WorkerProcess(tmp_path, f"w{i}", redis_url, pg_dsn, exec_log, cluster=cluster,
-                           task_s=0.002) for i in range(workers)]
+    procs = [
+        WorkerProcess(tmp_path, f"w{i}", redis_url, pg_dsn, exec_log, cluster=cluster, task_s=0.002)
+        for i in range(workers)
+    ]
     survivors = procs[1:]
     victim = procs[0]
     try:
@@ -131,10 +141,14 @@ async def _crash_scenario(
             await w.wait_started()
         await _spread(broker, workers)
         tasks = _tasks(n, keys)
-        producer = Producer(broker, Settings(region=REGION, partitions=PARTITIONS,
-                                             redis_url=redis_url, redis_cluster=cluster))
+        producer = Producer(
+            broker,
+            Settings(
+                region=REGION, partitions=PARTITIONS, redis_url=redis_url, redis_cluster=cluster
+            ),
+        )
         for lo in range(0, len(tasks), 2000):
-            assert all(r.ok for r in await producer.submit_many(tasks[lo:lo + 2000], 0))
+            assert all(r.ok for r in await producer.submit_many(tasks[lo : lo + 2000], 0))
 
         async def victim_busy() -> bool:
             return sum(1 for r in read_exec_log(exec_log) if r[0] == victim.pid) >= 200
@@ -159,8 +173,9 @@ async def _crash_scenario(
 async def test_kill_nine_mid_batch_reruns_at_most_inflight_and_keeps_order(
     redis_url: str, pg_dsn: str, store: RecordStore, broker: Broker, tmp_path: Path
 ) -> None:
-    await _crash_scenario(redis_url, pg_dsn, store, broker, tmp_path, cluster=False,
-                          n=6000, keys=300, workers=3)
+    await _crash_scenario(
+        redis_url, pg_dsn, store, broker, tmp_path, cluster=False, n=6000, keys=300, workers=3
+    )
 
 
 async def test_order_and_crash_on_a_three_master_redis_cluster(
@@ -171,8 +186,17 @@ async def test_order_and_crash_on_a_three_master_redis_cluster(
     try:
         slots = {addr for addr in broker._slots}
         assert len(slots) == 3, f"expected 3 masters, got {slots}"
-        await _crash_scenario(redis_cluster_url, pg_dsn, store, broker, tmp_path,
-                              cluster=True, n=4000, keys=200, workers=3)
+        await _crash_scenario(
+            redis_cluster_url,
+            pg_dsn,
+            store,
+            broker,
+            tmp_path,
+            cluster=True,
+            n=4000,
+            keys=200,
+            workers=3,
+        )
     finally:
         await broker.close()
 
@@ -181,8 +205,7 @@ async def test_poison_task_is_dead_lettered_after_max_deliveries(
     redis_url: str, pg_dsn: str, store: RecordStore, broker: Broker, tmp_path: Path
 ) -> None:
     exec_log = tmp_path / "exec.log"
-    producer = Producer(broker, Settings(region=REGION, partitions=PARTITIONS,
-                                         redis_url=redis_url))
+    producer = Producer(broker, Settings(region=REGION, partitions=PARTITIONS, redis_url=redis_url))
     poison = new_task("cursed", "poison", b"0")
     others = _tasks(200, 20)
     await producer.submit_many([poison, *others], epoch=0)
@@ -192,8 +215,14 @@ async def test_poison_task_is_dead_lettered_after_max_deliveries(
         alive = [w for w in spawned if w.proc.poll() is None]
         if not alive:
             assert len(spawned) < 6, "poison kept killing workers past max_deliveries"
-            w = WorkerProcess(tmp_path, f"w{len(spawned)}", redis_url, pg_dsn, exec_log,
-                              extra=("--max-deliveries", "2"))
+            w = WorkerProcess(
+                tmp_path,
+                f"w{len(spawned)}",
+                redis_url,
+                pg_dsn,
+                exec_log,
+                extra=("--max-deliveries", "2"),
+            )
             spawned.append(w)
             await w.wait_started()
         recs = await store.tasks("id = $1 AND status = 'dead'", poison.id)

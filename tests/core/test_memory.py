@@ -47,8 +47,12 @@ async def test_redis_memory_returns_to_baseline_after_200k_tasks(
         await wait_for(lambda: ran(2000), 30, "the warm-up tasks")
         # Baseline: streams, groups and consumers exist; warm-up dedup keys have expired.
         keys = 3 * settings.partitions + 2  # stream + epoch + lease per partition, ...
-        await wait_for(lambda: _quiet(broker, settings.partitions, keys + 8), 30,
-                       "warm-up entries trimmed and dedup keys expired", poll=0.1)
+        await wait_for(
+            lambda: _quiet(broker, settings.partitions, keys + 8),
+            30,
+            "warm-up entries trimmed and dedup keys expired",
+            poll=0.1,
+        )
         baseline_keys = await broker.raw("x", lambda c: c.dbsize())
         baseline = await broker.memory_used()
 
@@ -62,8 +66,12 @@ async def test_redis_memory_returns_to_baseline_after_200k_tasks(
             while done[0] < 2000 + lo - 20_000:  # keep at most ~20k queued
                 await asyncio.sleep(0.01)
         await wait_for(lambda: ran(2000 + total), 300, f"{total} tasks to run")
-        await wait_for(lambda: _quiet(broker, settings.partitions, baseline_keys), 30,
-                       "streams trimmed and dedup keys expired", poll=0.1)
+        await wait_for(
+            lambda: _quiet(broker, settings.partitions, baseline_keys),
+            30,
+            "streams trimmed and dedup keys expired",
+            poll=0.1,
+        )
         after = await broker.memory_used()
 
     grew = after - baseline

@@ -38,8 +38,10 @@ async def test_stale_lease_token_cannot_ack_or_begin(redis_url: str, broker: Bro
     new = await broker.acquire(p.lease, p.fence, "new-owner", 60_000)
     assert new > old
 
-    for finishes, begins in (([Finish("A", d.entry_id, d.task_id)], []),
-                             ([], [(d.entry_id, d.task_id)])):
+    for finishes, begins in (
+        ([Finish("A", d.entry_id, d.task_id)], []),
+        ([], [(d.entry_id, d.task_id)]),
+    ):
         try:
             await broker.step(p, old, "old-owner", finishes, begins, 0)
         except Fenced as exc:
@@ -48,8 +50,7 @@ async def test_stale_lease_token_cannot_ack_or_begin(redis_url: str, broker: Bro
             raise AssertionError("a stale token was accepted")
     summary = await broker.raw(p.stream, lambda c: c.xpending(p.stream, GROUP))
     assert summary["pending"] == 1, "the stale owner's ack must not land"
-    assert await broker.step(p, new, "new-owner", [Finish("A", d.entry_id, d.task_id)], [],
-                             0) == []
+    assert await broker.step(p, new, "new-owner", [Finish("A", d.entry_id, d.task_id)], [], 0) == []
     summary = await broker.raw(p.stream, lambda c: c.xpending(p.stream, GROUP))
     assert summary["pending"] == 0
 
@@ -69,6 +70,7 @@ async def test_partitions_rebalance_when_a_worker_joins_and_move_when_it_leaves(
     async with running_worker(app, settings) as first:
         second_settings = make_settings(redis_url)
         async with running_worker_partial(app, second_settings) as second:
+
             async def split() -> bool:
                 a = len(first.membership.consumers)  # type: ignore[union-attr]
                 b = len(second.membership.consumers)  # type: ignore[union-attr]
@@ -116,8 +118,9 @@ async def test_second_sigterm_stops_now_and_the_task_is_redelivered(
     redis_url: str, pg_dsn: str, store: RecordStore, broker: Broker, tmp_path: Path
 ) -> None:
     exec_log = tmp_path / "exec.log"
-    w = WorkerProcess(tmp_path, "w0", redis_url, pg_dsn, exec_log,
-                      extra=("--shutdown-grace-s", "30"))
+    w = WorkerProcess(
+        tmp_path, "w0", redis_url, pg_dsn, exec_log, extra=("--shutdown-grace-s", "30")
+    )
     await w.wait_started()
     producer = Producer(broker, Settings(region=REGION, partitions=16, redis_url=redis_url))
     task = new_task("k", "sleepy", b"20")
@@ -141,8 +144,9 @@ async def test_second_sigterm_stops_now_and_the_task_is_redelivered(
     pending = 0
     for p in range(16):
         pk = rk.partition(p)
-        pending += (await broker.raw(pk.stream, lambda c, s=pk.stream: c.xpending(s, GROUP))
-                    )["pending"]
+        pending += (await broker.raw(pk.stream, lambda c, s=pk.stream: c.xpending(s, GROUP)))[
+            "pending"
+        ]
     assert pending == 1
 
 
@@ -158,8 +162,11 @@ async def test_admin_server_serves_metrics_health_and_status(
     settings = make_settings(redis_url, admin_port=0)
     async with running_worker(app, settings) as w:
         await Producer(broker, settings).submit(new_task("k", "noop"), epoch=0)
-        await wait_for(lambda: _metric_at_least(w.admin_port, "homeport_succeeded_total", 1),
-                       10, "the task to be counted in /metrics")
+        await wait_for(
+            lambda: _metric_at_least(w.admin_port, "homeport_succeeded_total", 1),
+            10,
+            "the task to be counted in /metrics",
+        )
         base = f"http://127.0.0.1:{w.admin_port}"
         for path in ("/healthz", "/readyz"):
             assert (await _get(base + path))[0] == 200
@@ -167,8 +174,10 @@ async def test_admin_server_serves_metrics_health_and_status(
         assert status["role"] == "worker" and status["region"] == REGION
         assert status["partitions"] == list(range(settings.partitions))
         body = (await _get(base + "/metrics"))[1]
-        assert 'homeport_end_to_end_latency_seconds_bucket{le="0.005",partition=' in body \
+        assert (
+            'homeport_end_to_end_latency_seconds_bucket{le="0.005",partition=' in body
             or "homeport_end_to_end_latency_seconds_bucket" in body
+        )
 
 
 async def _get(url: str) -> tuple[int, str]:
@@ -181,8 +190,9 @@ async def _get(url: str) -> tuple[int, str]:
 
 async def _metric_at_least(port: int, name: str, n: float) -> bool:
     body = (await _get(f"http://127.0.0.1:{port}/metrics"))[1]
-    total = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
-                if line.startswith(name + "{"))
+    total = sum(
+        float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith(name + "{")
+    )
     return total >= n
 
 

@@ -8,8 +8,16 @@ from core.store import AttemptRecord, RecordStore, Status, TaskRecord
 
 
 def _rec(status: Status, attempts: int, **kw: object) -> TaskRecord:
-    return TaskRecord(id="t1", partition_key="k", partition=3, region="us-east", kind="noop",
-                      status=status, attempts=attempts, **kw)  # type: ignore[arg-type]
+    return TaskRecord(
+        id="t1",
+        partition_key="k",
+        partition=3,
+        region="us-east",
+        kind="noop",
+        status=status,
+        attempts=attempts,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 async def test_migrate_is_idempotent(store: RecordStore) -> None:
@@ -21,9 +29,14 @@ async def test_status_never_moves_backwards(store: RecordStore) -> None:
     await store.write([_rec(Status.RUNNING, 1, started_at=now)], [])
     await store.write([_rec(Status.SUCCEEDED, 1, result=b"r", finished_at=now + 1)], [])
     # A late duplicate execution reports "running" and then "dead": neither may win.
-    await store.write([_rec(Status.RUNNING, 2, started_at=now + 2)], [
-        AttemptRecord("t1", 2, "1-1", "w2", "us-east", 3, Status.RUNNING, now + 2,
-                      duplicate=True)])
+    await store.write(
+        [_rec(Status.RUNNING, 2, started_at=now + 2)],
+        [
+            AttemptRecord(
+                "t1", 2, "1-1", "w2", "us-east", 3, Status.RUNNING, now + 2, duplicate=True
+            )
+        ],
+    )
     await store.write([_rec(Status.DEAD, 2, error="late")], [])
     rec = await store.get_task("t1")
     assert (rec.status, rec.result, rec.error) == (Status.SUCCEEDED, b"r", None)

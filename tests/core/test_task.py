@@ -18,10 +18,24 @@ def test_generated_id_is_a_ulid() -> None:
 
 
 def test_client_id_and_fields_are_kept() -> None:
-    t = new_task("k", "send_invoice", b"p", id="inv-1", durability="G", max_attempts=7,
-                 deadline=1.91e9, now=1.9e9)
+    t = new_task(
+        "k",
+        "send_invoice",
+        b"p",
+        id="inv-1",
+        durability="G",
+        max_attempts=7,
+        deadline=1.91e9,
+        now=1.9e9,
+    )
     assert (t.id, t.kind, t.payload, t.durability, t.max_attempts, t.deadline) == (
-        "inv-1", "send_invoice", b"p", Durability.GLOBAL, 7, 1.91e9)
+        "inv-1",
+        "send_invoice",
+        b"p",
+        Durability.GLOBAL,
+        7,
+        1.91e9,
+    )
 
 
 def test_payload_limit_is_configurable() -> None:
@@ -47,10 +61,16 @@ def test_settings_from_yaml_env_and_overrides(tmp_path: object) -> None:
 
     path = pathlib.Path(str(tmp_path)) / "hp.yaml"
     path.write_text("region: eu-west\npartitions: 32\nredis_cluster: true\n")
-    s = Settings.load(path, env={"HOMEPORT_PARTITIONS": "64", "HOMEPORT_BLOCK_MS": "5"},
-                      lease_ttl_s=2.5)
+    s = Settings.load(
+        path, env={"HOMEPORT_PARTITIONS": "64", "HOMEPORT_BLOCK_MS": "5"}, lease_ttl_s=2.5
+    )
     assert (s.region, s.partitions, s.redis_cluster, s.block_ms, s.lease_ttl_s) == (
-        "eu-west", 64, True, 5, 2.5)
+        "eu-west",
+        64,
+        True,
+        5,
+        2.5,
+    )
 
 
 def test_settings_refuse_bad_values() -> None:

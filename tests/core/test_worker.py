@@ -52,7 +52,9 @@ async def test_failing_task_is_retried_and_holds_its_key(
 
     attempts = await store.attempts(a.id)
     assert [(x.attempt, x.status) for x in attempts] == [
-        (1, Status.FAILED), (2, Status.FAILED), (3, Status.SUCCEEDED)
+        (1, Status.FAILED),
+        (2, Status.FAILED),
+        (3, Status.SUCCEEDED),
     ]
     assert attempts[0].error == "RuntimeError: boom 1"
     rec = await store.get_task(a.id)
@@ -157,9 +159,7 @@ async def test_same_id_submitted_twice_runs_once(
     assert len(await store.attempts("payment-7")) == 1
 
 
-async def test_delayed_tasks_never_start_early(
-    redis_url: str, broker: Broker
-) -> None:
+async def test_delayed_tasks_never_start_early(redis_url: str, broker: Broker) -> None:
     app = App()
     lateness: list[float] = []
     done = asyncio.Event()

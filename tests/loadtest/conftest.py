@@ -12,6 +12,7 @@ from loadtest.stack import LocalStack
 
 @pytest.fixture
 def stack(redis_url: str, pg_dsn: str, tmp_path: Path) -> Iterator[LocalStack]:
-    with LocalStack(redis_url, pg_dsn, tmp_path / "logs", region="us-east", partitions=16,
-                    workers=1) as running:
+    with LocalStack(
+        redis_url, pg_dsn, tmp_path / "logs", region="us-east", partitions=16, workers=1
+    ) as running:
         yield running

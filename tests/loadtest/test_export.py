@@ -16,15 +16,24 @@ def _rows(n: int) -> list[dict[str, float | int | str]]:
         enq = 1000.0 + i * 0.01
         start = enq + 0.002 + (i % 5) * 0.001
         end = start + 0.004 + (i % 3) * 0.001
-        rows.append({"enqueued_at": enq, "started_at": start, "finished_at": end,
-                     "task_finished_at": end, "attempt": 1, "status": "succeeded",
-                     "partition_key": f"k{i % 7}"})
+        rows.append(
+            {
+                "enqueued_at": enq,
+                "started_at": start,
+                "finished_at": end,
+                "task_finished_at": end,
+                "attempt": 1,
+                "status": "succeeded",
+                "partition_key": f"k{i % 7}",
+            }
+        )
     return rows
 
 
 def test_export_round_trips_into_the_simulation_loader(tmp_path: Path) -> None:
-    doc = build_export(duration_s=20.0, tasks=2000, rows=_rows(2000), workers=2,
-                       concurrency=64, partitions=16)
+    doc = build_export(
+        duration_s=20.0, tasks=2000, rows=_rows(2000), workers=2, concurrency=64, partitions=16
+    )
     export = load_export(write_export(doc, tmp_path / "export.json"))
     assert export.rate == 100.0
     assert export.tasks == 2000
@@ -40,8 +49,7 @@ def test_export_round_trips_into_the_simulation_loader(tmp_path: Path) -> None:
 def test_retries_count_as_service_time_but_not_as_queue_wait() -> None:
     rows = _rows(3)
     rows.append({**rows[0], "attempt": 2, "started_at": 2000.0, "finished_at": 2000.5})
-    doc = build_export(duration_s=1.0, tasks=3, rows=rows, workers=1, concurrency=1,
-                       partitions=1)
+    doc = build_export(duration_s=1.0, tasks=3, rows=rows, workers=1, concurrency=1, partitions=1)
     assert len(doc["service_time_s"]["samples"]) == 4
     assert len(doc["queue_wait_s"]["samples"]) == 3
 

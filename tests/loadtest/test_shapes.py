@@ -28,7 +28,12 @@ def test_steady_holds_users_then_ends() -> None:
     clock = FakeClock()
     shape = make_shape("steady", 20, 60, spawn_rate=5, clock=clock)
     assert ticks(shape, clock, [0, 1, 30, 59.9, 60, 61]) == [
-        (20, 5), (20, 5), (20, 5), (20, 5), None, None,
+        (20, 5),
+        (20, 5),
+        (20, 5),
+        (20, 5),
+        None,
+        None,
     ]
 
 
@@ -36,7 +41,14 @@ def test_step_climbs_equal_stairs() -> None:
     clock = FakeClock()
     shape = make_shape("step", 20, 40, spawn_rate=5, clock=clock)
     assert ticks(shape, clock, [0, 9.9, 10, 19.9, 20, 30, 39.9, 40]) == [
-        (5, 5), (5, 5), (10, 5), (10, 5), (15, 5), (20, 5), (20, 5), None,
+        (5, 5),
+        (5, 5),
+        (10, 5),
+        (10, 5),
+        (15, 5),
+        (20, 5),
+        (20, 5),
+        None,
     ]
 
 
@@ -50,7 +62,13 @@ def test_spike_spawns_all_users_at_once_in_the_middle_fifth() -> None:
     clock = FakeClock()
     shape = make_shape("spike", 40, 100, spawn_rate=5, clock=clock)
     assert ticks(shape, clock, [0, 39.9, 40, 59.9, 60, 99, 100]) == [
-        (10, 5), (10, 5), (40, 40.0), (40, 40.0), (10, 5), (10, 5), None,
+        (10, 5),
+        (10, 5),
+        (40, 40.0),
+        (40, 40.0),
+        (10, 5),
+        (10, 5),
+        None,
     ]
 
 

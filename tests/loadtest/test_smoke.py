@@ -20,8 +20,16 @@ WORKLOAD = Workload(rate_per_user=10, batch_size=20, keys=500)
 def test_fifteen_second_steady_run_has_no_failures_and_matches_the_records(
     stack: LocalStack, tmp_path: Path
 ) -> None:
-    cfg = RunConfig(stack.gateway, tmp_path / "out", "steady", users=5, duration_s=15,
-                    spawn_rate=5, run_id="smoke1", workload=WORKLOAD)
+    cfg = RunConfig(
+        stack.gateway,
+        tmp_path / "out",
+        "steady",
+        users=5,
+        duration_s=15,
+        spawn_rate=5,
+        run_id="smoke1",
+        workload=WORKLOAD,
+    )
     assert run_locust(cfg) == 0, (tmp_path / "out" / "locust.log").read_text()[-3000:]
     stats = read_stats(cfg.csv_prefix)
     agg = stats[AGGREGATED]
@@ -39,12 +47,18 @@ def test_fifteen_second_steady_run_has_no_failures_and_matches_the_records(
     # reported by Locust (it stops its users mid-call): at most one call per user.
     in_flight = 5 * WORKLOAD.batch_size
     assert expected <= records.tasks <= expected + in_flight, (
-        f"PostgreSQL records {records.tasks} tasks, Locust reported {expected} accepted")
+        f"PostgreSQL records {records.tasks} tasks, Locust reported {expected} accepted"
+    )
     assert records.finished == records.tasks, "not every accepted task finished"
 
-    doc = build_export(duration_s=window_s(read_history(cfg.csv_prefix), cfg.duration_s),
-                       tasks=summary.tasks_accepted, rows=records.rows, workers=1,
-                       concurrency=1024, partitions=16)
+    doc = build_export(
+        duration_s=window_s(read_history(cfg.csv_prefix), cfg.duration_s),
+        tasks=summary.tasks_accepted,
+        rows=records.rows,
+        workers=1,
+        concurrency=1024,
+        partitions=16,
+    )
     export = load_export(write_export(doc, tmp_path / "export.json"))
     assert export.tasks == expected
     assert 10 <= export.duration_s <= 20
@@ -53,8 +67,17 @@ def test_fifteen_second_steady_run_has_no_failures_and_matches_the_records(
 
 def test_distributed_run_master_and_one_worker(stack: LocalStack, tmp_path: Path) -> None:
     workload = dataclasses.replace(WORKLOAD, durability="LOCAL")
-    cfg = RunConfig(stack.gateway, tmp_path / "dist", "steady", users=4, duration_s=8,
-                    spawn_rate=4, workers=1, run_id="dist1", workload=workload)
+    cfg = RunConfig(
+        stack.gateway,
+        tmp_path / "dist",
+        "steady",
+        users=4,
+        duration_s=8,
+        spawn_rate=4,
+        workers=1,
+        run_id="dist1",
+        workload=workload,
+    )
     assert run_locust(cfg) == 0, (tmp_path / "dist" / "locust.log").read_text()[-3000:]
     agg = read_stats(cfg.csv_prefix)[AGGREGATED]
     assert agg.requests > 100 and agg.failures == 0
