@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import random
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -44,6 +45,8 @@ from router.views import (
     TaskView,
     status_name,
 )
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # The generated stub is untyped; calls through it return the (typed) messages below.
@@ -72,6 +75,7 @@ class ClientStats:
     calls: int = 0
     retries: int = 0
     redirects: int = 0
+    refresh_failures: int = 0
 
 
 class AsyncClient:
@@ -155,18 +159,37 @@ class AsyncClient:
                 return await rpc(request, timeout=timeout or self.timeout, metadata=self._metadata)
             except grpc.RpcError as exc:
                 last = from_rpc_error(exc)
-            if isinstance(last, Misrouted) and last.redirect.gateway and key:
-                self.routing.learn(last.redirect)
+            if isinstance(last, Misrouted) and key and attempt < attempts - 1:
                 self.stats.redirects += 1
+                if last.redirect.key and last.redirect.gateway:
+                    # WRONG_REGION names the key's owner: go there at once, unless the
+                    # answer was older than what we know (a gateway whose table lags):
+                    # then give the gateways a moment to catch up.
+                    self.routing.learn(last.redirect)
+                    if self.routing.gateway_for(key) == address:
+                        await asyncio.sleep(self.retry.backoff(attempt, self._rng))
+                    continue
+                # FENCED names a partition that moved on: ask the table's source where.
+                await self._refresh_routes()
+                await asyncio.sleep(self.retry.backoff(attempt, self._rng))
                 continue
             if not isinstance(last, RetryableError) or attempt == attempts - 1:
                 raise last
             self.stats.retries += 1
             if last.status == grpc.StatusCode.UNAVAILABLE:
-                await self.routing.refresh()
+                await self._refresh_routes()
             await asyncio.sleep(self.retry.backoff(attempt, self._rng))
         assert last is not None  # the loop runs at least once and raises or returns
         raise last
+
+    async def _refresh_routes(self) -> None:
+        """Reload the routing table; when its source is unreachable, keep the cached
+        routes and let the retry loop carry on (the caller sees gateway errors only)."""
+        try:
+            await self.routing.refresh()
+        except Exception as exc:  # noqa: BLE001 - any source failure: keep what we know
+            self.stats.refresh_failures += 1
+            log.debug("routing refresh failed: %s", exc)
 
     async def submit(
         self,
