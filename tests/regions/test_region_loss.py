@@ -55,7 +55,10 @@ class Op:
 @pytest.fixture
 async def client(system: DevCluster) -> AsyncIterator[AsyncClient]:
     table = await EtcdRoutingTable.open(system.topology)
-    sdk = AsyncClient(table, timeout=2.0, retry=RetryPolicy(attempts=3, backoff_cap_s=0.3))
+    # Retries as an SDK user would configure them: losing us-east also loses the etcd
+    # member that may lead the Raft group, and the other regions' gateways may pause
+    # writes for the election (their lease fence), which retries must absorb.
+    sdk = AsyncClient(table, timeout=2.0, retry=RetryPolicy(attempts=8, backoff_cap_s=0.5))
     yield sdk
     await sdk.close()
     await table.close()
