@@ -12,24 +12,20 @@ import dataclasses
 import os
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
+from loadtest.demo import DURABILITIES, Op, _drive, _records
 from regions.devcluster import ClusterSpec, DevCluster
 from regions.placement import home_region
 from regions.processes import is_alive
-from regions.topology import Topology
 from router.client import AsyncClient, RetryPolicy
-from router.errors import GatewayError
 from router.etcd_routing import EtcdRoutingTable
 from tests.conftest import _start
 
 LOST, SURVIVOR, THIRD = "us-east", "eu-west", "ap-south"
-DURABILITIES = ("LOCAL", "REGION", "GLOBAL")
 
 
 @pytest.fixture(scope="module")
@@ -38,18 +34,6 @@ def system(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
         ClusterSpec.default(3, partitions=8), services="loadtest.apps:app", workers=1
     )
     yield from _start(spec, "loss-e2e", state_dir_factory)
-
-
-@dataclasses.dataclass
-class Op:
-    key: str
-    seq: int
-    task_id: str
-    durability: str
-    home: str
-    sent: float
-    acked: float | None = None
-    error: str | None = None
 
 
 @pytest.fixture
@@ -62,42 +46,6 @@ async def client(system: DevCluster) -> AsyncIterator[AsyncClient]:
     yield sdk
     await sdk.close()
     await table.close()
-
-
-async def _drive(client: AsyncClient, key: str, durability: str, home: str, ops: list[Op],
-                 stop: asyncio.Event) -> None:  # fmt: skip
-    seq = 0
-    while not stop.is_set():
-        op = Op(key, seq, f"{key}-{seq}-{uuid.uuid4().hex[:4]}", durability, home, time.monotonic())
-        ops.append(op)
-        try:
-            await client.submit(
-                "noop", key, str(seq).encode(), id=op.task_id, durability=durability
-            )
-            op.acked = time.monotonic()
-        except GatewayError as exc:
-            op.error = exc.reason or exc.status.name
-        seq += 1
-        await asyncio.sleep(0.1)
-
-
-async def _records(topo: Topology) -> tuple[dict[str, str], dict[str, tuple[float, float]]]:
-    """status per task id, and (first start, last finish) per task id, over every home DB."""
-    status: dict[str, str] = {}
-    spans: dict[str, tuple[float, float]] = {}
-    for region in topo.regions:
-        conn = await asyncpg.connect(region.postgres)
-        try:
-            for row in await conn.fetch("SELECT id, status FROM tasks"):
-                status[row["id"]] = row["status"]
-            for row in await conn.fetch(
-                "SELECT task_id, extract(epoch FROM min(started_at)) AS s, "
-                "extract(epoch FROM max(finished_at)) AS f FROM attempts GROUP BY task_id"
-            ):
-                spans[row["task_id"]] = (float(row["s"]), float(row["f"] or row["s"]))
-        finally:
-            await conn.close()
-    return status, spans
 
 
 async def _until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -132,7 +80,7 @@ async def test_region_loss_promotes_standby_and_loses_no_global_task(
     ops: list[Op] = []
     stop = asyncio.Event()
     drivers = [
-        asyncio.create_task(_drive(client, k, DURABILITIES[i % 3], homes[k], ops, stop))
+        asyncio.create_task(_drive(client, k, DURABILITIES[i % 3], homes[k], ops, stop, 0.1))
         for i, k in enumerate(keys)
     ]
     await asyncio.sleep(4)
