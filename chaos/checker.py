@@ -16,7 +16,9 @@ Definitions (each a function below):
 - **latency**: submit-to-acknowledgement of acknowledged submits; percentiles outside
   fault windows unless the SLO says `during_faults`.
 - **RTO** of a disruptive fault: from its start to the first acknowledged submit after
-  which `CLEAN_S` seconds of submits all succeeded (0 when nothing failed). A
+  which `CLEAN_S` seconds of submits all succeeded (0 when nothing failed), judged on the
+  submits sent before the next fault step starts when the service recovered by then
+  (so a later failback's brief switch is not charged to the fault before it). A
   NOT_REPLICATED refusal is not an outage: it is the designed answer to a GLOBAL submit
   while its home's mirror cannot be reached (the task was not acknowledged, the client
   may resubmit with the same id), so such submits are left out of the RTO; LOCAL and
@@ -229,15 +231,21 @@ def refused_unreplicated(op: Op) -> bool:
 def recovery_times(history: History) -> list[float]:
     ops = sorted((o for o in history.ops if not refused_unreplicated(o)), key=lambda o: o.sent)
     out = []
+    starts = sorted({f.start for f in history.faults})
     for f in history.faults:
         if not f.disruptive:
             continue
         after = [o for o in ops if o.sent >= f.start]
-        failed = [o for o in after if o.acked is None]
-        if not failed:
+        # Failures after the next step began (a failback's switch, another kill) are that
+        # step's; this fault recovered if it did so before then.
+        nxt = next((s for s in starts if s > f.start), math.inf)
+        window = [o for o in after if o.sent < nxt]
+        if not any(o.acked is None for o in window):
             out.append(0.0)
             continue
-        recovered = _first_clean_run(after)
+        recovered = _first_clean_run(window) if nxt < math.inf else None
+        if recovered is None:
+            recovered = _first_clean_run(after)
         out.append(recovered - f.start if recovered is not None else math.inf)
     return out
 

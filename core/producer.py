@@ -96,6 +96,11 @@ class Producer:
             due, blob = pack(task, now_ms, epoch)
             args += (due, task.id, blob)
         wanted = max(self._wait[t.durability] for t in tasks)
+        timeout = (
+            self._settings.global_wait_timeout_ms
+            if any(t.durability is Durability.GLOBAL for t in tasks)
+            else self._settings.wait_timeout_ms
+        )
         labels = (self._settings.region, str(p))
         try:
             replies, acked = await self._broker.enqueue(
@@ -105,7 +110,7 @@ class Producer:
                 epoch=epoch,
                 dedup_window_ms=int(self._settings.dedup_window_s * 1000),
                 wait_replicas=wanted,
-                wait_timeout_ms=self._settings.wait_timeout_ms,
+                wait_timeout_ms=timeout,
             )
         except HomeportError as exc:
             if exc.code == "FENCED":

@@ -37,9 +37,12 @@ class Settings:
     pg_dsn: str = ""
     # Seconds a task id is remembered for submit dedup. Default 3600. Zero is refused.
     dedup_window_s: float = 3600.0
-    # Milliseconds WAIT blocks for replica acks. Default 100. Zero would block forever in
-    # Redis, so it is refused.
+    # Milliseconds WAIT blocks for the in-region replica's ack (REGION durability).
+    # Default 100. Zero would block forever in Redis, so it is refused.
     wait_timeout_ms: int = 100
+    # Milliseconds WAIT blocks for GLOBAL durability, whose last ack crosses regions (one
+    # replication round trip to the standby region). Default 1000. Zero is refused.
+    global_wait_timeout_ms: int = 1000
     # Replica acks for REGION durability (in-region replica). Default 1. Zero = like LOCAL.
     region_replicas: int = 1
     # Replica acks for GLOBAL durability (all replicas incl. the standby region's).
@@ -97,6 +100,7 @@ class Settings:
             "partitions",
             "dedup_window_s",
             "wait_timeout_ms",
+            "global_wait_timeout_ms",
             "batch_size",
             "concurrency",
             "sync_threads",

@@ -244,6 +244,9 @@ def etcd_argv(
         "--initial-cluster-token", token,
         "--heartbeat-interval", "100",
         "--election-timeout", "1000",
+        # The etcd 3.5 default: a member that rejoins after a pause or partition asks
+        # before it campaigns, so it cannot depose a healthy leader with a higher term.
+        "--pre-vote",
         "--logger", "zap",
         "--log-outputs", "stderr",
     ]  # fmt: skip

@@ -136,6 +136,30 @@ def test_recovery_time_is_measured_from_the_fault_start() -> None:
     assert any("max_rto_s" in v for v in verdict.violations)
 
 
+def test_a_later_steps_failures_are_not_charged_to_the_fault_before_it() -> None:
+    def history(failing: set[int]) -> History:
+        h = History(meta={"t0": T0})
+        for i in range(60):  # 6 s of submits, one per 100 ms
+            sent = T0 + i * 0.1
+            failed = i in failing
+            h.ops.append(Op(f"t{i}", "k", "LOCAL", sent, acked=None if failed else sent + 0.001))
+            if not failed:
+                h.execs.append(Execution(f"t{i}", sent + 0.01, sent + 0.02))
+        h.faults.append(FaultRecord("isolate", 0, T0 + 1.0, T0 + 2.0, ["client->a:gateway"]))
+        h.faults.append(FaultRecord("failback", 1, T0 + 4.0, T0 + 4.0, [], disruptive=False))
+        return h
+
+    isolation, switch = set(range(10, 15)), set(range(40, 43))  # 1.0-1.4 s, 4.0-4.2 s
+    verdict = check(history(isolation | switch), {"slos": {"max_rto_s": 1.0}})
+    assert verdict.rto_s is not None and 0.45 < verdict.rto_s < 0.55, verdict.rto_s
+    assert verdict.ok, verdict.violations
+    # Still failing when the failback starts: not recovered in its window, so judged on
+    # everything after it, up to the end of the failback's switch.
+    verdict = check(history(set(range(10, 43))), {"slos": {"max_rto_s": 1.0}})
+    assert verdict.rto_s is not None and 3.25 < verdict.rto_s < 3.35, verdict.rto_s
+    assert not verdict.ok
+
+
 def test_not_replicated_refusals_are_not_an_outage() -> None:
     h = History(meta={"t0": T0})
     for i in range(40):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from core.broker import Broker
@@ -54,13 +56,31 @@ async def test_global_durability_waits_for_both_replicas(redis_url: str, broker:
 async def test_too_few_replicas_is_not_replicated(redis_url: str, broker: Broker) -> None:
     metrics = Metrics()
     # The primary has 2 replicas; asking for 3 can only time out.
-    settings = make_settings(redis_url, global_replicas=3, wait_timeout_ms=50)
+    settings = make_settings(redis_url, global_replicas=3, global_wait_timeout_ms=50)
     producer = Producer(broker, settings, metrics)
     res = await producer.submit(new_task("k", "noop", durability=Durability.GLOBAL), epoch=0)
     assert isinstance(res.error, NotReplicated)
     assert (res.error.wanted, res.error.acked) == (3, 2)
     assert "resubmit it with the same id" in str(res.error)
     assert metrics.value("homeport_not_replicated_total") == 1
+
+
+async def test_global_waits_its_own_longer_budget_for_the_cross_region_ack(
+    redis_url: str, broker: Broker
+) -> None:
+    # Ask for one replica more than exist, so each WAIT runs to its timeout.
+    settings = make_settings(
+        redis_url, region_replicas=3, global_replicas=3,
+        wait_timeout_ms=50, global_wait_timeout_ms=400,
+    )  # fmt: skip
+    producer = Producer(broker, settings)
+    waited = {}
+    for durability in (Durability.REGION, Durability.GLOBAL):
+        start = time.monotonic()
+        res = await producer.submit(new_task("k", "noop", durability=durability), epoch=0)
+        waited[durability] = time.monotonic() - start
+        assert isinstance(res.error, NotReplicated), durability
+    assert waited[Durability.REGION] < 0.4 <= waited[Durability.GLOBAL], waited
 
 
 @pytest.mark.parametrize(
