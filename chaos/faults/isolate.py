@@ -47,9 +47,8 @@ class Isolate(RegionFault):
         for link in targets:
             ctx.toxiproxy.set_enabled(link, False)
         paused = ctx.processes.pause(self.member)
-        return (
-            f"isolated {self.step.region}: {len(targets)} links down"
-            + (f", {self.member} paused" if paused else f", {self.member} not running")
+        return f"isolated {self.step.region}: {len(targets)} links down" + (
+            f", {self.member} paused" if paused else f", {self.member} not running"
         )
 
     async def revert(self, ctx: FaultContext, targets: list[str]) -> str:
