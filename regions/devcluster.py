@@ -168,7 +168,10 @@ def _plan(spec: ClusterSpec, picker: PortPicker) -> _Plan:
         regions.append(region)
         link(f"client->{rs.name}:gateway", region.gateway or "")
         link(f"client->{rs.name}:etcd", region.etcd)
-        link(f"{rs.name}->{rs.name}:etcd", region.etcd)
+        # Every region reaches every member through a link of its own: a region's
+        # processes use their own member first and fail over to the others.
+        for src in names:
+            link(f"{src}->{rs.name}:etcd", region.etcd)
         link(f"peers->{rs.name}:etcd-peer", region.etcd_peer or "")
         link(f"{rs.name}->{rs.name}:postgres", f"{HOST}:{pg_port}")
         if redis.primary is not None:

@@ -1,19 +1,36 @@
 """Connections to the control store (etcd), and the one boundary where its client's
 errors become homeport's.
 
-A region's processes talk to their own region's member (through the link `A->A:etcd`),
-so a region cut off from the quorum loses etcd as a whole: its leases lapse and its
-gateways fence themselves. Clients and the CLI may use any member (`client->A:etcd`).
+A region's processes dial every member, their own region's first (through the links
+`A->A:etcd`, then `A->B:etcd`): losing the local member costs a reconnect, not the
+region's leases. A region cut off from the quorum reaches no member at all, so its
+leases lapse and its gateways fence themselves. Clients and the CLI use the links
+`client->A:etcd`, in topology order.
+
+Failover between members is gRPC's own: the channel's target lists every endpoint
+(`ipv4:h1:p1,h2:p2,...`) and the `pick_first` policy connects to the first that answers,
+moving on in order when that connection breaks, as etcd's Go client does with its
+endpoint list. aetcd builds its target as `f"{host}:{port}"`, so the list is handed to
+it split at the last colon (a thin trick, kept to this module).
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import aetcd
 
 from regions.errors import RegionsError
 from regions.topology import Topology, split_address
+
+# Reconnect quickly after a member or a link comes back (gRPC's default backoff grows to
+# two minutes, longer than any lease homeport holds).
+CHANNEL_OPTIONS = {
+    "grpc.initial_reconnect_backoff_ms": 100,
+    "grpc.min_reconnect_backoff_ms": 100,
+    "grpc.max_reconnect_backoff_ms": 1000,
+}
 
 
 class ControlStoreUnavailable(RegionsError):
@@ -21,24 +38,38 @@ class ControlStoreUnavailable(RegionsError):
 
 
 def endpoints_for(topology: Topology, src: str) -> list[str]:
-    """etcd client endpoints for a process in `src` (a region name or `client`): its own
-    region's member first, then the others (clients only)."""
-    if src != "client":
-        region = topology.region(src)
-        return [topology.dial(src, src, "etcd", region.etcd)]
-    return [topology.dial("client", r.name, "etcd", r.etcd) for r in topology.regions]
+    """etcd client endpoints for a process in `src` (a region name or `client`), in the
+    order to try them: for a region, its own member first."""
+    order = sorted(topology.regions, key=lambda r: r.name != src)
+    return [topology.dial(src, r.name, "etcd", r.etcd) for r in order]
+
+
+def channel_target(endpoints: list[str]) -> str:
+    """A gRPC target naming every endpoint, for `pick_first` to try in order."""
+    resolved = []
+    for endpoint in endpoints:
+        host, port = split_address(endpoint)
+        resolved.append(f"{socket.gethostbyname(host)}:{port}")
+    return "ipv4:" + ",".join(resolved)
 
 
 async def connect(endpoints: list[str], timeout: float = 2.0) -> aetcd.Client:
-    """The first endpoint that answers a status call within `timeout` seconds."""
-    tried: list[str] = []
-    for endpoint in endpoints:
-        host, port = split_address(endpoint)
-        client = aetcd.Client(host=host, port=port, timeout=int(max(timeout, 1)))
-        try:
-            await asyncio.wait_for(client.status(), timeout)
-            return client
-        except (aetcd.ClientError, TimeoutError, OSError) as exc:
-            tried.append(f"{endpoint} ({type(exc).__name__})")
-            await client.close()
-    raise ControlStoreUnavailable(f"no etcd member answered: {', '.join(tried)}")
+    """A client over every endpoint, once one of them answers a status call within
+    `timeout` seconds."""
+    try:
+        target = channel_target(endpoints)
+    except OSError as exc:
+        raise ControlStoreUnavailable(f"cannot resolve etcd endpoints {endpoints}: {exc}") from exc
+    host, port = split_address(target)
+    client = aetcd.Client(
+        host=host, port=port, timeout=int(max(timeout, 1)), options=CHANNEL_OPTIONS
+    )
+    try:
+        await asyncio.wait_for(client.status(), timeout)
+        return client
+    except (aetcd.ClientError, TimeoutError, OSError) as exc:
+        await client.close()
+        raise ControlStoreUnavailable(
+            f"no etcd member answered within {timeout:g}s: tried {', '.join(endpoints)}"
+            f" ({type(exc).__name__})"
+        ) from exc

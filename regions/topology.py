@@ -12,7 +12,8 @@ Link names (`<from>` is a region name, `client` or `peers`):
 
 - `client->A:gateway`   clients to region A's gateway
 - `client->A:etcd`      clients (SDK, CLI) to region A's etcd member
-- `A->A:etcd`           region A's own processes to A's etcd member
+- `B->A:etcd`           region B's processes to A's etcd member (B = A: their own member,
+                        tried first; the others are the fallback when it is lost)
 - `peers->A:etcd-peer`  Raft traffic from the other members into A's member
 - `A->A:redis`          region A's processes to A's Redis primary (single mode)
 - `B->A:redis`          region B's processes to A's primary; for B = A's standby, also the

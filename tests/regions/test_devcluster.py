@@ -127,6 +127,7 @@ def test_every_expected_proxy_exists(topology: Topology) -> None:
             f"peers->{a}:etcd-peer", f"{a}->{a}:postgres", f"{a}->{b}:mirror",
         }  # fmt: skip
         expected |= {f"{src.name}->{a}:redis" for src in topology.regions}
+        expected |= {f"{src.name}->{a}:etcd" for src in topology.regions}
     assert names == expected
 
 
