@@ -53,6 +53,10 @@ class RecordWriter:
         self._running: dict[str, TaskRecord] = {}
         self._attempts: list[AttemptRecord] = []
         self._written = asyncio.Event()  # replaced by a fresh one at every write
+        # Events of failed writes, set with the next successful one: their waiters'
+        # records went back into the buffer.
+        self._carried: list[asyncio.Event] = []
+        self._in_flight: asyncio.Event | None = None  # the event of the write under way
         self._oldest: float | None = None
         self._waiting = False
         self._wake = asyncio.Event()
@@ -85,11 +89,14 @@ class RecordWriter:
 
     async def flushed(self) -> None:
         """Return once every record given before this call is written."""
-        if self._store is None or (not self._tasks and not self._attempts):
+        if self._store is None:
             return
-        self._waiting = True
-        self._wake.set()
-        await self._written.wait()
+        if self._tasks or self._attempts:
+            self._waiting = True
+            self._wake.set()
+            await self._written.wait()
+        elif self._in_flight is not None:
+            await self._in_flight.wait()
 
     @property
     def lag_s(self) -> float:
@@ -111,29 +118,37 @@ class RecordWriter:
         self._tasks, self._running = {}, {}
         attempts, self._attempts = self._attempts, []
         written, self._written = self._written, asyncio.Event()
+        carried, self._carried = self._carried, []
         self._waiting = False
         self._oldest = None
         if self._store is None:
             written.set()
             return
         started = time.monotonic()
+        self._in_flight = written
         try:
             n = self._batch_max
             for lo in range(0, max(len(tasks), len(attempts)), n):
                 await self._store.write(tasks[lo : lo + n], attempts[lo : lo + n])
         except Exception:
+            self._in_flight = None
             # Put the batch back (merging with newer records) and let the loop retry: a
             # record is never dropped; acks wait meanwhile, which back-pressures workers.
+            # Whoever waited on this write, or called flushed() while it was in flight
+            # (on the fresh event), has records in the buffer again: the next successful
+            # write must wake them all.
             for t in tasks:
                 self.task(t)
             self._attempts[:0] = attempts
-            self._written = written
+            self._carried = [*carried, written]
             self._waiting = True
             self._oldest = started
             raise
+        self._in_flight = None
         self._metrics.records_written.labels("tasks").inc(len(tasks))
         self._metrics.records_written.labels("attempts").inc(len(attempts))
-        written.set()
+        for event in (*carried, written):
+            event.set()
 
     async def _run(self) -> None:
         failures = 0
