@@ -23,6 +23,8 @@ Definitions (each a function below):
   while its home's mirror cannot be reached (the task was not acknowledged, the client
   may resubmit with the same id), so such submits are left out of the RTO; LOCAL and
   REGION submits of the same home, and GLOBAL submits of the others, still count.
+- **switch time** of a planned step (promote, failback): the same measure as RTO, for
+  the brief refusals while routes move (SLO `max_switch_s`).
 - **mirror lag**: the largest lag sample per home region, outside deliberate faults.
 """
 
@@ -76,6 +78,7 @@ class Verdict:
     p99_ms: float | None
     rto_s: float | None
     max_mirror_lag_s: float | None
+    switch_s: float | None = None
     violations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -101,6 +104,7 @@ class Verdict:
             "p50_ms": self.p50_ms,
             "p99_ms": self.p99_ms,
             "rto_s": self.rto_s,
+            "switch_s": self.switch_s,
             "max_mirror_lag_s": self.max_mirror_lag_s,
             "violations": self.violations[:20],
             "more_violations": max(0, len(self.violations) - 20),
@@ -228,18 +232,23 @@ def refused_unreplicated(op: Op) -> bool:
     return op.acked is None and (op.error or "").startswith(NOT_REPLICATED)
 
 
-def recovery_times(history: History) -> list[float]:
-    ops = sorted((o for o in history.ops if not refused_unreplicated(o)), key=lambda o: o.sent)
+def recovery_times(history: History, disruptive: bool = True) -> list[float]:
+    """Per fault step (the disruptive ones, or else the planned ones: promote,
+    failback), seconds from its start until submits succeed again; see RTO above.
+
+    A failed submit counts when it failed (a submit sent just before a step and retried
+    into it is that step's failure); an acknowledged one when it was sent."""
+    ops = sorted((o for o in history.ops if not refused_unreplicated(o)), key=_when)
     out = []
     starts = sorted({f.start for f in history.faults})
     for f in history.faults:
-        if not f.disruptive:
+        if f.disruptive != disruptive:
             continue
-        after = [o for o in ops if o.sent >= f.start]
+        after = [o for o in ops if _when(o) >= f.start]
         # Failures after the next step began (a failback's switch, another kill) are that
         # step's; this fault recovered if it did so before then.
         nxt = next((s for s in starts if s > f.start), math.inf)
-        window = [o for o in after if o.sent < nxt]
+        window = [o for o in after if _when(o) < nxt]
         if not any(o.acked is None for o in window):
             out.append(0.0)
             continue
@@ -250,10 +259,14 @@ def recovery_times(history: History) -> list[float]:
     return out
 
 
+def _when(op: Op) -> float:
+    return op.error_at if op.acked is None and op.error_at is not None else op.sent
+
+
 def _first_clean_run(ops: list[Op]) -> float | None:
     """Send time of the first op that starts CLEAN_S seconds of only-acked submits,
     after the last failure."""
-    last_fail = max((o.sent for o in ops if o.acked is None), default=None)
+    last_fail = max((_when(o) for o in ops if o.acked is None), default=None)
     if last_fail is None:
         return ops[0].sent if ops else None
     clean = [o for o in ops if o.sent > last_fail]
@@ -287,6 +300,11 @@ def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
     rto = max(rtos) if rtos else None
     if slos.get("max_rto_s") is not None and rto is not None and rto > slos["max_rto_s"]:
         violations.append(f"SLO max_rto_s: recovery took {rto:.2f} s > {slos['max_rto_s']} s")
+    switches = recovery_times(history, disruptive=False)
+    switch = max(switches) if switches else None
+    limit = slos.get("max_switch_s")
+    if limit is not None and switch is not None and switch > limit:
+        violations.append(f"SLO max_switch_s: a planned switch took {switch:.2f} s > {limit} s")
     ratio = len(acked) / len(history.ops) if history.ops else 1.0
     if slos.get("min_ack_ratio") is not None and ratio < slos["min_ack_ratio"]:
         violations.append(f"SLO min_ack_ratio: {ratio:.3f} < {slos['min_ack_ratio']}")
@@ -313,6 +331,7 @@ def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
         p50_ms=p50,
         p99_ms=p99,
         rto_s=rto,
+        switch_s=switch,
         max_mirror_lag_s=max_lag,
         violations=violations,
         notes=notes,

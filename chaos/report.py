@@ -133,6 +133,7 @@ def markdown(history: History, verdict: Verdict) -> str:
         f"| submit latency p50 / p99 (ms) | {_fmt(verdict.p50_ms, '')} / "
         f"{_fmt(verdict.p99_ms, '')} |",
         f"| time to recover, worst fault (s) | {_fmt(verdict.rto_s, '')} |",
+        f"| switch time, worst planned step (s) | {_fmt(verdict.switch_s, '')} |",
         f"| mirror lag, largest sample (s) | {_fmt(verdict.max_mirror_lag_s, '')} |",
         "",
         "## Lost by durability",

@@ -140,6 +140,7 @@ class Slos(_Model):
     p99_ms: float | None = Field(default=None, gt=0)
     during_faults: bool = False
     max_rto_s: float | None = Field(default=None, ge=0)
+    max_switch_s: float | None = Field(default=None, ge=0)
     min_ack_ratio: float | None = Field(default=None, ge=0, le=1)
     max_mirror_lag_s: float | None = Field(default=None, ge=0)
 

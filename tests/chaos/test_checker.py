@@ -160,6 +160,27 @@ def test_a_later_steps_failures_are_not_charged_to_the_fault_before_it() -> None
     assert not verdict.ok
 
 
+def test_a_planned_switch_is_timed_and_a_failure_counts_when_it_happened() -> None:
+    h = History(meta={"t0": T0})
+    for i in range(60):  # 6 s of submits, one per 100 ms; a failback at 3 s
+        sent = T0 + i * 0.1
+        op = Op(f"t{i}", "k", "LOCAL", sent, acked=sent + 0.001)
+        if i in (28, 29):  # sent before the failback, retried into it, refused after it
+            op.acked, op.error, op.error_at = None, "FencedError: epoch 2 < 3", T0 + 3.05
+        if i in (30, 31, 32):
+            op.acked, op.error, op.error_at = None, "TransientError: switching", sent + 0.01
+        h.ops.append(op)
+        if op.acked is not None:
+            h.execs.append(Execution(f"t{i}", sent + 0.01, sent + 0.02))
+    h.faults.append(FaultRecord("promote", 0, T0 + 1.0, T0 + 1.0, [], disruptive=False))
+    h.faults.append(FaultRecord("failback", 1, T0 + 3.0, T0 + 3.0, [], disruptive=False))
+    verdict = check(h, {"slos": {"max_switch_s": 0.5}})
+    assert verdict.rto_s is None, "no disruptive step"
+    assert verdict.switch_s is not None and 0.25 < verdict.switch_s < 0.35, verdict.switch_s
+    assert verdict.ok, verdict.violations
+    assert not check(h, {"slos": {"max_switch_s": 0.2}}).ok
+
+
 def test_not_replicated_refusals_are_not_an_outage() -> None:
     h = History(meta={"t0": T0})
     for i in range(40):
