@@ -31,6 +31,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from core.settings import Settings
 from loadtest.errors import LoadTestError
 from loadtest.shapes import PROFILES
 from loadtest.workload import Workload
@@ -141,7 +142,9 @@ def _export(cfg: Any, target: Target, summary: Any) -> Path | None:
         tasks=summary.tasks_accepted,
         rows=records.rows,
         workers=target.workers,
-        concurrency=1024,
+        # What the started workers run with: they inherit this environment
+        # (HOMEPORT_CONCURRENCY, HOMEPORT_CONFIG), so the same settings load says it.
+        concurrency=Settings.load().concurrency,
         partitions=target.partitions,
     )
     return write_export(doc, cfg.out_dir / "export.json")

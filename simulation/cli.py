@@ -37,9 +37,10 @@ from simulation.model import simulate
 from simulation.params import KeySpace, ModelParams, RetryPolicy, load_params
 from simulation.planner import Plan, PlanRequest
 from simulation.planner import plan as make_plan
-from simulation.plots import write_plots
+from simulation.plots import plot_validation, write_plots
 from simulation.results import littles_law, summarise
 from simulation.scenarios import Workload
+from simulation.validation import validate
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in click>=8.2
@@ -443,6 +444,67 @@ def simulate_command(params_path: str, tasks: int | None, seed: int | None, as_j
             "Little: L vs λW", f"{law.mean_waiting:.2f} vs {law.arrival_rate * law.mean_wait_s:.2f}"
         )
         console.print(table)
+
+    _emit(as_json, data, render)
+
+
+@plan_group.command("validate")
+@click.argument("exports", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--calibrate-on", type=int, default=0, show_default=True,
+    help="Index among EXPORTS of the run whose service times calibrate the model.",
+)  # fmt: skip
+@click.option("--tasks", type=int, default=100_000, show_default=True, help="Simulated per level.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of the comparison.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def validate_command(
+    exports: tuple[str, ...],
+    calibrate_on: int,
+    tasks: int,
+    seed: int,
+    plot: str | None,
+    as_json: bool,
+) -> None:
+    """Put the model's queue waits next to load tests run at different rates.
+
+    EXPORTS are `homeport loadtest run` export files (export.json), one per load level.
+    The model is calibrated on one of them, run at every export's measured rate and
+    setup, and its p50/p99 queue waits (plus the dispatch time measured at the lowest
+    load) are printed beside the measured ones.
+
+    Example: homeport plan validate runs/low/export.json runs/mid/export.json
+    runs/high/export.json --plot validation.png
+    """
+    with _errors():
+        loaded = [(Path(p).parent.name or p, load_export(p)) for p in exports]
+        fit, checks = validate(loaded, calibrate_on=calibrate_on, tasks=tasks, seed=seed)
+    written = str(plot_validation(checks, Path(plot))) if plot else None
+    data = {
+        "service_time": fit.service_time.model_dump(),
+        "levels": [asdict(c) | {"p99_ratio": _finite(c.p99_ratio)} for c in checks],
+        "plot": written,
+    }
+
+    def render(console: Console) -> None:
+        table = Table(
+            title=f"model calibrated on {loaded[calibrate_on][0]} "
+            f"({fit.service_time.kind} service, mean {format_duration(fit.service_time.mean)}); "
+            f"dispatch {format_duration(checks[0].dispatch_s)}"
+        )
+        for column in ("level", "rate/s", "ρ", "p50 measured", "p50 predicted",
+                       "p99 measured", "p99 predicted", "p99 measured/predicted"):  # fmt: skip
+            table.add_column(column, justify="left" if column == "level" else "right")
+        for c in checks:
+            table.add_row(
+                c.label, f"{c.rate_per_s:,.1f}", f"{c.utilisation:.2f}",
+                format_duration(c.measured_p50_s), format_duration(c.predicted_p50_s),
+                format_duration(c.measured_p99_s), format_duration(c.predicted_p99_s),
+                f"{c.p99_ratio:.2f}",
+            )  # fmt: skip
+        console.print(table)
+        if written:
+            console.print(f"plot: {written}")
 
     _emit(as_json, data, render)
 

@@ -12,6 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from simulation.planner import Plan
+from simulation.validation import LevelCheck
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -66,3 +67,25 @@ def write_plots(plan: Plan, directory: str | Path) -> list[Path]:
     if plan.drains:
         paths.append(plot_backlog_after_failover(plan, out / "backlog_after_failover.png"))
     return paths
+
+
+def plot_validation(checks: list[LevelCheck], path: Path) -> Path:
+    """Measured and predicted p50/p99 queue wait against the load of each level."""
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.add_subplot()
+    xs = [c.rate_per_s for c in checks]
+    for name, measured, predicted, style in (
+        ("p50", [c.measured_p50_s for c in checks], [c.predicted_p50_s for c in checks], "o"),
+        ("p99", [c.measured_p99_s for c in checks], [c.predicted_p99_s for c in checks], "s"),
+    ):
+        line = axes.plot(xs, [v * 1e3 for v in measured], marker=style, label=f"{name} measured")
+        axes.plot(
+            xs, [v * 1e3 for v in predicted], marker=style, linestyle="--",
+            color=line[0].get_color(), label=f"{name} model + dispatch",
+        )  # fmt: skip
+    axes.set_xlabel("arrival rate (tasks/s)")
+    axes.set_ylabel("queue wait (ms)")
+    axes.set_yscale("log")
+    axes.set_title("queue wait: load tests against the calibrated model")
+    axes.legend()
+    return _save(figure, path)
