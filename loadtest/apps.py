@@ -3,8 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 
 from core.app import App, TaskContext
+
+
+def _work_mean_s() -> float:
+    raw = os.environ.get("HOMEPORT_LOADTEST_WORK_MS", "1")
+    try:
+        mean_ms = float(raw)
+    except ValueError:
+        mean_ms = -1.0
+    if not mean_ms > 0:
+        raise ValueError(
+            f"HOMEPORT_LOADTEST_WORK_MS={raw!r}: must be a positive number of milliseconds"
+            " (the mean of the `work` handler's exponential sleep), e.g. 20"
+        )
+    return mean_ms / 1000
+
+
+WORK_MEAN_S = _work_mean_s()
+_rng = random.Random()
 
 app = App()
 
@@ -18,3 +38,10 @@ async def noop(ctx: TaskContext) -> None:
 async def sleep(ctx: TaskContext) -> None:
     """Sleeps for the number of milliseconds in the payload (ASCII digits), e.g. b"5"."""
     await asyncio.sleep(int(ctx.payload or b"0") / 1000)
+
+
+@app.task("work")
+async def work(ctx: TaskContext) -> None:
+    """Sleeps an exponential time of mean HOMEPORT_LOADTEST_WORK_MS milliseconds (default
+    1): I/O-bound work whose service time varies, as the capacity model assumes."""
+    await asyncio.sleep(_rng.expovariate(1 / WORK_MEAN_S))

@@ -19,7 +19,10 @@ import os
 import random
 from collections.abc import Mapping, Sequence
 
+from loadtest.apps import app as _app
 from loadtest.errors import WorkloadError
+
+KINDS = tuple(_app.kinds)  # the handlers the load test's workers run
 
 DURABILITIES = ("LOCAL", "REGION", "GLOBAL")
 ENV_PREFIX = "HOMEPORT_LOADTEST_"
@@ -74,6 +77,10 @@ class Workload:
     def __post_init__(self) -> None:
         if self.keys < 1:
             raise WorkloadError("keys", self.keys, "must be >= 1")
+        if self.kind not in KINDS:
+            raise WorkloadError(
+                "kind", self.kind, f"no such handler in loadtest/apps.py; use one of {KINDS}"
+            )
         if self.zipf_s < 0:
             raise WorkloadError("zipf_s", self.zipf_s, "must be >= 0 (0 = uniform)")
         if not 1 <= self.batch_size <= 10_000:

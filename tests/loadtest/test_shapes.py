@@ -106,3 +106,31 @@ def test_every_profile_ends_at_its_duration(profile: str) -> None:
 def test_bad_shape_settings_are_refused(profile: str, users: int, duration: float) -> None:
     with pytest.raises(WorkloadError):
         make_shape(profile, users, duration)
+
+
+def test_an_unknown_task_kind_is_refused_naming_the_handlers() -> None:
+    from loadtest.workload import KINDS, Workload
+
+    assert {"noop", "sleep", "work"} <= set(KINDS)
+    with pytest.raises(WorkloadError, match="kind='wrk'.*'work'"):
+        Workload(kind="wrk")
+
+
+async def test_the_work_handler_sleeps_about_its_mean(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import time
+
+    import loadtest.apps as apps
+    from core.app import TaskContext
+
+    handler = apps.app.handler("work")
+    assert handler is not None
+    monkeypatch.setattr(apps, "WORK_MEAN_S", 0.002)
+    ctx = TaskContext("t", "k", "work", b"", 1, 1, "us-east", 0, asyncio.Event())
+    start = time.monotonic()
+    for _ in range(200):
+        await handler.fn(ctx)
+    mean = (time.monotonic() - start) / 200
+    # An exponential of mean 2 ms (standard error of 200 samples: 0.14 ms); a busy
+    # machine only makes sleeps longer, so only the lower bound is judged.
+    assert mean > 0.0015, mean
