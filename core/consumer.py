@@ -71,6 +71,10 @@ class WorkerRuntime:
         self.buffered = 0
         self.space = asyncio.Event()
         self.space.set()
+        # The hard bound on tasks between begin and finish (handlers running at once).
+        # The fetch budget above is soft: every partition's reader parks in a blocking
+        # read of at least one entry, so up to one read per partition can land past it.
+        self.slots = asyncio.Semaphore(settings.concurrency)
 
     def take(self, n: int) -> None:
         self.buffered += n
@@ -306,7 +310,10 @@ class PartitionConsumer:
         alone = d.prior_starts > 0
         await rt.gate.enter(alone)
         try:
-            await self._begin_and_run(d, reg)
+            # After the gate: a task waiting for a slot holds none, so a suspect waiting
+            # for the gate to empty cannot wait on a slot held behind it.
+            async with rt.slots:
+                await self._begin_and_run(d, reg)
         finally:
             rt.gate.leave(alone)
 

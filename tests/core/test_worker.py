@@ -317,3 +317,31 @@ async def test_graceful_shutdown_finishes_inflight_and_releases_leases(
         lease = await broker.raw(key, lambda c, k=key: c.exists(k))  # type: ignore[misc]
         assert lease == 0, f"lease of partition {p} still held after shutdown"
     assert await broker.live_workers(rk) == []
+
+
+async def test_concurrency_bounds_the_handlers_running_at_once(
+    redis_url: str, pg_dsn: str, broker: Broker, store: RecordStore
+) -> None:
+    # 16 partitions, each reader parked in a blocking read: without the slots up to one
+    # task per partition ran at once, whatever `concurrency` said.
+    app = App()
+    running, most = [0], [0]
+
+    @app.task("hold")
+    async def hold(ctx: TaskContext) -> None:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        await asyncio.sleep(0.05)
+        running[0] -= 1
+
+    settings = make_settings(redis_url, pg_dsn, partitions=16, concurrency=2)
+    async with running_worker(app, settings):
+        producer = Producer(broker, settings)
+        tasks = [new_task(f"key-{i}", "hold") for i in range(48)]
+        spread = {partition_of(t.partition_key, 16) for t in tasks}
+        assert len(spread) >= 12, "the tasks must land in most partitions"
+        for task in tasks:  # one by one, so they arrive while readers are parked
+            await producer.submit(task, epoch=0)
+            await asyncio.sleep(0.005)
+        await _final(store, [t.id for t in tasks])
+    assert most[0] == 2, f"{most[0]} handlers ran at once with concurrency=2"
