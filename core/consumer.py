@@ -87,6 +87,26 @@ class WorkerRuntime:
             self.space.set()
 
 
+class _Slot:
+    """One task's hold on its worker's handler slots; acquire and release are idempotent."""
+
+    __slots__ = ("_held", "_slots")
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+        self._held = False
+
+    async def acquire(self) -> None:
+        if not self._held:
+            await self._slots.acquire()
+            self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
+
+
 class PartitionConsumer:
     """Consumes one partition while holding its lease; see the module docstring."""
 
@@ -311,13 +331,20 @@ class PartitionConsumer:
         await rt.gate.enter(alone)
         try:
             # After the gate: a task waiting for a slot holds none, so a suspect waiting
-            # for the gate to empty cannot wait on a slot held behind it.
-            async with rt.slots:
-                await self._begin_and_run(d, reg)
+            # for the gate to empty cannot wait on a slot held behind it. Taken before the
+            # begin (a begun task waiting for a slot would be counted as a crash suspect
+            # if the worker died), given back as soon as the handler returns (recording
+            # and acking need no slot), taken again for a retry.
+            slot = _Slot(rt.slots)
+            try:
+                await slot.acquire()
+                await self._begin_and_run(d, reg, slot)
+            finally:
+                slot.release()
         finally:
             rt.gate.leave(alone)
 
-    async def _begin_and_run(self, d: Delivery, reg: Registration) -> None:
+    async def _begin_and_run(self, d: Delivery, reg: Registration, slot: _Slot) -> None:
         rt, s = self.rt, self.rt.settings
         verdict = await self._begin(d)
         if verdict == BEGIN_CANCELLED:
@@ -342,7 +369,7 @@ class PartitionConsumer:
         while True:
             if d.deadline_ms and time.time() * 1000 > d.deadline_ms:
                 return await self._dead(d, attempt - 1, "deadline passed before the attempt")
-            ok, value, error = await self._attempt(d, reg, attempt, verdict)
+            ok, value, error = await self._attempt(d, reg, attempt, verdict, slot)
             if ok or error == "cancelled":
                 status = Status.SUCCEEDED if ok else Status.CANCELLED
                 (self._m_succeeded if ok else self._m_cancelled).inc()
@@ -374,9 +401,10 @@ class PartitionConsumer:
         return verdict
 
     async def _attempt(
-        self, d: Delivery, reg: Registration, attempt: int, unfinished_before: int
+        self, d: Delivery, reg: Registration, attempt: int, unfinished_before: int, slot: _Slot
     ) -> tuple[bool, bytes | None, str | None]:
         rt = self.rt
+        await slot.acquire()  # held since the begin for a first attempt; again for a retry
         cancel = asyncio.Event()
         ctx = TaskContext(
             d.task_id,
@@ -403,6 +431,7 @@ class PartitionConsumer:
         except Exception as exc:  # noqa: BLE001 - a handler's failure is an outcome
             error = f"{type(exc).__name__}: {exc}"
         finally:
+            slot.release()
             rt.inflight -= 1
             self._running.pop(d.task_id, None)
         status = (

@@ -53,11 +53,11 @@ class Settings:
     # Milliseconds an idle XREADGROUP blocks (a new entry wakes it at once, so this only
     # sets the idle polling rate). Default 1000. Zero = poll without blocking.
     block_ms: int = 1000
-    # Most handlers running at once in one worker (a hard bound: a task waits for a slot
-    # before it begins), and the budget of fetched-but-unfinished entries (a soft one:
-    # each partition's reader may land one read past it). Also bounds the work of one
-    # event-loop turn, and so how late lease renewals can be under load. Default 256.
-    # Must be >= 1.
+    # Most handlers running at once in one worker (a hard bound: a task takes a slot
+    # before it begins and gives it back when its handler returns), and the budget of
+    # fetched-but-unfinished entries (a soft one: each partition's reader may land one
+    # read past it). Also bounds the work of one event-loop turn, and so how late lease
+    # renewals can be under load. Default 256. Must be >= 1.
     concurrency: int = 256
     # Threads for sync handlers. Default 16. Must be >= 1.
     sync_threads: int = 16
