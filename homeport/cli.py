@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import signal
 from typing import cast
 
 import click
@@ -36,6 +37,15 @@ def main() -> None:
     Start a local three-region cluster with `homeport dev up`, see it with
     `homeport dev status`, and stop it with `homeport dev down`.
     """
+    # SIGTERM ends a command like Ctrl-C, so what it started (a game day's cluster, a load
+    # test's gateway and workers) is stopped on the way out instead of left running.
+    # Servers that shut down gracefully on SIGTERM install their own handler over this.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 for _module, _attr in _COMMANDS:
