@@ -252,8 +252,8 @@ def recovery_times(history: History, disruptive: bool = True) -> list[float]:
         if not any(o.acked is None for o in window):
             out.append(0.0)
             continue
-        recovered = _first_clean_run(window) if nxt < math.inf else None
-        if recovered is None:
+        recovered = _first_clean_run(window)
+        if recovered is None and nxt < math.inf:  # not before the next step: judge it all
             recovered = _first_clean_run(after)
         out.append(recovered - f.start if recovered is not None else math.inf)
     return out

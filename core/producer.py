@@ -59,10 +59,12 @@ class Producer:
         self._settings = settings
         self._region = RegionKeys(settings.region)
         self._metrics = metrics or Metrics()
+        # Per durability: (replica acks WAIT asks for, its timeout in ms). A batch waits
+        # for the largest: the most acks, and for a tie the longer (GLOBAL) budget.
         self._wait = {
-            Durability.LOCAL: 0,
-            Durability.REGION: settings.region_replicas,
-            Durability.GLOBAL: settings.global_replicas,
+            Durability.LOCAL: (0, 0),
+            Durability.REGION: (settings.region_replicas, settings.wait_timeout_ms),
+            Durability.GLOBAL: (settings.global_replicas, settings.global_wait_timeout_ms),
         }
 
     async def submit(self, task: Task, epoch: int) -> SubmitResult:
@@ -95,12 +97,7 @@ class Producer:
         for task in tasks:
             due, blob = pack(task, now_ms, epoch)
             args += (due, task.id, blob)
-        wanted = max(self._wait[t.durability] for t in tasks)
-        timeout = (
-            self._settings.global_wait_timeout_ms
-            if any(t.durability is Durability.GLOBAL for t in tasks)
-            else self._settings.wait_timeout_ms
-        )
+        wanted, timeout = max(self._wait[t.durability] for t in tasks)
         labels = (self._settings.region, str(p))
         try:
             replies, acked = await self._broker.enqueue(
@@ -119,7 +116,7 @@ class Producer:
         out = []
         counts = [0, 0, 0]  # enqueued, duplicate, not replicated
         for task, reply in zip(tasks, replies, strict=True):
-            need = self._wait[task.durability]
+            need = self._wait[task.durability][0]
             if acked < need:
                 counts[2] += 1
                 out.append(

@@ -37,15 +37,20 @@ def main() -> None:
     Start a local three-region cluster with `homeport dev up`, see it with
     `homeport dev status`, and stop it with `homeport dev down`.
     """
-    # SIGTERM ends a command like Ctrl-C, so what it started (a game day's cluster, a load
-    # test's gateway and workers) is stopped on the way out instead of left running.
     # Servers that shut down gracefully on SIGTERM install their own handler over this.
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _interrupt)
+        sigterm_interrupts()
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+def sigterm_interrupts() -> None:
+    """Make SIGTERM end the process like Ctrl-C (KeyboardInterrupt), so `finally` blocks
+    and fixtures stop what it started (a game day's cluster, a load test's gateway and
+    workers, a test session's clusters) instead of leaving it running."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 for _module, _attr in _COMMANDS:

@@ -13,7 +13,6 @@ the `postgres` user that PostgreSQL runs as could not enter).
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import tempfile
 import uuid
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from homeport.cli import sigterm_interrupts
 from regions.devcluster import ClusterSpec, DevCluster
 from regions.servers import Binaries
 from regions.topology import Topology, split_address
@@ -31,11 +31,7 @@ from regions.topology import Topology, split_address
 def pytest_configure(config: pytest.Config) -> None:
     """SIGTERM (a CI timeout, `timeout`, a killed job) ends the run like Ctrl-C, so the
     session fixtures still stop the clusters they started instead of leaking them."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupt)
+    sigterm_interrupts()
 
 
 def make_state_dir(prefix: str) -> Path:
