@@ -20,11 +20,11 @@ demo: install
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy --strict core router
-	.venv/bin/mypy regions chaos loadtest simulation homeport
+	scripts/typecheck.sh -p homeport
+	scripts/typecheck.sh --strict -p homeport.core -p homeport.router
 
 proto: install
-	.venv/bin/python -m router.codegen
+	.venv/bin/python -m homeport.router.codegen
 
 fmt: install
 	.venv/bin/ruff format .

@@ -20,7 +20,7 @@ import json
 import os
 import time
 
-from core.app import App, TaskContext
+from homeport.core.app import App, TaskContext
 
 app = App("chaos")
 _fd: list[int] = []

@@ -15,9 +15,9 @@ import random
 from dataclasses import dataclass
 from functools import lru_cache
 
-from regions.devcluster import ClusterSpec, _plan
-from regions.ports import PortPicker
-from regions.topology import Topology
+from homeport.regions.devcluster import ClusterSpec, _plan
+from homeport.regions.ports import PortPicker
+from homeport.regions.topology import Topology
 
 KINDS = ("redis", "etcd", "postgres", "toxiproxy", "gateway", "worker", "agent")
 

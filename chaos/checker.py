@@ -35,7 +35,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.history import Execution, FaultRecord, History, Op
+from homeport.chaos.history import Execution, FaultRecord, History, Op
 
 ACK_SLACK_S = 0.5  # acks this long after a region died may still predate the kill
 CLEAN_S = 1.0  # seconds of successful submits that count as "recovered"

@@ -19,8 +19,7 @@ from types import FrameType
 
 import click
 import yaml
-
-from chaos.errors import ChaosError
+from homeport.chaos.errors import ChaosError
 
 SCENARIOS = Path("scenarios")
 EXIT_FAIL, EXIT_ERROR = 1, 2
@@ -44,8 +43,8 @@ def chaos() -> None:
 @click.option("--keep", is_flag=True, help="Keep the cluster's state directory (logs).")
 def run(files: tuple[Path, ...], seed: int, out: Path, keep: bool) -> None:
     """Run scenario FILES one after another; exit 1 if any verdict fails."""
-    from chaos.runner import GameDay
-    from chaos.scenario import load_scenario
+    from homeport.chaos.runner import GameDay
+    from homeport.chaos.scenario import load_scenario
 
     # SIGTERM (e.g. from `timeout`) must unwind like Ctrl-C, so the run stops every
     # process it started instead of leaving a cluster behind.
@@ -86,7 +85,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 )
 def list_(folder: Path) -> None:
     """The scenarios in DIR with their hypothesis, whether CI runs them, and validity."""
-    from chaos.scenario import load_scenario
+    from homeport.chaos.scenario import load_scenario
 
     for path in sorted(folder.glob("*.yaml")):
         try:
@@ -107,8 +106,8 @@ def list_(folder: Path) -> None:
 )
 def check_(history: Path, scenario: Path | None) -> None:
     """Judge HISTORY (a history.jsonl) again; exit code is the verdict."""
-    from chaos.checker import check
-    from chaos.history import HistoryError, read_history
+    from homeport.chaos.checker import check
+    from homeport.chaos.history import HistoryError, read_history
 
     try:
         h = read_history(history)
@@ -124,7 +123,7 @@ def check_(history: Path, scenario: Path | None) -> None:
 @chaos.command("faults")
 def faults() -> None:
     """Every registered fault and what it does."""
-    from chaos.faults import registry
+    from homeport.chaos.faults import registry
 
     for name, cls in registry().items():
         click.echo(f"{name:12} {cls.summary}")

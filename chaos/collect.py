@@ -16,9 +16,8 @@ import json
 from pathlib import Path
 
 import asyncpg
-
-from chaos.history import Execution
-from regions.topology import Topology
+from homeport.chaos.history import Execution
+from homeport.regions.topology import Topology
 
 _ATTEMPTS = """
 SELECT a.task_id, a.attempt, a.worker, a.region, coalesce(t.epoch, 0) AS epoch

@@ -23,14 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chaos.errors import FaultError
-from chaos.history import Event
-from regions.control import ControlPlane
-from regions.devcluster import DevCluster
-from regions.processes import ProcessRecord, is_alive
-from regions.promotion import failback, promote
-from regions.topology import Topology
-from regions.toxiproxy import ToxiproxyClient
+from homeport.chaos.errors import FaultError
+from homeport.chaos.history import Event
+from homeport.regions.control import ControlPlane
+from homeport.regions.devcluster import DevCluster
+from homeport.regions.processes import ProcessRecord, is_alive
+from homeport.regions.promotion import failback, promote
+from homeport.regions.topology import Topology
+from homeport.regions.toxiproxy import ToxiproxyClient
 
 Say = Callable[[str], None]
 AGENT_RESTART_S = 10.0  # an agent restarts a dead worker within a supervisor pass or two

@@ -16,13 +16,13 @@ import random
 import time
 from collections.abc import Callable
 
-from chaos.history import Op
-from chaos.scenario import Load
-from regions.control import ControlPlane
-from regions.placement import home_region
-from regions.topology import Topology
-from router.client import AsyncClient, RetryPolicy
-from router.etcd_routing import EtcdRoutingTable
+from homeport.chaos.history import Op
+from homeport.chaos.scenario import Load
+from homeport.regions.control import ControlPlane
+from homeport.regions.placement import home_region
+from homeport.regions.topology import Topology
+from homeport.router.client import AsyncClient, RetryPolicy
+from homeport.router.etcd_routing import EtcdRoutingTable
 
 Clock = Callable[[], float]
 

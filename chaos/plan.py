@@ -8,8 +8,8 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from chaos.faults import Fault, fault_for, windows
-from chaos.scenario import Scenario
+from homeport.chaos.faults import Fault, fault_for, windows
+from homeport.chaos.scenario import Scenario
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-
-from chaos.checker import Verdict, percentile  # noqa: E402
-from chaos.history import History  # noqa: E402
+from homeport.chaos.checker import Verdict, percentile  # noqa: E402
+from homeport.chaos.history import History  # noqa: E402
 
 
 def _fmt(value: float | None, unit: str = "") -> str:

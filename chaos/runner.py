@@ -29,27 +29,26 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aredis
-
-from chaos import collect
-from chaos.checker import Verdict, check
-from chaos.driver import ControlActions, FaultContext, ProcessControl
-from chaos.errors import RunError
-from chaos.faults import Fault
-from chaos.history import Event, FaultRecord, History, LagSample
-from chaos.load import LoadGenerator, SdkRoutes
-from chaos.plan import Planned, plan
-from chaos.report import write_reports
-from chaos.scenario import Scenario
-from regions.control import ControlPlane
-from regions.devcluster import ClusterSpec, DevCluster
-from regions.mirror import measure
-from regions.processes import is_alive
-from regions.topology import Topology, split_address
-from regions.toxiproxy import ToxiproxyClient
+from homeport.chaos import collect
+from homeport.chaos.checker import Verdict, check
+from homeport.chaos.driver import ControlActions, FaultContext, ProcessControl
+from homeport.chaos.errors import RunError
+from homeport.chaos.faults import Fault
+from homeport.chaos.history import Event, FaultRecord, History, LagSample
+from homeport.chaos.load import LoadGenerator, SdkRoutes
+from homeport.chaos.plan import Planned, plan
+from homeport.chaos.report import write_reports
+from homeport.chaos.scenario import Scenario
+from homeport.regions.control import ControlPlane
+from homeport.regions.devcluster import ClusterSpec, DevCluster
+from homeport.regions.mirror import measure
+from homeport.regions.processes import is_alive
+from homeport.regions.topology import Topology, split_address
+from homeport.regions.toxiproxy import ToxiproxyClient
 
 Say = Callable[[str], None]
 SAMPLE_S = 0.5  # route following and mirror-lag sampling interval
-APP = "chaos.app:app"
+APP = "homeport.chaos.app:app"
 JOURNAL_ENV = "HOMEPORT_CHAOS_JOURNAL"  # read by chaos.app in every worker
 STOP_S = 10.0  # bound on stopping the route follower and lag sampler after the load
 COLLECT_S = 60.0  # bound on reading executions back from the databases
@@ -90,7 +89,7 @@ class GameDay:
     @staticmethod
     def last_faults(history: Path) -> list[FaultRecord]:
         """The fault steps a finished run applied, read back from its history."""
-        from chaos.history import read_history
+        from homeport.chaos.history import read_history
 
         return read_history(history).faults
 

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from homeport.chaos.catalog import Catalog, catalog
+from homeport.chaos.errors import ScenarioError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from chaos.catalog import Catalog, catalog
-from chaos.errors import ScenarioError
 
 Durability = Literal["LOCAL", "REGION", "GLOBAL"]
 DURABILITIES: tuple[Durability, ...] = ("LOCAL", "REGION", "GLOBAL")
@@ -173,7 +172,7 @@ def _field(loc: tuple[int | str, ...]) -> str:
 def parse_scenario(data: Any, source: str = "scenario") -> Scenario:
     """Validate parsed YAML into a Scenario, then check every step against the topology
     and against the other steps. Raises ScenarioError on the first problem."""
-    from chaos.faults import check_timeline
+    from homeport.chaos.faults import check_timeline
 
     if not isinstance(data, dict):
         raise ScenarioError("<root>", type(data).__name__, "must be a YAML mapping", source)

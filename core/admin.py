@@ -13,9 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from homeport.core.metrics import Metrics
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-from core.metrics import Metrics
 
 
 class AdminServer:

@@ -27,8 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from croniter import croniter
-
-from core.errors import InvalidArgument
+from homeport.core.errors import InvalidArgument
 
 
 @dataclasses.dataclass(slots=True)

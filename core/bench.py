@@ -22,16 +22,15 @@ import time
 from typing import Any
 
 import click
-
-from core.keys import GROUP, RegionKeys
-from core.settings import Settings
+from homeport.core.keys import GROUP, RegionKeys
+from homeport.core.settings import Settings
 
 _SUBMIT_BATCH = 5000
 _RAW_PIPE = 500
 
 
 def _bench_app(n: int, done: Any) -> Any:
-    from core.app import App
+    from homeport.core.app import App
 
     app = App("bench")
     count = [0]
@@ -47,8 +46,7 @@ def _bench_app(n: int, done: Any) -> Any:
 
 def _engine_consumer(settings: Settings, n: int, ready: Any, finished: Any) -> None:
     import uvloop
-
-    from core.worker import Worker
+    from homeport.core.worker import Worker
 
     async def main() -> None:
         worker: Worker | None = None
@@ -96,7 +94,7 @@ def _raw_consumer(url: str, streams: list[str], n: int, ready: Any, finished: An
 
 
 async def _clean(settings: Settings) -> None:
-    from core.broker import Broker
+    from homeport.core.broker import Broker
 
     broker = Broker(settings.redis_url, cluster=settings.redis_cluster)
     await broker.connect()
@@ -114,9 +112,9 @@ async def _clean(settings: Settings) -> None:
 
 
 async def _produce_engine(settings: Settings, n: int, payload: bytes) -> None:
-    from core.broker import Broker
-    from core.producer import Producer
-    from core.task import new_task
+    from homeport.core.broker import Broker
+    from homeport.core.producer import Producer
+    from homeport.core.task import new_task
 
     broker = Broker(settings.redis_url, cluster=settings.redis_cluster)
     await broker.connect()
@@ -183,7 +181,7 @@ def engine(
         dedup_window_s=60.0,
     )
     if pg_dsn:
-        from core.store import RecordStore
+        from homeport.core.store import RecordStore
 
         async def migrate() -> None:
             store = await RecordStore.connect(pg_dsn)

@@ -26,12 +26,11 @@ from typing import Any, TypeVar
 
 import msgpack
 import redis.asyncio as aioredis
+from homeport.core.entry import Delivery
+from homeport.core.errors import Fenced, Unavailable
+from homeport.core.keys import GROUP, PartitionKeys, RegionKeys
 from redis import exceptions as rexc
 from redis.crc import key_slot
-
-from core.entry import Delivery
-from core.errors import Fenced, Unavailable
-from core.keys import GROUP, PartitionKeys, RegionKeys
 
 T = TypeVar("T")
 _SCRIPT_DIR = Path(__file__).parent / "scripts"

@@ -18,9 +18,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import click
-
-from core.app import App
-from core.settings import Settings
+from homeport.core.app import App
+from homeport.core.settings import Settings
 
 
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -97,7 +96,7 @@ def worker(
     app_ref: str, config: str | None, burst: bool, manager: bool, uvloop: bool, **overrides: Any
 ) -> None:
     """Run a worker: consume the partitions the region manager assigns to it."""
-    from core.worker import Worker
+    from homeport.core.worker import Worker
 
     app = load_app(app_ref)
     settings = _settings(config, **overrides)
@@ -121,10 +120,10 @@ def manager(app_ref: str | None, config: str | None, **overrides: Any) -> None:
     import os
     import signal
 
-    from core.admin import AdminServer
-    from core.broker import Broker
-    from core.manager import Manager
-    from core.metrics import Metrics
+    from homeport.core.admin import AdminServer
+    from homeport.core.broker import Broker
+    from homeport.core.manager import Manager
+    from homeport.core.metrics import Metrics
 
     settings = _settings(config, **overrides)
     app = load_app(app_ref) if app_ref else None
@@ -169,7 +168,7 @@ def db() -> None:
 @click.option("--pg-dsn", default=None, help="Record store DSN (else settings).")
 def migrate(config: str | None, pg_dsn: str | None) -> None:
     """Apply the migrations in core/migrations that are not applied yet."""
-    from core.store import RecordStore
+    from homeport.core.store import RecordStore
 
     settings = _settings(config, pg_dsn=pg_dsn)
     if not settings.pg_dsn:
@@ -192,7 +191,7 @@ def bench() -> None:
 
 
 def _mount_bench() -> None:
-    from core.bench import engine
+    from homeport.core.bench import engine
 
     bench.add_command(engine)
 

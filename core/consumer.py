@@ -23,17 +23,17 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from core.app import App, Cancelled, Registration, TaskContext, TaskOptions, call_handler
-from core.broker import Broker, Finish
-from core.entry import Delivery
-from core.errors import Fenced, HomeportError
-from core.gate import Gate
-from core.keys import PartitionKeys
-from core.metrics import Metrics
-from core.recorder import RecordWriter
-from core.settings import Settings
-from core.stepper import BEGIN_CANCELLED, Stepper
-from core.store import AttemptRecord, Status, TaskRecord
+from homeport.core.app import App, Cancelled, Registration, TaskContext, TaskOptions, call_handler
+from homeport.core.broker import Broker, Finish
+from homeport.core.entry import Delivery
+from homeport.core.errors import Fenced, HomeportError
+from homeport.core.gate import Gate
+from homeport.core.keys import PartitionKeys
+from homeport.core.metrics import Metrics
+from homeport.core.recorder import RecordWriter
+from homeport.core.settings import Settings
+from homeport.core.stepper import BEGIN_CANCELLED, Stepper
+from homeport.core.store import AttemptRecord, Status, TaskRecord
 
 log = logging.getLogger(__name__)
 _RETRY_IO_S = 0.2

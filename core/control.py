@@ -14,12 +14,12 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from core.broker import Broker
-from core.errors import AlreadyFinished, TaskNotFound
-from core.keys import RegionKeys
-from core.partitioner import partition_of
-from core.settings import Settings
-from core.store import RecordStore, Status
+from homeport.core.broker import Broker
+from homeport.core.errors import AlreadyFinished, TaskNotFound
+from homeport.core.keys import RegionKeys
+from homeport.core.partitioner import partition_of
+from homeport.core.settings import Settings
+from homeport.core.store import RecordStore, Status
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -18,8 +18,7 @@ import dataclasses
 import math
 
 import msgpack
-
-from core.task import Task
+from homeport.core.task import Task
 
 ATTEMPTS_INDEX = 9  # position of attempts_before in the blob (0-based)
 

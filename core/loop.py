@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from core.metrics import Metrics
+from homeport.core.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

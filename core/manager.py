@@ -15,15 +15,15 @@ import logging
 import time
 from collections.abc import Callable
 
-from core.app import App
-from core.assignment import balance
-from core.broker import Broker
-from core.keys import RegionKeys
-from core.loop import Loop
-from core.metrics import Metrics
-from core.producer import Producer
-from core.settings import Settings
-from core.task import new_task
+from homeport.core.app import App
+from homeport.core.assignment import balance
+from homeport.core.broker import Broker
+from homeport.core.keys import RegionKeys
+from homeport.core.loop import Loop
+from homeport.core.metrics import Metrics
+from homeport.core.producer import Producer
+from homeport.core.settings import Settings
+from homeport.core.task import new_task
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from core.consumer import PartitionConsumer, WorkerRuntime
-from core.keys import PartitionKeys, RegionKeys
-from core.loop import Loop
+from homeport.core.consumer import PartitionConsumer, WorkerRuntime
+from homeport.core.keys import PartitionKeys, RegionKeys
+from homeport.core.loop import Loop
 
 log = logging.getLogger(__name__)
 

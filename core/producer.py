@@ -17,14 +17,14 @@ import dataclasses
 import time
 from collections.abc import Sequence
 
-from core.broker import Broker
-from core.entry import pack
-from core.errors import HomeportError, NotReplicated
-from core.keys import RegionKeys
-from core.metrics import Metrics
-from core.partitioner import partition_of
-from core.settings import Settings
-from core.task import Durability, Task
+from homeport.core.broker import Broker
+from homeport.core.entry import pack
+from homeport.core.errors import HomeportError, NotReplicated
+from homeport.core.keys import RegionKeys
+from homeport.core.metrics import Metrics
+from homeport.core.partitioner import partition_of
+from homeport.core.settings import Settings
+from homeport.core.task import Durability, Task
 
 # Tasks per script call: bounds how long one script blocks the Redis event loop (~1 ms).
 _CHUNK = 500

@@ -14,8 +14,8 @@ import asyncio
 import logging
 import time
 
-from core.metrics import Metrics
-from core.store import AttemptRecord, RecordStore, Status, TaskRecord
+from homeport.core.metrics import Metrics
+from homeport.core.store import AttemptRecord, RecordStore, Status, TaskRecord
 
 log = logging.getLogger(__name__)
 _RETRY_S = 0.2

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from core.errors import InvalidArgument
-from core.task import Limits
+from homeport.core.errors import InvalidArgument
+from homeport.core.task import Limits
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

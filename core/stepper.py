@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from core.broker import Broker, Finish
-from core.errors import Fenced
-from core.keys import PartitionKeys
+from homeport.core.broker import Broker, Finish
+from homeport.core.errors import Fenced
+from homeport.core.keys import PartitionKeys
 
 BEGIN_CANCELLED = -1
 

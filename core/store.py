@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-
-from core.errors import TaskNotFound, Unavailable
+from homeport.core.errors import TaskNotFound, Unavailable
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = 0x686F6D65  # "home": serialises concurrent `db migrate` runs

@@ -16,9 +16,8 @@ import enum
 import re
 import time
 
+from homeport.core.errors import InvalidArgument
 from ulid import ULID
-
-from core.errors import InvalidArgument
 
 _KIND_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,127}$")
 _ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from core.broker import Broker
-from core.keys import PartitionKeys
-from core.loop import Loop
-from core.metrics import Metrics
+from homeport.core.broker import Broker
+from homeport.core.keys import PartitionKeys
+from homeport.core.loop import Loop
+from homeport.core.metrics import Metrics
 
 
 class Trimmer(Loop):

@@ -24,21 +24,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from homeport.core.admin import AdminServer
+from homeport.core.app import App
+from homeport.core.broker import Broker
+from homeport.core.consumer import WorkerRuntime
+from homeport.core.keys import RegionKeys
+from homeport.core.manager import Manager
+from homeport.core.membership import Membership
+from homeport.core.metrics import Metrics
+from homeport.core.promoter import Promoter
+from homeport.core.recorder import RecordWriter
+from homeport.core.settings import Settings
+from homeport.core.store import RecordStore
+from homeport.core.trimmer import Trimmer
 from ulid import ULID
-
-from core.admin import AdminServer
-from core.app import App
-from core.broker import Broker
-from core.consumer import WorkerRuntime
-from core.keys import RegionKeys
-from core.manager import Manager
-from core.membership import Membership
-from core.metrics import Metrics
-from core.promoter import Promoter
-from core.recorder import RecordWriter
-from core.settings import Settings
-from core.store import RecordStore
-from core.trimmer import Trimmer
 
 log = logging.getLogger(__name__)
 _BURST_POLL_S = 0.05

@@ -3,9 +3,9 @@
 Nothing here holds logic; it re-exports and wires the packages that do.
 """
 
-from core.app import App as App
-from core.app import TaskContext as TaskContext
-from router.client import AsyncClient as AsyncClient
-from router.client import Client as Client
+from homeport.core.app import App as App
+from homeport.core.app import TaskContext as TaskContext
+from homeport.router.client import AsyncClient as AsyncClient
+from homeport.router.client import Client as Client
 
 __all__ = ["App", "AsyncClient", "Client", "TaskContext"]

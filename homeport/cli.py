@@ -11,21 +11,21 @@ import click
 # (module, attribute) of every command or group mounted under `homeport`; each package
 # owns its commands in its own `cli.py`, and this list is the only place they meet.
 _COMMANDS: tuple[tuple[str, str], ...] = (
-    ("regions.cli", "dev"),
-    ("core.cli", "worker"),
-    ("core.cli", "manager"),
-    ("core.cli", "db"),
-    ("core.cli", "bench"),
-    ("regions.cli", "region"),
-    ("regions.cli", "agent"),
-    ("loadtest.demo", "demo"),
-    ("loadtest.cli", "loadtest"),
-    ("simulation.cli", "plan"),
-    ("router.cli", "gateway"),
-    ("router.cli", "submit"),
-    ("router.cli", "task"),
-    ("router.cli", "dead"),
-    ("chaos.cli", "chaos"),
+    ("homeport.regions.cli", "dev"),
+    ("homeport.core.cli", "worker"),
+    ("homeport.core.cli", "manager"),
+    ("homeport.core.cli", "db"),
+    ("homeport.core.cli", "bench"),
+    ("homeport.regions.cli", "region"),
+    ("homeport.regions.cli", "agent"),
+    ("homeport.loadtest.demo", "demo"),
+    ("homeport.loadtest.cli", "loadtest"),
+    ("homeport.simulation.cli", "plan"),
+    ("homeport.router.cli", "gateway"),
+    ("homeport.router.cli", "submit"),
+    ("homeport.router.cli", "task"),
+    ("homeport.router.cli", "dead"),
+    ("homeport.chaos.cli", "chaos"),
 )
 
 
@@ -59,5 +59,8 @@ for _module, _attr in _COMMANDS:
 # Benchmarks of the layers above the engine join core's `bench` group here, the one place
 # allowed to import every package: `homeport bench gateway`, `homeport bench peers`.
 _bench = cast(click.Group, main.commands["bench"])
-for _module, _attr in (("router.cli", "gateway_bench"), ("loadtest.cli", "peers_bench")):
+for _module, _attr in (
+    ("homeport.router.cli", "gateway_bench"),
+    ("homeport.loadtest.cli", "peers_bench"),
+):
     _bench.add_command(getattr(importlib.import_module(_module), _attr))

@@ -6,7 +6,7 @@ import asyncio
 import os
 import random
 
-from core.app import App, TaskContext
+from homeport.core.app import App, TaskContext
 
 
 def _work_mean_s() -> float:

@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+from homeport.core.settings import Settings
+from homeport.loadtest.errors import LoadTestError
+from homeport.loadtest.shapes import PROFILES
+from homeport.loadtest.workload import Workload
 from rich.console import Console
 from rich.table import Table
-
-from core.settings import Settings
-from loadtest.errors import LoadTestError
-from loadtest.shapes import PROFILES
-from loadtest.workload import Workload
 
 console = Console(stderr=True)
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)?$")
@@ -64,9 +63,9 @@ class Target:
 def _local_target(
     topology_file: Path | None, region: str, engine_workers: int, out: Path
 ) -> Iterator[Target]:
-    from loadtest.stack import LocalStack
-    from regions.devcluster import ClusterSpec, DevCluster
-    from regions.topology import load_topology
+    from homeport.loadtest.stack import LocalStack
+    from homeport.regions.devcluster import ClusterSpec, DevCluster
+    from homeport.regions.topology import load_topology
 
     with ExitStack() as stack:
         if topology_file is None:
@@ -119,9 +118,9 @@ def _verdict_table(summary: Any) -> Table:
 
 
 def _export(cfg: Any, target: Target, summary: Any) -> Path | None:
-    from loadtest.export import build_export, window_s, write_export
-    from loadtest.locuststats import read_history
-    from loadtest.records import read_run
+    from homeport.loadtest.export import build_export, window_s, write_export
+    from homeport.loadtest.locuststats import read_history
+    from homeport.loadtest.records import read_run
 
     if not target.pg_dsn:
         console.print("no record store known (pass --pg-dsn): export skipped")
@@ -243,7 +242,7 @@ def run(
     **workload: Any,
 ) -> None:
     """Run Locust headless; write CSV, HTML, summary and export; fail on a missed SLO."""
-    from loadtest.runner import RunConfig, Slo, run_locust, summarize
+    from homeport.loadtest.runner import RunConfig, Slo, run_locust, summarize
 
     try:
         wl = Workload(**workload)
@@ -299,16 +298,16 @@ def run(
 
 
 _PEERS = {
-    "raw": ("loadtest.peers.raw_peer", "RawContender"),
-    "homeport-batch": ("loadtest.peers.homeport_peer", "HomeportBatch"),
-    "homeport-sdk": ("loadtest.peers.homeport_peer", "HomeportSDK"),
-    "celery": ("loadtest.peers.celery_peer", "CeleryContender"),
-    "rq": ("loadtest.peers.rq_peer", "RQContender"),
-    "arq": ("loadtest.peers.arq_peer", "ArqContender"),
-    "dramatiq": ("loadtest.peers.dramatiq_peer", "DramatiqContender"),
-    "saq": ("loadtest.peers.saq_peer", "SaqContender"),
-    "taskiq": ("loadtest.peers.taskiq_peer", "TaskiqContender"),
-    "huey": ("loadtest.peers.huey_peer", "HueyContender"),
+    "raw": ("homeport.loadtest.peers.raw_peer", "RawContender"),
+    "homeport-batch": ("homeport.loadtest.peers.homeport_peer", "HomeportBatch"),
+    "homeport-sdk": ("homeport.loadtest.peers.homeport_peer", "HomeportSDK"),
+    "celery": ("homeport.loadtest.peers.celery_peer", "CeleryContender"),
+    "rq": ("homeport.loadtest.peers.rq_peer", "RQContender"),
+    "arq": ("homeport.loadtest.peers.arq_peer", "ArqContender"),
+    "dramatiq": ("homeport.loadtest.peers.dramatiq_peer", "DramatiqContender"),
+    "saq": ("homeport.loadtest.peers.saq_peer", "SaqContender"),
+    "taskiq": ("homeport.loadtest.peers.taskiq_peer", "TaskiqContender"),
+    "huey": ("homeport.loadtest.peers.huey_peer", "HueyContender"),
 }
 _SLOW = ("rq", "arq")  # about 200 tasks/s: measured on fewer tasks (--slow-tasks)
 
@@ -319,9 +318,9 @@ def _bench_servers(pg_dsn: str | None, workdir: Path, need_pg: bool) -> Iterator
     runs) and a record store (the given DSN, or a one-region local cluster's)."""
     import subprocess
 
-    from loadtest.stack import ROOT
-    from regions.devcluster import ClusterSpec, DevCluster
-    from regions.ports import PortPicker
+    from homeport.loadtest.stack import ROOT
+    from homeport.regions.devcluster import ClusterSpec, DevCluster
+    from homeport.regions.ports import PortPicker
 
     with ExitStack() as stack:
         port = PortPicker().take()
@@ -432,8 +431,8 @@ def peers_bench(
     import os
     import platform
 
-    from loadtest.peers.bench import Bench, results_json
-    from loadtest.peers.report import markdown_table, plot
+    from homeport.loadtest.peers.bench import Bench, results_json
+    from homeport.loadtest.peers.report import markdown_table, plot
 
     chosen = [p.strip() for p in only.split(",") if p.strip()]
     unknown = [p for p in chosen if p not in _PEERS]

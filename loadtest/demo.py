@@ -27,20 +27,19 @@ from pathlib import Path
 
 import asyncpg
 import click
+from homeport.regions.control import ControlPlane
+from homeport.regions.devcluster import ClusterSpec, DevCluster
+from homeport.regions.errors import RegionsError
+from homeport.regions.mirror import measure
+from homeport.regions.placement import home_region
+from homeport.regions.processes import is_alive
+from homeport.regions.promotion import FailbackReport, PromotionError, failback
+from homeport.regions.topology import Topology
+from homeport.router.client import AsyncClient, RetryPolicy
+from homeport.router.errors import GatewayError
+from homeport.router.etcd_routing import EtcdRoutingTable
 from rich.console import Console
 from rich.table import Table
-
-from regions.control import ControlPlane
-from regions.devcluster import ClusterSpec, DevCluster
-from regions.errors import RegionsError
-from regions.mirror import measure
-from regions.placement import home_region
-from regions.processes import is_alive
-from regions.promotion import FailbackReport, PromotionError, failback
-from regions.topology import Topology
-from router.client import AsyncClient, RetryPolicy
-from router.errors import GatewayError
-from router.etcd_routing import EtcdRoutingTable
 
 console = Console(stderr=True)
 DURABILITIES = ("LOCAL", "REGION", "GLOBAL")
@@ -278,7 +277,9 @@ def demo(n: int, keys_n: int, steady_s: float, keep_state: bool) -> None:
     state = Path(tempfile.mkdtemp(prefix="homeport-demo-"))
     state.chmod(0o755)  # PostgreSQL runs as `postgres`, which must enter this directory
     cluster = DevCluster(state / "cluster")
-    spec = dataclasses.replace(ClusterSpec.default(n, partitions=8), services="loadtest.apps:app")
+    spec = dataclasses.replace(
+        ClusterSpec.default(n, partitions=8), services="homeport.loadtest.apps:app"
+    )
     started = time.monotonic()
     try:
         with console.status("starting the local cluster") as progress:

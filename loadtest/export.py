@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from loadtest.locuststats import HistoryPoint
+from homeport.loadtest.locuststats import HistoryPoint
 
 EXPORT_FORMAT = "homeport-loadtest-export/1"
 MAX_SAMPLES = 20_000

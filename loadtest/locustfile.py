@@ -18,8 +18,8 @@ import locust  # noqa: I001  (first: gevent's monkey-patching must precede grpc'
 
 grpc_gevent.init_gevent()
 
-from loadtest import shapes  # noqa: E402
-from loadtest.users import SchedulerUser  # noqa: E402
+from homeport.loadtest import shapes  # noqa: E402
+from homeport.loadtest.users import SchedulerUser  # noqa: E402
 
 __all__ = ["SchedulerUser"]
 

@@ -10,7 +10,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.errors import RunError
+from homeport.loadtest.errors import RunError
 
 AGGREGATED = "Aggregated"
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from core.store import RecordStore
+from homeport.core.store import RecordStore
 
 
 @dataclass(frozen=True)

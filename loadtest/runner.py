@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtest.errors import RunError
-from loadtest.locuststats import AGGREGATED, RequestStats, read_history, read_stats
-from loadtest.workload import Workload
+from homeport.loadtest.errors import RunError
+from homeport.loadtest.locuststats import AGGREGATED, RequestStats, read_history, read_stats
+from homeport.loadtest.workload import Workload
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 ROOT = LOCUSTFILE.parents[1]

@@ -21,7 +21,7 @@ import math
 import time
 from collections.abc import Callable
 
-from loadtest.errors import WorkloadError
+from homeport.loadtest.errors import WorkloadError
 
 Tick = tuple[int, float] | None
 PROFILES = ("steady", "step", "spike", "diurnal")

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadtest.errors import StackError
+from homeport.loadtest.errors import StackError
 
 START_LIMIT_S = 60.0
 STOP_LIMIT_S = 20.0
@@ -106,7 +106,8 @@ class LocalStack:
             )
             workers = [
                 self._spawn(
-                    f"worker-{i}", ["worker", "--app", "loadtest.apps:app", *self._engine_args()]
+                    f"worker-{i}",
+                    ["worker", "--app", "homeport.loadtest.apps:app", *self._engine_args()],
                 )
                 for i in range(1, self.workers + 1)
             ]

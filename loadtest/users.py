@@ -19,12 +19,11 @@ import time
 from typing import Any
 
 import grpc
+from homeport.loadtest.workload import Draws, Workload
+from homeport.router.proto_gen import scheduler_pb2 as pb
+from homeport.router.proto_gen import scheduler_pb2_grpc as pb_grpc
 from locust import User, constant_throughput, task
 from locust.exception import StopUser
-
-from loadtest.workload import Draws, Workload
-from router.proto_gen import scheduler_pb2 as pb
-from router.proto_gen import scheduler_pb2_grpc as pb_grpc
 
 _USER_NUMBERS = itertools.count(1)
 _DURABILITY = {

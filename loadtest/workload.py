@@ -19,8 +19,8 @@ import os
 import random
 from collections.abc import Mapping, Sequence
 
-from loadtest.apps import app as _app
-from loadtest.errors import WorkloadError
+from homeport.loadtest.apps import app as _app
+from homeport.loadtest.errors import WorkloadError
 
 KINDS = tuple(_app.kinds)  # the handlers the load test's workers run
 

@@ -29,17 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from homeport.core.admin import AdminServer
+from homeport.core.metrics import Metrics
+from homeport.regions.control import ControlPlane
+from homeport.regions.controller import CapacityCheck, Controller
+from homeport.regions.health import Observer
+from homeport.regions.metrics import RegionsMetrics
+from homeport.regions.mirror import MirrorLagProbe
+from homeport.regions.routing import Route, store_address
+from homeport.regions.topology import Topology
 from prometheus_client import CollectorRegistry, Counter
-
-from core.admin import AdminServer
-from core.metrics import Metrics
-from regions.control import ControlPlane
-from regions.controller import CapacityCheck, Controller
-from regions.health import Observer
-from regions.metrics import RegionsMetrics
-from regions.mirror import MirrorLagProbe
-from regions.routing import Route, store_address
-from regions.topology import Topology
 
 log = logging.getLogger(__name__)
 

@@ -13,16 +13,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from homeport.regions.control import ControlPlane
+from homeport.regions.devcluster import ClusterSpec, ComponentStatus, DevCluster
+from homeport.regions.errors import RegionsError
+from homeport.regions.mirror import measure
+from homeport.regions.promotion import FailbackReport, PromotionReport, failback, promote
+from homeport.regions.topology import Topology, load_topology
 from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
-
-from regions.control import ControlPlane
-from regions.devcluster import ClusterSpec, ComponentStatus, DevCluster
-from regions.errors import RegionsError
-from regions.mirror import measure
-from regions.promotion import FailbackReport, PromotionReport, failback, promote
-from regions.topology import Topology, load_topology
 
 T = TypeVar("T")
 
@@ -68,7 +67,7 @@ def dev() -> None:
 @click.option("--seed", type=int, default=None, help="Seed for port choice (reproducible plans).")
 @click.option(
     "--app",
-    default="loadtest.apps:app",
+    default="homeport.loadtest.apps:app",
     show_default=True,
     help="App whose workers the region agents run (pkg.module:attr).",
 )
@@ -349,8 +348,7 @@ def agent(
     """Run REGION's agent: health observer, failover controller candidate, mirror-lag
     probe, and the worker processes of every home region REGION serves."""
     import uvloop
-
-    from regions.agent import Agent, AgentSettings
+    from homeport.regions.agent import Agent, AgentSettings
 
     topo = _topology(topology_path, state_dir)
     topo.region(region_name)

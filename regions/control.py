@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 
 import aetcd
 import redis.asyncio as aredis
-
-from regions import stores
-from regions.etcd import connect, endpoints_for
-from regions.routing import Route, RoutingStore, store_address
-from regions.topology import Topology, split_address
+from homeport.regions import stores
+from homeport.regions.etcd import connect, endpoints_for
+from homeport.regions.routing import Route, RoutingStore, store_address
+from homeport.regions.topology import Topology, split_address
 
 
 @dataclass

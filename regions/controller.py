@@ -22,14 +22,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from core.loop import Loop
-from core.metrics import Metrics
-from regions import stores
-from regions.control import ControlPlane
-from regions.election import Election
-from regions.health import Judgement, judge, read_verdicts
-from regions.metrics import RegionsMetrics
-from regions.promotion import PromotionReport, promote
+from homeport.core.loop import Loop
+from homeport.core.metrics import Metrics
+from homeport.regions import stores
+from homeport.regions.control import ControlPlane
+from homeport.regions.election import Election
+from homeport.regions.health import Judgement, judge, read_verdicts
+from homeport.regions.metrics import RegionsMetrics
+from homeport.regions.promotion import PromotionReport, promote
 
 log = logging.getLogger(__name__)
 

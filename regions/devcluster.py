@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Literal
 
 import requests
-
-from regions import servers
-from regions.errors import ClusterStateError, LaunchError
-from regions.ports import PortPicker
-from regions.processes import (
+from homeport.regions import servers
+from homeport.regions.errors import ClusterStateError, LaunchError
+from homeport.regions.ports import PortPicker
+from homeport.regions.processes import (
     ProcessRecord,
     ProcessTable,
     is_alive,
@@ -41,8 +40,8 @@ from regions.processes import (
     stop,
     wait_ready,
 )
-from regions.servers import Binaries
-from regions.topology import (
+from homeport.regions.servers import Binaries
+from homeport.regions.topology import (
     Link,
     Region,
     RegionRedis,

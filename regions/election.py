@@ -11,8 +11,7 @@ cannot change a route.
 from __future__ import annotations
 
 import aetcd
-
-from regions.leases import HeldLease
+from homeport.regions.leases import HeldLease
 
 
 class Election:

@@ -20,9 +20,8 @@ import asyncio
 import socket
 
 import aetcd
-
-from regions.errors import RegionsError
-from regions.topology import Topology, split_address
+from homeport.regions.errors import RegionsError
+from homeport.regions.topology import Topology, split_address
 
 # Reconnect quickly after a member or a link comes back (gRPC's default backoff grows to
 # two minutes, longer than any lease homeport holds).

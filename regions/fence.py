@@ -14,8 +14,7 @@ import json
 import time
 
 import aetcd
-
-from regions.leases import HeldLease
+from homeport.regions.leases import HeldLease
 
 
 class WriteFence:

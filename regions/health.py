@@ -20,13 +20,12 @@ from dataclasses import dataclass
 
 import aetcd
 import redis.asyncio as aredis
-
-from core.loop import Loop
-from core.metrics import Metrics
-from regions import stores
-from regions.leases import HeldLease
-from regions.metrics import RegionsMetrics
-from regions.topology import Topology, split_address
+from homeport.core.loop import Loop
+from homeport.core.metrics import Metrics
+from homeport.regions import stores
+from homeport.regions.leases import HeldLease
+from homeport.regions.metrics import RegionsMetrics
+from homeport.regions.topology import Topology, split_address
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,10 @@ import time
 from dataclasses import dataclass
 
 import redis.asyncio as aredis
-
-from core.loop import Loop
-from core.metrics import Metrics
-from regions.metrics import RegionsMetrics
-from regions.topology import Topology, split_address
+from homeport.core.loop import Loop
+from homeport.core.metrics import Metrics
+from homeport.regions.metrics import RegionsMetrics
+from homeport.regions.topology import Topology, split_address
 
 
 def heartbeat_key(home: str) -> str:

@@ -11,8 +11,7 @@ factor, leaving some partitions of each region empty.
 from __future__ import annotations
 
 import xxhash
-
-from regions.topology import Topology
+from homeport.regions.topology import Topology
 
 PLACEMENT_SEED = 0x9E3779B9
 

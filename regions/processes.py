@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from regions.errors import ClusterStateError, LaunchError
+from homeport.regions.errors import ClusterStateError, LaunchError
 
 
 @dataclass(frozen=True)

@@ -34,14 +34,13 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import redis.asyncio as aredis
+from homeport.core.entry import Delivery
+from homeport.core.keys import PartitionKeys
+from homeport.regions import stores
+from homeport.regions.control import ControlPlane
+from homeport.regions.errors import RegionsError
+from homeport.regions.routing import Route
 from redis.exceptions import RedisError
-
-from core.entry import Delivery
-from core.keys import PartitionKeys
-from regions import stores
-from regions.control import ControlPlane
-from regions.errors import RegionsError
-from regions.routing import Route
 
 Say = Callable[[str], None]
 CATCH_UP_S = 5.0
@@ -201,10 +200,10 @@ async def find_orphans(
 async def _requeue(cp: ControlPlane, route: Route, orphans: list[Orphan]) -> int:
     """Enqueue `orphans` into the serving copy, under the route's epoch, keeping their
     schedule. The enqueue script's dedup makes a repeated failback harmless."""
-    from core.broker import Broker
-    from core.producer import Producer
-    from core.settings import Settings
-    from core.task import Durability, Task
+    from homeport.core.broker import Broker
+    from homeport.core.producer import Producer
+    from homeport.core.settings import Settings
+    from homeport.core.task import Durability, Task
 
     if not orphans:
         return 0

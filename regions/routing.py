@@ -22,9 +22,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import aetcd
-
-from regions.errors import RegionsError
-from regions.topology import Topology, split_address
+from homeport.regions.errors import RegionsError
+from homeport.regions.topology import Topology, split_address
 
 RouteState = Literal["normal", "failed-over", "failing-back"]
 Copy = Literal["primary", "mirror"]

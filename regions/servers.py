@@ -15,8 +15,7 @@ from pathlib import Path
 
 import redis
 import requests
-
-from regions.errors import LaunchError
+from homeport.regions.errors import LaunchError
 
 _REPO_TOOLS = Path(__file__).resolve().parent.parent / ".tools" / "bin"
 

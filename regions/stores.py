@@ -9,11 +9,10 @@ import asyncio
 from dataclasses import dataclass
 
 import redis.asyncio as aredis
+from homeport.core.keys import PartitionKeys
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-
-from core.keys import PartitionKeys
 
 
 def client(host: str, port: int, timeout: float = 1.0) -> aredis.Redis:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from homeport.regions.errors import TopologyError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -39,8 +40,6 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-
-from regions.errors import TopologyError
 
 _ADDRESS = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+):(?P<port>\d{1,5})$")
 _LINK = re.compile(r"^(?P<src>[a-z][a-z0-9-]*)->(?P<dst>[a-z][a-z0-9-]*):(?P<svc>[a-z-]+)$")

@@ -33,17 +33,16 @@ from typing import Any
 import click
 import uvloop
 from grpc import aio
+from homeport.core.broker import Broker
+from homeport.core.producer import Producer
+from homeport.core.settings import Settings
+from homeport.core.task import new_task
+from homeport.router.client import AsyncClient
+from homeport.router.echo import METHOD as ECHO_METHOD
+from homeport.router.proto_gen import scheduler_pb2 as pb
+from homeport.router.views import NewTask
 from rich.console import Console
 from rich.table import Table
-
-from core.broker import Broker
-from core.producer import Producer
-from core.settings import Settings
-from core.task import new_task
-from router.client import AsyncClient
-from router.echo import METHOD as ECHO_METHOD
-from router.proto_gen import scheduler_pb2 as pb
-from router.views import NewTask
 
 _LISTENING = re.compile(r"listening on (\S+)")
 START_LIMIT_S = 60.0
@@ -322,7 +321,10 @@ def gateway_bench(
         "--admin-port",
         "-1",
     ]
-    with launch(gateway_cmd) as gateway, launch([sys.executable, "-m", "router.echo"]) as echo:
+    with (
+        launch(gateway_cmd) as gateway,
+        launch([sys.executable, "-m", "homeport.router.echo"]) as echo,
+    ):
         result = uvloop.run(run_bench(gateway, echo, engine, cfg))
     if as_json:
         click.echo(json.dumps(result, indent=2))

@@ -20,19 +20,18 @@ from typing import Any, TypeVar
 
 import click
 import uvloop
+from homeport.core.metrics import Metrics
+from homeport.core.settings import Settings
+from homeport.regions.topology import Topology, load_topology
+from homeport.router.client import AsyncClient
+from homeport.router.errors import GatewayError
+from homeport.router.gateway import Gateway
+from homeport.router.routed import RoutedServing
+from homeport.router.settings import SettingsError, load_settings
+from homeport.router.tls import ClientTls
+from homeport.router.views import NewTask
 from rich.console import Console
 from rich.table import Table
-
-from core.metrics import Metrics
-from core.settings import Settings
-from regions.topology import Topology, load_topology
-from router.client import AsyncClient
-from router.errors import GatewayError
-from router.gateway import Gateway
-from router.routed import RoutedServing
-from router.settings import SettingsError, load_settings
-from router.tls import ClientTls
-from router.views import NewTask
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -384,4 +383,4 @@ def dead_requeue(task_id: str, partition_key: str, **kw: Any) -> None:
 
 
 # `homeport bench gateway`: attached to the engine's `bench` group where the CLI is wired.
-from router.bench import gateway_bench as gateway_bench  # noqa: E402
+from homeport.router.bench import gateway_bench as gateway_bench  # noqa: E402

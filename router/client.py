@@ -27,14 +27,13 @@ from typing import Any, TypeVar, cast
 
 import grpc
 from grpc import aio
-
-from router.auth import bearer_metadata
-from router.errors import GatewayError, Misrouted, RetryableError, from_rpc_error
-from router.proto_gen import scheduler_pb2 as pb
-from router.proto_gen import scheduler_pb2_grpc as pb_grpc
-from router.routing import RoutingTable, StaticRoutingTable
-from router.tls import ClientTls
-from router.views import (
+from homeport.router.auth import bearer_metadata
+from homeport.router.errors import GatewayError, Misrouted, RetryableError, from_rpc_error
+from homeport.router.proto_gen import scheduler_pb2 as pb
+from homeport.router.proto_gen import scheduler_pb2_grpc as pb_grpc
+from homeport.router.routing import RoutingTable, StaticRoutingTable
+from homeport.router.tls import ClientTls
+from homeport.router.views import (
     BatchItem,
     CancelOutcome,
     DeadLetterView,

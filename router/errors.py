@@ -34,9 +34,8 @@ from typing import Any, cast
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
-
-from core.errors import ErrorCode, HomeportError, InvalidArgument
-from router.routing import Redirect
+from homeport.core.errors import ErrorCode, HomeportError, InvalidArgument
+from homeport.router.routing import Redirect
 
 DOMAIN = "homeport"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"

@@ -15,13 +15,12 @@ import contextlib
 import dataclasses
 
 import aetcd
-
-from regions.control import ControlPlane
-from regions.placement import home_region
-from regions.routing import Route
-from regions.routing import RoutingTable as Routes
-from regions.topology import Topology
-from router.routing import Redirect
+from homeport.regions.control import ControlPlane
+from homeport.regions.placement import home_region
+from homeport.regions.routing import Route
+from homeport.regions.routing import RoutingTable as Routes
+from homeport.regions.topology import Topology
+from homeport.router.routing import Redirect
 
 
 class EtcdRoutingTable:

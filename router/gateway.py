@@ -21,27 +21,26 @@ from grpc import aio
 from grpc_health.v1 import _async as health_async
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from homeport.core.admin import AdminServer
+from homeport.core.broker import Broker
+from homeport.core.metrics import Metrics
+from homeport.core.partitioner import partition_of
+from homeport.core.producer import Producer
+from homeport.core.settings import Settings
+from homeport.core.store import RecordStore
+from homeport.core.task import Durability
+from homeport.regions.topology import Topology
+from homeport.router.auth import SERVICE, TokenAuthInterceptor
+from homeport.router.metrics import GatewayMetrics
+from homeport.router.proto_gen import scheduler_pb2 as pb
+from homeport.router.proto_gen import scheduler_pb2_grpc as pb_grpc
+from homeport.router.records import TaskLookup
+from homeport.router.routed import RoutedServing
+from homeport.router.servicer import SchedulerServicer, ServicerConfig
+from homeport.router.serving import ServingCheck, StaticServing
+from homeport.router.settings import GatewaySettings
+from homeport.router.tls import server_credentials
 from prometheus_client import CollectorRegistry
-
-from core.admin import AdminServer
-from core.broker import Broker
-from core.metrics import Metrics
-from core.partitioner import partition_of
-from core.producer import Producer
-from core.settings import Settings
-from core.store import RecordStore
-from core.task import Durability
-from regions.topology import Topology
-from router.auth import SERVICE, TokenAuthInterceptor
-from router.metrics import GatewayMetrics
-from router.proto_gen import scheduler_pb2 as pb
-from router.proto_gen import scheduler_pb2_grpc as pb_grpc
-from router.records import TaskLookup
-from router.routed import RoutedServing
-from router.servicer import SchedulerServicer, ServicerConfig
-from router.serving import ServingCheck, StaticServing
-from router.settings import GatewaySettings
-from router.tls import server_credentials
 
 # The generated registration function is untyped.
 _add_servicer = cast(

@@ -15,15 +15,14 @@ import time
 from collections.abc import AsyncIterator, Sequence
 
 from google.protobuf import timestamp_pb2
-
-from core.broker import Broker
-from core.entry import Delivery
-from core.errors import InvalidArgument, TaskNotFound
-from core.keys import RegionKeys
-from core.partitioner import partition_name, partition_of
-from core.store import AttemptRecord, RecordStore, Status, TaskRecord
-from router.proto_gen import scheduler_pb2 as pb
-from router.serving import ServedPartition
+from homeport.core.broker import Broker
+from homeport.core.entry import Delivery
+from homeport.core.errors import InvalidArgument, TaskNotFound
+from homeport.core.keys import RegionKeys
+from homeport.core.partitioner import partition_name, partition_of
+from homeport.core.store import AttemptRecord, RecordStore, Status, TaskRecord
+from homeport.router.proto_gen import scheduler_pb2 as pb
+from homeport.router.serving import ServedPartition
 
 _FINAL = frozenset({Status.SUCCEEDED, Status.DEAD, Status.CANCELLED})
 

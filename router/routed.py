@@ -21,18 +21,18 @@ import dataclasses
 import logging
 import uuid
 
-from core.broker import Broker
-from core.errors import Unavailable, WrongRegion
-from core.metrics import Metrics
-from core.partitioner import partition_of
-from core.producer import Producer
-from core.settings import Settings
-from regions.control import ControlPlane
-from regions.fence import WriteFence
-from regions.placement import home_region
-from regions.routing import Route, RoutingTable, store_address
-from regions.topology import Topology
-from router.serving import Placement, ServedPartition
+from homeport.core.broker import Broker
+from homeport.core.errors import Unavailable, WrongRegion
+from homeport.core.metrics import Metrics
+from homeport.core.partitioner import partition_of
+from homeport.core.producer import Producer
+from homeport.core.settings import Settings
+from homeport.regions.control import ControlPlane
+from homeport.regions.fence import WriteFence
+from homeport.regions.placement import home_region
+from homeport.regions.routing import Route, RoutingTable, store_address
+from homeport.regions.topology import Topology
+from homeport.router.serving import Placement, ServedPartition
 
 log = logging.getLogger(__name__)
 

@@ -21,18 +21,17 @@ from typing import Any, NoReturn
 
 import grpc
 from grpc import aio
-
-from core.errors import Fenced, HomeportError, InvalidArgument
-from core.partitioner import partition_name
-from core.producer import Producer, SubmitResult
-from core.task import Durability, Limits, Task
-from router.errors import status_code_of, to_rpc_status, trailing_metadata_for
-from router.metrics import GatewayMetrics
-from router.proto_gen import scheduler_pb2 as pb
-from router.proto_gen import scheduler_pb2_grpc as pb_grpc
-from router.records import TaskLookup
-from router.serving import Placement, ServingCheck
-from router.wire import DURABILITY_TO_WIRE, task_from_wire, task_id_from_wire
+from homeport.core.errors import Fenced, HomeportError, InvalidArgument
+from homeport.core.partitioner import partition_name
+from homeport.core.producer import Producer, SubmitResult
+from homeport.core.task import Durability, Limits, Task
+from homeport.router.errors import status_code_of, to_rpc_status, trailing_metadata_for
+from homeport.router.metrics import GatewayMetrics
+from homeport.router.proto_gen import scheduler_pb2 as pb
+from homeport.router.proto_gen import scheduler_pb2_grpc as pb_grpc
+from homeport.router.records import TaskLookup
+from homeport.router.serving import Placement, ServingCheck
+from homeport.router.wire import DURABILITY_TO_WIRE, task_from_wire, task_id_from_wire
 
 Context = aio.ServicerContext[Any, Any]
 _DEAD_LIMIT_DEFAULT = 100

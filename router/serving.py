@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.errors import WrongRegion
-from core.partitioner import partition_name
+from homeport.core.errors import WrongRegion
+from homeport.core.partitioner import partition_name
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from google.protobuf import timestamp_pb2
+from homeport.router.errors import GatewayError, from_rpc_status
+from homeport.router.proto_gen import scheduler_pb2 as pb
 from ulid import ULID
-
-from router.errors import GatewayError, from_rpc_status
-from router.proto_gen import scheduler_pb2 as pb
 
 DURABILITIES = ("LOCAL", "REGION", "GLOBAL")
 FINAL_STATUSES = frozenset({"succeeded", "dead", "cancelled"})

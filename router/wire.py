@@ -8,10 +8,9 @@ for a field is re-raised with the field's path in the request (`task.partition_k
 from __future__ import annotations
 
 from google.protobuf import timestamp_pb2
-
-from core.errors import InvalidArgument
-from core.task import Durability, Limits, Task, new_task
-from router.proto_gen import scheduler_pb2 as pb
+from homeport.core.errors import InvalidArgument
+from homeport.core.task import Durability, Limits, Task, new_task
+from homeport.router.proto_gen import scheduler_pb2 as pb
 
 DURABILITY_FROM_WIRE: dict[int, Durability] = {
     pb.DURABILITY_LOCAL: Durability.LOCAL,

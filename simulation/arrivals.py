@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from typing import Annotated, Literal
 
 import numpy as np
+from homeport.simulation.checks import non_negative, positive, probability
+from homeport.simulation.errors import EmptyTraceError, ParameterError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from simulation.checks import non_negative, positive, probability
-from simulation.errors import EmptyTraceError, ParameterError
 
 _BLOCK = 8192
 

@@ -34,12 +34,11 @@ from typing import Any
 
 import numpy as np
 import yaml
+from homeport.simulation.distributions import EmpiricalService, ExponentialService, LognormalService
+from homeport.simulation.errors import CalibrationError, EmptyTraceError, ParameterError
+from homeport.simulation.exports import LoadTestExport
+from homeport.simulation.params import ModelParams
 from scipy import stats
-
-from simulation.distributions import EmpiricalService, ExponentialService, LognormalService
-from simulation.errors import CalibrationError, EmptyTraceError, ParameterError
-from simulation.exports import LoadTestExport
-from simulation.params import ModelParams
 
 KS_ACCEPT = 0.03
 """Largest Kolmogorov-Smirnov distance at which a fitted shape is preferred to the data."""

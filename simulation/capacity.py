@@ -16,12 +16,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from simulation.checks import at_least, non_negative, positive
-from simulation.distributions import ServiceTime
-from simulation.errors import ParameterError
-from simulation.params import KeySpace, RetryPolicy
-from simulation.planner import measure_drain
-from simulation.scenarios import Workload, analytic_p99_s, fluid_drain_s
+from homeport.simulation.checks import at_least, non_negative, positive
+from homeport.simulation.distributions import ServiceTime
+from homeport.simulation.errors import ParameterError
+from homeport.simulation.params import KeySpace, RetryPolicy
+from homeport.simulation.planner import measure_drain
+from homeport.simulation.scenarios import Workload, analytic_p99_s, fluid_drain_s
 
 
 @dataclass(frozen=True)

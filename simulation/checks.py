@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from simulation.errors import ParameterError
+from homeport.simulation.errors import ParameterError
 
 
 def positive(field: str, value: float, fix: str) -> float:

@@ -19,28 +19,27 @@ from typing import Any
 
 import click
 import yaml
-from rich.console import Console
-from rich.table import Table
-
-from simulation.calibration import (
+from homeport.simulation.calibration import (
     attempt_stats,
     params_from_attempts,
     params_from_export,
     write_params,
 )
-from simulation.capacity import RegionLoad, can_absorb
-from simulation.distributions import ExponentialService
-from simulation.durations import format_duration, parse_duration
-from simulation.errors import ParameterError, SimulationError
-from simulation.exports import load_export
-from simulation.model import simulate
-from simulation.params import KeySpace, ModelParams, RetryPolicy, load_params
-from simulation.planner import Plan, PlanRequest
-from simulation.planner import plan as make_plan
-from simulation.plots import plot_validation, write_plots
-from simulation.results import littles_law, summarise
-from simulation.scenarios import Workload
-from simulation.validation import validate
+from homeport.simulation.capacity import RegionLoad, can_absorb
+from homeport.simulation.distributions import ExponentialService
+from homeport.simulation.durations import format_duration, parse_duration
+from homeport.simulation.errors import ParameterError, SimulationError
+from homeport.simulation.exports import load_export
+from homeport.simulation.model import simulate
+from homeport.simulation.params import KeySpace, ModelParams, RetryPolicy, load_params
+from homeport.simulation.planner import Plan, PlanRequest
+from homeport.simulation.planner import plan as make_plan
+from homeport.simulation.plots import plot_validation, write_plots
+from homeport.simulation.results import littles_law, summarise
+from homeport.simulation.scenarios import Workload
+from homeport.simulation.validation import validate
+from rich.console import Console
+from rich.table import Table
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in click>=8.2

@@ -12,10 +12,9 @@ import math
 from typing import Annotated, Literal
 
 import numpy as np
+from homeport.simulation.checks import non_negative, positive
+from homeport.simulation.errors import EmptyTraceError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from simulation.checks import non_negative, positive
-from simulation.errors import EmptyTraceError
 
 
 class ExponentialService(BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from simulation.errors import ParameterError
+from homeport.simulation.errors import ParameterError
 
 _UNITS: dict[str, float] = {
     "us": 1e-6,

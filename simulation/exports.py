@@ -29,10 +29,9 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
+from homeport.simulation.errors import EmptyTraceError, ParameterError
+from homeport.simulation.params import parameter_error_from
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from simulation.errors import EmptyTraceError, ParameterError
-from simulation.params import parameter_error_from
 
 EXPORT_FORMAT = "homeport-loadtest-export/1"
 _MAX_EXPANDED = 50_000

@@ -8,8 +8,7 @@ and keeps the model free of hashing cost.
 from __future__ import annotations
 
 import numpy as np
-
-from simulation.params import KeySpace
+from homeport.simulation.params import KeySpace
 
 
 class KeySampler:

@@ -29,11 +29,10 @@ from typing import cast
 
 import numpy as np
 import simpy
-
-from simulation.distributions import BlockSampler
-from simulation.keys import KeySampler
-from simulation.params import ModelParams, RegionSpec
-from simulation.results import RunRecord
+from homeport.simulation.distributions import BlockSampler
+from homeport.simulation.keys import KeySampler
+from homeport.simulation.params import ModelParams, RegionSpec
+from homeport.simulation.results import RunRecord
 
 _Arrival = tuple[int, Iterator[tuple[float, int, float]], int, float]
 

@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from homeport.simulation.arrivals import Arrivals, TraceArrivals
+from homeport.simulation.checks import at_least, non_negative, positive, probability
+from homeport.simulation.distributions import ExponentialService, ServiceTime
+from homeport.simulation.errors import ParameterError, UnstableLoadError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from simulation.arrivals import Arrivals, TraceArrivals
-from simulation.checks import at_least, non_negative, positive, probability
-from simulation.distributions import ExponentialService, ServiceTime
-from simulation.errors import ParameterError, UnstableLoadError
 
 DEFAULT_AUTO_TASKS = 200_000
 """Run length when a stable model gives neither `duration_s` nor `max_tasks`."""

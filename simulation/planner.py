@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from simulation.checks import at_least, positive
-from simulation.model import simulate
-from simulation.results import backlog_curve, drain_time_s, summarise
-from simulation.scenarios import (
+from homeport.simulation.checks import at_least, positive
+from homeport.simulation.model import simulate
+from homeport.simulation.results import backlog_curve, drain_time_s, summarise
+from homeport.simulation.scenarios import (
     Workload,
     analytic_p99_s,
     failover_params,

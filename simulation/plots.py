@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from homeport.simulation.planner import Plan
+from homeport.simulation.validation import LevelCheck
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-
-from simulation.planner import Plan
-from simulation.validation import LevelCheck
 
 
 def _save(figure: Figure, path: Path) -> Path:

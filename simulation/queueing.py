@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from simulation.checks import positive
-from simulation.errors import UnstableLoadError
+from homeport.simulation.checks import positive
+from homeport.simulation.errors import UnstableLoadError
 
 
 def erlang_b(servers: int, offered: float) -> float:

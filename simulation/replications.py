@@ -12,12 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from homeport.simulation.checks import at_least
+from homeport.simulation.model import simulate
+from homeport.simulation.params import ModelParams
+from homeport.simulation.results import RunRecord
 from scipy import stats
-
-from simulation.checks import at_least
-from simulation.model import simulate
-from simulation.params import ModelParams
-from simulation.results import RunRecord
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from simulation.distributions import ServiceTime
-from simulation.params import KeySpace, ModelParams, RetryPolicy
-from simulation.queueing import MMc, fluid_drain_time_s
+from homeport.simulation.distributions import ServiceTime
+from homeport.simulation.params import KeySpace, ModelParams, RetryPolicy
+from homeport.simulation.queueing import MMc, fluid_drain_time_s
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from simulation.calibration import ServiceFit, fit_service_time, params_from_export
-from simulation.errors import ParameterError
-from simulation.exports import LoadTestExport
-from simulation.model import simulate
-from simulation.params import ModelParams
-from simulation.results import summarise
+from homeport.simulation.calibration import ServiceFit, fit_service_time, params_from_export
+from homeport.simulation.errors import ParameterError
+from homeport.simulation.exports import LoadTestExport
+from homeport.simulation.model import simulate
+from homeport.simulation.params import ModelParams
+from homeport.simulation.results import summarise
 
 
 @dataclass(frozen=True)

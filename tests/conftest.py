@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from homeport.regions.devcluster import ClusterSpec, DevCluster
+from homeport.regions.servers import Binaries
+from homeport.regions.topology import Topology, split_address
 
 from homeport.cli import sigterm_interrupts
-from regions.devcluster import ClusterSpec, DevCluster
-from regions.servers import Binaries
-from regions.topology import Topology, split_address
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -19,11 +19,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from chaos.errors import ScenarioError
+from homeport.chaos.errors import ScenarioError
 
 if TYPE_CHECKING:
-    from chaos.driver import FaultContext
-    from chaos.scenario import Scenario, Step
+    from homeport.chaos.driver import FaultContext
+    from homeport.chaos.scenario import Scenario, Step
 
 FAULTS: dict[str, type[Fault]] = {}
 
@@ -96,7 +96,7 @@ def register(cls: type[Fault]) -> type[Fault]:
 def _load() -> None:
     if not FAULTS:
         for module in _MODULES:
-            importlib.import_module(f"chaos.faults.{module}")
+            importlib.import_module(f"homeport.chaos.faults.{module}")
 
 
 def fault_for(step: Step, index: int) -> Fault:

@@ -19,12 +19,12 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from chaos.faults import register
-from chaos.faults.region import RegionFault
+from homeport.chaos.faults import register
+from homeport.chaos.faults.region import RegionFault
 
 if TYPE_CHECKING:
-    from chaos.driver import FaultContext
-    from chaos.scenario import Scenario
+    from homeport.chaos.driver import FaultContext
+    from homeport.chaos.scenario import Scenario
 
 
 @register

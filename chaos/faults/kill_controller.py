@@ -17,15 +17,15 @@ import contextlib
 import random
 from typing import TYPE_CHECKING
 
-from chaos.errors import FaultError
-from chaos.faults import register
-from chaos.faults.region import RegionFault
-from regions import stores
-from regions.control import ControlPlane
+from homeport.chaos.errors import FaultError
+from homeport.chaos.faults import register
+from homeport.chaos.faults.region import RegionFault
+from homeport.regions import stores
+from homeport.regions.control import ControlPlane
 
 if TYPE_CHECKING:
-    from chaos.driver import FaultContext
-    from chaos.scenario import Scenario
+    from homeport.chaos.driver import FaultContext
+    from homeport.chaos.scenario import Scenario
 
 WAIT_S = 45.0  # how long the step waits for the controller to start promoting
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaos.faults import register
-from chaos.faults.toxic import LinkFault
+from homeport.chaos.faults import register
+from homeport.chaos.faults.toxic import LinkFault
 
 if TYPE_CHECKING:
-    from chaos.driver import FaultContext
-    from chaos.scenario import Scenario
+    from homeport.chaos.driver import FaultContext
+    from homeport.chaos.scenario import Scenario
 
 
 @register

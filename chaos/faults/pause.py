@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaos.faults import register
-from chaos.faults.process import ProcessFault
+from homeport.chaos.faults import register
+from homeport.chaos.faults.process import ProcessFault
 
 if TYPE_CHECKING:
-    from chaos.driver import FaultContext
+    from homeport.chaos.driver import FaultContext
 
 
 @register

@@ -6,11 +6,11 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from chaos.catalog import KINDS, Component
-from chaos.faults import Fault
+from homeport.chaos.catalog import KINDS, Component
+from homeport.chaos.faults import Fault
 
 if TYPE_CHECKING:
-    from chaos.scenario import Scenario
+    from homeport.chaos.scenario import Scenario
 
 
 class ProcessFault(Fault):

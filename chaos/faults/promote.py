@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaos.faults import register
-from chaos.faults.region import RegionFault
+from homeport.chaos.faults import register
+from homeport.chaos.faults.region import RegionFault
 
 if TYPE_CHECKING:
-    from chaos.driver import FaultContext
+    from homeport.chaos.driver import FaultContext
 
 
 @register

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaos.faults import Fault
+from homeport.chaos.faults import Fault
 
 if TYPE_CHECKING:
-    from chaos.scenario import Scenario
+    from homeport.chaos.scenario import Scenario
 
 
 class RegionFault(Fault):

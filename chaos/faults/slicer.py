@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from chaos.faults import register
-from chaos.faults.toxic import Attr, ToxicFault
+from homeport.chaos.faults import register
+from homeport.chaos.faults.toxic import Attr, ToxicFault
 
 
 @register

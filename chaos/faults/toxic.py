@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from chaos.faults import Fault
+from homeport.chaos.faults import Fault
 
 if TYPE_CHECKING:
-    from chaos.driver import FaultContext
-    from chaos.scenario import Scenario
+    from homeport.chaos.driver import FaultContext
+    from homeport.chaos.scenario import Scenario
 
 
 @dataclass(frozen=True)

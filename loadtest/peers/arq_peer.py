@@ -11,9 +11,8 @@ from typing import Any
 
 from arq import create_pool
 from arq.connections import RedisSettings
-
-from loadtest.peers.base import Contender, apaced
-from loadtest.peers.marker import mark
+from homeport.loadtest.peers.base import Contender, apaced
+from homeport.loadtest.peers.marker import mark
 
 _SETTINGS = RedisSettings.from_dsn(os.environ.get("HP_BENCH_REDIS", "redis://127.0.0.1:6379/0"))
 
@@ -34,7 +33,7 @@ class ArqContender(Contender):
     def worker_cmd(self) -> list[str]:
         return [
             str(Path(sys.executable).with_name("arq")),
-            "loadtest.peers.arq_peer.WorkerSettings",
+            "homeport.loadtest.peers.arq_peer.WorkerSettings",
         ]
 
     def submit(self, n: int, stamped: bool = False, rate: float | None = None) -> None:

@@ -29,9 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import redis
-
-from loadtest.errors import StackError
-from loadtest.peers.base import Contender
+from homeport.loadtest.errors import StackError
+from homeport.loadtest.peers.base import Contender
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_LIMIT_S = 60.0  # start-up of a worker, or silence after the last enqueue

@@ -6,9 +6,8 @@ import os
 from importlib.metadata import version
 
 from celery import Celery
-
-from loadtest.peers.base import Contender, paced, python_m
-from loadtest.peers.marker import mark
+from homeport.loadtest.peers.base import Contender, paced, python_m
+from homeport.loadtest.peers.marker import mark
 
 app = Celery("hpbench", broker=os.environ.get("HP_BENCH_REDIS", "redis://127.0.0.1:6379/0"))
 
@@ -29,7 +28,7 @@ class CeleryContender(Contender):
         return python_m(
             "celery",
             "-A",
-            "loadtest.peers.celery_peer",
+            "homeport.loadtest.peers.celery_peer",
             "worker",
             "--pool",
             "solo",

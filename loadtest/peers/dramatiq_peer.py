@@ -9,9 +9,8 @@ from pathlib import Path
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
-
-from loadtest.peers.base import Contender, paced
-from loadtest.peers.marker import mark
+from homeport.loadtest.peers.base import Contender, paced
+from homeport.loadtest.peers.marker import mark
 
 broker = RedisBroker(url=os.environ.get("HP_BENCH_REDIS", "redis://127.0.0.1:6379/0"))
 dramatiq.set_broker(broker)
@@ -32,7 +31,7 @@ class DramatiqContender(Contender):
     def worker_cmd(self) -> list[str]:
         return [
             str(Path(sys.executable).with_name("dramatiq")),
-            "loadtest.peers.dramatiq_peer",
+            "homeport.loadtest.peers.dramatiq_peer",
             "--processes",
             "1",
         ]

@@ -19,10 +19,9 @@ from contextlib import ExitStack
 from importlib.metadata import version
 
 from grpc import aio
-
-from core.app import App, TaskContext
-from loadtest.peers.base import Contender, apaced, python_m
-from loadtest.peers.marker import mark
+from homeport.core.app import App, TaskContext
+from homeport.loadtest.peers.base import Contender, apaced, python_m
+from homeport.loadtest.peers.marker import mark
 
 app = App("hpbench")
 REGION = "bench"
@@ -61,7 +60,7 @@ class _Homeport(Contender):
         ]
 
     def setup(self) -> None:
-        from router.bench import launch
+        from homeport.router.bench import launch
 
         self.gateway = self._stack.enter_context(
             launch(python_m("homeport", "gateway", *self._engine(), "--listen", "127.0.0.1:0"))
@@ -72,7 +71,11 @@ class _Homeport(Contender):
 
     def worker_cmd(self) -> list[str]:
         return python_m(
-            "homeport", "worker", "--app", "loadtest.peers.homeport_peer:app", *self._engine()
+            "homeport",
+            "worker",
+            "--app",
+            "homeport.loadtest.peers.homeport_peer:app",
+            *self._engine(),
         )
 
     def _id(self) -> str:
@@ -96,7 +99,7 @@ class HomeportBatch(_Homeport):
     def submit(
         self, n: int, stamped: bool = False, rate: float | None = None, stamp: float | None = None
     ) -> None:
-        from router.proto_gen import scheduler_pb2 as pb
+        from homeport.router.proto_gen import scheduler_pb2 as pb
 
         def spec(s: float) -> pb.TaskSpec:
             i = next(self._ids)
@@ -149,8 +152,8 @@ class HomeportSDK(_Homeport):
     def submit(
         self, n: int, stamped: bool = False, rate: float | None = None, stamp: float | None = None
     ) -> None:
-        from router.client import AsyncClient
-        from router.views import NewTask
+        from homeport.router.client import AsyncClient
+        from homeport.router.views import NewTask
 
         def task(s: float) -> NewTask:
             i = next(self._ids)

@@ -7,10 +7,9 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+from homeport.loadtest.peers.base import Contender, paced
+from homeport.loadtest.peers.marker import mark
 from huey import RedisHuey
-
-from loadtest.peers.base import Contender, paced
-from loadtest.peers.marker import mark
 
 huey = RedisHuey("hpbench", url=os.environ.get("HP_BENCH_REDIS", "redis://127.0.0.1:6379/0"))
 
@@ -27,7 +26,7 @@ class HueyContender(Contender):
     def worker_cmd(self) -> list[str]:
         return [
             str(Path(sys.executable).with_name("huey_consumer")),
-            "loadtest.peers.huey_peer.huey",
+            "homeport.loadtest.peers.huey_peer.huey",
             "--quiet",
         ]
 

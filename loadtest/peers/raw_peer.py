@@ -13,9 +13,8 @@ import os
 from typing import Any
 
 import redis
-
-from loadtest.peers.base import Contender, paced, python_m
-from loadtest.peers.marker import mark
+from homeport.loadtest.peers.base import Contender, paced, python_m
+from homeport.loadtest.peers.marker import mark
 
 STREAMS = [f"hpraw:{{{p}}}" for p in range(16)]
 GROUP = "hpraw"
@@ -35,7 +34,7 @@ class RawContender(Contender):
         pass
 
     def worker_cmd(self) -> list[str]:
-        return python_m("loadtest.peers.raw_peer")
+        return python_m("homeport.loadtest.peers.raw_peer")
 
     def submit(self, n: int, stamped: bool = False, rate: float | None = None) -> None:
         if stamped or rate:

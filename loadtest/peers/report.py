@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loadtest.peers.bench import PeerResult
+from homeport.loadtest.peers.bench import PeerResult
 
 RAW = "raw Redis streams"
 

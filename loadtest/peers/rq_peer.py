@@ -7,10 +7,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 import redis
+from homeport.loadtest.peers.base import Contender, paced
+from homeport.loadtest.peers.marker import mark
 from rq import Queue
-
-from loadtest.peers.base import Contender, paced
-from loadtest.peers.marker import mark
 
 _PIPE = 500
 

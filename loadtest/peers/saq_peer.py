@@ -9,10 +9,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from homeport.loadtest.peers.base import Contender, apaced
+from homeport.loadtest.peers.marker import mark
 from saq import Queue
-
-from loadtest.peers.base import Contender, apaced
-from loadtest.peers.marker import mark
 
 
 async def noop(ctx: dict[str, Any], *, stamp: float) -> None:
@@ -30,7 +29,10 @@ class SaqContender(Contender):
     changed = ()
 
     def worker_cmd(self) -> list[str]:
-        return [str(Path(sys.executable).with_name("saq")), "loadtest.peers.saq_peer.settings"]
+        return [
+            str(Path(sys.executable).with_name("saq")),
+            "homeport.loadtest.peers.saq_peer.settings",
+        ]
 
     def _run(self, n: int, stamped: bool, rate: float | None, stamp: float | None) -> None:
         async def main() -> None:

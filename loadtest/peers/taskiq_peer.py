@@ -8,10 +8,9 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+from homeport.loadtest.peers.base import Contender, apaced
+from homeport.loadtest.peers.marker import mark
 from taskiq_redis import RedisStreamBroker
-
-from loadtest.peers.base import Contender, apaced
-from loadtest.peers.marker import mark
 
 broker = RedisStreamBroker(os.environ.get("HP_BENCH_REDIS", "redis://127.0.0.1:6379/0"))
 
@@ -29,7 +28,7 @@ class TaskiqContender(Contender):
         return [
             str(Path(sys.executable).with_name("taskiq")),
             "worker",
-            "loadtest.peers.taskiq_peer:broker",
+            "homeport.loadtest.peers.taskiq_peer:broker",
             "--workers",
             "1",
         ]

@@ -5,7 +5,7 @@
 import grpc
 import warnings
 
-from router.proto_gen import scheduler_pb2 as homeport_dot_v1_dot_scheduler__pb2
+from homeport.router.proto_gen import scheduler_pb2 as homeport_dot_v1_dot_scheduler__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

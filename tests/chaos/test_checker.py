@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from chaos.checker import check
-from chaos.history import Execution, FaultRecord, History, LagSample, Op, read_history
+from homeport.chaos.checker import check
+from homeport.chaos.history import Execution, FaultRecord, History, LagSample, Op, read_history
 
 T0 = 1_800_000_000.0
 SPEC: dict[str, Any] = {"invariants": {"max_duplicates": 0}, "slos": {"p99_ms": 50}}

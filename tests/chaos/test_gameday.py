@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from chaos.runner import GameDay
-from chaos.scenario import load_scenario
+from homeport.chaos.runner import GameDay
+from homeport.chaos.scenario import load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 FILES = sorted(SCENARIOS.glob("*.yaml"))

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from chaos.errors import ScenarioError
-from chaos.faults import registry
-from chaos.plan import plan
-from chaos.scenario import load_scenario, parse_scenario
+from homeport.chaos.errors import ScenarioError
+from homeport.chaos.faults import registry
+from homeport.chaos.plan import plan
+from homeport.chaos.scenario import load_scenario, parse_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 BASE: dict[str, Any] = {"name": "t", "hypothesis": "a hypothesis long enough"}

@@ -14,7 +14,7 @@ import os
 import signal
 import time
 
-from core.app import App, TaskContext
+from homeport.core.app import App, TaskContext
 
 app = App("tests")
 _fd: list[int] = []

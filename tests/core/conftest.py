@@ -10,12 +10,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-
-from core.app import App
-from core.broker import Broker
-from core.settings import Settings
-from core.store import RecordStore
-from core.worker import Worker
+from homeport.core.app import App
+from homeport.core.broker import Broker
+from homeport.core.settings import Settings
+from homeport.core.store import RecordStore
+from homeport.core.worker import Worker
 
 REGION = "us-east"
 

@@ -43,7 +43,7 @@ class WorkerProcess:
         cmd = [
             sys.executable,
             "-m",
-            "core.cli",
+            "homeport.core.cli",
             "worker",
             "--app",
             "tests.core.apps:app",

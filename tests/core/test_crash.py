@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from core.broker import Broker
-from core.keys import GROUP, RegionKeys
-from core.partitioner import partition_of
-from core.producer import Producer
-from core.settings import Settings
-from core.store import RecordStore, Status
-from core.task import new_task
+from homeport.core.broker import Broker
+from homeport.core.keys import GROUP, RegionKeys
+from homeport.core.partitioner import partition_of
+from homeport.core.producer import Producer
+from homeport.core.settings import Settings
+from homeport.core.store import RecordStore, Status
+from homeport.core.task import new_task
 
 from .conftest import REGION, wait_for
 from .procs import WorkerProcess, read_exec_log

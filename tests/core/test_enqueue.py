@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from core.broker import Broker
-from core.errors import ErrorCode, Fenced, InvalidArgument, NotReplicated
-from core.keys import RegionKeys
-from core.metrics import Metrics
-from core.partitioner import partition_of
-from core.producer import Producer
-from core.task import Durability, new_task
+from homeport.core.broker import Broker
+from homeport.core.errors import ErrorCode, Fenced, InvalidArgument, NotReplicated
+from homeport.core.keys import RegionKeys
+from homeport.core.metrics import Metrics
+from homeport.core.partitioner import partition_of
+from homeport.core.producer import Producer
+from homeport.core.task import Durability, new_task
 
 from .conftest import REGION, make_settings
 

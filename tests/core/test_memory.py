@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from core.app import App, TaskContext
-from core.broker import Broker
-from core.keys import RegionKeys
-from core.producer import Producer
-from core.task import new_task
+from homeport.core.app import App, TaskContext
+from homeport.core.broker import Broker
+from homeport.core.keys import RegionKeys
+from homeport.core.producer import Producer
+from homeport.core.task import new_task
 
 from .conftest import REGION, make_settings, running_worker, wait_for
 

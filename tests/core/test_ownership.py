@@ -10,16 +10,15 @@ import urllib.request
 from pathlib import Path
 
 from click.testing import CliRunner
-
-from core.app import App, TaskContext
-from core.broker import Broker, Finish
-from core.cli import db
-from core.errors import Fenced
-from core.keys import GROUP, RegionKeys
-from core.producer import Producer
-from core.settings import Settings
-from core.store import RecordStore, Status
-from core.task import new_task
+from homeport.core.app import App, TaskContext
+from homeport.core.broker import Broker, Finish
+from homeport.core.cli import db
+from homeport.core.errors import Fenced
+from homeport.core.keys import GROUP, RegionKeys
+from homeport.core.producer import Producer
+from homeport.core.settings import Settings
+from homeport.core.store import RecordStore, Status
+from homeport.core.task import new_task
 
 from .conftest import REGION, make_settings, running_worker, wait_for
 from .procs import WorkerProcess, read_exec_log
@@ -98,7 +97,7 @@ class running_worker_partial:  # noqa: N801 - reads like the context manager it 
     """Like `running_worker`, but does not wait to own every partition."""
 
     def __init__(self, app: App, settings: Settings) -> None:
-        from core.worker import Worker
+        from homeport.core.worker import Worker
 
         self.worker = Worker(app, settings)
         self.task: asyncio.Task[None] | None = None

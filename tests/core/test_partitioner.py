@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from homeport.core.partitioner import partition_name, partition_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from core.partitioner import partition_name, partition_of
 
 # xxh3_64(seed 0) of the UTF-8 key; the empty-input value 0x2D06800538D394C2 is the one
 # published by the xxHash project, the others pin our use of it (encoding, mod P).

@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-
-from core.metrics import Metrics
-from core.recorder import RecordWriter
-from core.store import RecordStore, Status, TaskRecord
+from homeport.core.metrics import Metrics
+from homeport.core.recorder import RecordWriter
+from homeport.core.store import RecordStore, Status, TaskRecord
 
 from .conftest import wait_for
 

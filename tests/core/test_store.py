@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from core.store import AttemptRecord, RecordStore, Status, TaskRecord
+from homeport.core.store import AttemptRecord, RecordStore, Status, TaskRecord
 
 
 def _rec(status: Status, attempts: int, **kw: object) -> TaskRecord:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from homeport.core.assignment import balance
+from homeport.core.errors import InvalidArgument
+from homeport.core.settings import Settings
+from homeport.core.task import Durability, Limits, new_task
 from ulid import ULID
-
-from core.assignment import balance
-from core.errors import InvalidArgument
-from core.settings import Settings
-from core.task import Durability, Limits, new_task
 
 
 def test_generated_id_is_a_ulid() -> None:

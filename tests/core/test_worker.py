@@ -7,16 +7,16 @@ import asyncio
 import threading
 import time
 
-from core.app import App, Cancelled, TaskContext
-from core.broker import Broker
-from core.control import Control
-from core.keys import RegionKeys
-from core.manager import Manager
-from core.metrics import Metrics
-from core.partitioner import partition_of
-from core.producer import Producer
-from core.store import RecordStore, Status
-from core.task import new_task
+from homeport.core.app import App, Cancelled, TaskContext
+from homeport.core.broker import Broker
+from homeport.core.control import Control
+from homeport.core.keys import RegionKeys
+from homeport.core.manager import Manager
+from homeport.core.metrics import Metrics
+from homeport.core.partitioner import partition_of
+from homeport.core.producer import Producer
+from homeport.core.store import RecordStore, Status
+from homeport.core.task import new_task
 
 from .conftest import REGION, make_settings, running_worker, wait_for
 

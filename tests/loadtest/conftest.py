@@ -6,8 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from loadtest.stack import LocalStack
+from homeport.loadtest.stack import LocalStack
 
 
 @pytest.fixture

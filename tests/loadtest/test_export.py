@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loadtest.export import MAX_SAMPLES, build_export, measurement, window_s, write_export
-from loadtest.locuststats import HistoryPoint
-from simulation.calibration import params_from_export
-from simulation.exports import load_export
+from homeport.loadtest.export import MAX_SAMPLES, build_export, measurement, window_s, write_export
+from homeport.loadtest.locuststats import HistoryPoint
+from homeport.simulation.calibration import params_from_export
+from homeport.simulation.exports import load_export
 
 
 def _rows(n: int) -> list[dict[str, float | int | str]]:

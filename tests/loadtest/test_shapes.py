@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from loadtest.errors import WorkloadError
-from loadtest.shapes import PROFILES, Shape, make_shape
+from homeport.loadtest.errors import WorkloadError
+from homeport.loadtest.shapes import PROFILES, Shape, make_shape
 
 
 class FakeClock:
@@ -109,7 +108,7 @@ def test_bad_shape_settings_are_refused(profile: str, users: int, duration: floa
 
 
 def test_an_unknown_task_kind_is_refused_naming_the_handlers() -> None:
-    from loadtest.workload import KINDS, Workload
+    from homeport.loadtest.workload import KINDS, Workload
 
     assert {"noop", "sleep", "work"} <= set(KINDS)
     with pytest.raises(WorkloadError, match="kind='wrk'.*'work'"):
@@ -120,8 +119,8 @@ async def test_the_work_handler_sleeps_about_its_mean(monkeypatch: pytest.Monkey
     import asyncio
     import time
 
-    import loadtest.apps as apps
-    from core.app import TaskContext
+    import homeport.loadtest.apps as apps
+    from homeport.core.app import TaskContext
 
     handler = apps.app.handler("work")
     assert handler is not None

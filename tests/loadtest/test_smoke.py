@@ -6,13 +6,13 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
-from loadtest.export import build_export, window_s, write_export
-from loadtest.locuststats import AGGREGATED, read_history, read_stats
-from loadtest.records import read_run
-from loadtest.runner import RunConfig, Slo, run_locust, summarize
-from loadtest.stack import LocalStack
-from loadtest.workload import Workload
-from simulation.exports import load_export
+from homeport.loadtest.export import build_export, window_s, write_export
+from homeport.loadtest.locuststats import AGGREGATED, read_history, read_stats
+from homeport.loadtest.records import read_run
+from homeport.loadtest.runner import RunConfig, Slo, run_locust, summarize
+from homeport.loadtest.stack import LocalStack
+from homeport.loadtest.workload import Workload
+from homeport.simulation.exports import load_export
 
 WORKLOAD = Workload(rate_per_user=10, batch_size=20, keys=500)
 

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import aetcd
 import pytest
+from homeport.core.metrics import Metrics
+from homeport.regions.control import ControlPlane
+from homeport.regions.controller import Controller
+from homeport.regions.devcluster import ClusterSpec, DevCluster
+from homeport.regions.health import Observer, Verdict, judge, read_verdicts
+from homeport.regions.metrics import RegionsMetrics
+from homeport.regions.processes import is_alive
 from prometheus_client import CollectorRegistry
 
-from core.metrics import Metrics
-from regions.control import ControlPlane
-from regions.controller import Controller
-from regions.devcluster import ClusterSpec, DevCluster
-from regions.health import Observer, Verdict, judge, read_verdicts
-from regions.metrics import RegionsMetrics
-from regions.processes import is_alive
 from tests.conftest import _start
 
 

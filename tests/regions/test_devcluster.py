@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import redis
+from homeport.regions.devcluster import ClusterSpec, DevCluster
+from homeport.regions.errors import LaunchError
+from homeport.regions.processes import ProcessTable, is_alive
+from homeport.regions.servers import Binaries
+from homeport.regions.topology import Topology, split_address
+from homeport.regions.toxiproxy import ToxiproxyClient
 
-from regions.devcluster import ClusterSpec, DevCluster
-from regions.errors import LaunchError
-from regions.processes import ProcessTable, is_alive
-from regions.servers import Binaries
-from regions.topology import Topology, split_address
-from regions.toxiproxy import ToxiproxyClient
 from tests.conftest import make_state_dir
 
 HOMEPORT = [sys.executable, "-m", "homeport"]

@@ -9,20 +9,20 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aredis
+from homeport.core.broker import Broker
+from homeport.core.entry import Delivery
+from homeport.core.keys import PartitionKeys
+from homeport.core.producer import Producer
+from homeport.core.settings import Settings
+from homeport.core.task import Durability, new_task
+from homeport.regions.control import ControlPlane
+from homeport.regions.devcluster import ClusterSpec, DevCluster
+from homeport.regions.election import Election
+from homeport.regions.promotion import PromotionError, failback, promote
+from homeport.regions.routing import NotLeader
+from homeport.regions.topology import Topology
+from homeport.regions.toxiproxy import ToxiproxyClient
 
-from core.broker import Broker
-from core.entry import Delivery
-from core.keys import PartitionKeys
-from core.producer import Producer
-from core.settings import Settings
-from core.task import Durability, new_task
-from regions.control import ControlPlane
-from regions.devcluster import ClusterSpec, DevCluster
-from regions.election import Election
-from regions.promotion import PromotionError, failback, promote
-from regions.routing import NotLeader
-from regions.topology import Topology
-from regions.toxiproxy import ToxiproxyClient
 from tests.conftest import _start
 
 HOME, STANDBY, THIRD = "us-east", "eu-west", "ap-south"

@@ -13,17 +13,17 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from homeport.regions.control import ControlPlane
+from homeport.regions.devcluster import ClusterSpec, DevCluster
+from homeport.regions.placement import home_region
+from homeport.regions.promotion import failback, promote
+from homeport.regions.routing import Route
+from homeport.regions.topology import Topology
+from homeport.regions.toxiproxy import ToxiproxyClient
+from homeport.router.client import AsyncClient, RetryPolicy
+from homeport.router.errors import GatewayError
+from homeport.router.etcd_routing import EtcdRoutingTable
 
-from regions.control import ControlPlane
-from regions.devcluster import ClusterSpec, DevCluster
-from regions.placement import home_region
-from regions.promotion import failback, promote
-from regions.routing import Route
-from regions.topology import Topology
-from regions.toxiproxy import ToxiproxyClient
-from router.client import AsyncClient, RetryPolicy
-from router.errors import GatewayError
-from router.etcd_routing import EtcdRoutingTable
 from tests.conftest import _start
 
 A, B = "us-east", "eu-west"
@@ -31,7 +31,9 @@ A, B = "us-east", "eu-west"
 
 @pytest.fixture(scope="module")
 def system(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
-    spec = dataclasses.replace(ClusterSpec.default(3, partitions=8), services="loadtest.apps:app")
+    spec = dataclasses.replace(
+        ClusterSpec.default(3, partitions=8), services="homeport.loadtest.apps:app"
+    )
     yield from _start(spec, "multi", state_dir_factory)
 
 

@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from homeport.loadtest.demo import DURABILITIES, Op, _drive, _records
+from homeport.regions.devcluster import ClusterSpec, DevCluster
+from homeport.regions.placement import home_region
+from homeport.regions.processes import is_alive
+from homeport.router.client import AsyncClient, RetryPolicy
+from homeport.router.etcd_routing import EtcdRoutingTable
 
-from loadtest.demo import DURABILITIES, Op, _drive, _records
-from regions.devcluster import ClusterSpec, DevCluster
-from regions.placement import home_region
-from regions.processes import is_alive
-from router.client import AsyncClient, RetryPolicy
-from router.etcd_routing import EtcdRoutingTable
 from tests.conftest import _start
 
 LOST, SURVIVOR, THIRD = "us-east", "eu-west", "ap-south"
@@ -31,7 +31,7 @@ LOST, SURVIVOR, THIRD = "us-east", "eu-west", "ap-south"
 @pytest.fixture(scope="module")
 def system(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
     spec = dataclasses.replace(
-        ClusterSpec.default(3, partitions=8), services="loadtest.apps:app", workers=1
+        ClusterSpec.default(3, partitions=8), services="homeport.loadtest.apps:app", workers=1
     )
     yield from _start(spec, "loss-e2e", state_dir_factory)
 

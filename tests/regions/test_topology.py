@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from regions.errors import TopologyError
-from regions.topology import load_topology, parse_topology
+from homeport.regions.errors import TopologyError
+from homeport.regions.topology import load_topology, parse_topology
 
 
 def _region(name: str, standby: str | None, base: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from core.app import App, TaskContext
+from homeport.core.app import App, TaskContext
 
 app = App("router-tests")
 EXECUTIONS: Counter[str] = Counter()

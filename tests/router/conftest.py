@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-
-from core.settings import Settings
-from router.client import AsyncClient
-from router.gateway import Gateway
-from router.settings import GatewaySettings
+from homeport.core.settings import Settings
+from homeport.router.client import AsyncClient
+from homeport.router.gateway import Gateway
+from homeport.router.settings import GatewaySettings
 
 REGION = "us-east"
 PARTITIONS = 16

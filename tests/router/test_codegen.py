@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from router import codegen
+from homeport.router import codegen
 
 
 def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
@@ -19,7 +19,10 @@ def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
 
 
 def test_generated_modules_import_as_a_package() -> None:
-    from router.proto_gen import scheduler_pb2, scheduler_pb2_grpc
+    from homeport.router.proto_gen import scheduler_pb2, scheduler_pb2_grpc
 
     assert scheduler_pb2.DESCRIPTOR.package == "homeport.v1"
-    assert scheduler_pb2_grpc.SchedulerStub.__module__ == "router.proto_gen.scheduler_pb2_grpc"
+    assert (
+        scheduler_pb2_grpc.SchedulerStub.__module__
+        == "homeport.router.proto_gen.scheduler_pb2_grpc"
+    )

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from homeport.core.settings import Settings
+from homeport.core.worker import Worker
+from homeport.router.client import AsyncClient
+from homeport.router.errors import TaskNotFoundError
+from homeport.router.views import TaskEventView
 
-from core.settings import Settings
-from core.worker import Worker
-from router.client import AsyncClient
-from router.errors import TaskNotFoundError
-from router.views import TaskEventView
 from tests.router import apps
 from tests.router.conftest import PARTITIONS, REGION
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
-
-from core.errors import (
+from homeport.core.errors import (
     ErrorCode,
     Fenced,
     HomeportError,
@@ -14,7 +13,7 @@ from core.errors import (
     TaskNotFound,
     WrongRegion,
 )
-from router.errors import (
+from homeport.router.errors import (
     ERROR_TABLE,
     FencedError,
     InvalidRequest,

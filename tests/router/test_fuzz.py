@@ -13,13 +13,12 @@ import asyncpg
 import grpc
 import redis.asyncio as aioredis
 from google.protobuf import timestamp_pb2
+from homeport.router.errors import InvalidRequest, from_rpc_error, from_rpc_status
+from homeport.router.gateway import Gateway
+from homeport.router.proto_gen import scheduler_pb2 as pb
+from homeport.router.proto_gen import scheduler_pb2_grpc as pb_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from router.errors import InvalidRequest, from_rpc_error, from_rpc_status
-from router.gateway import Gateway
-from router.proto_gen import scheduler_pb2 as pb
-from router.proto_gen import scheduler_pb2_grpc as pb_grpc
 
 NOW = 1_790_000_000
 

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from homeport.router.errors import InvalidRequest
 
 from homeport import Client
-from router.errors import InvalidRequest
 from tests.router.conftest import PARTITIONS, REGION
 
 HOMEPORT = [sys.executable, "-m", "homeport"]

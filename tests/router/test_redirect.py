@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from homeport.core.partitioner import partition_of
+from homeport.router.client import AsyncClient, RetryPolicy
+from homeport.router.errors import WrongRegionError
+from homeport.router.gateway import Gateway
+from homeport.router.serving import StaticServing
+from homeport.router.settings import GatewaySettings
 
-from core.partitioner import partition_of
-from router.client import AsyncClient, RetryPolicy
-from router.errors import WrongRegionError
-from router.gateway import Gateway
-from router.serving import StaticServing
-from router.settings import GatewaySettings
 from tests.router.conftest import PARTITIONS, engine_settings
 
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import grpc
 from grpc import aio
+from homeport.core.settings import Settings
+from homeport.router.client import AsyncClient, RetryPolicy
+from homeport.router.gateway import Gateway
+from homeport.router.settings import GatewaySettings
 
-from core.settings import Settings
-from router.client import AsyncClient, RetryPolicy
-from router.gateway import Gateway
-from router.settings import GatewaySettings
 from tests.router import apps
 from tests.router.conftest import engine_settings
 from tests.router.test_end_to_end import run_worker_until_drained

@@ -7,10 +7,10 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from homeport.router.client import AsyncClient, RetryPolicy
+from homeport.router.errors import NotAllowed, TaskNotFoundError, TransientError
+from homeport.router.tls import ClientTls
 
-from router.client import AsyncClient, RetryPolicy
-from router.errors import NotAllowed, TaskNotFoundError, TransientError
-from router.tls import ClientTls
 from tests.router.certs import Pki, make_pki
 from tests.router.conftest import GatewayFactory
 
@@ -89,7 +89,7 @@ async def test_mutual_tls_refuses_clients_without_a_ca_signed_certificate(
 
 
 def test_unreadable_certificate_is_named(tmp_path: Path) -> None:
-    from router.tls import TlsConfigError, server_credentials
+    from homeport.router.tls import TlsConfigError, server_credentials
 
     with pytest.raises(TlsConfigError, match="missing.key"):
         server_credentials(tmp_path / "missing.pem", tmp_path / "missing.key")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import grpc
 import pytest
 import redis.asyncio as aioredis
+from homeport.core.entry import Delivery
+from homeport.core.keys import PartitionKeys
+from homeport.core.partitioner import partition_of
+from homeport.router.client import AsyncClient
+from homeport.router.errors import InvalidRequest
+from homeport.router.views import NewTask
 
-from core.entry import Delivery
-from core.keys import PartitionKeys
-from core.partitioner import partition_of
-from router.client import AsyncClient
-from router.errors import InvalidRequest
-from router.views import NewTask
 from tests.router.conftest import PARTITIONS, REGION
 
 

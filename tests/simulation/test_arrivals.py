@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from simulation.arrivals import DiurnalArrivals, MmppArrivals, PoissonArrivals, TraceArrivals
+from homeport.simulation.arrivals import (
+    DiurnalArrivals,
+    MmppArrivals,
+    PoissonArrivals,
+    TraceArrivals,
+)
 
 
 def _all(process: object, horizon: float, seed: int = 1) -> np.ndarray:

@@ -9,17 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
-from simulation.calibration import (
+from homeport.simulation.calibration import (
     attempt_stats,
     fit_service_time,
     params_from_attempts,
     params_from_export,
     write_params,
 )
-from simulation.errors import EmptyTraceError, ParameterError
-from simulation.exports import load_export
-from simulation.params import load_params
+from homeport.simulation.errors import EmptyTraceError, ParameterError
+from homeport.simulation.exports import load_export
+from homeport.simulation.params import load_params
 
 RNG = np.random.Generator(np.random.PCG64(2024))
 

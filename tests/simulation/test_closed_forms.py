@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from simulation.params import ModelParams, load_params
-from simulation.queueing import MMc, erlang_b
-from simulation.replications import replicate
-from simulation.results import RunRecord, littles_law
+from homeport.simulation.params import ModelParams, load_params
+from homeport.simulation.queueing import MMc, erlang_b
+from homeport.simulation.replications import replicate
+from homeport.simulation.results import RunRecord, littles_law
 
 
 def single_queue(rate: float, servers: int, tasks: int, seed: int = 11) -> ModelParams:
@@ -67,7 +66,7 @@ def test_mm1_mean_wait_is_rho_over_mu_minus_lambda() -> None:
 
 
 def test_littles_law_holds_for_the_waiting_line() -> None:
-    from simulation.model import simulate
+    from homeport.simulation.model import simulate
 
     record = simulate(single_queue(3.2, 4, 50_000))
     law = littles_law(record, record.steady_mask(0.1))

@@ -7,12 +7,11 @@ import dataclasses
 import math
 
 import pytest
-
-from simulation.distributions import ExponentialService
-from simulation.model import simulate
-from simulation.planner import measure_drain
-from simulation.results import key_order
-from simulation.scenarios import Workload, failover_params, fluid_drain_s
+from homeport.simulation.distributions import ExponentialService
+from homeport.simulation.model import simulate
+from homeport.simulation.planner import measure_drain
+from homeport.simulation.results import key_order
+from homeport.simulation.scenarios import Workload, failover_params, fluid_drain_s
 
 # Standby: 8 workers x 4 slots at 10ms = 3200 tasks/s; 2000/s after the failover.
 LOAD = Workload(service_time=ExponentialService(mean_s=0.01), concurrency=4, partitions=16, seed=7)

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from simulation.capacity import RegionLoad
-from simulation.durations import format_duration, parse_duration
-from simulation.errors import EmptyTraceError, ParameterError, UnstableLoadError
-from simulation.exports import load_export
-from simulation.params import load_params
-from simulation.queueing import MMc
+from homeport.simulation.capacity import RegionLoad
+from homeport.simulation.durations import format_duration, parse_duration
+from homeport.simulation.errors import EmptyTraceError, ParameterError, UnstableLoadError
+from homeport.simulation.exports import load_export
+from homeport.simulation.params import load_params
+from homeport.simulation.queueing import MMc
 
 
 def region(**changes: Any) -> dict[str, Any]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-
-from simulation.model import simulate
-from simulation.params import ModelParams, load_params
-from simulation.queueing import MMc, mm1_mean_wait_s
-from simulation.replications import replicate
-from simulation.results import RunRecord, key_order
+from homeport.simulation.model import simulate
+from homeport.simulation.params import ModelParams, load_params
+from homeport.simulation.queueing import MMc, mm1_mean_wait_s
+from homeport.simulation.replications import replicate
+from homeport.simulation.results import RunRecord, key_order
 
 RATE = 8.0
 SLOTS = 16

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import yaml
 from click.testing import CliRunner, Result
-
-from simulation.capacity import RegionLoad, can_absorb
-from simulation.cli import plan
-from simulation.distributions import ExponentialService
-from simulation.planner import PlanRequest
-from simulation.planner import plan as make_plan
-from simulation.scenarios import Workload, analytic_p99_s
+from homeport.simulation.capacity import RegionLoad, can_absorb
+from homeport.simulation.cli import plan
+from homeport.simulation.distributions import ExponentialService
+from homeport.simulation.planner import PlanRequest
+from homeport.simulation.planner import plan as make_plan
+from homeport.simulation.scenarios import Workload, analytic_p99_s
 
 SERVICE = ExponentialService(mean_s=0.01)
 SMALL = Workload(service_time=SERVICE, concurrency=4, partitions=8, tasks=20_000)

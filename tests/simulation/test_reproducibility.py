@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
-from simulation.model import simulate
-from simulation.params import ModelParams, load_params
+from homeport.simulation.model import simulate
+from homeport.simulation.params import ModelParams, load_params
 
 
 def busy_model(seed: int) -> ModelParams:

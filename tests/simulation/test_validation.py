@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from homeport.simulation.errors import ParameterError
+from homeport.simulation.exports import load_export
+from homeport.simulation.validation import validate
 
 from homeport.cli import main
-from simulation.errors import ParameterError
-from simulation.exports import load_export
-from simulation.validation import validate
 
 SERVICE_MEAN_S = 0.02
 SLOTS = 4
