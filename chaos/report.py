@@ -135,6 +135,19 @@ def markdown(history: History, verdict: Verdict) -> str:
         f"| switch time, worst planned step (s) | {_fmt(verdict.switch_s, '')} |",
         f"| mirror lag, largest sample (s) | {_fmt(verdict.max_mirror_lag_s, '')} |",
         "",
+        "## Execution recovery, per home",
+        "",
+        "| home | tasks | longest stall (s) | ack->start p50 / p99 / max (ms), outside faults "
+        "| in faults p99 / max (ms) | region loss -> first run (s) |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {home} | {r.tasks} | {r.stall_s:.2f} | {_fmt(r.start_p50_ms, '')} / "
+            f"{_fmt(r.start_p99_ms, '')} / {_fmt(r.start_max_ms, '')} | "
+            f"{_fmt(r.fault_start_p99_ms, '')} / {_fmt(r.fault_start_max_ms, '')} | "
+            f"{', '.join(f'{x:.2f}' for x in r.first_run_s) or '-'} |"
+            for home, r in sorted(verdict.recovery.items())
+        ],
+        "",
         "## Lost by durability",
         "",
         "| level | lost | within RPO |",

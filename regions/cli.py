@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from homeport.core import logs
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, ComponentStatus, DevCluster
 from homeport.regions.errors import RegionsError
@@ -76,7 +77,12 @@ def dev() -> None:
     is_flag=True,
     help="Start Redis, PostgreSQL, etcd and Toxiproxy only: no gateways, agents, workers.",
 )
-@click.option("--workers", default=1, show_default=True, help="Workers per served home region.")
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    help="Worker processes per served home region (two, so that one kill is no outage).",
+)
 @state_dir_option
 def up(
     n: int,
@@ -97,6 +103,12 @@ def up(
         spec = ClusterSpec.default(n, partitions, cluster_region)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    if not servers_only:
+        # The agents' workers import the app; a typo would only show as workers that
+        # crash-loop behind a healthy-looking cluster, so check it before starting anything.
+        from homeport.core.cli import load_app
+
+        load_app(app)
     spec = dataclasses.replace(
         spec,
         seed=spec.seed if seed is None else seed,
@@ -319,7 +331,7 @@ def region_failback(
 @click.command("agent")
 @click.option("--region", "region_name", required=True, help="The region this agent runs in.")
 @click.option("--app", required=True, help="The App workers run, as pkg.module:attr.")
-@click.option("--workers", default=1, show_default=True, help="Worker processes per served home.")
+@click.option("--workers", default=2, show_default=True, help="Worker processes per served home.")
 @click.option(
     "--confirm-s",
     default=3.0,
@@ -361,6 +373,7 @@ def agent(
         worker_args=worker_args,
     )
     runner = Agent(topo, region_name, settings)
+    logs.configure()
 
     async def go() -> None:
         runner.stop_on_signals()
