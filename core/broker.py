@@ -116,7 +116,7 @@ class Broker:
             pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=size, timeout=wait)
         else:
             pool = aioredis.BlockingConnectionPool(max_connections=size, timeout=wait, **kwargs)
-        return aioredis.Redis(connection_pool=pool)
+        return aioredis.Redis.from_pool(pool)
 
     async def connect(self) -> None:
         """Check the server is reachable and, for a cluster, learn the slot map."""
