@@ -323,6 +323,11 @@ def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
             f"SLO max_mirror_lag_s: {max(quiet):.2f} s > {slos['max_mirror_lag_s']} s"
         )
     violations += steady_state(history, spec.get("steady_state", {}))
+    violations += [
+        f"fault step {f.step} ({f.fault}) did not apply: {f.detail}"
+        for f in history.faults
+        if f.detail.startswith("FAILED")
+    ]
     recovery = recovery_by_home(history)
     violations += judge_execution(recovery, slos, lost_homes(history))
     unrecorded = sum(1 for e in history.execs if not e.db)

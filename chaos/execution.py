@@ -155,7 +155,9 @@ def lost_homes(history: History) -> set[str]:
 
 
 def judge(
-    recovery: dict[str, HomeRecovery], slos: dict[str, Any], lost: set[str] = frozenset()
+    recovery: dict[str, HomeRecovery],
+    slos: dict[str, Any],
+    lost: frozenset[str] | set[str] = frozenset(),
 ) -> list[str]:
     """Violations of the execution SLOs."""
     out = []

@@ -210,7 +210,10 @@ class Workforce:
         return self.log_dir / f"worker-{self.region}-{home}-{index}.log"
 
     def _evict(self, home: str, group: WorkerGroup, worker_id: str) -> None:
-        """Release a reaped worker's leases in the background (bounded in time)."""
+        """Release a reaped worker's leases in the background (bounded in time). A
+        parked worker holds none (its mirror is a read-only replica)."""
+        if group.parked:
+            return
 
         async def evict() -> None:
             broker = Broker(group.redis_url)
@@ -269,6 +272,7 @@ class Workforce:
                 "pid": p.pid,
                 "alive": p.poll() is None,
                 "frozen": self.frozen,
+                "parked": group.parked,
                 "restarts": group.restarts[i],
                 "started_at": group.started[i],
                 "log": str(self._log_path(home, i)),

@@ -85,3 +85,14 @@ def test_longest_gap_subtracts_busy_spans() -> None:
     assert longest_gap(waiting, busy) == (5.0, 3.0)
     assert longest_gap(waiting, [(0.0, 10.0)]) == (0.0, None)
     assert longest_gap([], busy) == (0.0, None)
+
+
+def test_a_fault_that_did_nothing_fails_the_verdict() -> None:
+    h = _steady(seconds=5)
+    h.faults.append(
+        FaultRecord("kill", 0, T0 + 2, T0 + 3, ["worker-us-east-0"],
+                    detail="FAILED: FaultError: kill: none of ['worker-us-east-0'] was running")
+    )  # fmt: skip
+    verdict = check(h, SLOS)
+    assert not verdict.ok
+    assert any("fault step 0 (kill) did not apply" in v for v in verdict.violations)
