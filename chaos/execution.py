@@ -12,10 +12,13 @@ next, per home region:
 - **start latency**: ack -> first start of each task (p50, p99, max), split into tasks
   acked inside a fault window and outside all of them. A task that started before its
   ack came back (the worker is faster than the WAIT) counts 0.
-- **first run** after a region loss (`lose_region`): seconds from the fault's start to
-  the first start of one of the lost home's tasks in another region (its standby).
+- **first run** after a home is displaced (its region lost or isolated, or its Redis
+  primary killed): seconds from the fault's start to the first start of one of the
+  home's tasks in another region (its standby). `first_run_after_rto_s` bounds it
+  against the submit RTO: tasks must run again soon after submits are accepted again.
 
 SLOs (scenario `slos`): `max_stall_s`, `max_start_s` (worst ack -> start, any task),
+`first_run_after_rto_s`,
 `start_p99_ms` (outside faults) and `max_first_run_s`; `max_start_s` also spares the
 lost homes (their acked tasks wait for the failover by design).
 """
@@ -130,13 +133,27 @@ def recovery_by_home(history: History) -> dict[str, HomeRecovery]:
     return out
 
 
+def displaced(fault: str, targets: list[str]) -> set[str]:
+    """Homes a fault step drives out of their own region (a failover follows): a lost or
+    isolated region's home, and the home whose Redis primary was killed."""
+    if fault in ("lose_region", "isolate"):
+        return set(targets)
+    if fault == "kill":
+        return {
+            t.removeprefix("redis-").removesuffix("-primary")
+            for t in targets
+            if t.startswith("redis-") and t.endswith("-primary")
+        }
+    return set()
+
+
 def first_runs_after_loss(
     history: History, home: str, runs: dict[str, list[Execution]], ops: list[Any]
 ) -> list[float]:
-    """Per region loss of `home`: seconds until one of its tasks started elsewhere."""
+    """Per step that displaced `home`: seconds until one of its tasks started elsewhere."""
     out = []
     for f in history.faults:
-        if f.fault != "lose_region" or home not in f.targets:
+        if home not in displaced(f.fault, f.targets):
             continue
         starts = [
             e.start
@@ -149,9 +166,10 @@ def first_runs_after_loss(
 
 
 def lost_homes(history: History) -> set[str]:
-    """Homes a `lose_region` step took down: their outage is judged by `max_first_run_s`
-    and the RTO, not by the stall bound of the homes that should run on unharmed."""
-    return {t for f in history.faults if f.fault == "lose_region" for t in f.targets}
+    """Homes a fault step displaced (see `displaced`): their outage is judged by
+    `max_first_run_s` and the RTO, not by the stall bound of the homes that should run
+    on unharmed."""
+    return {home for f in history.faults for home in displaced(f.fault, f.targets)}
 
 
 def judge(

@@ -151,6 +151,7 @@ class Slos(_Model):
     max_start_s: float | None = Field(default=None, gt=0)
     start_p99_ms: float | None = Field(default=None, gt=0)
     max_first_run_s: float | None = Field(default=None, gt=0)
+    first_run_after_rto_s: float | None = Field(default=None, ge=0)
 
 
 class Scenario(_Model):

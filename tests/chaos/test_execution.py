@@ -96,3 +96,21 @@ def test_a_fault_that_did_nothing_fails_the_verdict() -> None:
     verdict = check(h, SLOS)
     assert not verdict.ok
     assert any("fault step 0 (kill) did not apply" in v for v in verdict.violations)
+
+
+def test_first_run_is_bounded_against_the_submit_rto() -> None:
+    h = _steady(seconds=10)
+    h.faults.append(FaultRecord("kill", 0, T0 + 10, None, ["redis-us-east-primary"]))
+    for i in range(20):  # submits accepted again from t=13 s; they first run at t=19 s
+        sent = T0 + 13 + i / 10
+        h.ops.append(Op(f"late{i}", "k", "GLOBAL", sent, home="us-east", acked=sent + 0.01))
+        h.execs.append(Execution(f"late{i}", T0 + 19 + i / 100, T0 + 19.1 + i / 100,
+                                 region="eu-west"))  # fmt: skip
+    h.ops.append(Op("x", "k2", "GLOBAL", T0 + 10.5, home="us-east", error="UNAVAILABLE",
+                    error_at=T0 + 12.0))  # fmt: skip
+    verdict = check(h, {"slos": {"first_run_after_rto_s": 2.0, "max_stall_s": 1.0}})
+    assert verdict.rto_s is not None and verdict.recovery["us-east"].first_run_s == [9.0]
+    assert any(v.startswith("SLO first_run_after_rto_s") for v in verdict.violations)
+    assert not any(v.startswith("SLO max_stall_s") for v in verdict.violations), (
+        "the displaced home is judged by its first run, not the stall bound"
+    )
