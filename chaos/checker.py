@@ -330,14 +330,7 @@ def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
     ]
     recovery = recovery_by_home(history)
     violations += judge_execution(recovery, slos, lost_homes(history))
-    after = slos.get("first_run_after_rto_s")
-    for home, r in recovery.items() if after is not None and rto is not None else ():
-        violations += [
-            f"SLO first_run_after_rto_s: {home}'s tasks ran {s - rto:.2f} s after submits "
-            f"recovered (RTO {rto:.2f} s) > {after} s"
-            for s in r.first_run_s
-            if s > rto + after
-        ]
+    violations += _first_run_after_rto(recovery, rto, slos.get("first_run_after_rto_s"))
     unrecorded = sum(1 for e in history.execs if not e.db)
     notes = [f"{unrecorded} executions have no attempts row in any database"] if unrecorded else []
     return Verdict(
@@ -359,6 +352,21 @@ def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
         notes=notes,
         recovery=recovery,
     )
+
+
+def _first_run_after_rto(
+    recovery: dict[str, HomeRecovery], rto: float | None, after: float | None
+) -> list[str]:
+    """Displaced homes must run tasks again soon after their submits recovered."""
+    if after is None or rto is None:
+        return []
+    return [
+        f"SLO first_run_after_rto_s: {home}'s tasks ran {s - rto:.2f} s after submits "
+        f"recovered (RTO {rto:.2f} s) > {after} s"
+        for home, r in recovery.items()
+        for s in r.first_run_s
+        if s > rto + after
+    ]
 
 
 def steady_state(history: History, spec: dict[str, Any]) -> list[str]:
