@@ -20,6 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 from homeport.chaos.checker import Verdict, percentile  # noqa: E402
 from homeport.chaos.history import History  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 
 def _fmt(value: float | None, unit: str = "") -> str:
@@ -51,7 +53,7 @@ def _series(history: History) -> tuple[list[int], list[int], list[float], list[f
     )
 
 
-def _shade(ax: plt.Axes, history: History) -> None:
+def _shade(ax: Axes, history: History) -> None:
     t0 = history.t0
     last = max((o.sent for o in history.ops), default=t0) - t0
     for f in history.faults:
@@ -62,7 +64,7 @@ def _shade(ax: plt.Axes, history: History) -> None:
         ax.axvline(e.at - t0, color="tab:purple", linestyle="--", linewidth=1)
 
 
-def _png(fig: plt.Figure) -> bytes:
+def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)

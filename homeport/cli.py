@@ -41,23 +41,12 @@ _BENCH_EXTRAS: tuple[tuple[str, str], ...] = (
     ("homeport.loadtest.cli", "peers_bench"),
 )
 
-# Third-party top-level modules that only an extra installs -> the extra to install.
+# The extra each command's package needs beyond a plain install (`pip install homeport`
+# is the gateway, worker, agent, local cluster and CLI).
 _EXTRA_OF: dict[str, str] = {
-    "locust": "loadtest",
-    "gevent": "loadtest",
-    "simpy": "plan",
-    "scipy": "plan",
-    "matplotlib": "plan",
-    "numpy": "plan",
-    "celery": "bench",
-    "rq": "bench",
-    "arq": "bench",
-    "dramatiq": "bench",
-    "saq": "bench",
-    "taskiq": "bench",
-    "taskiq_redis": "bench",
-    "huey": "bench",
-    "streaq": "bench",
+    "homeport.chaos.cli": "chaos",
+    "homeport.loadtest.cli": "loadtest",
+    "homeport.simulation.cli": "plan",
 }
 
 
@@ -68,8 +57,8 @@ def load_command(module: str, attr: str) -> click.Command:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").split(".")[0]
-        extra = _EXTRA_OF.get(missing)
-        if extra is None:
+        extra = _EXTRA_OF.get(module)
+        if extra is None or missing == "homeport":
             raise
         raise click.UsageError(
             f"this command needs the optional dependency {missing!r}: "
@@ -88,6 +77,21 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self._lazy})
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """`--help` lists every command, naming the extra of those not installed."""
+        rows = []
+        for name in self.list_commands(ctx):
+            try:
+                command = self.get_command(ctx, name)
+            except click.UsageError as exc:
+                rows.append((name, f"(not installed: {exc.message.rsplit(': ', 1)[-1]})"))
+                continue
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 20)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands or cmd_name not in self._lazy:
             return super().get_command(ctx, cmd_name)
@@ -97,8 +101,8 @@ class LazyGroup(click.Group):
             for module, attr in _BENCH_EXTRAS:
                 try:
                     group.add_command(load_command(module, attr))
-                except click.UsageError:
-                    continue  # `homeport bench peers` without the [bench] extra
+                except (click.UsageError, ModuleNotFoundError):
+                    continue  # without its extra; the command then does not exist
         self.add_command(command, cmd_name)
         return command
 
