@@ -332,8 +332,10 @@ class PartitionConsumer:
         # crashes. One crash makes suspects of everything that was running, and running all
         # of them one by one would stall the worker for seconds after every kill; so only
         # entries begun at least twice without finishing run alone. An innocent neighbour
-        # of a poison task is charged at most those two crashes (below max_deliveries).
-        alone = d.prior_starts >= ALONE_AFTER_STARTS
+        # of a poison task is charged at most those two crashes.
+        # With a low max_deliveries the bound tightens: an innocent charged as many
+        # crashes as the bound must still stay below max_deliveries.
+        alone = d.prior_starts >= min(ALONE_AFTER_STARTS, max(1, rt.settings.max_deliveries - 1))
         await rt.gate.enter(alone)
         try:
             # After the gate: a task waiting for a slot holds none, so a suspect waiting
