@@ -18,6 +18,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("homeport.core.cli", "bench"),
     ("homeport.regions.cli", "region"),
     ("homeport.regions.cli", "agent"),
+    ("homeport.regions.cli", "deploy"),
     ("homeport.loadtest.demo", "demo"),
     ("homeport.loadtest.cli", "loadtest"),
     ("homeport.simulation.cli", "plan"),
