@@ -98,16 +98,25 @@ def _check_renderable(i: int, region: Region, topo: Topology) -> None:
             f"lists {listed} replicas but deploy.redis.replicas is "
             f"{deploy.redis.replicas}; list each replica pod's address",
         )
-    hosted = [r for r in topo.regions if r.standby == region.name]
-    ports = [split_address(r.redis.mirror or "")[1] for r in hosted]
+    # Every mirror a region hosts gets a listener on that region's endpoint, next to
+    # the gateway, Redis and etcd listeners: each needs a port of its own there.
+    hosted = _hosted(topo, region)
+    ports = [_port(r.redis.mirror) for r in hosted]
+    endpoint = {_port(a) for a in (region.gateway, region.redis.primary, region.etcd)}
+    endpoint.add(_port(region.etcd_peer))
     for home, port in zip(hosted, ports, strict=True):
-        if ports.count(port) > 1:
+        if ports.count(port) > 1 or port in endpoint:
             raise TopologyError(
                 f"regions[{topo.regions.index(home)}].redis.mirror",
                 home.redis.mirror,
-                f"port {port} is used by another mirror hosted in {region.name!r}; "
-                "give each mirror a region hosts its own port",
+                f"port {port} is taken on {region.name!r}'s endpoint (by another mirror, "
+                "the gateway, Redis or etcd); give each mirror a region hosts its own port",
             )
+
+
+def _hosted(topo: Topology, region: Region) -> list[Region]:
+    """The homes whose mirror `region` hosts: those it stands by for."""
+    return [r for r in topo.regions if r.standby == region.name]
 
 
 def _host(address: str | None) -> str:
@@ -123,7 +132,7 @@ def tfvars(topo: Topology, deployment: Deployment) -> dict[str, Any]:
     regions: dict[str, Any] = {}
     for region in topo.regions:
         d = _deploy(region)
-        hosted = [r for r in topo.regions if r.standby == region.name]
+        hosted = _hosted(topo, region)
         regions[region.name] = {
             "cloud_region": d.cloud_region,
             "cidr": d.cidr,
@@ -167,7 +176,7 @@ def helm_values(topo: Topology, deployment: Deployment, region: Region) -> dict[
     """The chart values of one region's cluster."""
     d = _deploy(region)
     image, _, tag = deployment.image.rpartition(":")
-    hosted = [r for r in topo.regions if r.standby == region.name]
+    hosted = _hosted(topo, region)
     peers = [r.deploy.cidr for r in topo.regions if r.deploy and r.name != region.name]
     return {
         "deployment": deployment.name,

@@ -123,6 +123,29 @@ def test_bad_hpa_bounds_are_refused() -> None:
     assert "max 2 is below replicas 5" in err.reason
 
 
+def test_replica_list_disagreeing_with_the_replica_count_is_refused() -> None:
+    data = _example()
+    data["regions"][1]["deploy"]["redis"]["replicas"] = 2
+    err = _refused(data)
+    assert err.field == "regions[1].redis.replicas" and "lists 1 replicas" in err.reason
+
+
+def test_two_mirrors_on_one_port_in_one_region_are_refused() -> None:
+    data = _example()
+    # us-east's standby becomes eu-west, which already hosts us-west's mirror on 6380.
+    data["regions"][0]["standby"] = "eu-west"
+    data["regions"][0]["redis"]["mirror"] = "mirror-us-east.eu-west.homeport.internal:6380"
+    err = _refused(data)
+    assert err.field == "regions[0].redis.mirror" and "port 6380 is taken" in err.reason
+
+
+def test_mirror_on_the_port_of_its_hosts_redis_is_refused() -> None:
+    data = _example()
+    data["regions"][0]["redis"]["mirror"] = "mirror-us-east.us-west.homeport.internal:6379"
+    err = _refused(data)
+    assert err.field == "regions[0].redis.mirror" and "port 6379 is taken" in err.reason
+
+
 def test_cli_renders_the_example(tmp_path: Path) -> None:
     out = tmp_path / "build"
     result = CliRunner().invoke(
