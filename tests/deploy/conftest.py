@@ -9,6 +9,7 @@ check that silently does not run is a check that cannot fail.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,29 @@ def run(argv: list[str], timeout: float = 300, **kw: Any) -> subprocess.Complete
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
 
 
+def checkov(directory: Path, framework: str, skips: dict[str, str]) -> tuple[int, list[str]]:
+    """Run checkov on `directory`: (checks passed, failed checks as readable lines).
+    `skips` maps each skipped check id to the reason it does not apply."""
+    result = run(
+        [tool("checkov"), "-d", str(directory), "--framework", framework, "--quiet",
+         "--compact", "--output", "json", "--skip-check", ",".join(skips)],
+        cwd=ROOT,
+    )  # fmt: skip
+    try:
+        report = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"checkov gave no report (exit {result.returncode}): {result.stderr[-2000:]}")
+    reports = report if isinstance(report, list) else [report]
+    failed = sorted(
+        {
+            f"{c['check_id']} {c['resource']} ({c['file_path']}): {c['check_name']}"
+            for r in reports
+            for c in r.get("results", {}).get("failed_checks", [])
+        }
+    )
+    return sum(r.get("summary", {}).get("passed", 0) for r in reports), failed
+
+
 def helm_template(values: Path, namespace: str = "homeport") -> subprocess.CompletedProcess[str]:
     """`helm template` of the chart, as a release `homeport`, for KUBERNETES_VERSION."""
     return run(
@@ -62,8 +86,6 @@ def rendered(example_topology: Topology) -> Rendered:
 
 @pytest.fixture(scope="session")
 def tfvars(rendered: Rendered) -> dict[str, Any]:
-    import json
-
     data: dict[str, Any] = json.loads(rendered.files["terraform.tfvars.json"])
     return data
 

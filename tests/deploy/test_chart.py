@@ -12,7 +12,7 @@ import pytest
 import yaml
 from homeport.regions.topology import Topology
 
-from tests.deploy.conftest import CHART, KUBERNETES_VERSION, ROOT, helm_template, run, tool
+from tests.deploy.conftest import CHART, KUBERNETES_VERSION, checkov, helm_template, run, tool
 
 Docs = dict[str, list[dict[str, Any]]]
 
@@ -188,21 +188,9 @@ def test_values_schema_refuses_bad_values(rendered: Any, tmp_path: Path) -> None
 
 
 def test_checkov_passes_on_the_manifests(manifest_dir: Path) -> None:
-    result = run(
-        [tool("checkov"), "-d", str(manifest_dir), "--framework", "kubernetes", "--quiet",
-         "--compact", "--output", "json", "--skip-check", ",".join(MANIFEST_SKIPS)],
-        cwd=ROOT,
-    )  # fmt: skip
-    report = json.loads(result.stdout)
-    reports = report if isinstance(report, list) else [report]
-    failed = [
-        f"{c['check_id']} {c['resource']}: {c['check_name']}"
-        for r in reports
-        for c in r.get("results", {}).get("failed_checks", [])
-    ]
-    passed = sum(r.get("summary", {}).get("passed", 0) for r in reports)
-    assert passed > 50, f"checkov ran too few checks: {result.stderr[-2000:]}"
-    assert not failed, "checkov failed:\n" + "\n".join(sorted(set(failed)))
+    passed, failed = checkov(manifest_dir, "kubernetes", MANIFEST_SKIPS)
+    assert passed > 50, f"checkov ran only {passed} checks"
+    assert not failed, "checkov failed:\n" + "\n".join(failed)
 
 
 @pytest.mark.parametrize("path", sorted(CHART.rglob("*.json")), ids=lambda p: p.name)

@@ -8,7 +8,6 @@ validate` cannot run; hclfmt is the formatter terraform fmt is built on.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 from hcl2 import SerializationOptions
 from homeport.regions.render import PROVIDER_SLOTS
 
-from tests.deploy.conftest import ROOT, TERRAFORM, run, tool
+from tests.deploy.conftest import TERRAFORM, checkov, run, tool
 
 TF_FILES = sorted(TERRAFORM.rglob("*.tf"))
 MODULES = sorted({p.parent for p in TERRAFORM.glob("modules/**/*.tf")})
@@ -175,18 +174,6 @@ def test_every_mirror_link_has_a_network_path(tfvars: dict[str, Any]) -> None:
 
 
 def test_checkov_passes_on_terraform() -> None:
-    result = run(
-        [tool("checkov"), "-d", str(TERRAFORM), "--framework", "terraform", "--quiet",
-         "--compact", "--output", "json", "--skip-check", ",".join(TERRAFORM_SKIPS)],
-        cwd=ROOT,
-    )  # fmt: skip
-    report = json.loads(result.stdout)
-    reports = report if isinstance(report, list) else [report]
-    failed = [
-        f"{c['check_id']} {c['resource']} ({c['file_path']}): {c['check_name']}"
-        for r in reports
-        for c in r.get("results", {}).get("failed_checks", [])
-    ]
-    passed = sum(r.get("summary", {}).get("passed", 0) for r in reports)
-    assert passed > 20, f"checkov ran too few checks: {result.stderr[-2000:]}"
+    passed, failed = checkov(TERRAFORM, "terraform", TERRAFORM_SKIPS)
+    assert passed > 20, f"checkov ran only {passed} checks"
     assert not failed, "checkov failed:\n" + "\n".join(failed)

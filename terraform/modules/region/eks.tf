@@ -2,16 +2,9 @@
 # control-plane logs on. homeport's chart (deploy/helm/homeport) runs on its nodes.
 
 resource "aws_iam_role" "cluster" {
-  name = "${local.prefix}-eks"
-  tags = local.tags
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "eks.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
+  name               = "${local.prefix}-eks"
+  tags               = local.tags
+  assume_role_policy = local.assume_role["eks"]
 }
 
 resource "aws_iam_role_policy_attachment" "cluster" {
@@ -44,16 +37,9 @@ resource "aws_eks_cluster" "region" {
 }
 
 resource "aws_iam_role" "node" {
-  name = "${local.prefix}-node"
-  tags = local.tags
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "ec2.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
+  name               = "${local.prefix}-node"
+  tags               = local.tags
+  assume_role_policy = local.assume_role["ec2"]
 }
 
 resource "aws_iam_role_policy_attachment" "node" {

@@ -19,6 +19,17 @@ locals {
   prefix = "${var.deployment}-${var.name}"
   azs    = slice(data.aws_availability_zones.available.names, 0, 2)
   tags   = merge(var.tags, { "homeport/deployment" = var.deployment, "homeport/region" = var.name })
+  # Trust policy of each service role the region creates, by the service that assumes it.
+  assume_role = {
+    for service in ["eks", "ec2", "vpc-flow-logs", "monitoring.rds"] : service => jsonencode({
+      Version = "2012-10-17"
+      Statement = [{
+        Effect    = "Allow"
+        Principal = { Service = "${service}.amazonaws.com" }
+        Action    = "sts:AssumeRole"
+      }]
+    })
+  }
 }
 
 check "provider_matches_region" {

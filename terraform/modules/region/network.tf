@@ -96,16 +96,9 @@ resource "aws_cloudwatch_log_group" "flow" {
 }
 
 resource "aws_iam_role" "flow" {
-  name = "${local.prefix}-flow-logs"
-  tags = local.tags
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "vpc-flow-logs.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
+  name               = "${local.prefix}-flow-logs"
+  tags               = local.tags
+  assume_role_policy = local.assume_role["vpc-flow-logs"]
 }
 
 resource "aws_iam_role_policy" "flow" {

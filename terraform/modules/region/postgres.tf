@@ -72,16 +72,9 @@ resource "aws_db_instance" "region" {
 }
 
 resource "aws_iam_role" "rds_monitoring" {
-  name = "${local.prefix}-rds-monitoring"
-  tags = local.tags
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "monitoring.rds.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
+  name               = "${local.prefix}-rds-monitoring"
+  tags               = local.tags
+  assume_role_policy = local.assume_role["monitoring.rds"]
 }
 
 resource "aws_iam_role_policy_attachment" "rds_monitoring" {
