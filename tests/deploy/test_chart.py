@@ -224,3 +224,26 @@ def test_target_group_bindings_point_at_the_listeners_services(
     path.write_text(yaml.safe_dump(values))
     result = helm_template(path)
     assert result.returncode != 0 and "mirror-nowhere" in result.stderr
+
+
+def test_each_home_primary_admits_its_standby_region_for_mirroring(
+    manifests: Docs, example_topology: Topology
+) -> None:
+    """The mirror in the standby region replicates the home's primary: the primary's
+    NetworkPolicy must let the standby's network in (the other half of the path the
+    interconnect's peering gives)."""
+    for home in example_topology.regions:
+        standby = example_topology.region(home.standby or "")
+        assert standby.deploy is not None
+        policy = next(
+            d
+            for d in _kinds(manifests[home.name], "NetworkPolicy")
+            if d["metadata"]["name"] == "homeport-redis-primary"
+        )
+        blocks = [
+            src["ipBlock"]["cidr"]
+            for rule in policy["spec"]["ingress"]
+            for src in rule["from"]
+            if "ipBlock" in src
+        ]
+        assert standby.deploy.cidr in blocks, f"{home.name}'s primary refuses {standby.name}"
