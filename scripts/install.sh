@@ -64,11 +64,13 @@ fi
 # --- checkov in a virtualenv of its own ----------------------------------------------------
 # It pins packaging<24 (the project pins a newer one) and installs bc-python-hcl2 as the
 # module `hcl2`, which would shadow python-hcl2 that tests/deploy parses with.
-if [ "$(.tools/checkov/bin/checkov --version 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
+# A stamp, not `checkov --version`: importing checkov takes seconds.
+if [ "$(cat .tools/checkov/.homeport-version 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
   say "python: installing checkov $CHECKOV_VERSION into .tools/checkov"
   rm -rf .tools/checkov
   "$PYTHON" -m venv .tools/checkov
   .tools/checkov/bin/python -m pip install -q --upgrade pip
   .tools/checkov/bin/python -m pip install -q "checkov==$CHECKOV_VERSION"
   ln -sf ../checkov/bin/checkov .tools/bin/checkov
+  echo "$CHECKOV_VERSION" > .tools/checkov/.homeport-version
 fi
