@@ -24,6 +24,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("homeport.core.cli", "bench"),
     "region": ("homeport.regions.cli", "region"),
     "agent": ("homeport.regions.cli", "agent"),
+    "deploy": ("homeport.regions.cli", "deploy"),
     "demo": ("homeport.loadtest.demo", "demo"),
     "loadtest": ("homeport.loadtest.cli", "loadtest"),
     "plan": ("homeport.simulation.cli", "plan"),

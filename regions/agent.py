@@ -53,6 +53,9 @@ class AgentSettings:
     interval_s: float = 0.25  # seconds between supervisor passes
     log_dir: Path = Path(".")
     admin_port: int = 0  # 0 = any free port, -1 = no admin server
+    # Interface of the admin server. Default loopback; 0.0.0.0 in a pod, where the
+    # kubelet's probes arrive on the pod's IP.
+    admin_host: str = "127.0.0.1"
     worker_args: tuple[str, ...] = ()  # extra arguments for `homeport worker`
 
 
@@ -176,9 +179,10 @@ class Agent:
             admin = AdminServer(
                 self.metrics, status=self.status, healthy=lambda: True,
                 ready=lambda: bool(self.workforce.groups), port=self.settings.admin_port,
+                host=self.settings.admin_host,
             )  # fmt: skip
             port = await admin.start()
-            log.warning("agent %s: admin on 127.0.0.1:%d", self.region, port)
+            log.warning("agent %s: admin on %s:%d", self.region, self.settings.admin_host, port)
         for loop in loops:
             loop.start()
         routes: dict[str, Route] = {}

@@ -342,6 +342,12 @@ def region_failback(
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
 @click.option("--admin-port", default=0, show_default=True, help="0: any free port, -1: none.")
 @click.option(
+    "--admin-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface of the admin server (0.0.0.0 in a pod, for the kubelet's probes).",
+)
+@click.option(
     "--worker-arg", "worker_args", multiple=True, help="Extra argument for `homeport worker`."
 )
 @topology_option
@@ -353,6 +359,7 @@ def agent(
     confirm_s: float,
     log_dir: Path,
     admin_port: int,
+    admin_host: str,
     worker_args: tuple[str, ...],
     topology_path: Path | None,
     state_dir: Path,
@@ -370,6 +377,7 @@ def agent(
         confirm_s=confirm_s,
         log_dir=log_dir,
         admin_port=admin_port,
+        admin_host=admin_host,
         worker_args=worker_args,
     )
     runner = Agent(topo, region_name, settings)
@@ -380,3 +388,39 @@ def agent(
         await runner.run()
 
     uvloop.run(go())
+
+
+@click.group()
+def deploy() -> None:
+    """Render a production deployment from the topology (docs/deploy.md).
+
+    \b
+      homeport deploy render --topology prod.yaml --out build/
+    """
+
+
+@deploy.command("render")
+@click.option(
+    "--topology",
+    "topology_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Topology file with a `deployment` section and a `deploy` section per region.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for terraform.tfvars.json and helm/<region>.values.yaml.",
+)
+def deploy_render(topology_path: Path, out: Path) -> None:
+    """Write the tfvars of terraform/envs and the Helm values of every region. A bad
+    topology is refused naming the field, and nothing is written under --out."""
+    from homeport.regions.render import render, write
+
+    try:
+        rendered = render(load_topology(topology_path))
+    except RegionsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in write(rendered, out):
+        click.echo(str(path))

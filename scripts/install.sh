@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TOXIPROXY_VERSION=v2.12.0
+# Deployment checks (docs/deploy.md): the HCL formatter terraform fmt is built on, and helm.
+HCLFMT_VERSION=v2.25.0
+HELM_VERSION=v3.22.0
+CHECKOV_VERSION=3.3.30
 PYTHON=${PYTHON:-python3}
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -35,12 +39,38 @@ if [ ! -x .tools/bin/toxiproxy-server ] || [ ! -x .tools/bin/toxiproxy-cli ]; th
   rm -rf "$gobin"
 fi
 
+# --- hclfmt and helm from their Go modules, for the offline deployment checks -------------
+# Terraform and OpenTofu cannot be built with `go install` (replace directives in their
+# go.mod), so hclfmt is the format check; helm renders the chart for kubernetes-validate.
+go_tool() {  # go_tool NAME PACKAGE@VERSION: build into .tools/bin only when missing
+  [ -x ".tools/bin/$1" ] && return 0
+  command -v go >/dev/null || { echo "Go is needed to build $1: install Go 1.23+" >&2; exit 1; }
+  say "go: building $2"
+  GOBIN="$PWD/.tools/bin" go install "$2"
+}
+go_tool hclfmt "github.com/hashicorp/hcl/v2/cmd/hclfmt@$HCLFMT_VERSION"
+go_tool helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+
 # --- Python: a virtualenv with the project, redone only when the pins change -------------
 stamp=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.homeport-stamp 2>/dev/null)" != "$stamp" ]; then
   say "python: installing the project into .venv"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev,deploy]'
   echo "$stamp" > .venv/.homeport-stamp
+fi
+
+# --- checkov in a virtualenv of its own ----------------------------------------------------
+# It pins packaging<24 (the project pins a newer one) and installs bc-python-hcl2 as the
+# module `hcl2`, which would shadow python-hcl2 that tests/deploy parses with.
+# A stamp, not `checkov --version`: importing checkov takes seconds.
+if [ "$(cat .tools/checkov/.homeport-version 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
+  say "python: installing checkov $CHECKOV_VERSION into .tools/checkov"
+  rm -rf .tools/checkov
+  "$PYTHON" -m venv .tools/checkov
+  .tools/checkov/bin/python -m pip install -q --upgrade pip
+  .tools/checkov/bin/python -m pip install -q "checkov==$CHECKOV_VERSION"
+  ln -sf ../checkov/bin/checkov .tools/bin/checkov
+  echo "$CHECKOV_VERSION" > .tools/checkov/.homeport-version
 fi
