@@ -21,7 +21,7 @@ lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	scripts/typecheck.sh -p homeport
-	scripts/typecheck.sh --strict -p homeport.core -p homeport.router
+	scripts/typecheck.sh --strict -p homeport.core -p homeport.router -p homeport.console
 
 proto: install
 	.venv/bin/python -m homeport.router.codegen

@@ -618,9 +618,9 @@ class Broker:
                 None if isinstance(v, Exception) else v for v in got
             )
             group = next((g for g in groups or [] if _text(g["name"]) == GROUP), None)
-            pending = int(summary["pending"]) if summary else 0
-            oldest_pending = 0
-            if pending:
+            pending = oldest_pending = 0
+            if summary and summary["pending"]:
+                pending = int(summary["pending"])
                 oldest_pending = max(0, now_ms - _id_tuple(_text(summary["min"]))[0])
             length = int(stream["length"]) if stream else 0
             ready = length if group is None else int(group.get("lag") or 0)

@@ -63,7 +63,34 @@ def console_cluster(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
     spec = dataclasses.replace(
         ClusterSpec.default(3, partitions=4), services="homeport.loadtest.apps:app"
     )
-    yield from _start(spec, "console", state_dir_factory)
+    started = _start(spec, "console", state_dir_factory)
+    cluster = next(started)
+    try:
+        _wait_for_workers(cluster)
+        yield cluster
+    finally:
+        started.close()  # stops the cluster (the launcher's `finally`)
+
+
+def _wait_for_workers(cluster: DevCluster, timeout: float = 180.0) -> None:
+    """Until every partition of every home has a worker holding its lease (agents start
+    their workers after `up` returns; on a loaded machine that takes a while)."""
+    from homeport.router.client import Client
+    from homeport.router.errors import GatewayError
+
+    deadline = time.monotonic() + timeout
+    for region in cluster.topology.regions:
+        with Client(region.gateway or "", timeout=5.0) as client:
+            while True:
+                try:
+                    parts = client.region_status().partitions
+                    if parts and all(p.worker for p in parts):
+                        break
+                except GatewayError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{region.name}'s workers not consuming after {timeout}s")
+                time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")

@@ -10,18 +10,61 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from homeport.regions.devcluster import DevCluster
+from homeport.regions.placement import home_region
+from homeport.router.client import AsyncClient
+from homeport.router.errors import GatewayError
+from homeport.router.etcd_routing import EtcdRoutingTable
+from homeport.router.views import NewTask
 
 from homeport.cli import main
-from tests.console.conftest import AXE, ConsoleProcess
+from tests.conftest import make_state_dir
+from tests.console.conftest import AXE, ConsoleProcess, until
+
+# Fixtures start a cluster and two console processes: slow on a loaded 2-core machine.
+pytestmark = pytest.mark.timeout(300)
 
 PAGES = [
     ("regions", "/regions", "Regions"),
     ("queues", "/queues", "Queues"),
-    ("task", "/task", "Task"),
+    ("task", "/task?id={task}", "Task"),
     ("dead-letters", "/dead", "Dead letters"),
     ("failovers", "/failovers", "Failovers"),
     ("game-days", "/gamedays", "Game days"),
 ]
+
+
+@pytest.fixture(scope="module")
+async def sample_task(console_cluster: DevCluster, state_dir_factory: list[Path]) -> str:
+    """Something to show: a burst of tasks, and one that fails for good (its switch file
+    stays), so the Task and Dead letters pages have rows. Returns a finished task's id."""
+    switch = make_state_dir("console-switch") / "failing"
+    state_dir_factory.append(switch.parent)
+    switch.write_text("fail")
+    table = await EtcdRoutingTable.open(console_cluster.topology)
+    try:
+        async with AsyncClient(table, timeout=5.0) as sdk:
+            tasks = [NewTask("work", f"acct-{i % 7}") for i in range(200)]
+            # The task waited on is homed in us-east: the SDK's `get` asks us-east's
+            # gateway, and records live in the home's database (issue 18).
+            home_key = next(
+                k for k in (f"acct-{i}" for i in range(1000))
+                if home_region(k, console_cluster.topology) == "us-east"
+            )  # fmt: skip
+            tasks.append(NewTask("work", home_key))
+            await sdk.submit_many(tasks)
+            await sdk.submit("fail_while_file", "acct-dead", str(switch).encode(), max_attempts=2)
+
+            async def done() -> bool:
+                try:
+                    return (await sdk.get(tasks[-1].id)).status == "succeeded"
+                except GatewayError:
+                    return False
+
+            await until(done, 60, "the sample tasks to run")
+            return tasks[-1].id
+    finally:
+        await table.close()
 
 
 def test_console_is_a_homeport_command() -> None:
@@ -49,14 +92,18 @@ async def _axe_violations(browser: Any, url: str) -> list[str]:
 
 @pytest.mark.parametrize(("name", "path", "heading"), PAGES, ids=[p[0] for p in PAGES])
 async def test_page_loads_without_errors_and_passes_axe(
-    page: Any, browser: Any, admin_console: ConsoleProcess, name: str, path: str, heading: str
-) -> None:
+    page: Any, browser: Any, admin_console: ConsoleProcess, sample_task: str,
+    name: str, path: str, heading: str,
+) -> None:  # fmt: skip
+    path = path.format(task=sample_task)
     response = await page.goto(admin_console.url + path)
     assert response.status == 200
     assert await page.locator("h1").inner_text() == heading
     if path in ("/regions", "/queues"):
         # The live part refreshes itself from the server (the script sets the mark).
         await page.wait_for_selector("[data-live][data-refreshed]", timeout=15_000)
+    if path.startswith("/task"):
+        assert await page.locator("#task-status").inner_text() == "SUCCEEDED"
     if path == "/queues":
         await page.locator("section.home details").first.click()
     assert page.errors == []
