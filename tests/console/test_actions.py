@@ -217,7 +217,7 @@ async def test_admin_action_with_a_wrong_token_or_confirmation_changes_nothing(
         data=form | {"admin_token": ADMIN_TOKEN, "confirm_home": "us-eats"},
         timeout=30,
     )
-    assert wrong_name.status_code == 400 and "type the home's name" in wrong_name.text
+    assert wrong_name.status_code == 400 and "to confirm: nothing was changed" in wrong_name.text
     forged = requests.post(
         admin_console.url + "/failovers/promote",
         data=form | {"admin_token": ADMIN_TOKEN, "csrf": "forged"},
