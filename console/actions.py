@@ -85,29 +85,29 @@ def _confirmed(st: ConsoleState, form: dict[str, str]) -> str:
 
 
 async def promote(request: web.Request) -> web.Response:
-    st, form = await _form(request)
-    home = _confirmed(st, form)
-
-    async def work(say: Say) -> str:
-        report = await st.control.promote(home, say)
-        return (
-            f"promoted {home} to {report.to} at epoch {report.new_epoch} in {report.seconds:.2f} s"
-        )
-
-    job = st.jobs.start(f"promote {home}", work, (RegionsError,))
-    raise web.HTTPSeeOther(f"/jobs/{job.id}")
+    return await _job(request, "promote")
 
 
 async def failback(request: web.Request) -> web.Response:
+    return await _job(request, "failback")
+
+
+async def _job(request: web.Request, action: str) -> web.Response:
+    """Start `action` (promote or failback) of the confirmed home; the job page follows."""
     st, form = await _form(request)
     home = _confirmed(st, form)
 
     async def work(say: Say) -> str:
-        report = await st.control.failback(home, say)
+        if action == "promote":
+            moved = await st.control.promote(home, say)
+            return (
+                f"promoted {home} to {moved.to} at epoch {moved.new_epoch} in {moved.seconds:.2f} s"
+            )
+        back = await st.control.failback(home, say)
         return (
-            f"{home} served by itself again at epoch {report.epoch}; "
-            f"{len(report.orphans)} orphans recovered"
+            f"{home} served by itself again at epoch {back.epoch}; "
+            f"{len(back.orphans)} orphans recovered"
         )
 
-    job = st.jobs.start(f"failback {home}", work, (RegionsError,))
+    job = st.jobs.start(f"{action} {home}", work, (RegionsError,))
     raise web.HTTPSeeOther(f"/jobs/{job.id}")

@@ -59,6 +59,17 @@ async def errors_as_text(request: web.Request, handler: Handler) -> web.StreamRe
     return response
 
 
+# Pages the console did not write (game-day reports) make the browser ask for this.
+FAVICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+    '<rect width="16" height="16" rx="3" fill="#0a58ca"/></svg>'
+)
+
+
+async def favicon(request: web.Request) -> web.Response:
+    return web.Response(text=FAVICON, content_type="image/svg+xml")
+
+
 def build_app(settings: ConsoleSettings) -> web.Application:
     app = web.Application(middlewares=[errors_as_text])
 
@@ -72,6 +83,7 @@ def build_app(settings: ConsoleSettings) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     r = app.router
     r.add_get("/", pages.index)
+    r.add_get("/favicon.ico", favicon)
     r.add_get("/regions", pages.regions)
     r.add_get("/regions/live", pages.regions_live)
     r.add_get("/queues", pages.queues)

@@ -7,22 +7,13 @@ from pathlib import Path
 
 import click
 from homeport.console.settings import ConsoleSettingsError, from_env
+from homeport.regions.cli import state_dir_option, topology_option
+from homeport.regions.devcluster import DevCluster
 
 
 @click.command("console")
-@click.option(
-    "--topology",
-    "topology_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Topology file (default: the local cluster's, <state-dir>/topology.yaml).",
-)
-@click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="The local cluster's state directory (default .homeport or $HOMEPORT_HOME).",
-)
+@topology_option
+@state_dir_option
 @click.option("--region", default=None, help="Region the console runs in (asked first).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8470, show_default=True, help="Port to listen on (0: any).")
@@ -42,7 +33,7 @@ from homeport.console.settings import ConsoleSettingsError, from_env
 @click.option("--refresh-s", default=2.0, show_default=True, help="Seconds between refreshes.")
 def console(
     topology_path: Path | None,
-    state_dir: Path | None,
+    state_dir: Path,
     region: str | None,
     host: str,
     port: int,
@@ -57,9 +48,8 @@ def console(
     are offered, each asking for the admin token again and a confirmation."""
     from aiohttp import web
     from homeport.console.app import build_app
-    from homeport.regions.cli import default_state_dir
 
-    topology = topology_path or (state_dir or default_state_dir()) / "topology.yaml"
+    topology = topology_path or DevCluster(state_dir).topology_path
     if not topology.exists():
         raise click.ClickException(
             f"no topology at {topology}; start a cluster with `homeport dev up` or pass --topology"
