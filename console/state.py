@@ -3,7 +3,9 @@ plane, the queue sampler, jobs, templates), built at start-up and closed at shut
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,10 @@ from homeport.console.jobs import Jobs
 from homeport.console.sampler import QueueSampler
 from homeport.console.settings import ConsoleSettings
 from homeport.core.metrics import Metrics
+from homeport.regions.etcd import ControlStoreUnavailable
 from homeport.regions.topology import Topology, load_topology
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -51,7 +56,7 @@ class ConsoleState:
         region = settings.region or topology.regions[0].name
         topology.region(region)  # a clear error for an unknown --region
         gateways = Gateways(topology, region, settings.read_token, settings.gateway_timeout_s)
-        control = await Control.open(topology)
+        control = await _open_control(topology)
         sampler = QueueSampler(gateways, settings.refresh_s, Metrics())
         return cls(settings, topology, region, gateways, control, sampler)
 
@@ -96,3 +101,18 @@ class ConsoleState:
 
 
 KEY = web.AppKey("console", ConsoleState)
+
+
+async def _open_control(topology: Topology, attempts: int = 3) -> Control:
+    """etcd at start-up, tried `attempts` times a second apart (each try has the control
+    plane's 2 s budget): a console started with its cluster should not die of one slow
+    answer. Each failure is logged; the last one is raised with etcd's message."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await Control.open(topology)
+        except ControlStoreUnavailable as exc:
+            if attempt == attempts:
+                raise
+            log.warning("etcd not reachable yet (try %d of %d): %s", attempt, attempts, exc)
+            await asyncio.sleep(1.0)
+    raise AssertionError("unreachable")

@@ -73,6 +73,7 @@ class QueueStats:
     entries-added and entries-read, monotonic and replicated with the data) and the
     worker holding its lease ("" when none)."""
 
+    length: int
     ready: int
     pending: int
     delayed: int
@@ -631,7 +632,7 @@ class Broker:
                 if first:
                     oldest_ready = max(0, now_ms - _id_tuple(_text(first[0][0]))[0])
             return QueueStats(
-                ready, pending, int(delayed or 0), oldest_ready, oldest_pending,
+                length, ready, pending, int(delayed or 0), oldest_ready, oldest_pending,
                 int(stream.get("entries-added") or 0) if stream else 0,
                 int(group.get("entries-read") or 0) if group else 0,
                 int(dead["length"]) if dead else 0,

@@ -200,7 +200,7 @@ class TaskLookup:
                 pb.PartitionStatus(
                     partition=pk.name,
                     epoch=part.epoch,
-                    stream_length=q.ready + q.pending,
+                    stream_length=q.length,
                     pending=q.pending,
                     delayed=q.delayed,
                     dead=q.dead,

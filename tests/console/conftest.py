@@ -29,6 +29,8 @@ from typing import Any
 import pytest
 import requests
 from homeport.regions.devcluster import ClusterSpec, DevCluster
+from homeport.regions.etcd import ControlStoreUnavailable
+from homeport.router.etcd_routing import EtcdRoutingTable
 
 from tests.conftest import _start, make_state_dir
 
@@ -183,6 +185,19 @@ async def page(browser: Any) -> AsyncIterator[Any]:
     page.on("pageerror", lambda exc: page.errors.append(f"page error: {exc}"))
     yield page
     await context.close()
+
+
+async def open_routing(cluster: DevCluster, attempts: int = 5) -> EtcdRoutingTable:
+    """The SDK's routing table; etcd's connect has a 2 s budget, which a loaded 2-core
+    machine sometimes misses, so a few attempts are allowed before failing."""
+    for attempt in range(attempts):
+        try:
+            return await EtcdRoutingTable.open(cluster.topology)
+        except ControlStoreUnavailable:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(1.0)
+    raise AssertionError("unreachable")
 
 
 async def until(predicate: Any, timeout: float, what: str) -> None:

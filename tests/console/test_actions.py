@@ -18,10 +18,9 @@ from homeport.regions.devcluster import DevCluster
 from homeport.regions.placement import home_region
 from homeport.router.client import AsyncClient
 from homeport.router.errors import GatewayError
-from homeport.router.etcd_routing import EtcdRoutingTable
 
 from homeport.cli import main
-from tests.console.conftest import ADMIN_TOKEN, ConsoleProcess, until
+from tests.console.conftest import ADMIN_TOKEN, ConsoleProcess, open_routing, until
 
 # Fixtures start a cluster and two console processes: slow on a loaded 2-core machine.
 pytestmark = pytest.mark.timeout(300)
@@ -29,7 +28,7 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture
 async def sdk(console_cluster: DevCluster) -> AsyncIterator[AsyncClient]:
-    table = await EtcdRoutingTable.open(console_cluster.topology)
+    table = await open_routing(console_cluster)
     client = AsyncClient(table, timeout=5.0)
     yield client
     await client.close()

@@ -14,12 +14,11 @@ from homeport.regions.devcluster import DevCluster
 from homeport.regions.placement import home_region
 from homeport.router.client import AsyncClient
 from homeport.router.errors import GatewayError
-from homeport.router.etcd_routing import EtcdRoutingTable
 from homeport.router.views import NewTask
 
 from homeport.cli import main
 from tests.conftest import make_state_dir
-from tests.console.conftest import AXE, ConsoleProcess, until
+from tests.console.conftest import AXE, ConsoleProcess, open_routing, until
 
 # Fixtures start a cluster and two console processes: slow on a loaded 2-core machine.
 pytestmark = pytest.mark.timeout(300)
@@ -41,7 +40,7 @@ async def sample_task(console_cluster: DevCluster, state_dir_factory: list[Path]
     switch = make_state_dir("console-switch") / "failing"
     state_dir_factory.append(switch.parent)
     switch.write_text("fail")
-    table = await EtcdRoutingTable.open(console_cluster.topology)
+    table = await open_routing(console_cluster)
     try:
         async with AsyncClient(table, timeout=5.0) as sdk:
             tasks = [NewTask("work", f"acct-{i % 7}") for i in range(200)]
