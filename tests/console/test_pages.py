@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from homeport.regions.devcluster import DevCluster
 from homeport.regions.placement import home_region
+from homeport.regions.toxiproxy import ToxiproxyClient
 from homeport.router.client import AsyncClient
 from homeport.router.errors import GatewayError
 from homeport.router.views import NewTask
@@ -138,3 +139,29 @@ async def test_game_day_report_opens_from_the_list(
     assert page.errors == []
     missing = await page.goto(admin_console.url + "/gamedays/..%2F..%2Fetc/passwd")
     assert missing.status == 404
+
+
+async def test_unreachable_gateway_is_reported_as_text_not_a_trace(
+    page: Any, admin_console: ConsoleProcess, console_cluster: DevCluster
+) -> None:
+    """Cut the link from clients to ap-south's gateway: the Regions page names the region
+    and the gateway's error, and the task lookup still answers from the other regions."""
+    api = console_cluster.topology.toxiproxy
+    assert api is not None
+    tox = ToxiproxyClient(api.api)
+    tox.set_enabled("client->ap-south:gateway", False)
+    try:
+        await page.goto(admin_console.url + "/regions")
+        error = page.locator(".error", has_text="ap-south's gateway")
+        await error.wait_for(timeout=20_000)
+        text = await error.inner_text()
+        assert "UNAVAILABLE" in text or "DEADLINE_EXCEEDED" in text, text
+        row = page.locator("#regions-table tr[data-home='ap-south']")
+        assert "down" in await row.inner_text()
+        await page.goto(admin_console.url + "/task?id=no-such-task")
+        missing = await page.locator("#task-missing").inner_text()
+        assert "ap-south:" in missing and "us-east: NOT_FOUND" in missing, missing
+        assert "Traceback" not in await page.content()
+    finally:
+        tox.set_enabled("client->ap-south:gateway", True)
+        tox.close()
