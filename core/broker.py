@@ -74,6 +74,34 @@ class PartitionDepth:
     oldest_pending_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """One partition as an operator sees it: backlog, ages, lifetime counters (XINFO's
+    entries-added and entries-read, monotonic and replicated with the data) and the
+    worker holding its lease ("" when none)."""
+
+    length: int
+    ready: int
+    pending: int
+    delayed: int
+    oldest_ready_ms: int
+    oldest_pending_ms: int
+    added_total: int
+    delivered_total: int
+    dead: int
+    dead_total: int
+    worker: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaInfo:
+    """One replica of a single-mode primary, as its INFO replication lists it."""
+
+    address: str
+    state: str
+    lag_bytes: int
+
+
 class Broker:
     """The engine's Redis boundary; one per process, shared by all its components."""
 
@@ -638,6 +666,61 @@ class Broker:
 
     async def stream_length(self, pk: PartitionKeys) -> int:
         return int(await self._on(pk.stream, lambda c: c.xlen(pk.stream)))
+
+    async def queue_stats(self, pk: PartitionKeys, now_ms: int) -> QueueStats:
+        """Backlog, ages and counters of one partition (RegionStatus, the web console).
+        Read-only: two round trips, nothing written on the hot path to count rates."""
+
+        async def run(client: aioredis.Redis) -> QueueStats:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.xinfo_stream(pk.stream)
+                pipe.xinfo_groups(pk.stream)
+                pipe.xpending(pk.stream, GROUP)
+                pipe.zcard(pk.delayed)
+                pipe.xinfo_stream(pk.dead)
+                pipe.hget(pk.lease, "owner")
+                got = await pipe.execute(raise_on_error=False)
+            stream, groups, summary, delayed, dead, owner = (
+                None if isinstance(v, Exception) else v for v in got
+            )
+            group = next((g for g in groups or [] if _text(g["name"]) == GROUP), None)
+            pending = oldest_pending = 0
+            if summary and summary["pending"]:
+                pending = int(summary["pending"])
+                oldest_pending = max(0, now_ms - _id_tuple(_text(summary["min"]))[0])
+            length = int(stream["length"]) if stream else 0
+            ready = length if group is None else int(group.get("lag") or 0)
+            oldest_ready = 0
+            if ready:
+                after = "-" if group is None else "(" + _text(group["last-delivered-id"])
+                first = await client.xrange(pk.stream, min=after, max="+", count=1)
+                if first:
+                    oldest_ready = max(0, now_ms - _id_tuple(_text(first[0][0]))[0])
+            return QueueStats(
+                length, ready, pending, int(delayed or 0), oldest_ready, oldest_pending,
+                int(stream.get("entries-added") or 0) if stream else 0,
+                int(group.get("entries-read") or 0) if group else 0,
+                int(dead["length"]) if dead else 0,
+                int(dead.get("entries-added") or 0) if dead else 0,
+                _text(owner) if owner else "",
+            )  # fmt: skip
+
+        return await self._on(pk.stream, run)
+
+    async def replicas(self) -> list[ReplicaInfo]:
+        """Replicas of a single-mode primary and how far behind each is; [] in cluster
+        mode. Tells whether WAIT can count enough replicas for GLOBAL durability."""
+        if self._cluster:
+            return []
+        info = await self._guard(self._seed.info("replication"))
+        offset = int(info.get("master_repl_offset", 0))
+        return [
+            ReplicaInfo(
+                f"{v['ip']}:{v['port']}", str(v["state"]), max(0, offset - int(v["offset"]))
+            )
+            for k, v in sorted(info.items())
+            if k.startswith("slave") and isinstance(v, dict)
+        ]
 
     # --- raw access for the benchmark's baseline ---------------------------------------
 

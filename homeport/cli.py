@@ -25,6 +25,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "region": ("homeport.regions.cli", "region"),
     "agent": ("homeport.regions.cli", "agent"),
     "deploy": ("homeport.regions.cli", "deploy"),
+    "console": ("homeport.console.cli", "console"),
     "demo": ("homeport.loadtest.demo", "demo"),
     "loadtest": ("homeport.loadtest.cli", "loadtest"),
     "plan": ("homeport.simulation.cli", "plan"),

@@ -45,3 +45,12 @@ async def work(ctx: TaskContext) -> None:
     """Sleeps an exponential time of mean HOMEPORT_LOADTEST_WORK_MS milliseconds (default
     1): I/O-bound work whose service time varies, as the capacity model assumes."""
     await asyncio.sleep(_rng.expovariate(1 / WORK_MEAN_S))
+
+
+@app.task("fail_while_file")
+async def fail_while_file(ctx: TaskContext) -> None:
+    """Fails while the file named by the payload exists, so a test decides from outside
+    when a task starts to succeed (the console's dead-letter requeue test)."""
+    path = ctx.payload.decode()
+    if os.path.exists(path):
+        raise RuntimeError(f"{path} exists: failing on purpose")

@@ -38,7 +38,7 @@ from typing import cast
 import redis.asyncio as aredis
 from homeport.core.entry import Delivery
 from homeport.core.keys import PartitionKeys
-from homeport.regions import stores
+from homeport.regions import history, stores
 from homeport.regions.control import ControlPlane
 from homeport.regions.errors import RegionsError
 from homeport.regions.routing import Route
@@ -167,10 +167,14 @@ async def promote(
         f"{new.epoch}, the old owners' leases broken"
     )
     step(f"4. clients redirected: {target}'s gateways accept {home}'s keys at epoch {new.epoch}")
+    seconds = time.monotonic() - started
+    await history.record(cp.etcd, cp.topology.etcd_prefix, history.FailoverEvent(
+        "promote", home, home, target, route.epoch, new.epoch, time.time() - seconds, seconds,
+        reason, 0, steps,
+    ))  # fmt: skip
     return PromotionReport(
-        home, target, route.epoch, new.epoch, fenced, caught_up, point,
-        time.monotonic() - started, steps,
-    )  # fmt: skip
+        home, target, route.epoch, new.epoch, fenced, caught_up, point, seconds, steps
+    )
 
 
 def _after(entry_id: str, point: str) -> bool:
@@ -250,6 +254,7 @@ async def failback(
     say: Say = lambda _m: None,
     guard: Callable[[], object] | None = None,
 ) -> FailbackReport:
+    started = time.monotonic()
     region = cp.topology.region(home)
     route = (await cp.routing.load()).route(home)
     if route.copy != "mirror":
@@ -285,6 +290,11 @@ async def failback(
                 f"{home} is not in sync with the serving copy yet; retry the switch"
             )
         epoch = await switch_back(cp, home, step, guard)
+        seconds = time.monotonic() - started
+        await history.record(cp.etcd, cp.topology.etcd_prefix, history.FailoverEvent(
+            "failback", home, route.serving, home, route.epoch, epoch, time.time() - seconds,
+            seconds, "failback", len(orphans), steps,
+        ))  # fmt: skip
     return FailbackReport(home, orphans, requeued, in_sync, switch, epoch, steps)
 
 

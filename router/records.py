@@ -195,17 +195,29 @@ class TaskLookup:
         out = []
         for part in served:
             pk = RegionKeys(part.home_region).partition(part.partition)
-            depth = await self._broker.depth(pk, now_ms)
-            length = await self._broker.stream_length(pk)
-            dead = len(await self._broker.dead_letters(pk, 10_000))
+            q = await self._broker.queue_stats(pk, now_ms)
             out.append(
                 pb.PartitionStatus(
                     partition=pk.name,
                     epoch=part.epoch,
-                    stream_length=length,
-                    pending=depth.pending,
-                    delayed=depth.delayed,
-                    dead=dead,
-                )
+                    stream_length=q.length,
+                    pending=q.pending,
+                    delayed=q.delayed,
+                    dead=q.dead,
+                    ready=q.ready,
+                    oldest_ready_age_ms=q.oldest_ready_ms,
+                    oldest_pending_age_ms=q.oldest_pending_ms,
+                    added_total=q.added_total,
+                    delivered_total=q.delivered_total,
+                    dead_total=q.dead_total,
+                    worker=q.worker,
+                )  # fmt: skip
             )
         return out
+
+    async def replicas(self) -> list[pb.ReplicaStatus]:
+        """The replicas of this region's own primary (GLOBAL durability needs them all)."""
+        return [
+            pb.ReplicaStatus(address=r.address, state=r.state, lag_bytes=r.lag_bytes)
+            for r in await self._broker.replicas()
+        ]

@@ -252,10 +252,14 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
     ) -> pb.RegionStatusResponse:
         try:
             parts = await self._lookup.partition_status(self._serving.served())
+            replicas = await self._lookup.replicas()
         except HomeportError as exc:
             await self._abort(context, exc)
         return pb.RegionStatusResponse(
-            region=self._config.region, gateway=self._config.advertise, partitions=parts
+            region=self._config.region,
+            gateway=self._config.advertise,
+            partitions=parts,
+            replicas=replicas,
         )
 
     def _served_partitions(self, wanted: str) -> Sequence[int]:

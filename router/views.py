@@ -240,6 +240,20 @@ class PartitionView:
     pending: int
     delayed: int
     dead: int
+    ready: int = 0
+    oldest_ready_age_ms: int = 0
+    oldest_pending_age_ms: int = 0
+    added_total: int = 0
+    delivered_total: int = 0
+    dead_total: int = 0
+    worker: str = ""
+
+
+@dataclass(frozen=True)
+class ReplicaView:
+    address: str
+    state: str
+    lag_bytes: int
 
 
 @dataclass(frozen=True)
@@ -247,11 +261,27 @@ class RegionView:
     region: str
     gateway: str
     partitions: tuple[PartitionView, ...]
+    replicas: tuple[ReplicaView, ...] = ()
 
     @classmethod
     def from_wire(cls, msg: pb.RegionStatusResponse) -> RegionView:
         parts = tuple(
-            PartitionView(p.partition, p.epoch, p.stream_length, p.pending, p.delayed, p.dead)
+            PartitionView(
+                p.partition,
+                p.epoch,
+                p.stream_length,
+                p.pending,
+                p.delayed,
+                p.dead,
+                p.ready,
+                p.oldest_ready_age_ms,
+                p.oldest_pending_age_ms,
+                p.added_total,
+                p.delivered_total,
+                p.dead_total,
+                p.worker,
+            )  # fmt: skip
             for p in msg.partitions
         )
-        return cls(msg.region, msg.gateway, parts)
+        replicas = tuple(ReplicaView(r.address, r.state, r.lag_bytes) for r in msg.replicas)
+        return cls(msg.region, msg.gateway, parts, replicas)

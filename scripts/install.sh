@@ -19,6 +19,8 @@ command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v etcd >/dev/null || missing+=(etcd-server)
 command -v etcdctl >/dev/null || missing+=(etcd-client)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+# The web console's browser tests drive Debian's Chromium (Playwright uses it as is).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   say "apt: installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -57,7 +59,7 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.homeport-stamp 2>/dev/null)" != 
   say "python: installing the project into .venv"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev,deploy]'
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev,deploy,console]'
   echo "$stamp" > .venv/.homeport-stamp
 fi
 
@@ -73,4 +75,17 @@ if [ "$(cat .tools/checkov/.homeport-version 2>/dev/null)" != "$CHECKOV_VERSION"
   .tools/checkov/bin/python -m pip install -q "checkov==$CHECKOV_VERSION"
   ln -sf ../checkov/bin/checkov .tools/bin/checkov
   echo "$CHECKOV_VERSION" > .tools/checkov/.homeport-version
+fi
+
+# --- axe-core from npm, for the console's accessibility checks (injected from a file) ---
+AXE_VERSION=4.14.1
+if [ ! -f .tools/npm/node_modules/axe-core/axe.min.js ] \
+  || ! grep -q "\"version\": \"$AXE_VERSION\"" .tools/npm/node_modules/axe-core/package.json; then
+  if command -v npm >/dev/null; then
+    say "npm: axe-core $AXE_VERSION into .tools/npm"
+    mkdir -p .tools/npm
+    npm install --silent --no-audit --no-fund --prefix .tools/npm "axe-core@$AXE_VERSION" >/dev/null
+  else
+    echo "npm not found: the console's accessibility checks will be skipped" >&2
+  fi
 fi

@@ -268,27 +268,53 @@ class RegionStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PartitionStatus(_message.Message):
-    __slots__ = ("partition", "epoch", "stream_length", "pending", "delayed", "dead")
+    __slots__ = ("partition", "epoch", "stream_length", "pending", "delayed", "dead", "ready", "oldest_ready_age_ms", "oldest_pending_age_ms", "added_total", "delivered_total", "dead_total", "worker")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     STREAM_LENGTH_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
     DELAYED_FIELD_NUMBER: _ClassVar[int]
     DEAD_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_READY_AGE_MS_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_PENDING_AGE_MS_FIELD_NUMBER: _ClassVar[int]
+    ADDED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DEAD_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
     partition: str
     epoch: int
     stream_length: int
     pending: int
     delayed: int
     dead: int
-    def __init__(self, partition: _Optional[str] = ..., epoch: _Optional[int] = ..., stream_length: _Optional[int] = ..., pending: _Optional[int] = ..., delayed: _Optional[int] = ..., dead: _Optional[int] = ...) -> None: ...
+    ready: int
+    oldest_ready_age_ms: int
+    oldest_pending_age_ms: int
+    added_total: int
+    delivered_total: int
+    dead_total: int
+    worker: str
+    def __init__(self, partition: _Optional[str] = ..., epoch: _Optional[int] = ..., stream_length: _Optional[int] = ..., pending: _Optional[int] = ..., delayed: _Optional[int] = ..., dead: _Optional[int] = ..., ready: _Optional[int] = ..., oldest_ready_age_ms: _Optional[int] = ..., oldest_pending_age_ms: _Optional[int] = ..., added_total: _Optional[int] = ..., delivered_total: _Optional[int] = ..., dead_total: _Optional[int] = ..., worker: _Optional[str] = ...) -> None: ...
+
+class ReplicaStatus(_message.Message):
+    __slots__ = ("address", "state", "lag_bytes")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LAG_BYTES_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    state: str
+    lag_bytes: int
+    def __init__(self, address: _Optional[str] = ..., state: _Optional[str] = ..., lag_bytes: _Optional[int] = ...) -> None: ...
 
 class RegionStatusResponse(_message.Message):
-    __slots__ = ("region", "gateway", "partitions")
+    __slots__ = ("region", "gateway", "partitions", "replicas")
     REGION_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_FIELD_NUMBER: _ClassVar[int]
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
     region: str
     gateway: str
     partitions: _containers.RepeatedCompositeFieldContainer[PartitionStatus]
-    def __init__(self, region: _Optional[str] = ..., gateway: _Optional[str] = ..., partitions: _Optional[_Iterable[_Union[PartitionStatus, _Mapping]]] = ...) -> None: ...
+    replicas: _containers.RepeatedCompositeFieldContainer[ReplicaStatus]
+    def __init__(self, region: _Optional[str] = ..., gateway: _Optional[str] = ..., partitions: _Optional[_Iterable[_Union[PartitionStatus, _Mapping]]] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStatus, _Mapping]]] = ...) -> None: ...
