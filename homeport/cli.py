@@ -26,6 +26,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("homeport.router.cli", "task"),
     ("homeport.router.cli", "dead"),
     ("homeport.chaos.cli", "chaos"),
+    ("homeport.observe.cli", "observe"),
 )
 
 

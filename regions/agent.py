@@ -60,6 +60,7 @@ class AgentSettings:
     log_dir: Path = Path(".")
     admin_port: int = 0  # 0 = any free port, -1 = no admin server
     worker_args: tuple[str, ...] = ()  # extra arguments for `homeport worker`
+    metrics_targets_dir: str = ""  # announce /metrics here (core.targets); "" = do not
 
 
 class Agent:
@@ -77,6 +78,7 @@ class Agent:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.rm = RegionsMetrics(self.registry)
+        self.rm.start(topology)
         self.restarts = Counter(
             "homeport_agent_worker_restarts",
             "Worker processes the agent restarted after they exited",
@@ -106,7 +108,7 @@ class Agent:
             "--redis-cluster" if home.redis.mode == "cluster" else "--redis-single",
             "--pg-dsn", dsn,
             "--manager",
-            "--admin-port", "-1",
+            "--admin-port", "0",
             *self.settings.worker_args,
         ]  # fmt: skip
 
@@ -183,6 +185,7 @@ class Agent:
             admin = AdminServer(
                 self.metrics, status=self.status, healthy=lambda: True,
                 ready=lambda: bool(self._workers), port=self.settings.admin_port,
+                targets_dir=self.settings.metrics_targets_dir, job="agent",
             )  # fmt: skip
             port = await admin.start()
             log.warning("agent %s: admin on 127.0.0.1:%d", self.region, port)
@@ -193,6 +196,7 @@ class Agent:
             while not self._stop.is_set():
                 try:
                     routes = dict((await cp.routing.load()).routes)
+                    self.rm.observe_routes(routes)
                 except Exception as exc:  # noqa: BLE001 - keep serving what we served
                     self.metrics.loop_errors.labels("agent-routes").inc()
                     log.debug("agent %s: routing table unreadable: %s", self.region, exc)

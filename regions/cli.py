@@ -77,6 +77,11 @@ def dev() -> None:
     help="Start Redis, PostgreSQL, etcd and Toxiproxy only: no gateways, agents, workers.",
 )
 @click.option("--workers", default=1, show_default=True, help="Workers per served home region.")
+@click.option(
+    "--with-prometheus",
+    is_flag=True,
+    help="Also run Prometheus (built by scripts/install.sh) with deploy/prometheus rules.",
+)
 @state_dir_option
 def up(
     n: int,
@@ -86,6 +91,7 @@ def up(
     app: str,
     servers_only: bool,
     workers: int,
+    with_prometheus: bool,
     state_dir: Path,
 ) -> None:
     """Start the local cluster and write its topology file.
@@ -102,6 +108,7 @@ def up(
         seed=spec.seed if seed is None else seed,
         services=None if servers_only else app,
         workers=workers,
+        with_prometheus=with_prometheus,
     )
     cluster = DevCluster(state_dir)
     started = time.monotonic()
@@ -115,6 +122,9 @@ def up(
     )
     print_topology(topology)
     console.print(f"topology file: {cluster.topology_path}")
+    url = cluster.prometheus_url()
+    if url is not None:
+        console.print(f"prometheus: {url} (alerts: {url}/alerts)")
 
 
 @dev.command()
@@ -332,6 +342,12 @@ def region_failback(
 @click.option(
     "--worker-arg", "worker_args", multiple=True, help="Extra argument for `homeport worker`."
 )
+@click.option(
+    "--metrics-targets-dir",
+    envvar="HOMEPORT_METRICS_TARGETS_DIR",
+    default="",
+    help="Announce /metrics here for Prometheus file discovery (its workers inherit it).",
+)
 @topology_option
 @state_dir_option
 def agent(
@@ -342,6 +358,7 @@ def agent(
     log_dir: Path,
     admin_port: int,
     worker_args: tuple[str, ...],
+    metrics_targets_dir: str,
     topology_path: Path | None,
     state_dir: Path,
 ) -> None:
@@ -359,6 +376,7 @@ def agent(
         log_dir=log_dir,
         admin_port=admin_port,
         worker_args=worker_args,
+        metrics_targets_dir=metrics_targets_dir,
     )
     runner = Agent(topo, region_name, settings)
 

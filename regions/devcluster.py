@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 import secrets
 import shutil
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 import requests
-from homeport.regions import servers
+from homeport.regions import prometheus, servers
 from homeport.regions.errors import ClusterStateError, LaunchError
 from homeport.regions.ports import PortPicker
 from homeport.regions.processes import (
@@ -77,6 +78,8 @@ class ClusterSpec:
     seed: int = field(default_factory=lambda: secrets.randbelow(2**31))
     services: str | None = None
     workers: int = 1  # worker processes per served home region (with services)
+    # Also run a Prometheus server with the project's rules (`regions.prometheus`).
+    with_prometheus: bool = False
 
     @classmethod
     def default(
@@ -199,6 +202,8 @@ class DevCluster:
         self.logs = self.state_dir / "logs"
         self.table_path = self.state_dir / "processes.json"
         self.topology_path = self.state_dir / "topology.yaml"
+        # Every /metrics endpoint announces itself here (`core.targets`).
+        self.targets_dir = self.state_dir / "targets"
         self._handles: dict[int, subprocess.Popen[bytes]] = {}
 
     # ---- queries -----------------------------------------------------------------------
@@ -260,12 +265,18 @@ class DevCluster:
         self.logs.mkdir(parents=True)
         table = ProcessTable(self.table_path, handles=self._handles)
         table.save()
-        plan = _plan(spec, PortPicker(random.Random(spec.seed)))
+        picker = PortPicker(random.Random(spec.seed))
+        plan = _plan(spec, picker)
         try:
             self._start(plan, spec, table, progress)
             self.topology_path.write_text(plan.topology.to_yaml())
+            prometheus.write_static_targets(
+                self.targets_dir, "etcd", [r.etcd for r in plan.topology.regions]
+            )
             if spec.services is not None:
                 self._start_services(plan.topology, spec, table, progress)
+            if spec.with_prometheus:
+                self._start_prometheus(picker.take(), table, progress)
         except BaseException:
             progress("start-up failed: stopping what was started")
             stop(table.records, handles=self._handles)
@@ -360,6 +371,8 @@ class DevCluster:
         """Per region a gateway (following the routing table in etcd) and an agent (health
         observer, controller candidate, mirror-lag probe, workers)."""
         homeport = [sys.executable, "-m", "homeport"]
+        # Gateways, agents and the workers agents start announce their /metrics.
+        env = {**os.environ, "HOMEPORT_METRICS_TARGETS_DIR": str(self.targets_dir)}
         gateways = []
         for region in topo.regions:
             progress(f"{region.name}: gateway and agent")
@@ -369,7 +382,7 @@ class DevCluster:
                     [*homeport, "gateway", "--topology", str(self.topology_path),
                      "--region", region.name, "--routing", "etcd"],
                     self.logs / f"gateway-{region.name}.log",
-                    region=region.name, address=region.gateway or "",
+                    region=region.name, address=region.gateway or "", env=env,
                 )
             )  # fmt: skip
         for region in topo.regions:
@@ -378,13 +391,33 @@ class DevCluster:
                 [*homeport, "agent", "--topology", str(self.topology_path),
                  "--region", region.name, "--app", spec.services or "",
                  "--workers", str(spec.workers), "--log-dir", str(self.logs),
-                 "--admin-port", "-1"],
-                self.logs / f"agent-{region.name}.log", region=region.name,
+                 "--admin-port", "0"],
+                self.logs / f"agent-{region.name}.log", region=region.name, env=env,
             )  # fmt: skip
         for record in gateways:
             port = split_address(record.address)[1]
             # A gateway imports grpc, protobuf and the engine: slow on a loaded machine.
             wait_ready(record, partial(servers.tcp_probe, port), 3 * READY_TIMEOUT, "serving")
+
+    def _start_prometheus(
+        self, port: int, table: ProcessTable, progress: Callable[[str], None]
+    ) -> ProcessRecord:
+        progress("prometheus: rules and file discovery")
+        config = prometheus.write_config(self.state_dir, self.targets_dir)
+        data = self.state_dir / "prometheus"
+        data.mkdir(parents=True, exist_ok=True)
+        record = spawn(
+            table, "prometheus", "prometheus",
+            prometheus.argv(self.binaries.prometheus, config, data, port),
+            self.logs / "prometheus.log", address=f"{HOST}:{port}",
+        )  # fmt: skip
+        wait_ready(record, partial(prometheus.ready, port), READY_TIMEOUT)
+        return record
+
+    def prometheus_url(self) -> str | None:
+        """The local Prometheus server's URL, when `up` started one."""
+        found = [r for r in self.records() if r.kind == "prometheus"]
+        return f"http://{found[0].address}" if found else None
 
     def _start_toxiproxy(
         self, plan: _Plan, spec: ClusterSpec, table: ProcessTable

@@ -173,6 +173,8 @@ class Gateway:
                 ready=lambda: self._serving_now,
                 host=self.engine.admin_host,
                 port=self.engine.admin_port,
+                targets_dir=self.engine.metrics_targets_dir,
+                job="gateway",
             )
             self.admin_port = await self._admin.start()
 

@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TOXIPROXY_VERSION=v2.12.0
+# promtool checks and unit-tests deploy/prometheus/; the server runs in
+# `homeport dev up --with-prometheus` and the game days. Same module, same pin.
+PROMETHEUS_VERSION=v0.316.0
 PYTHON=${PYTHON:-python3}
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -35,12 +38,21 @@ if [ ! -x .tools/bin/toxiproxy-server ] || [ ! -x .tools/bin/toxiproxy-cli ]; th
   rm -rf "$gobin"
 fi
 
+# --- promtool and Prometheus from their Go module, pinned -------------------------------
+for tool in promtool prometheus; do
+  if [ ! -x ".tools/bin/$tool" ]; then
+    command -v go >/dev/null || { echo "Go is needed to build $tool: install Go 1.23+" >&2; exit 1; }
+    say "go: building $tool $PROMETHEUS_VERSION (a few minutes)"
+    GOBIN="$(pwd)/.tools/bin" go install "github.com/prometheus/prometheus/cmd/$tool@$PROMETHEUS_VERSION"
+  fi
+done
+
 # --- Python: a virtualenv with the project, redone only when the pins change -------------
 stamp=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.homeport-stamp 2>/dev/null)" != "$stamp" ]; then
   say "python: installing the project into .venv"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev,observe]'
   echo "$stamp" > .venv/.homeport-stamp
 fi
