@@ -12,6 +12,14 @@ from dataclasses import dataclass
 
 # The per-region dashboard's variable; substituted by a real region in checks.
 REGION_VAR = "$region"
+# Grafana variables and what a check or a rendering puts in their place.
+VARIABLES = {REGION_VAR: "us-east", "${datasource}": "prometheus", "$__rate_interval": "1m"}
+
+
+def substitute(expr: str) -> str:
+    for name, value in VARIABLES.items():
+        expr = expr.replace(name, value)
+    return expr
 
 
 @dataclass(frozen=True)

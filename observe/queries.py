@@ -22,13 +22,12 @@ from pathlib import Path
 
 import promql_parser
 import yaml
+from homeport.observe.panels import substitute
 from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
 RULES_DIR = REPO / "deploy" / "prometheus"
 DASHBOARDS_DIR = REPO / "deploy" / "grafana"
-# Grafana variables and what a check puts in their place.
-VARIABLES = {"$region": "us-east", "${datasource}": "prometheus", "$__rate_interval": "1m"}
 # Series Prometheus makes itself rather than scraping: `up` per target, `ALERTS`.
 SYNTHETIC = frozenset({"up", "ALERTS", "ALERTS_FOR_STATE"})
 
@@ -75,12 +74,6 @@ def expressions(
                 metric = query.removeprefix("label_values(").split(",")[0].strip()
                 found.append(Expression(f"{path.name}: variable {variable['name']}", metric))
     return [Expression(e.where, substitute(e.expr)) for e in found]
-
-
-def substitute(expr: str) -> str:
-    for name, value in VARIABLES.items():
-        expr = expr.replace(name, value)
-    return expr
 
 
 def promtool() -> str:

@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import matplotlib
-from homeport.observe.panels import Panel, Row
-from homeport.observe.queries import substitute
+from homeport.observe.panels import Panel, Row, substitute
 from homeport.regions.prometheus import PrometheusClient
 
 matplotlib.use("Agg")
