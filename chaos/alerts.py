@@ -3,8 +3,9 @@ during the run and be resolved at its end (`alerts:` in the scenario file). The 
 then starts the cluster with a real Prometheus (`homeport dev up --with-prometheus`,
 the project's own rules) and asks it afterwards:
 
-- *fired*: the `ALERTS{alertstate="firing"}` series of the alert has a sample inside
-  the run (Prometheus writes one at every evaluation while the alert fires);
+- *fired*: the `ALERTS{alertstate="firing"}` series of the alert begins inside the run
+  after the first fault (Prometheus writes a sample at every evaluation while the alert
+  fires, so a gap before a sample is a rising edge);
 - *resolved*: after the run, within `resolve_s`, the alert is neither firing nor
   pending any more (`/api/v1/alerts`).
 
@@ -30,11 +31,22 @@ class AlertOutcome:
 
 
 def first_firing(prom: PrometheusClient, alert: str, start: float, end: float) -> float | None:
+    """When the alert *began* firing inside [start, end]: the first firing sample not
+    preceded by another one step before (an alert still firing from before `start`, say
+    from the cluster's start-up, does not count until it has stopped and fired again)."""
+    step = 1.0
     series = prom.query_range(
-        f'max(ALERTS{{alertname="{alert}", alertstate="firing"}})', start, end, 1.0
+        f'max(ALERTS{{alertname="{alert}", alertstate="firing"}})', start, end, step
     )
-    stamps = [float(t) for s in series for t, _ in s["values"]]
-    return min(stamps) if stamps else None
+    stamps = sorted(float(t) for s in series for t, _ in s["values"])
+    previous = None
+    for at in stamps:
+        if (previous is None and at > start + 1.5 * step) or (
+            previous is not None and at - previous > 1.5 * step
+        ):
+            return at
+        previous = at
+    return None
 
 
 async def judge(

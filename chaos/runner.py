@@ -263,8 +263,10 @@ class GameDay:
         """Add the scenario's alert expectations to the verdict (`chaos.alerts`), and
         draw the overview dashboard from the run's Prometheus next to the reports."""
         spec = self.scenario.alerts
+        # Fired *because of* the faults: counted from the first fault on.
+        start = min((f.start for f in self.history.faults), default=self.t0)
         outcome = await alerts.judge(
-            self.prometheus, spec.fire, spec.resolve, self.t0, time.time(), self.t0, spec.resolve_s
+            self.prometheus, spec.fire, spec.resolve, start, time.time(), self.t0, spec.resolve_s
         )
         for line in outcome.notes + outcome.violations:
             self._log(line)

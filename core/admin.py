@@ -33,9 +33,11 @@ class AdminServer:
         port: int = 0,
         targets_dir: str = "",
         job: str = "",
+        labels: dict[str, str] | None = None,
     ) -> None:
         """`targets_dir`: where to announce this /metrics endpoint for Prometheus'
-        file-based discovery (`core.targets`), as job `job`; empty = do not announce."""
+        file-based discovery (`core.targets`), as job `job` with target `labels`; empty =
+        do not announce."""
         self._metrics = metrics
         self._status = status
         self._healthy = healthy
@@ -45,6 +47,7 @@ class AdminServer:
         self._runner: web.AppRunner | None = None
         self._targets_dir = targets_dir
         self._job = job
+        self._labels = labels or {}
         self._target: Path | None = None
         self.port = 0
 
@@ -63,7 +66,10 @@ class AdminServer:
         self.port = sockets[0].getsockname()[1] if sockets else self._want_port
         if self._targets_dir:
             self._target = targets.announce(
-                self._targets_dir, self._job or "homeport", f"{self._host}:{self.port}", {}
+                self._targets_dir,
+                self._job or "homeport",
+                f"{self._host}:{self.port}",
+                self._labels,
             )
         return self.port
 

@@ -186,6 +186,7 @@ class Agent:
                 self.metrics, status=self.status, healthy=lambda: True,
                 ready=lambda: bool(self._workers), port=self.settings.admin_port,
                 targets_dir=self.settings.metrics_targets_dir, job="agent",
+                labels={"site": self.region},
             )  # fmt: skip
             port = await admin.start()
             log.warning("agent %s: admin on 127.0.0.1:%d", self.region, port)

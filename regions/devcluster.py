@@ -276,7 +276,8 @@ class DevCluster:
             if spec.services is not None:
                 self._start_services(plan.topology, spec, table, progress)
             if spec.with_prometheus:
-                self._start_prometheus(picker.take(), table, progress)
+                progress("prometheus: rules and file discovery")
+                prometheus.start(table, self.binaries.prometheus, self.state_dir, picker.take())
         except BaseException:
             progress("start-up failed: stopping what was started")
             stop(table.records, handles=self._handles)
@@ -398,21 +399,6 @@ class DevCluster:
             port = split_address(record.address)[1]
             # A gateway imports grpc, protobuf and the engine: slow on a loaded machine.
             wait_ready(record, partial(servers.tcp_probe, port), 3 * READY_TIMEOUT, "serving")
-
-    def _start_prometheus(
-        self, port: int, table: ProcessTable, progress: Callable[[str], None]
-    ) -> ProcessRecord:
-        progress("prometheus: rules and file discovery")
-        config = prometheus.write_config(self.state_dir, self.targets_dir)
-        data = self.state_dir / "prometheus"
-        data.mkdir(parents=True, exist_ok=True)
-        record = spawn(
-            table, "prometheus", "prometheus",
-            prometheus.argv(self.binaries.prometheus, config, data, port),
-            self.logs / "prometheus.log", address=f"{HOST}:{port}",
-        )  # fmt: skip
-        wait_ready(record, partial(prometheus.ready, port), READY_TIMEOUT)
-        return record
 
     def prometheus_url(self) -> str | None:
         """The local Prometheus server's URL, when `up` started one."""

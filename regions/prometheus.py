@@ -19,10 +19,26 @@ from typing import Any
 
 import requests
 import yaml
+from homeport.regions.processes import ProcessRecord, ProcessTable, spawn, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 RULES_DIR = REPO / "deploy" / "prometheus"
 INTERVAL = "1s"  # scrape and evaluation interval in the local cluster
+READY_TIMEOUT = 30.0  # seconds Prometheus may take to load its rules and answer
+
+
+def start(table: ProcessTable, binary: str, state_dir: Path, port: int) -> ProcessRecord:
+    """Start Prometheus for the cluster in `state_dir` (targets in `state_dir/targets`),
+    recorded in `table` as process `prometheus`; returns once it answers /-/ready."""
+    config = write_config(state_dir, state_dir / "targets")
+    data = state_dir / "prometheus"
+    data.mkdir(parents=True, exist_ok=True)
+    record = spawn(
+        table, "prometheus", "prometheus", argv(binary, config, data, port),
+        state_dir / "logs" / "prometheus.log", address=f"127.0.0.1:{port}",
+    )  # fmt: skip
+    wait_ready(record, lambda: ready(port), READY_TIMEOUT)
+    return record
 
 
 def write_config(state_dir: Path, targets_dir: Path, rules_dir: Path = RULES_DIR) -> Path:

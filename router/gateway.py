@@ -175,6 +175,7 @@ class Gateway:
                 port=self.engine.admin_port,
                 targets_dir=self.engine.metrics_targets_dir,
                 job="gateway",
+                labels={"site": self.engine.region},  # the region it runs in
             )
             self.admin_port = await self._admin.start()
 
