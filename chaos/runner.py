@@ -235,6 +235,9 @@ class GameDay:
             task.cancel()
         await asyncio.gather(faults, *reverts, return_exceptions=True)
         await self._revert_open(ctx, planned)
+        # Judged while the processes a fault restarted still run: closing the driver
+        # ends them, which is not part of the scenario (and would fail over again).
+        watched = await self._watch_alerts()
         ctx.processes.close()
         await self._drain()
         for task in background:
@@ -254,14 +257,14 @@ class GameDay:
         path = self.out / "history.jsonl"
         self.history.write(path)
         verdict = check(self.history)
-        await self._judge_alerts(verdict)
+        self._add_alerts(verdict, watched)
         reports = write_reports(self.history, verdict, self.out)
         self.say(f"history: {path}")
         return RunResult(path, verdict, reports)
 
-    async def _judge_alerts(self, verdict: Verdict) -> None:
-        """Add the scenario's alert expectations to the verdict (`chaos.alerts`), and
-        draw the overview dashboard from the run's Prometheus next to the reports."""
+    async def _watch_alerts(self) -> alerts.AlertOutcome:
+        """The scenario's alert expectations (`chaos.alerts`), judged at the end of the
+        timeline; and the overview dashboard drawn from the run's Prometheus."""
         spec = self.scenario.alerts
         # Fired *because of* the faults: counted from the first fault on.
         start = min((f.start for f in self.history.faults), default=self.t0)
@@ -270,9 +273,6 @@ class GameDay:
         )
         for line in outcome.notes + outcome.violations:
             self._log(line)
-        verdict.notes += outcome.notes
-        verdict.violations += outcome.violations
-        verdict.ok = verdict.ok and not outcome.violations
         if self.prometheus is not None:
             from homeport.observe.panels import OVERVIEW
             from homeport.observe.render import render
@@ -280,6 +280,12 @@ class GameDay:
             png = self.out / "dashboard-overview.png"
             drawn = await asyncio.to_thread(render, OVERVIEW, self.prometheus, png, self.t0)
             self._log(f"dashboard: {png} ({drawn} series)")
+        return outcome
+
+    def _add_alerts(self, verdict: Verdict, outcome: alerts.AlertOutcome) -> None:
+        verdict.notes += outcome.notes
+        verdict.violations += outcome.violations
+        verdict.ok = verdict.ok and not outcome.violations
 
     async def _timeline(
         self,

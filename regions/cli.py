@@ -369,6 +369,9 @@ def agent(
 
     topo = _topology(topology_path, state_dir)
     topo.region(region_name)
+    if metrics_targets_dir:
+        # The workers this agent starts announce themselves in the same directory.
+        os.environ["HOMEPORT_METRICS_TARGETS_DIR"] = metrics_targets_dir
     settings = AgentSettings(
         app=app,
         workers=workers,

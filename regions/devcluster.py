@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
 import secrets
 import shutil
@@ -372,8 +371,9 @@ class DevCluster:
         """Per region a gateway (following the routing table in etcd) and an agent (health
         observer, controller candidate, mirror-lag probe, workers)."""
         homeport = [sys.executable, "-m", "homeport"]
-        # Gateways, agents and the workers agents start announce their /metrics.
-        env = {**os.environ, "HOMEPORT_METRICS_TARGETS_DIR": str(self.targets_dir)}
+        # Gateways, agents and the workers agents start announce their /metrics; in the
+        # command line, so a process restarted from it (chaos) announces itself again.
+        targets = ["--metrics-targets-dir", str(self.targets_dir)]
         gateways = []
         for region in topo.regions:
             progress(f"{region.name}: gateway and agent")
@@ -381,9 +381,9 @@ class DevCluster:
                 spawn(
                     table, f"gateway-{region.name}", "gateway",
                     [*homeport, "gateway", "--topology", str(self.topology_path),
-                     "--region", region.name, "--routing", "etcd"],
+                     "--region", region.name, "--routing", "etcd", *targets],
                     self.logs / f"gateway-{region.name}.log",
-                    region=region.name, address=region.gateway or "", env=env,
+                    region=region.name, address=region.gateway or "",
                 )
             )  # fmt: skip
         for region in topo.regions:
@@ -392,8 +392,8 @@ class DevCluster:
                 [*homeport, "agent", "--topology", str(self.topology_path),
                  "--region", region.name, "--app", spec.services or "",
                  "--workers", str(spec.workers), "--log-dir", str(self.logs),
-                 "--admin-port", "0"],
-                self.logs / f"agent-{region.name}.log", region=region.name, env=env,
+                 "--admin-port", "0", *targets],
+                self.logs / f"agent-{region.name}.log", region=region.name,
             )  # fmt: skip
         for record in gateways:
             port = split_address(record.address)[1]
