@@ -20,8 +20,7 @@ demo: install
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	scripts/typecheck.sh -p homeport
-	scripts/typecheck.sh --strict -p homeport.core -p homeport.router
+	scripts/typecheck.sh --strict -p homeport
 
 proto: install
 	.venv/bin/python -m homeport.router.codegen

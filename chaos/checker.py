@@ -26,6 +26,9 @@ Definitions (each a function below):
 - **switch time** of a planned step (promote, failback): the same measure as RTO, for
   the brief refusals while routes move (SLO `max_switch_s`).
 - **mirror lag**: the largest lag sample per home region, outside deliberate faults.
+- **execution recovery** (`chaos.execution`): per home, the longest stall (tasks waiting,
+  none running), ack -> start latency inside and outside faults, and the first run of a
+  lost home's tasks on its standby.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from homeport.chaos.execution import HomeRecovery, lost_homes, recovery_by_home
+from homeport.chaos.execution import judge as judge_execution
 from homeport.chaos.history import Execution, FaultRecord, History, Op
 
 ACK_SLACK_S = 0.5  # acks this long after a region died may still predate the kill
@@ -81,6 +86,7 @@ class Verdict:
     switch_s: float | None = None
     violations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    recovery: dict[str, HomeRecovery] = field(default_factory=dict)
 
     def lost_by_level(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -106,6 +112,7 @@ class Verdict:
             "rto_s": self.rto_s,
             "switch_s": self.switch_s,
             "max_mirror_lag_s": self.max_mirror_lag_s,
+            "execution": {home: r.summary() for home, r in self.recovery.items()},
             "violations": self.violations[:20],
             "more_violations": max(0, len(self.violations) - 20),
             "notes": self.notes,
@@ -316,6 +323,14 @@ def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
             f"SLO max_mirror_lag_s: {max(quiet):.2f} s > {slos['max_mirror_lag_s']} s"
         )
     violations += steady_state(history, spec.get("steady_state", {}))
+    violations += [
+        f"fault step {f.step} ({f.fault}) did not apply: {f.detail}"
+        for f in history.faults
+        if f.detail.startswith("FAILED")
+    ]
+    recovery = recovery_by_home(history)
+    violations += judge_execution(recovery, slos, lost_homes(history))
+    violations += _first_run_after_rto(recovery, rto, slos.get("first_run_after_rto_s"))
     unrecorded = sum(1 for e in history.execs if not e.db)
     notes = [f"{unrecorded} executions have no attempts row in any database"] if unrecorded else []
     return Verdict(
@@ -335,7 +350,23 @@ def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
         max_mirror_lag_s=max_lag,
         violations=violations,
         notes=notes,
+        recovery=recovery,
     )
+
+
+def _first_run_after_rto(
+    recovery: dict[str, HomeRecovery], rto: float | None, after: float | None
+) -> list[str]:
+    """Displaced homes must run tasks again soon after their submits recovered."""
+    if after is None or rto is None:
+        return []
+    return [
+        f"SLO first_run_after_rto_s: {home}'s tasks ran {s - rto:.2f} s after submits "
+        f"recovered (RTO {rto:.2f} s) > {after} s"
+        for home, r in recovery.items()
+        for s in r.first_run_s
+        if s > rto + after
+    ]
 
 
 def steady_state(history: History, spec: dict[str, Any]) -> list[str]:

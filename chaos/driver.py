@@ -14,6 +14,7 @@ killing an agent kills its group (its workers die with it).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -64,12 +65,25 @@ class ProcessControl:
         }
         return pids
 
+    def _parked_pids(self) -> set[int]:
+        """Warm-standby workers (parked on a mirror, see `regions.workforce`), from the
+        worker tables the agents publish: they share a serving worker's name, and a
+        fault aimed at `worker-<home>-<i>` means the one running the home's tasks."""
+        parked: set[int] = set()
+        for path in self.cluster.logs.glob("workers-*.json"):
+            try:
+                parked |= {int(w["pid"]) for w in json.loads(path.read_text()) if w["parked"]}
+            except (OSError, ValueError, KeyError):
+                continue
+        return parked
+
     def workers(self) -> dict[str, int]:
         """Live workers by name (`worker-<home>-<i>`): the agents' children."""
         agents = self._agent_pids()
+        parked = self._parked_pids()
         found: dict[str, int] = {}
         for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
+            if not proc.name.isdigit() or int(proc.name) in parked:
                 continue
             try:
                 stat = (proc / "stat").read_text()
@@ -255,6 +269,17 @@ class ControlActions:
         detail = f"{home} -> {report.to} at epoch {report.new_epoch} in {report.seconds:.2f}s"
         self.events.append(Event(time.time(), "promoted", home, detail))
         return "promoted " + detail
+
+    async def etcd_leader(self) -> str:
+        """The region whose etcd member leads the Raft group now."""
+        cp = await ControlPlane.open(self.topology, self.topology.regions[0].name)
+        try:
+            status = await cp.etcd.status()
+        finally:
+            await cp.close()
+        if status.leader is None:
+            raise FaultError("etcd reports no leader: the lose_region step cannot pick one")
+        return str(status.leader.name)
 
     async def failback(self, home: str) -> str:
         cp = await self._plane(home)

@@ -20,6 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 from homeport.chaos.checker import Verdict, percentile  # noqa: E402
 from homeport.chaos.history import History  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 
 def _fmt(value: float | None, unit: str = "") -> str:
@@ -51,7 +53,7 @@ def _series(history: History) -> tuple[list[int], list[int], list[float], list[f
     )
 
 
-def _shade(ax: plt.Axes, history: History) -> None:
+def _shade(ax: Axes, history: History) -> None:
     t0 = history.t0
     last = max((o.sent for o in history.ops), default=t0) - t0
     for f in history.faults:
@@ -62,7 +64,7 @@ def _shade(ax: plt.Axes, history: History) -> None:
         ax.axvline(e.at - t0, color="tab:purple", linestyle="--", linewidth=1)
 
 
-def _png(fig: plt.Figure) -> bytes:
+def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
@@ -134,6 +136,19 @@ def markdown(history: History, verdict: Verdict) -> str:
         f"| time to recover, worst fault (s) | {_fmt(verdict.rto_s, '')} |",
         f"| switch time, worst planned step (s) | {_fmt(verdict.switch_s, '')} |",
         f"| mirror lag, largest sample (s) | {_fmt(verdict.max_mirror_lag_s, '')} |",
+        "",
+        "## Execution recovery, per home",
+        "",
+        "| home | tasks | longest stall (s) | ack->start p50 / p99 / max (ms), outside faults "
+        "| in faults p99 / max (ms) | region loss -> first run (s) |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {home} | {r.tasks} | {r.stall_s:.2f} | {_fmt(r.start_p50_ms, '')} / "
+            f"{_fmt(r.start_p99_ms, '')} / {_fmt(r.start_max_ms, '')} | "
+            f"{_fmt(r.fault_start_p99_ms, '')} / {_fmt(r.fault_start_max_ms, '')} | "
+            f"{', '.join(f'{x:.2f}' for x in r.first_run_s) or '-'} |"
+            for home, r in sorted(verdict.recovery.items())
+        ],
         "",
         "## Lost by durability",
         "",

@@ -307,7 +307,9 @@ class GameDay:
             )
             self.history.faults.append(record)
             try:
-                record.detail = await fault.apply(ctx, list(p.targets))
+                # The record's own list: a fault that picks its target when it runs
+                # (lose_region of the etcd leader) names it there.
+                record.detail = await fault.apply(ctx, record.targets)
             except Exception as exc:  # noqa: BLE001 - a failed step is reported, the run goes on
                 record.detail = f"FAILED: {type(exc).__name__}: {exc}"
             self._log(f"fault {p.fault}: {record.detail}")
@@ -329,7 +331,7 @@ class GameDay:
             return
         record.end = time.time()
         try:
-            done = await fault.revert(ctx, list(p.targets))
+            done = await fault.revert(ctx, list(record.targets))
         except Exception as exc:  # noqa: BLE001 - report and carry on reverting the rest
             done = f"revert FAILED: {type(exc).__name__}: {exc}"
         if done:

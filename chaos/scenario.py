@@ -133,7 +133,8 @@ class Invariants(_Model):
 
 class Slos(_Model):
     """Latency in milliseconds of acknowledged submits (outside fault windows unless
-    `during_faults`), recovery time in seconds, and the least share of submits acked."""
+    `during_faults`), recovery time in seconds, the least share of submits acked, and
+    how soon accepted tasks run again (see `chaos.execution`)."""
 
     p50_ms: float | None = Field(default=None, gt=0)
     p99_ms: float | None = Field(default=None, gt=0)
@@ -142,6 +143,15 @@ class Slos(_Model):
     max_switch_s: float | None = Field(default=None, ge=0)
     min_ack_ratio: float | None = Field(default=None, ge=0, le=1)
     max_mirror_lag_s: float | None = Field(default=None, ge=0)
+    # Execution recovery (chaos.execution), per home region: the longest stretch with
+    # tasks waiting and none running; the worst ack -> start wait of any task; the ack ->
+    # start p99 outside faults (ms); the time from a region loss to its first task run
+    # on the standby.
+    max_stall_s: float | None = Field(default=None, gt=0)
+    max_start_s: float | None = Field(default=None, gt=0)
+    start_p99_ms: float | None = Field(default=None, gt=0)
+    max_first_run_s: float | None = Field(default=None, gt=0)
+    first_run_after_rto_s: float | None = Field(default=None, ge=0)
 
 
 class Alerts(_Model):

@@ -96,7 +96,7 @@ def _raw_consumer(url: str, streams: list[str], n: int, ready: Any, finished: An
 async def _clean(settings: Settings) -> None:
     from homeport.core.broker import Broker
 
-    broker = Broker(settings.redis_url, cluster=settings.redis_cluster)
+    broker = Broker.from_settings(settings)
     await broker.connect()
     rk = RegionKeys(settings.region)
     patterns = [f"hp:{{{settings.region}}}:*", f"hp:{{{settings.region}/*", "hpbench:*"]
@@ -116,7 +116,7 @@ async def _produce_engine(settings: Settings, n: int, payload: bytes) -> None:
     from homeport.core.producer import Producer
     from homeport.core.task import new_task
 
-    broker = Broker(settings.redis_url, cluster=settings.redis_cluster)
+    broker = Broker.from_settings(settings)
     await broker.connect()
     producer = Producer(broker, settings)
     for lo in range(0, n, _SUBMIT_BATCH):

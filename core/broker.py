@@ -29,11 +29,18 @@ import redis.asyncio as aioredis
 from homeport.core.entry import Delivery
 from homeport.core.errors import Fenced, Unavailable
 from homeport.core.keys import GROUP, PartitionKeys, RegionKeys
+from homeport.core.settings import Settings
 from redis import exceptions as rexc
 from redis.crc import key_slot
 
 T = TypeVar("T")
 _SCRIPT_DIR = Path(__file__).parent / "scripts"
+# Connection pools per Redis node: the main lane, and one for GLOBAL submits' cross-region
+# WAITs. A caller waits up to POOL_WAIT_S for a free connection, then gets Unavailable.
+MAIN, GLOBAL_LANE = "main", "global"
+POOL_SIZE = 128
+GLOBAL_POOL_SIZE = 256
+POOL_WAIT_S = 2.0
 _SCRIPTS = ("enqueue", "step", "promote", "lease", "release", "cancel", "requeue", "fence")
 _MAX_REDIRECTS = 3
 
@@ -72,19 +79,46 @@ class PartitionDepth:
 class Broker:
     """The engine's Redis boundary; one per process, shared by all its components."""
 
-    def __init__(self, url: str, *, cluster: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        cluster: bool = False,
+        pool_size: int = POOL_SIZE,
+        global_pool_size: int = GLOBAL_POOL_SIZE,
+        pool_wait_s: float = POOL_WAIT_S,
+    ) -> None:
         self._url = url
         self._cluster = cluster
-        self._seed = aioredis.Redis.from_url(url, decode_responses=False)
-        self._nodes: dict[tuple[str, int], aioredis.Redis] = {}
+        self._pool_size = {MAIN: pool_size, GLOBAL_LANE: global_pool_size}
+        self._pool_wait_s = pool_wait_s
+        self._seed = self._new_client(MAIN, url=url)
+        self._seed_global: aioredis.Redis | None = None
+        self._nodes: dict[tuple[tuple[str, int], str], aioredis.Redis] = {}
         self._slots: list[tuple[str, int]] = []
         self._loaded: set[int] = set()
         self._src = {n: (_SCRIPT_DIR / f"{n}.lua").read_text() for n in _SCRIPTS}
         self._sha = {n: hashlib.sha1(s.encode()).hexdigest() for n, s in self._src.items()}
 
-    @property
-    def is_cluster(self) -> bool:
-        return self._cluster
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Broker:
+        return cls(
+            settings.redis_url,
+            cluster=settings.redis_cluster,
+            pool_size=settings.redis_pool_size,
+            global_pool_size=settings.redis_global_pool_size,
+            pool_wait_s=settings.redis_pool_wait_s,
+        )
+
+    def _new_client(self, lane: str, *, url: str | None = None, **kwargs: Any) -> aioredis.Redis:
+        """A client of its own bounded pool: a caller waits up to `pool_wait_s` for a free
+        connection (redis-py's default pool raises at once when all are busy)."""
+        size, wait = self._pool_size[lane], self._pool_wait_s
+        if url is not None:
+            pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=size, timeout=wait)
+        else:
+            pool = aioredis.BlockingConnectionPool(max_connections=size, timeout=wait, **kwargs)
+        return aioredis.Redis.from_pool(pool)
 
     async def connect(self) -> None:
         """Check the server is reachable and, for a cluster, learn the slot map."""
@@ -93,6 +127,8 @@ class Broker:
     async def close(self) -> None:
         for client in self._nodes.values():
             await client.aclose()
+        if self._seed_global is not None:
+            await self._seed_global.aclose()
         await self._seed.aclose()
 
     async def _refresh(self) -> None:
@@ -115,11 +151,15 @@ class Broker:
             return
         raise rexc.ConnectionError(f"no cluster node answered CLUSTER SLOTS: {last}")
 
-    def _client_for(self, key: str) -> aioredis.Redis:
+    def _client_for(self, key: str, lane: str = MAIN) -> aioredis.Redis:
         if not self._cluster:
-            return self._seed
+            if lane == MAIN:
+                return self._seed
+            if self._seed_global is None:
+                self._seed_global = self._new_client(GLOBAL_LANE, url=self._url)
+            return self._seed_global
         addr = self._slots[key_slot(key.encode())]
-        client = self._nodes.get(addr)
+        client = self._nodes.get((addr, lane))
         if client is None:
             kwargs = dict(self._seed.connection_pool.connection_kwargs)
             kwargs.update(host=addr[0], port=addr[1], db=0)
@@ -132,8 +172,8 @@ class Broker:
                 "socket_timeout",
                 "socket_connect_timeout",
             )
-            client = aioredis.Redis(**{k: v for k, v in kwargs.items() if k in allowed})
-            self._nodes[addr] = client
+            client = self._new_client(lane, **{k: v for k, v in kwargs.items() if k in allowed})
+            self._nodes[(addr, lane)] = client
         return client
 
     async def _guard(self, op: Awaitable[T]) -> T:
@@ -149,10 +189,12 @@ class Broker:
         ) as exc:
             raise Unavailable("redis", f"{type(exc).__name__}: {exc}") from exc
 
-    async def _on(self, key: str, fn: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+    async def _on(
+        self, key: str, fn: Callable[[aioredis.Redis], Awaitable[T]], lane: str = MAIN
+    ) -> T:
         """Run `fn` on the client serving `key`, following MOVED and reloading scripts."""
         for attempt in range(_MAX_REDIRECTS + 1):
-            client = self._client_for(key)
+            client = self._client_for(key, lane)
             try:
                 if id(client) not in self._loaded:
                     for name in _SCRIPTS:
@@ -193,11 +235,15 @@ class Broker:
         dedup_window_ms: int,
         wait_replicas: int,
         wait_timeout_ms: int,
+        cross_region: bool = False,
     ) -> tuple[list[EnqueueReply], int]:
         """Run enqueue.lua for a batch of one partition, then WAIT on the same connection.
 
         Returns the per-task replies and the replica count WAIT reported (or
         `wait_replicas` itself when no WAIT was needed). Raises `Fenced`.
+        `cross_region` (GLOBAL durability) sends it through a pool of its own: a WAIT for
+        the standby region holds its connection up to a second when the mirror lags, and
+        many of them must not leave LOCAL and REGION submits without a connection.
         """
         keys = [pk.stream, pk.delayed, pk.delayed_data, pk.epoch]
         keys.extend(pk.dedup(t) for t in task_ids)
@@ -211,7 +257,7 @@ class Broker:
                     pipe.execute_command("WAIT", wait_replicas, wait_timeout_ms)
                 return list(await pipe.execute())
 
-        out = await self._on(pk.stream, run)
+        out = await self._on(pk.stream, run, GLOBAL_LANE if cross_region else MAIN)
         reply = out[0]
         if reply and reply[0] == b"FENCED":
             raise Fenced(pk.name, epoch, int(reply[1]))
@@ -224,6 +270,11 @@ class Broker:
     async def set_epoch(self, pk: PartitionKeys, epoch: int) -> int:
         """Raise the partition's epoch (fencing older writers); returns the epoch now."""
         return int(await self._script("fence", [pk.epoch], [epoch]))
+
+    async def role(self) -> str:
+        """The seed node's replication role: `master` or `slave`."""
+        reply = await self._guard(self._seed.execute_command("ROLE"))  # type: ignore[no-untyped-call]
+        return _text(reply[0])
 
     async def get_epoch(self, pk: PartitionKeys) -> int:
         raw = await self._on(pk.epoch, lambda c: c.get(pk.epoch))
@@ -370,7 +421,7 @@ class Broker:
         """Run one script many times, one pipeline per node; results in call order.
 
         Only for scripts that are safe to run twice (a pipeline is retried whole after
-        NOSCRIPT or MOVED): promote.lua and lease.lua are.
+        NOSCRIPT or MOVED): promote.lua, lease.lua and release.lua are.
         """
         groups: dict[int, list[int]] = {}
         for i, (keys, _) in enumerate(calls):
@@ -536,6 +587,20 @@ class Broker:
 
     async def release(self, lease_key: str, owner: str) -> bool:
         return bool(await self._script("release", [lease_key], [owner]))
+
+    async def evict(self, rk: RegionKeys, worker: str, partitions: int) -> int:
+        """Give up, on its behalf, all that `worker` holds in the region: its registration,
+        the leases of its partitions and the manager lease. Only for a worker known to be
+        dead (its supervisor reaped the process): the survivors take its partitions over
+        at their next step instead of a lease TTL later. Tokens are not touched, so the
+        next owner's token is higher. Returns the partition leases released."""
+        await self.leave(rk, worker)
+        calls: list[tuple[Sequence[str], Sequence[Any]]] = [
+            ([rk.partition(p).lease], [worker]) for p in range(partitions)
+        ]
+        calls.append(([rk.leader], [worker]))
+        got = await self._script_many("release", calls)
+        return sum(int(v) for v in got[:-1])
 
     async def heartbeat(self, rk: RegionKeys, worker: str, ttl_ms: int) -> None:
         now = _now_ms()

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import click
+from homeport.core import logs
 from homeport.core.app import App
 from homeport.core.settings import Settings
 
@@ -55,9 +55,7 @@ def _settings(config: str | None, **overrides: Any) -> Settings:
 
 
 def _run(main: Coroutine[Any, Any, None], use_uvloop: bool = True) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure()
     if use_uvloop:
         import uvloop
 
@@ -75,7 +73,20 @@ def load_app(ref: str) -> App:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     module, _, attr = ref.partition(":")
-    obj = getattr(importlib.import_module(module), attr or "app")
+    try:
+        obj = getattr(importlib.import_module(module), attr or "app")
+    except ImportError as exc:
+        raise click.BadParameter(
+            f"cannot import {module!r}: {exc}. Give the app as pkg.module:attr, importable "
+            f"from the current directory ({os.getcwd()}) or the virtualenv",
+            param_hint="--app",
+        ) from exc
+    except AttributeError as exc:
+        raise click.BadParameter(
+            f"module {module!r} has no attribute {attr or 'app'!r}: name the App object "
+            "after the colon, as pkg.module:attr",
+            param_hint="--app",
+        ) from exc
     if not isinstance(obj, App):
         raise click.BadParameter(
             f"{ref} is a {type(obj).__name__}, not a homeport App", param_hint="--app"
@@ -92,17 +103,39 @@ def load_app(ref: str) -> App:
 @click.option("--burst", is_flag=True, help="Drain the region, then exit.")
 @click.option("--manager/--no-manager", default=True, help="Also stand as region manager.")
 @click.option("--uvloop/--no-uvloop", default=True, help="Run on uvloop.")
+@click.option(
+    "--wait-primary-epoch",
+    type=int,
+    default=0,
+    help="Park as a warm standby: start only once the store is a primary at this epoch "
+    "or later (a promoted mirror). 0 = start at once.",
+)
+@click.option(
+    "--worker-id",
+    default=None,
+    help="Unique id of this worker process in its region (default: host:pid:random). "
+    "A supervisor that names its workers can evict a dead one's leases at once.",
+)
 def worker(
-    app_ref: str, config: str | None, burst: bool, manager: bool, uvloop: bool, **overrides: Any
+    app_ref: str,
+    config: str | None,
+    burst: bool,
+    manager: bool,
+    uvloop: bool,
+    worker_id: str | None,
+    wait_primary_epoch: int,
+    **overrides: Any,
 ) -> None:
     """Run a worker: consume the partitions the region manager assigns to it."""
-    from homeport.core.worker import Worker
+    from homeport.core.worker import Worker, wait_for_promotion
 
     app = load_app(app_ref)
     settings = _settings(config, **overrides)
 
     async def main() -> None:
-        w = Worker(app, settings, with_manager=manager)
+        if wait_primary_epoch > 0:
+            await wait_for_promotion(settings, wait_primary_epoch)
+        w = Worker(app, settings, with_manager=manager, worker_id=worker_id)
         await w.start()
         click.echo(
             f"worker {w.worker_id} region={settings.region} admin_port={w.admin_port}", err=True
@@ -129,7 +162,7 @@ def manager(app_ref: str | None, config: str | None, **overrides: Any) -> None:
     app = load_app(app_ref) if app_ref else None
 
     async def main() -> None:
-        broker = Broker(settings.redis_url, cluster=settings.redis_cluster)
+        broker = Broker.from_settings(settings)
         await broker.connect()
         metrics = Metrics()
         mgr = Manager(broker, settings, metrics, f"manager:{os.getpid()}", app)

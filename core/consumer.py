@@ -37,6 +37,8 @@ from homeport.core.store import AttemptRecord, Status, TaskRecord
 
 log = logging.getLogger(__name__)
 _RETRY_IO_S = 0.2
+# Unfinished earlier begins after which an entry runs alone (see `_execute`).
+ALONE_AFTER_STARTS = 2
 _DEFAULT_OPTIONS = TaskOptions()
 
 
@@ -325,9 +327,15 @@ class PartitionConsumer:
             )
         if self._draining:
             return
-        # A suspect runs alone from its begin to its end (see core.gate); nothing else may
-        # even begin meanwhile, or a poison task would charge innocents with its crash.
-        alone = d.prior_starts > 0
+        # A repeat suspect runs alone from its begin to its end (see core.gate); nothing
+        # else may even begin meanwhile, or a poison task would charge innocents with its
+        # crashes. One crash makes suspects of everything that was running, and running all
+        # of them one by one would stall the worker for seconds after every kill; so only
+        # entries begun at least twice without finishing run alone. An innocent neighbour
+        # of a poison task is charged at most those two crashes.
+        # With a low max_deliveries the bound tightens: an innocent charged as many
+        # crashes as the bound must still stay below max_deliveries.
+        alone = d.prior_starts >= min(ALONE_AFTER_STARTS, max(1, rt.settings.max_deliveries - 1))
         await rt.gate.enter(alone)
         try:
             # After the gate: a task waiting for a slot holds none, so a suspect waiting

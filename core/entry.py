@@ -69,7 +69,7 @@ class Delivery:
     epoch: int
     deliveries: int = 1
     # Earlier begins of this entry that never finished (read at reclaim time): > 0 marks
-    # a suspect that may have killed a worker, to be run alone.
+    # a suspect that may have killed a worker; a repeat suspect runs alone.
     prior_starts: int = 0
 
     @classmethod

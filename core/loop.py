@@ -1,6 +1,7 @@
 """`Loop`: the shape of every background loop (`start()`, `stop()`, `run_once()`).
 
-A loop calls `run_once()`, sleeps what it returns (or its interval), and repeats. Errors
+A loop calls `run_once()`, sleeps what it returns (or its interval, cut short by
+`wake()`), and repeats. Errors
 are counted in `homeport_loop_errors{loop=...}` and logged, at most the first three in a
 row and then every hundredth, so a down Redis does not flood the log; the loop carries on.
 Tests call `run_once()` directly to drive one step.
@@ -26,6 +27,8 @@ class Loop:
         self.metrics = metrics
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        # Set by `stop()` and `wake()`: ends the sleep between two steps early.
+        self._wake = asyncio.Event()
         self._failures = 0
 
     async def run_once(self) -> float | None:
@@ -36,8 +39,14 @@ class Loop:
         self._stop.clear()
         self._task = asyncio.create_task(self._run(), name=self.name)
 
+    def wake(self) -> None:
+        """Run the next step now rather than after the sleep: another loop of the same
+        process changed what this one acts on (a new assignment for `Membership`)."""
+        self._wake.set()
+
     async def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._task is not None:
             await self._task
             self._task = None
@@ -61,6 +70,7 @@ class Loop:
                     log.warning("%s step failed (%d in a row): %s", self.name, self._failures, exc)
             sleep = self.interval_s if delay is None else max(0.0, delay)
             try:
-                await asyncio.wait_for(self._stop.wait(), timeout=sleep)
+                await asyncio.wait_for(self._wake.wait(), timeout=sleep)
             except TimeoutError:
                 pass
+            self._wake.clear()

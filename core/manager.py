@@ -41,6 +41,7 @@ class Manager(Loop):
         candidate: str,
         app: App | None = None,
         epoch: Callable[[], int] = lambda: 0,
+        on_assignment: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(settings.heartbeat_s, metrics)
         self._broker = broker
@@ -49,6 +50,7 @@ class Manager(Loop):
         self._candidate = candidate
         self._app = app
         self._epoch = epoch
+        self._on_assignment = on_assignment
         self._producer = Producer(broker, settings, metrics)
         self._last_tick: dict[str, float] = {}
         self.is_leader = False
@@ -58,6 +60,8 @@ class Manager(Loop):
         token = await self._broker.acquire(
             self._rk.leader, self._rk.leader_fence, self._candidate, int(s.lease_ttl_s * 1000)
         )
+        if (token > 0) != self.is_leader:
+            log.info("region %s: %s manager leadership", s.region, "took" if token else "lost")
         self.is_leader = token > 0
         if not self.is_leader:
             return None
@@ -74,6 +78,7 @@ class Manager(Loop):
         if changes:
             log.info("rebalance over %d workers: %d partition(s) move", len(workers), len(changes))
             await self._broker.set_assignment(self._rk, changes)
+            self._on_assignment()
         return wanted
 
     async def fire_periodic(self, now: float) -> int:

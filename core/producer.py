@@ -108,6 +108,7 @@ class Producer:
                 dedup_window_ms=int(self._settings.dedup_window_s * 1000),
                 wait_replicas=wanted,
                 wait_timeout_ms=timeout,
+                cross_region=any(t.durability is Durability.GLOBAL for t in tasks),
             )
         except HomeportError as exc:
             if exc.code == "FENCED":

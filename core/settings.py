@@ -42,6 +42,15 @@ class Settings:
     # Milliseconds WAIT blocks for GLOBAL durability, whose last ack crosses regions (one
     # replication round trip to the standby region). Default 1000. Zero is refused.
     global_wait_timeout_ms: int = 1000
+    # Connections per Redis node in a process's main pool. Default 128. Must be >= 1.
+    redis_pool_size: int = 128
+    # Connections per Redis node for GLOBAL submits, whose WAIT for the standby region
+    # holds a connection up to `global_wait_timeout_ms`; kept apart so they cannot starve
+    # LOCAL and REGION submits. Default 256. Must be >= 1.
+    redis_global_pool_size: int = 256
+    # Seconds a call waits for a free pooled connection before it fails as unavailable
+    # (retryable). Default 2. Must be > 0.
+    redis_pool_wait_s: float = 2.0
     # Replica acks for REGION durability (in-region replica). Default 1. Zero = like LOCAL.
     region_replicas: int = 1
     # Replica acks for GLOBAL durability (all replicas incl. the standby region's).
@@ -105,6 +114,9 @@ class Settings:
             "dedup_window_s",
             "wait_timeout_ms",
             "global_wait_timeout_ms",
+            "redis_pool_size",
+            "redis_global_pool_size",
+            "redis_pool_wait_s",
             "batch_size",
             "concurrency",
             "sync_threads",

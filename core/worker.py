@@ -28,6 +28,7 @@ from homeport.core.admin import AdminServer
 from homeport.core.app import App
 from homeport.core.broker import Broker
 from homeport.core.consumer import WorkerRuntime
+from homeport.core.errors import HomeportError
 from homeport.core.keys import RegionKeys
 from homeport.core.manager import Manager
 from homeport.core.membership import Membership
@@ -62,7 +63,7 @@ class Worker:
         self.metrics = metrics or Metrics()
         self._with_manager = with_manager
         self._rng = random.Random(seed)
-        self._broker = Broker(settings.redis_url, cluster=settings.redis_cluster)
+        self._broker = Broker.from_settings(settings)
         self._store: RecordStore | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(
             settings.sync_threads, thread_name_prefix="handler"
@@ -112,7 +113,11 @@ class Worker:
             Trimmer(self._broker, owned, s.trim_interval_s, s.dedup_window_s, self.metrics),
         ]
         if self._with_manager:
-            self.manager = Manager(self._broker, s, self.metrics, self.worker_id, self.app)
+            membership = self.membership
+            self.manager = Manager(
+                self._broker, s, self.metrics, self.worker_id, self.app,
+                on_assignment=membership.wake,
+            )  # fmt: skip
             self._loops.insert(0, self.manager)
         # Register before the first manager step so a fresh region assigns at once.
         await self._broker.heartbeat(
@@ -216,3 +221,26 @@ class Worker:
         await self._broker.close()
         self._pool.shutdown(wait=graceful, cancel_futures=True)
         log.info("worker %s stopped in %.2fs", self.worker_id, time.monotonic() - started)
+
+
+async def wait_for_promotion(settings: Settings, epoch: int, poll_s: float = 0.05) -> float:
+    """Return once the region store is a primary whose partitions carry `epoch` or later:
+    a parked (warm standby) worker on a mirror starts the moment a failover promotes it,
+    and not when a failback merely passes through. Returns the seconds waited."""
+    started = time.monotonic()
+    broker = Broker.from_settings(settings)
+    pk = RegionKeys(settings.region).partition(0)
+    log.info("parked: waiting for %s to be promoted at epoch >= %d", settings.redis_url, epoch)
+    try:
+        while True:
+            try:
+                if await broker.role() == "master" and await broker.get_epoch(pk) >= epoch:
+                    break
+            except HomeportError:
+                pass  # the mirror restarts or is unreachable: keep waiting, quietly
+            await asyncio.sleep(poll_s)
+    finally:
+        await broker.close()
+    waited = time.monotonic() - started
+    log.info("promoted after %.1fs parked: starting", waited)
+    return waited

@@ -66,6 +66,8 @@ class Outcome:
     lag_seconds: float
     orphans: int
     steps: list[str]
+    killed_wall: float = 0.0  # the kill on the wall clock (the records' clock)
+    victim: str = ""
 
 
 async def _drive(client: AsyncClient, key: str, durability: str, home: str, ops: list[Op],
@@ -163,7 +165,7 @@ async def _run(cluster: DevCluster, victim: str, keys_n: int, steady_s: float) -
         )
         victims = [r for r in cluster.records() if r.region == victim]
         console.print(f"[red]killing every process of {victim}[/] ({len(victims)} processes)")
-        killed_at = time.monotonic()
+        killed_at, killed_wall = time.monotonic(), time.time()
         for record in victims:
             os.killpg(record.pid, signal.SIGKILL)
         rto = await _await_failover(plane, victim, ops, killed_at)
@@ -180,7 +182,10 @@ async def _run(cluster: DevCluster, victim: str, keys_n: int, steady_s: float) -
         await asyncio.sleep(3)
         stop.set()
         await asyncio.gather(*drivers)
-        return Outcome(ops, killed_at, rto, lag.bytes, lag.seconds, len(report.orphans), steps)
+        return Outcome(
+            ops, killed_at, rto, lag.bytes, lag.seconds, len(report.orphans), steps, killed_wall,
+            victim,
+        )  # fmt: skip
     finally:
         await client.close()
         await table.close()
@@ -244,6 +249,32 @@ def _table(
         refused = sum(1 for o in ops if o.durability == d and o.error)
         table.add_row(d, str(len(acked)), str(len(ran)), str(lost), str(refused), str(dups))
     return table, lost_global
+
+
+def _first_run_after_kill(outcome: Outcome, runs: dict[str, tuple[float, float, int]]) -> str:
+    """Seconds from the kill to the first start of a task of the lost home (on the
+    standby: the home's own workers died with it)."""
+    victim = outcome.victim
+    starts = [
+        runs[o.task_id][0]
+        for o in outcome.ops
+        if o.home == victim and o.task_id in runs and runs[o.task_id][0] >= outcome.killed_wall
+    ]
+    return f"{min(starts) - outcome.killed_wall:.2f} s" if starts else "never"
+
+
+def _global_again(outcome: Outcome) -> str:
+    """Per home, seconds from the kill until a GLOBAL submit sent after it was acked."""
+    out = []
+    for home in sorted({o.home for o in outcome.ops}):
+        acked = [
+            o.acked - outcome.killed_at
+            for o in outcome.ops
+            if o.home == home and o.durability == "GLOBAL" and o.sent >= outcome.killed_at
+            and o.acked is not None
+        ]  # fmt: skip
+        out.append(f"{home} {min(acked):.2f} s" if acked else f"{home} never (until failback)")
+    return ", ".join(out)
 
 
 def _order_violations(ops: list[Op], runs: dict[str, tuple[float, float, int]]) -> int:
@@ -313,12 +344,15 @@ def demo(n: int, keys_n: int, steady_s: float, keep_state: bool) -> None:
     p99 = latencies[int(len(latencies) * 0.99)]
     violations = _order_violations(outcome.ops, runs)
     rto = f"{outcome.rto:.2f} s" if outcome.rto is not None else "not recovered"
+    first_run = _first_run_after_kill(outcome, runs)
     span = max(o.sent for o in outcome.ops) - min(o.sent for o in outcome.ops)
     console.print(
         f"throughput {len(acked) / span:.0f} acknowledged tasks/s over {span:.0f} s; "
         f"submit latency p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms\n"
         f"per-key order violations: {violations}\n"
         f"RTO (kill to first acknowledged task of the lost home): {rto}\n"
+        f"kill to first task of the lost home run on its standby: {first_run}\n"
+        f"kill to GLOBAL acknowledged again, per home: {_global_again(outcome)}\n"
         f"mirror lag at steady load: {outcome.lag_bytes} B, {outcome.lag_seconds * 1000:.0f} ms\n"
         f"orphans recovered at failback: {outcome.orphans}\n"
         f"left running after stop: {left or 'none'}"

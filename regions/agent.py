@@ -4,11 +4,12 @@ plane and keeps the right workers running.
 - a health `Observer` probing every other region;
 - a failover `Controller` candidate (one agent of the deployment wins the election);
 - a `MirrorLagProbe` exporting the lag of every mirror as seen from here;
-- a supervisor: for every home region the routing table says this region serves, it
-  keeps `workers` worker processes (`homeport worker --manager ...`) pointed at the copy
-  of that home's data the route names. After a failover, the standby's agent starts
-  workers for the failed home on its promoted mirror; after a failback it stops them.
-  A worker that exits on its own is restarted.
+- a supervisor (`regions.workforce`): for every home region the routing table says this
+  region serves, it keeps `workers` worker processes (`homeport worker --manager ...`)
+  pointed at the copy of that home's data the route names. After a failover, the
+  standby's agent starts workers for the failed home on its promoted mirror; after a
+  failback it stops them. A dead worker is restarted and its leases evicted at once;
+  a fence freezes the workers until the lease is back.
 
 Workers run in the agent's process group, so stopping (or killing) the agent's group
 stops them too: "every process of region A" is the agent's group plus A's servers.
@@ -22,10 +23,8 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,27 +37,25 @@ from homeport.regions.metrics import RegionsMetrics
 from homeport.regions.mirror import MirrorLagProbe
 from homeport.regions.routing import Route, store_address
 from homeport.regions.topology import Topology
+from homeport.regions.workforce import Wanted, Workforce
 from prometheus_client import CollectorRegistry, Counter
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class _Workers:
-    """The worker processes run for one served home, and the command they were run with."""
-
-    argv: list[str]
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-
-@dataclass
 class AgentSettings:
     app: str
-    workers: int = 1  # worker processes per served home region; >= 1
+    workers: int = 2  # worker processes per served home region; >= 1
+    fence_kill_s: float = 30.0  # seconds a fence may freeze workers before they are ended
+    warm_standby: bool = True  # park workers on the mirrors this region stands by for
     confirm_s: float = 3.0  # seconds a quorum must agree a region is down
     interval_s: float = 0.25  # seconds between supervisor passes
     log_dir: Path = Path(".")
     admin_port: int = 0  # 0 = any free port, -1 = no admin server
+    # Interface of the admin server. Default loopback; 0.0.0.0 in a pod, where the
+    # kubelet's probes arrive on the pod's IP.
+    admin_host: str = "127.0.0.1"
     worker_args: tuple[str, ...] = ()  # extra arguments for `homeport worker`
     metrics_targets_dir: str = ""  # announce /metrics here (core.targets); "" = do not
 
@@ -85,13 +82,21 @@ class Agent:
             ("home",),
             registry=self.registry,
         )
-        self._workers: dict[str, _Workers] = {}
+        self.workforce = Workforce(
+            region, settings.log_dir, settings.workers,
+            fence_kill_s=settings.fence_kill_s,
+            on_restart=lambda home: self.restarts.labels(home).inc(),
+        )  # fmt: skip
         self._stop = asyncio.Event()
         self.controller: Controller | None = None
         self._fenced = False
         self._was_leased = False
 
     # --- worker supervision -------------------------------------------------------------
+
+    def _store_of(self, route: Route) -> tuple[str, int]:
+        host, port = store_address(self.topology, route, self.region)
+        return f"redis://{host}:{port}/0", self.topology.region(route.home).partitions
 
     def _argv(self, route: Route) -> list[str]:
         home = self.topology.region(route.home)
@@ -112,50 +117,40 @@ class Agent:
             *self.settings.worker_args,
         ]  # fmt: skip
 
-    def _spawn(self, home: str, argv: list[str], index: int) -> subprocess.Popen[bytes]:
-        log_path = self.settings.log_dir / f"worker-{self.region}-{home}-{index}.log"
-        with log_path.open("ab") as out:
-            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    def wanted(self, routes: dict[str, Route]) -> dict[str, Wanted]:
+        """The homes this region serves per `routes`, and how to run their workers; and,
+        parked, the homes it stands by for while their own region serves them.
 
-    async def _stop_workers(self, home: str, grace: float = 10.0) -> None:
-        group = self._workers.pop(home, None)
-        if group is None:
-            return
-        for proc in group.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while any(p.poll() is None for p in group.procs) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        for proc in group.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        Parked workers are warm standbys: started on the mirror, a read-only replica,
+        they wait (`--wait-primary`) until a promotion makes it a primary, then run at
+        once; the failover costs no process start. Their command line is the one a
+        failed-over route asks for, so the promotion adopts them as they are."""
+        out = {}
+        for home, route in routes.items():
+            if route.serving == self.region:
+                url, partitions = self._store_of(route)
+                out[home] = Wanted(self._argv(route), url, partitions)
+            elif (
+                self.settings.warm_standby
+                and route.serving == home
+                and self.topology.region(home).standby == self.region
+                and self.topology.region(home).redis.mode == "single"
+            ):
+                promoted = Route(home, self.region, route.epoch, copy="mirror")
+                url, partitions = self._store_of(promoted)
+                # Wait for a promotion *after* this route: the mirror is a primary for a
+                # moment during a failback too, still at the failback's epoch.
+                wait = ("--wait-primary-epoch", str(route.epoch + 1))
+                out[home] = Wanted(self._argv(promoted), url, partitions, parked=True, extra=wait)
+        return out
 
-    async def supervise_once(self, routes: dict[str, Route], fenced: bool = False) -> None:
-        """Converge the worker processes on `routes`. `fenced`: this region has lost its
-        etcd lease (cut off from the quorum); it may be failed over at any moment, so it
-        stops consuming, like its gateways stop writing."""
-        wanted = {
-            home: self._argv(route)
-            for home, route in routes.items()
-            if route.serving == self.region and not fenced
-        }
-        for home in list(self._workers):
-            if home not in wanted or self._workers[home].argv != wanted[home]:
-                log.warning("agent %s: stopping workers of %s", self.region, home)
-                await self._stop_workers(home)
-        for home, argv in wanted.items():
-            group = self._workers.get(home)
-            if group is None:
-                log.warning("agent %s: starting workers of %s", self.region, home)
-                group = self._workers[home] = _Workers(argv)
-                group.procs = [self._spawn(home, argv, i) for i in range(self.settings.workers)]
-                continue
-            for i, proc in enumerate(group.procs):
-                if proc.poll() is not None:
-                    self.restarts.labels(home).inc()
-                    group.procs[i] = self._spawn(home, argv, i)
+    async def supervise_once(
+        self, routes: dict[str, Route], fenced: bool = False, routes_fresh: bool = True
+    ) -> None:
+        """Converge the worker processes on `routes` (see `regions.workforce`). `fenced`:
+        this region has lost its etcd lease (cut off from the quorum); it may be failed
+        over at any moment, so its workers are frozen, like its gateways stop writing."""
+        self.workforce.converge(self.wanted(routes), fenced=fenced, routes_fresh=routes_fresh)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -164,8 +159,9 @@ class Agent:
             "controller_leader": bool(self.controller and self.controller.is_leader),
             "serving": {
                 home: [p.pid for p in group.procs if p.poll() is None]
-                for home, group in self._workers.items()
+                for home, group in self.workforce.groups.items()
             },
+            "workers": self.workforce.rows(),
         }
 
     # --- main ---------------------------------------------------------------------------
@@ -184,21 +180,24 @@ class Agent:
         if self.settings.admin_port >= 0:
             admin = AdminServer(
                 self.metrics, status=self.status, healthy=lambda: True,
-                ready=lambda: bool(self._workers), port=self.settings.admin_port,
+                ready=lambda: bool(self.workforce.groups), port=self.settings.admin_port,
+                host=self.settings.admin_host,
                 targets_dir=self.settings.metrics_targets_dir, job="agent",
                 labels={"site": self.region},
             )  # fmt: skip
             port = await admin.start()
-            log.warning("agent %s: admin on 127.0.0.1:%d", self.region, port)
+            log.warning("agent %s: admin on %s:%d", self.region, self.settings.admin_host, port)
         for loop in loops:
             loop.start()
         routes: dict[str, Route] = {}
         try:
             while not self._stop.is_set():
+                fresh = True
                 try:
                     routes = dict((await cp.routing.load()).routes)
                     self.rm.observe_routes(routes)
                 except Exception as exc:  # noqa: BLE001 - keep serving what we served
+                    fresh = False
                     self.metrics.loop_errors.labels("agent-routes").inc()
                     log.debug("agent %s: routing table unreadable: %s", self.region, exc)
                 fenced = observer.lease.lease_id is not None and not observer.lease.valid
@@ -208,17 +207,15 @@ class Agent:
                     log.warning(
                         "agent %s: %s",
                         self.region,
-                        "fenced: etcd lease lost, stopping workers"
-                        if fenced
-                        else "lease back: unfenced",
+                        "fenced: etcd lease lost" if fenced else "lease back: unfenced",
                     )
                     self._fenced = fenced
-                await self.supervise_once(routes, fenced)
+                await self.supervise_once(routes, fenced, fresh)
+                self.workforce.publish()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.settings.interval_s)
         finally:
-            for home in list(self._workers):
-                await self._stop_workers(home)
+            await self.workforce.stop()
             for loop in reversed(loops):
                 with contextlib.suppress(Exception):
                     await loop.stop()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from homeport.core import logs
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, ComponentStatus, DevCluster
 from homeport.regions.errors import RegionsError
@@ -76,7 +77,12 @@ def dev() -> None:
     is_flag=True,
     help="Start Redis, PostgreSQL, etcd and Toxiproxy only: no gateways, agents, workers.",
 )
-@click.option("--workers", default=1, show_default=True, help="Workers per served home region.")
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    help="Worker processes per served home region (two, so that one kill is no outage).",
+)
 @click.option(
     "--with-prometheus",
     is_flag=True,
@@ -103,6 +109,12 @@ def up(
         spec = ClusterSpec.default(n, partitions, cluster_region)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    if not servers_only:
+        # The agents' workers import the app; a typo would only show as workers that
+        # crash-loop behind a healthy-looking cluster, so check it before starting anything.
+        from homeport.core.cli import load_app
+
+        load_app(app)
     spec = dataclasses.replace(
         spec,
         seed=spec.seed if seed is None else seed,
@@ -329,7 +341,7 @@ def region_failback(
 @click.command("agent")
 @click.option("--region", "region_name", required=True, help="The region this agent runs in.")
 @click.option("--app", required=True, help="The App workers run, as pkg.module:attr.")
-@click.option("--workers", default=1, show_default=True, help="Worker processes per served home.")
+@click.option("--workers", default=2, show_default=True, help="Worker processes per served home.")
 @click.option(
     "--confirm-s",
     default=3.0,
@@ -339,6 +351,12 @@ def region_failback(
 )
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
 @click.option("--admin-port", default=0, show_default=True, help="0: any free port, -1: none.")
+@click.option(
+    "--admin-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface of the admin server (0.0.0.0 in a pod, for the kubelet's probes).",
+)
 @click.option(
     "--worker-arg", "worker_args", multiple=True, help="Extra argument for `homeport worker`."
 )
@@ -357,6 +375,7 @@ def agent(
     confirm_s: float,
     log_dir: Path,
     admin_port: int,
+    admin_host: str,
     worker_args: tuple[str, ...],
     metrics_targets_dir: str,
     topology_path: Path | None,
@@ -378,13 +397,51 @@ def agent(
         confirm_s=confirm_s,
         log_dir=log_dir,
         admin_port=admin_port,
+        admin_host=admin_host,
         worker_args=worker_args,
         metrics_targets_dir=metrics_targets_dir,
     )
     runner = Agent(topo, region_name, settings)
+    logs.configure()
 
     async def go() -> None:
         runner.stop_on_signals()
         await runner.run()
 
     uvloop.run(go())
+
+
+@click.group()
+def deploy() -> None:
+    """Render a production deployment from the topology (docs/deploy.md).
+
+    \b
+      homeport deploy render --topology prod.yaml --out build/
+    """
+
+
+@deploy.command("render")
+@click.option(
+    "--topology",
+    "topology_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Topology file with a `deployment` section and a `deploy` section per region.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for terraform.tfvars.json and helm/<region>.values.yaml.",
+)
+def deploy_render(topology_path: Path, out: Path) -> None:
+    """Write the tfvars of terraform/envs and the Helm values of every region. A bad
+    topology is refused naming the field, and nothing is written under --out."""
+    from homeport.regions.render import render, write
+
+    try:
+        rendered = render(load_topology(topology_path))
+    except RegionsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in write(rendered, out):
+        click.echo(str(path))

@@ -36,6 +36,7 @@ from homeport.regions.processes import (
     ProcessRecord,
     ProcessTable,
     is_alive,
+    pid_alive,
     spawn,
     stop,
     wait_ready,
@@ -56,6 +57,8 @@ HOST = "127.0.0.1"
 CLUSTER_BUS = 10000  # Redis Cluster nodes also listen on port + 10000
 READY_TIMEOUT = 30.0  # seconds any one server may take to become ready
 PORT_RACE_ATTEMPTS = 3  # fresh port plans tried when a picked port is taken meanwhile
+RESTART_UNHEALTHY_S = 10.0  # a worker restarted this recently is reported unhealthy
+STATE_MARKER = ".homeport-dev"  # marks a state directory `up` made (and may empty again)
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class ClusterSpec:
     regions: tuple[RegionSpec, ...]
     seed: int = field(default_factory=lambda: secrets.randbelow(2**31))
     services: str | None = None
-    workers: int = 1  # worker processes per served home region (with services)
+    workers: int = 2  # worker processes per served home region (with services)
     # Also run a Prometheus server with the project's rules (`regions.prometheus`).
     with_prometheus: bool = False
 
@@ -224,12 +227,36 @@ class DevCluster:
         return any(is_alive(r) for r in self.records())
 
     def status(self) -> list[ComponentStatus]:
-        return [
+        rows = [
             ComponentStatus(
                 r.name, r.kind, r.region, r.address, r.pid, is_alive(r), _healthy(r), r.log
             )
             for r in self.records()
         ]
+        return rows + self.worker_status()
+
+    def worker_status(self) -> list[ComponentStatus]:
+        """The workers the agents run (from the table each agent publishes): a worker
+        restarted in the last `RESTART_UNHEALTHY_S` seconds counts as unhealthy, so a
+        crash-looping app shows in `dev status`."""
+        rows = []
+        now = time.time()
+        for path in sorted(self.logs.glob("workers-*.json")):
+            region = path.stem.removeprefix("workers-")
+            try:
+                table = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            for w in table:
+                alive = pid_alive(int(w["pid"]))
+                restarting = w["restarts"] > 0 and now - w["started_at"] < RESTART_UNHEALTHY_S
+                rows.append(
+                    ComponentStatus(
+                        f"worker {w['id']}", "worker", region, f"home {w['home']}",
+                        int(w["pid"]), alive, alive and not restarting, w["log"],
+                    )
+                )  # fmt: skip
+        return rows
 
     # ---- up / down ---------------------------------------------------------------------
 
@@ -258,10 +285,25 @@ class DevCluster:
                 spec = dataclasses.replace(spec, seed=secrets.randbelow(2**31))
         raise AssertionError("unreachable")
 
+    def check_state_dir(self) -> None:
+        """Refuse a state directory that holds files `up` did not put there: `up` empties
+        it, and `--state-dir .` must not wipe a project."""
+        d = self.state_dir
+        if d.exists() and not d.is_dir():
+            raise ClusterStateError(f"--state-dir {d} is a file; give a directory")
+        if d.exists() and any(d.iterdir()) and not (d / STATE_MARKER).exists():
+            raise ClusterStateError(
+                f"--state-dir {d} is not empty and was not made by `homeport dev up` "
+                f"(no {STATE_MARKER} in it); `up` empties its state directory, so give a "
+                "new or empty one"
+            )
+
     def _up_once(self, spec: ClusterSpec, progress: Callable[[str], None]) -> Topology:
+        self.check_state_dir()
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir)
         self.logs.mkdir(parents=True)
+        (self.state_dir / STATE_MARKER).write_text("made by `homeport dev up`; emptied by it\n")
         table = ProcessTable(self.table_path, handles=self._handles)
         table.save()
         picker = PortPicker(random.Random(spec.seed))

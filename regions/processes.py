@@ -52,6 +52,11 @@ def is_alive(record: ProcessRecord) -> bool:
     return _start_time(record.pid) == record.start_time
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether `pid` names a running (not zombie) process."""
+    return _start_time(pid) is not None
+
+
 def log_tail(path: Path | str, lines: int = 12) -> str:
     try:
         text = Path(path).read_text(errors="replace")

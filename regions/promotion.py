@@ -6,7 +6,9 @@
 2. write the new epoch into every partition of the old home's primary, when it can still
    be reached: from then on its enqueue script refuses the old epoch (FENCED);
 3. promote the mirror (`REPLICAOF NO ONE`), after letting it catch up when the old home
-   is still reachable (a manual promotion loses nothing), and raise its epochs too;
+   is still reachable (a manual promotion loses nothing), raise its epochs too, and
+   break the leases it replicated (their owners are dead or fenced), so the standby's
+   workers own the partitions at their first step;
    the stream tail of every partition at that moment is the *promotion point*, kept in
    etcd for failback;
 4. gateways and agents watching the routing table now send `home`'s keys to `to`, whose
@@ -159,7 +161,11 @@ async def promote(
     )
     await stores.make_primary(mirror)
     await stores.fence(mirror, home, region.partitions, new.epoch)
-    step(f"3. promoted {home}'s mirror in {target}: REPLICAOF NO ONE, epochs set to {new.epoch}")
+    await stores.reset_ownership(mirror, home, region.partitions)
+    step(
+        f"3. promoted {home}'s mirror in {target}: REPLICAOF NO ONE, epochs set to "
+        f"{new.epoch}, the old owners' leases broken"
+    )
     step(f"4. clients redirected: {target}'s gateways accept {home}'s keys at epoch {new.epoch}")
     return PromotionReport(
         home, target, route.epoch, new.epoch, fenced, caught_up, point,
@@ -297,6 +303,7 @@ async def switch_back(
     caught_up = await stores.wait_caught_up(old, mirror, CATCH_UP_S)
     await stores.make_primary(old)
     await stores.fence(old, home, region.partitions, new.epoch)
+    await stores.reset_ownership(old, home, region.partitions)
     step(f"5. fenced the mirror, promoted {home}'s primary (caught up: {caught_up})")
     primary_at = cp.topology.dial(region.standby or home, home, "redis", region.redis.primary or "")
     host, _, port = primary_at.rpartition(":")

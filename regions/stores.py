@@ -9,7 +9,7 @@ import asyncio
 from dataclasses import dataclass
 
 import redis.asyncio as aredis
-from homeport.core.keys import PartitionKeys
+from homeport.core.keys import PartitionKeys, RegionKeys
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -51,6 +51,19 @@ async def fence(store: aredis.Redis, home: str, partitions: int, epoch: int) -> 
     # One call per partition keeps the script valid in cluster mode (one slot per call).
     for key in keys:
         await store.eval(script, 1, key, epoch)
+
+
+async def reset_ownership(store: aredis.Redis, home: str, partitions: int) -> None:
+    """Break every lease and worker registration of `home` on `store`, a copy that was
+    just promoted: the leases it holds belong to workers of the copy it replicated, dead
+    or fenced, and waiting out their TTL would keep the promoted partitions idle for
+    seconds. The fence counters stay, so every new lease token is higher than any the
+    old owners held, and the new epoch already refuses their writes."""
+    rk = RegionKeys(home)
+    # One DEL per hash slot keeps this valid for a Redis Cluster copy too.
+    await store.delete(rk.leader, rk.workers, rk.assignment)
+    for p in range(partitions):
+        await store.delete(rk.partition(p).lease)
 
 
 async def stream_tails(store: aredis.Redis, home: str, partitions: int) -> dict[int, str]:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from homeport.regions.deployment import Deployment, RegionDeploy, check_deployment
 from homeport.regions.errors import TopologyError
 from pydantic import (
     AfterValidator,
@@ -134,6 +135,7 @@ class Region(_Model):
     etcd_peer: Address | None = None
     gateway: Address | None = None
     admin: Address | None = None
+    deploy: RegionDeploy | None = None  # cloud placement and sizes (regions/deployment.py)
 
 
 class PinRule(_Model):
@@ -175,11 +177,13 @@ class Topology(_Model):
     etcd_prefix: str = Field(default="/homeport", pattern=r"^/[A-Za-z0-9_/-]*$")
     toxiproxy: Toxiproxy | None = None
     links: list[Link] = []
+    deployment: Deployment | None = None  # only `homeport deploy render` needs it
 
     @model_validator(mode="after")
     def _consistent(self) -> Topology:
         _check_regions(self)
         _check_ports(self)
+        check_deployment(self)
         return self
 
     def region(self, name: str) -> Region:
@@ -270,16 +274,19 @@ def _listen_addresses(topo: Topology) -> list[tuple[str, str]]:
 
 
 def _check_ports(topo: Topology) -> None:
-    seen: dict[int, str] = {}
+    """One listener per host and port. Loopback clusters share one host, so there this is
+    one listener per port; a deployment's hosts are DNS names and may share a port."""
+    seen: dict[tuple[str, int], str] = {}
     for owner, address in _listen_addresses(topo):
-        port = split_address(address)[1]
-        if port in seen:
+        host, port = split_address(address)
+        if (host, port) in seen:
             raise TopologyError(
                 owner,
                 address,
-                f"port {port} is already used by {seen[port]}; give each listener its own port",
+                f"port {port} is already used by {seen[host, port]}; give each listener "
+                "its own port",
             )
-        seen[port] = owner
+        seen[host, port] = owner
 
 
 def parse_topology(data: Any, source: str = "topology") -> Topology:

@@ -222,7 +222,7 @@ async def run_bench(gateway: str, echo: str, engine: Settings, cfg: BenchConfig)
 
 
 async def _engine_rate(engine: Settings, cfg: BenchConfig, payload: bytes, run: str) -> float:
-    broker = Broker(engine.redis_url, cluster=engine.redis_cluster)
+    broker = Broker.from_settings(engine)
     await broker.connect()
     try:
         producer = Producer(broker, engine)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import click
 import uvloop
+from homeport.core import logs
 from homeport.core.metrics import Metrics
 from homeport.core.settings import Settings
 from homeport.regions.topology import Topology, load_topology
@@ -159,6 +160,7 @@ def gateway(
     if routing == "etcd" and topo is not None:
         serving = RoutedServing(topo, engine.region, engine, metrics)
     gw = Gateway(engine, settings, topology=topo, serving=serving, engine_metrics=metrics)
+    logs.configure()
     uvloop.run(_serve(gw))
 
 

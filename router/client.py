@@ -28,7 +28,13 @@ from typing import Any, TypeVar, cast
 import grpc
 from grpc import aio
 from homeport.router.auth import bearer_metadata
-from homeport.router.errors import GatewayError, Misrouted, RetryableError, from_rpc_error
+from homeport.router.errors import (
+    GatewayError,
+    Misrouted,
+    RetryableError,
+    TransientError,
+    from_rpc_error,
+)
 from homeport.router.proto_gen import scheduler_pb2 as pb
 from homeport.router.proto_gen import scheduler_pb2_grpc as pb_grpc
 from homeport.router.routing import RoutingTable, StaticRoutingTable
@@ -172,6 +178,17 @@ class AsyncClient:
                 await self._refresh_routes()
                 await asyncio.sleep(self.retry.backoff(attempt, self._rng))
                 continue
+            if isinstance(last, Misrouted) and key and attempts > 1:
+                # Out of attempts while the key's region was moving (a redirect to a
+                # gateway that died, a failover still under way): the outcome is unknown
+                # and a resend with the same id is safe, so say "retry", not "wrong region".
+                raise TransientError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"the region serving key {key!r} could not be reached in {attempts} "
+                    f"attempts (last answer: {last.message}); resend with the same task id",
+                    reason="UNREACHABLE_HOME",
+                    metadata=last.metadata,
+                )
             if not isinstance(last, RetryableError) or attempt == attempts - 1:
                 raise last
             self.stats.retries += 1

@@ -27,18 +27,18 @@ failures that never reached the servicer, such as UNAUTHENTICATED from the inter
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 from homeport.core.errors import ErrorCode, HomeportError, InvalidArgument
 from homeport.router.routing import Redirect
 
 DOMAIN = "homeport"
-STATUS_DETAILS_KEY = "grpc-status-details-bin"
 _MAX_VALUE_CHARS = 200
 
 
@@ -192,11 +192,6 @@ def status_code_of(status: status_pb2.Status) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
-def trailing_metadata_for(status: status_pb2.Status) -> tuple[tuple[str, str | bytes], ...]:
-    """Trailing metadata that carries `status` as rich details (what grpcio-status reads)."""
-    return ((STATUS_DETAILS_KEY, status.SerializeToString()),)
-
-
 def from_rpc_status(status: status_pb2.Status) -> GatewayError:
     """The SDK error for a rich status (also used for per-task errors of a batch)."""
     code = status_code_of(status)
@@ -219,16 +214,16 @@ def from_rpc_status(status: status_pb2.Status) -> GatewayError:
 
 
 def from_rpc_error(err: grpc.RpcError) -> GatewayError:
-    """The SDK error for a failed call, rich details included when the gateway sent them."""
+    """The SDK error for a failed call, rich details included when the gateway sent them
+    (read with grpcio-status, which also checks they match the call's status)."""
+    try:
+        rich = rpc_status.from_call(cast(grpc.Call, err))
+    except ValueError:
+        rich = None  # a proxy rewrote the status; fall back to the bare code
+    if rich is not None:
+        return from_rpc_status(rich)
     code = err.code()
-    message = err.details() or ""
-    # Sync calls give a tuple of pairs, aio calls a grpc.aio.Metadata; both iterate pairs.
-    trailing: Iterable[tuple[str, str | bytes]] = cast(Any, err.trailing_metadata()) or ()
-    for key, value in trailing:
-        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
-            return from_rpc_status(status_pb2.Status.FromString(value))
-    cls = _BY_STATUS.get(code, GatewayError)
-    return cls(code, message)
+    return _BY_STATUS.get(code, GatewayError)(code, err.details() or "")
 
 
 def invalid_status(field: str, value: object, reason: str) -> status_pb2.Status:

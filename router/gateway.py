@@ -125,7 +125,7 @@ class Gateway:
         ]
 
     async def start(self) -> None:
-        broker = Broker(self.engine.redis_url, cluster=self.engine.redis_cluster)
+        broker = Broker.from_settings(self.engine)
         await broker.connect()
         store = await RecordStore.connect(self.engine.pg_dsn)
         await store.migrate()

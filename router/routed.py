@@ -161,7 +161,7 @@ class RoutedServing:
             redis_cluster=region.redis.mode == "cluster",
             global_replicas=region.redis.replicas_for_global,
         )
-        broker = Broker(settings.redis_url, cluster=settings.redis_cluster)
+        broker = Broker.from_settings(settings)
         await broker.connect()
         producer = Producer(broker, settings, self.metrics)
         self._producers[key] = (broker, producer)

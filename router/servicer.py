@@ -21,11 +21,12 @@ from typing import Any, NoReturn
 
 import grpc
 from grpc import aio
+from grpc_status import rpc_status
 from homeport.core.errors import Fenced, HomeportError, InvalidArgument
 from homeport.core.partitioner import partition_name
 from homeport.core.producer import Producer, SubmitResult
 from homeport.core.task import Durability, Limits, Task
-from homeport.router.errors import status_code_of, to_rpc_status, trailing_metadata_for
+from homeport.router.errors import to_rpc_status
 from homeport.router.metrics import GatewayMetrics, timed
 from homeport.router.proto_gen import scheduler_pb2 as pb
 from homeport.router.proto_gen import scheduler_pb2_grpc as pb_grpc
@@ -83,7 +84,8 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
     async def _abort(self, context: Context, exc: HomeportError) -> NoReturn:
         status = to_rpc_status(exc, self._hints(exc))
         self._metrics.errors.labels(exc.code.value).inc()
-        await context.abort(status_code_of(status), status.message, trailing_metadata_for(status))
+        # grpc-stubs lacks aio's abort_with_status; grpcio has it (grpc/aio/_base_server.py).
+        await context.abort_with_status(rpc_status.to_status(status))  # type: ignore[attr-defined]
         raise AssertionError("context.abort returned")  # pragma: no cover
 
     def _check_time_left(self, context: Context) -> None:

@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TOXIPROXY_VERSION=v2.12.0
+# Deployment checks (docs/deploy.md): the HCL formatter terraform fmt is built on, and helm.
+HCLFMT_VERSION=v2.25.0
+HELM_VERSION=v3.22.0
+CHECKOV_VERSION=3.3.30
 # promtool checks and unit-tests deploy/prometheus/; the server runs in
 # `homeport dev up --with-prometheus` and the game days. Same module, same pin.
 PROMETHEUS_VERSION=v0.316.0
@@ -38,14 +42,21 @@ if [ ! -x .tools/bin/toxiproxy-server ] || [ ! -x .tools/bin/toxiproxy-cli ]; th
   rm -rf "$gobin"
 fi
 
-# --- promtool and Prometheus from their Go module, pinned -------------------------------
-for tool in promtool prometheus; do
-  if [ ! -x ".tools/bin/$tool" ]; then
-    command -v go >/dev/null || { echo "Go is needed to build $tool: install Go 1.23+" >&2; exit 1; }
-    say "go: building $tool $PROMETHEUS_VERSION (a few minutes)"
-    GOBIN="$(pwd)/.tools/bin" go install "github.com/prometheus/prometheus/cmd/$tool@$PROMETHEUS_VERSION"
-  fi
-done
+# --- hclfmt and helm from their Go modules, for the offline deployment checks -------------
+# Terraform and OpenTofu cannot be built with `go install` (replace directives in their
+# go.mod), so hclfmt is the format check; helm renders the chart for kubernetes-validate.
+go_tool() {  # go_tool NAME PACKAGE@VERSION: build into .tools/bin only when missing
+  [ -x ".tools/bin/$1" ] && return 0
+  command -v go >/dev/null || { echo "Go is needed to build $1: install Go 1.23+" >&2; exit 1; }
+  say "go: building $2"
+  GOBIN="$PWD/.tools/bin" go install "$2"
+}
+go_tool hclfmt "github.com/hashicorp/hcl/v2/cmd/hclfmt@$HCLFMT_VERSION"
+go_tool helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+# --- promtool and Prometheus from their Go module, pinned (docs/observability.md) ---------
+# Built without the `builtinassets` tag: the API and rules work, the web UI is not shipped.
+go_tool promtool "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
+go_tool prometheus "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION"
 
 # --- Python: a virtualenv with the project, redone only when the pins change -------------
 stamp=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
@@ -53,6 +64,20 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.homeport-stamp 2>/dev/null)" != 
   say "python: installing the project into .venv"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev,observe]'
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev,deploy]'
   echo "$stamp" > .venv/.homeport-stamp
+fi
+
+# --- checkov in a virtualenv of its own ----------------------------------------------------
+# It pins packaging<24 (the project pins a newer one) and installs bc-python-hcl2 as the
+# module `hcl2`, which would shadow python-hcl2 that tests/deploy parses with.
+# A stamp, not `checkov --version`: importing checkov takes seconds.
+if [ "$(cat .tools/checkov/.homeport-version 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
+  say "python: installing checkov $CHECKOV_VERSION into .tools/checkov"
+  rm -rf .tools/checkov
+  "$PYTHON" -m venv .tools/checkov
+  .tools/checkov/bin/python -m pip install -q --upgrade pip
+  .tools/checkov/bin/python -m pip install -q "checkov==$CHECKOV_VERSION"
+  ln -sf ../checkov/bin/checkov .tools/bin/checkov
+  echo "$CHECKOV_VERSION" > .tools/checkov/.homeport-version
 fi

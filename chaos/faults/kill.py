@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from homeport.chaos.errors import FaultError
 from homeport.chaos.faults import register
 from homeport.chaos.faults.process import ProcessFault
 
@@ -19,7 +20,9 @@ class Kill(ProcessFault):
 
     async def apply(self, ctx: FaultContext, targets: list[str]) -> str:
         done = [name for name in targets if ctx.processes.kill(name)]
-        return f"killed {', '.join(done) or 'nothing (none running)'}"
+        if not done:  # a fault that did nothing must not let its game day pass
+            raise FaultError(f"kill: none of {targets} was running")
+        return f"killed {', '.join(done)}"
 
     async def revert(self, ctx: FaultContext, targets: list[str]) -> str:
         if self.step.for_s is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -70,12 +71,18 @@ def _up_status_down(state: Path, env: dict[str, str], up: subprocess.CompletedPr
             p for p in _processes_mentioning(" worker ") if p in _processes_mentioning(primary_port)
         ]
 
-    _wait_for(lambda: len(workers()) == 1, 30, "the us-east agent to start its worker")
+    _wait_for(lambda: len(workers()) == 2, 30, "the us-east agent to start its two workers")
     status = subprocess.run(
         [*HOMEPORT, "dev", "status", "--json"], env=env, capture_output=True, text=True, timeout=60
     )
     assert status.returncode == 0, status.stdout + status.stderr
-    assert status.stdout.count('"healthy": true') == 16
+    rows = json.loads(status.stdout)
+    servers = [r for r in rows if r["kind"] != "worker"]
+    assert len(servers) == 16 and all(r["healthy"] for r in servers)
+    # Every worker is listed with its PID: per region two for its own home and two
+    # parked on the mirror it holds for the other region.
+    listed = {r["pid"] for r in rows if r["kind"] == "worker"}
+    assert len(listed) == 8 and set(workers()) <= listed, (listed, workers())
     down = subprocess.run(
         [*HOMEPORT, "dev", "down"], env=env, capture_output=True, text=True, timeout=120
     )
@@ -182,3 +189,28 @@ def test_write_on_primary_reaches_cross_region_mirror_through_its_proxy(topology
         tox.set_enabled(link, True)
     _wait_for(lambda: mirror.get("mirror-probe") == b"2", 15, "the mirror to catch up after heal")
     tox.close()
+
+
+def test_dev_up_refuses_an_app_that_does_not_import_and_starts_nothing() -> None:
+    state = make_state_dir("badapp") / "c"
+    env = {**os.environ, "HOMEPORT_HOME": str(state)}
+    up = subprocess.run(
+        [*HOMEPORT, "dev", "up", "--app", "nosuchmod:app"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert up.returncode != 0
+    assert "cannot import 'nosuchmod'" in up.stderr and "--app" in up.stderr, up.stderr
+    assert not (state / "processes.json").exists(), "nothing was started"
+
+
+def test_dev_up_refuses_a_directory_it_did_not_make_and_deletes_nothing() -> None:
+    state = make_state_dir("notmine")
+    keep = state / "notes.txt"
+    keep.write_text("a user's file")
+    up = subprocess.run(
+        [*HOMEPORT, "dev", "up", "--servers-only", "--state-dir", str(state)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert up.returncode != 0
+    assert "not empty and was not made by `homeport dev up`" in up.stderr, up.stderr
+    assert keep.read_text() == "a user's file"

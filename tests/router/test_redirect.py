@@ -7,7 +7,7 @@ import grpc
 import pytest
 from homeport.core.partitioner import partition_of
 from homeport.router.client import AsyncClient, RetryPolicy
-from homeport.router.errors import WrongRegionError
+from homeport.router.errors import RetryableError, WrongRegionError
 from homeport.router.gateway import Gateway
 from homeport.router.serving import StaticServing
 from homeport.router.settings import GatewaySettings
@@ -49,3 +49,33 @@ async def test_sdk_follows_wrong_region_to_the_owner(redis_url: str, pg_dsn: str
     finally:
         await us.stop(grace=0)
         await eu.stop(grace=0)
+
+
+async def test_redirect_to_a_dead_gateway_ends_in_a_retryable_unavailable(
+    redis_url: str, pg_dsn: str
+) -> None:
+    """A gateway names the owner's gateway, which is down (its region was just lost):
+    the SDK tries it, reloads its routes, and when its attempts run out says "retry"
+    (UNAVAILABLE), never FAILED_PRECONDITION WRONG_REGION, which callers treat as final."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: the dead gateway
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    serving = StaticServing(
+        "us-east", PARTITIONS, 0, partition_of=partition_of, pin=_pin,
+        gateways={"eu-west": dead},
+    )  # fmt: skip
+    us = Gateway(engine_settings(redis_url, pg_dsn), GatewaySettings(listen="127.0.0.1:0"),
+                 serving=serving)  # fmt: skip
+    await us.start()
+    try:
+        policy = RetryPolicy(attempts=4, backoff_base_s=0.01, backoff_cap_s=0.02)
+        async with AsyncClient(us.address, retry=policy, timeout=1.0) as client:
+            with pytest.raises(RetryableError) as err:
+                await client.submit("noop", "eu:customer-1")
+            assert err.value.status == grpc.StatusCode.UNAVAILABLE
+            assert client.stats.redirects >= 1, "the redirect was followed"
+            assert client.stats.calls == 4
+    finally:
+        await us.stop(grace=0)

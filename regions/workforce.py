@@ -1,0 +1,292 @@
+"""`Workforce`: the worker processes one region agent runs, one group per served home.
+
+The agent says which homes this region serves and with which command line; the
+workforce converges on that:
+
+- a home this region stands by for gets *parked* workers (warm standbys, waiting for the
+  mirror to become a primary); a promotion here adopts them without a restart;
+- a home no longer served: its workers get SIGTERM (graceful: in-flight handlers finish
+  and are acked) in the background, so the agent's loop never waits on them;
+- a worker that exits on its own is restarted at once, and its leases are *evicted*: the
+  workforce named the worker and reaped the process, so the worker is known dead, and
+  the home's live workers take its partitions over at their next step instead of a
+  lease TTL later;
+- a *fence* (the region lost its etcd lease and may be failed over at any moment)
+  freezes every worker at once (SIGSTOP): nothing begins or acks meanwhile. When the
+  lease comes back the workers are thawed (SIGCONT) and carry on where they were, so a
+  short fence, such as an etcd election that outlasted a keep-alive, costs a healthy
+  region only the fence itself. A home that was failed over during the fence is not
+  thawed: its workers are killed where they stand (their entries were redelivered to
+  the standby), and a fence longer than `fence_kill_s` ends all of them.
+
+The worker table (ids, PIDs, restarts) is published to `<log_dir>/workers-<region>.json`
+for `homeport dev status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from homeport.core.broker import Broker
+from homeport.core.errors import HomeportError
+from homeport.core.keys import RegionKeys
+
+log = logging.getLogger(__name__)
+EVICT_TIMEOUT_S = 2.0
+
+
+@dataclass
+class WorkerGroup:
+    """The worker processes run for one served home, and the command they were run with."""
+
+    argv: list[str]
+    redis_url: str  # the copy of the home's data the workers consume (for evictions)
+    partitions: int
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    restarts: list[int] = field(default_factory=list)
+    started: list[float] = field(default_factory=list)
+    parked: bool = False
+    extra: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What the agent wants run for one home."""
+
+    argv: list[str]
+    redis_url: str
+    partitions: int
+    parked: bool = False  # a warm standby: waits for its store to become a primary
+    extra: tuple[str, ...] = ()  # launch-only arguments, not part of the group's identity
+
+
+class Workforce:
+    def __init__(
+        self,
+        region: str,
+        log_dir: Path,
+        per_home: int,
+        *,
+        fence_kill_s: float = 30.0,
+        on_restart: Any = None,
+    ) -> None:
+        self.region = region
+        self.log_dir = log_dir
+        self.per_home = per_home
+        self.fence_kill_s = fence_kill_s
+        self._on_restart = on_restart or (lambda home: None)
+        self.groups: dict[str, WorkerGroup] = {}
+        self._spawned = 0
+        self._changed = True
+        self._frozen_at: float | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen_at is not None
+
+    # --- converging -----------------------------------------------------------------------
+
+    def converge(self, wanted: dict[str, Wanted], *, fenced: bool, routes_fresh: bool) -> None:
+        """One supervisor pass. `routes_fresh`: `wanted` comes from a routing table read
+        in this pass (a thaw waits for one, so that a home failed over meanwhile is
+        never thawed)."""
+        if fenced or (self.frozen and not routes_fresh):
+            self._freeze()
+            return
+        for home in list(self.groups):
+            group = self.groups[home]
+            want = wanted.get(home)
+            if want is not None and group.argv == want.argv and group.parked and not want.parked:
+                log.warning("agent %s: %s failed over here: its parked workers take over",
+                            self.region, home)  # fmt: skip
+                group.parked = False
+                self._changed = True
+            # A group moves from serving to parked (a failback) only by a restart: the
+            # copy it consumed is about to become a replica of the home again.
+            if want is None or group.argv != want.argv or group.parked != want.parked:
+                group = self.groups.pop(home)
+                self._changed = True
+                if self.frozen:
+                    log.warning("agent %s: %s moved while fenced: killing its frozen workers",
+                                self.region, home)  # fmt: skip
+                    self._kill(group)
+                else:
+                    log.warning("agent %s: stopping workers of %s", self.region, home)
+                    self._background_task(self.stop_group(group), f"stop {home}")
+        if self.frozen:
+            self._thaw()
+        for home, want in wanted.items():
+            found = self.groups.get(home)
+            if found is None:
+                log.warning("agent %s: starting %s of %s", self.region,
+                            "parked workers" if want.parked else "workers", home)  # fmt: skip
+                fresh = self.groups[home] = WorkerGroup(
+                    want.argv, want.redis_url, want.partitions, parked=want.parked,
+                    extra=want.extra,
+                )  # fmt: skip
+                for i in range(self.per_home):
+                    self._spawn(home, fresh, i)
+                continue
+            group = found
+            for i, proc in enumerate(group.procs):
+                if proc.poll() is not None:
+                    log.warning("agent %s: worker %s of %s exited (%s); restarting",
+                                self.region, group.ids[i], home, proc.returncode)  # fmt: skip
+                    self._on_restart(home)
+                    self._evict(home, group, group.ids[i])
+                    self._spawn(home, group, i)
+
+    def _freeze(self) -> None:
+        now = time.monotonic()
+        if self._frozen_at is None:
+            self._frozen_at = now
+            log.warning("agent %s: fenced: freezing %d workers", self.region, self._count())
+            self._signal_all(signal.SIGSTOP)
+        elif now - self._frozen_at > self.fence_kill_s and self.groups:
+            log.warning("agent %s: fenced for over %.0fs: ending its workers",
+                        self.region, self.fence_kill_s)  # fmt: skip
+            for home in list(self.groups):
+                self._kill(self.groups.pop(home))
+            self._changed = True
+
+    def _thaw(self) -> None:
+        held = time.monotonic() - (self._frozen_at or time.monotonic())
+        self._frozen_at = None
+        log.warning("agent %s: lease back after %.1fs: thawing %d workers",
+                    self.region, held, self._count())  # fmt: skip
+        self._signal_all(signal.SIGCONT)
+
+    def _count(self) -> int:
+        return sum(len(g.procs) for g in self.groups.values())
+
+    def _signal_all(self, sig: signal.Signals) -> None:
+        for group in self.groups.values():
+            for proc in group.procs:
+                if proc.poll() is None:
+                    proc.send_signal(sig)
+
+    @staticmethod
+    def _kill(group: WorkerGroup) -> None:
+        for proc in group.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    # --- one worker ---------------------------------------------------------------------
+
+    def _spawn(self, home: str, group: WorkerGroup, index: int) -> None:
+        """Start worker `index` of `home` under a fresh id, kept so that the worker's
+        leases can be evicted the moment its process is reaped."""
+        self._spawned += 1
+        worker_id = f"{self.region}:{home}:{index}:{os.getpid()}.{self._spawned}"
+        with self._log_path(home, index).open("ab") as out:
+            proc = subprocess.Popen(
+                [*group.argv, *group.extra, "--worker-id", worker_id],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            )  # fmt: skip
+        if index < len(group.procs):
+            group.procs[index], group.ids[index] = proc, worker_id
+            group.restarts[index] += 1
+            group.started[index] = time.time()
+        else:
+            group.procs.append(proc)
+            group.ids.append(worker_id)
+            group.restarts.append(0)
+            group.started.append(time.time())
+        self._changed = True
+
+    def _log_path(self, home: str, index: int) -> Path:
+        return self.log_dir / f"worker-{self.region}-{home}-{index}.log"
+
+    def _evict(self, home: str, group: WorkerGroup, worker_id: str) -> None:
+        """Release a reaped worker's leases in the background (bounded in time). A
+        parked worker holds none (its mirror is a read-only replica)."""
+        if group.parked:
+            return
+
+        async def evict() -> None:
+            broker = Broker(group.redis_url)
+            try:
+                await asyncio.wait_for(broker.connect(), EVICT_TIMEOUT_S)
+                released = await asyncio.wait_for(
+                    broker.evict(RegionKeys(home), worker_id, group.partitions), EVICT_TIMEOUT_S
+                )
+                log.info("agent %s: evicted dead worker %s (%d partition leases)",
+                         self.region, worker_id, released)  # fmt: skip
+            except (HomeportError, TimeoutError, OSError) as exc:
+                log.info("agent %s: could not evict %s (its leases will expire): %s",
+                         self.region, worker_id, exc)  # fmt: skip
+            finally:
+                await broker.close()
+
+        self._background_task(evict(), f"evict {worker_id}")
+
+    def _background_task(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- stopping -----------------------------------------------------------------------
+
+    @staticmethod
+    async def stop_group(group: WorkerGroup, grace: float = 10.0) -> None:
+        """SIGTERM (and SIGCONT, should they be frozen), then SIGKILL after `grace`."""
+        for proc in group.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + grace
+        while any(p.poll() is None for p in group.procs) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for proc in group.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    async def stop(self) -> None:
+        """Stop every worker (the agent is shutting down)."""
+        groups = list(self.groups.values())
+        self.groups.clear()
+        await asyncio.gather(*(self.stop_group(g) for g in groups))
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=15)
+
+    # --- reporting ----------------------------------------------------------------------
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "home": home,
+                "id": group.ids[i],
+                "pid": p.pid,
+                "alive": p.poll() is None,
+                "frozen": self.frozen,
+                "parked": group.parked,
+                "restarts": group.restarts[i],
+                "started_at": group.started[i],
+                "log": str(self._log_path(home, i)),
+            }  # fmt: skip
+            for home, group in self.groups.items()
+            for i, p in enumerate(group.procs)
+        ]
+
+    def publish(self) -> None:
+        """Write the worker table to `<log_dir>/workers-<region>.json` if it changed."""
+        if not self._changed:
+            return
+        self._changed = False
+        path = self.log_dir / f"workers-{self.region}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.rows(), indent=1))
+        tmp.replace(path)
