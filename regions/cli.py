@@ -136,7 +136,7 @@ def up(
     console.print(f"topology file: {cluster.topology_path}")
     url = cluster.prometheus_url()
     if url is not None:
-        console.print(f"prometheus: {url} (alerts: {url}/alerts)")
+        console.print(f"prometheus: {url} (API only, no web UI: {url}/api/v1/alerts)")
 
 
 @dev.command()
