@@ -125,8 +125,10 @@ class ProcessControl:
             proc = Path(f"/proc/{pid}")
             argv = (proc / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
             record = self._record(name)
+            # The launcher's argv first: redis-server rewrites its /proc title
+            # ("redis-server 127.0.0.1:PORT"), which cannot be run again.
             self.killed[name] = _Restartable(
-                [a.decode() for a in argv],
+                list(record.argv) if record and record.argv else [a.decode() for a in argv],
                 os.readlink(proc / "cwd"),
                 record.log if record else "/dev/null",
                 record.region if record else "",

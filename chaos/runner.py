@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aredis
-from homeport.chaos import collect
+from homeport.chaos import alerts, collect
 from homeport.chaos.checker import Verdict, check
 from homeport.chaos.driver import ControlActions, FaultContext, ProcessControl
 from homeport.chaos.errors import RunError
@@ -43,6 +43,7 @@ from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.mirror import measure
 from homeport.regions.processes import is_alive
+from homeport.regions.servers import Binaries
 from homeport.regions.topology import Topology, split_address
 from homeport.regions.toxiproxy import ToxiproxyClient
 
@@ -82,6 +83,7 @@ class GameDay:
         self.history = History()
         self.t0 = 0.0
         self.at_home: dict[str, bool] = {}
+        self.prometheus: str | None = None  # the cluster's Prometheus, when it runs one
 
     def run(self) -> RunResult:
         return asyncio.run(self._run())
@@ -116,6 +118,9 @@ class GameDay:
             ClusterSpec.default(shape.regions, shape.partitions),
             services=APP,
             workers=shape.workers_per_region,
+            # Without a built binary the alerts cannot be judged: `chaos.alerts` says so.
+            with_prometheus=bool(self.scenario.alerts.fire or self.scenario.alerts.resolve)
+            and shutil.which(Binaries().prometheus) is not None,
         )
         # The agents (and the workers they start, and anything a fault restarts) inherit
         # this process's environment: that is how the handlers find the journal.
@@ -138,6 +143,7 @@ class GameDay:
         self, cluster: DevCluster, planned: list[tuple[Planned, Fault]]
     ) -> RunResult:
         topo = self.topo = cluster.topology
+        self.prometheus = cluster.prometheus_url()
         if topo.toxiproxy is None:
             raise RuntimeError("the local cluster runs without Toxiproxy")
         tox = ToxiproxyClient(topo.toxiproxy.api)
@@ -229,6 +235,9 @@ class GameDay:
             task.cancel()
         await asyncio.gather(faults, *reverts, return_exceptions=True)
         await self._revert_open(ctx, planned)
+        # Judged while the processes a fault restarted still run: closing the driver
+        # ends them, which is not part of the scenario (and would fail over again).
+        watched = await self._watch_alerts()
         ctx.processes.close()
         await self._drain()
         for task in background:
@@ -248,9 +257,35 @@ class GameDay:
         path = self.out / "history.jsonl"
         self.history.write(path)
         verdict = check(self.history)
+        self._add_alerts(verdict, watched)
         reports = write_reports(self.history, verdict, self.out)
         self.say(f"history: {path}")
         return RunResult(path, verdict, reports)
+
+    async def _watch_alerts(self) -> alerts.AlertOutcome:
+        """The scenario's alert expectations (`chaos.alerts`), judged at the end of the
+        timeline; and the overview dashboard drawn from the run's Prometheus."""
+        spec = self.scenario.alerts
+        # Fired *because of* the faults: counted from the first fault on.
+        start = min((f.start for f in self.history.faults), default=self.t0)
+        outcome = await alerts.judge(
+            self.prometheus, spec.fire, spec.resolve, start, time.time(), self.t0, spec.resolve_s
+        )
+        for line in outcome.notes + outcome.violations:
+            self._log(line)
+        if self.prometheus is not None:
+            from homeport.observe.panels import OVERVIEW
+            from homeport.observe.render import render
+
+            png = self.out / "dashboard-overview.png"
+            drawn = await asyncio.to_thread(render, OVERVIEW, self.prometheus, png, self.t0)
+            self._log(f"dashboard: {png} ({drawn} series)")
+        return outcome
+
+    def _add_alerts(self, verdict: Verdict, outcome: alerts.AlertOutcome) -> None:
+        verdict.notes += outcome.notes
+        verdict.violations += outcome.violations
+        verdict.ok = verdict.ok and not outcome.violations
 
     async def _timeline(
         self,

@@ -154,6 +154,16 @@ class Slos(_Model):
     first_run_after_rto_s: float | None = Field(default=None, ge=0)
 
 
+class Alerts(_Model):
+    """Prometheus alerts (deploy/prometheus/alerts.rules.yml) that must have fired
+    during the run (`fire`) and be resolved after it (`resolve`); naming any starts the
+    cluster with a real Prometheus (`chaos.alerts`)."""
+
+    fire: list[str] = []
+    resolve: list[str] = []
+    resolve_s: float = Field(default=90.0, gt=0, le=600)
+
+
 class Scenario(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
     hypothesis: str = Field(min_length=10)
@@ -164,6 +174,7 @@ class Scenario(_Model):
     stop: StopConditions = StopConditions()
     invariants: Invariants = Invariants()
     slos: Slos = Slos()
+    alerts: Alerts = Alerts()
     ci: bool = False
     tags: list[str] = []
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from homeport.core import targets
 from homeport.core.metrics import Metrics
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -29,7 +31,13 @@ class AdminServer:
         ready: Callable[[], bool],
         host: str = "127.0.0.1",
         port: int = 0,
+        targets_dir: str = "",
+        job: str = "",
+        labels: dict[str, str] | None = None,
     ) -> None:
+        """`targets_dir`: where to announce this /metrics endpoint for Prometheus'
+        file-based discovery (`core.targets`), as job `job` with target `labels`; empty =
+        do not announce."""
         self._metrics = metrics
         self._status = status
         self._healthy = healthy
@@ -37,6 +45,10 @@ class AdminServer:
         self._host = host
         self._want_port = port
         self._runner: web.AppRunner | None = None
+        self._targets_dir = targets_dir
+        self._job = job
+        self._labels = labels or {}
+        self._target: Path | None = None
         self.port = 0
 
     async def start(self) -> int:
@@ -52,9 +64,18 @@ class AdminServer:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self._want_port
+        if self._targets_dir:
+            self._target = targets.announce(
+                self._targets_dir,
+                self._job or "homeport",
+                f"{self._host}:{self.port}",
+                self._labels,
+            )
         return self.port
 
     async def stop(self) -> None:
+        targets.withdraw(self._target)
+        self._target = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

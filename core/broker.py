@@ -72,6 +72,8 @@ class PartitionDepth:
     pending: int
     delayed: int
     oldest_pending_ms: int
+    # Age of the oldest undelivered entry: the task that has waited longest to start.
+    oldest_ready_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,7 +515,17 @@ class Broker:
             oldest = 0
             if summary["pending"]:
                 oldest = max(0, now_ms - _id_tuple(_text(summary["min"]))[0])
-            return PartitionDepth(ready, int(summary["pending"]), int(delayed), oldest)
+            waiting = 0
+            # Lag is None when Redis cannot count it (after XDEL): look then too. The
+            # first entry past the group's last-delivered id is the oldest undelivered
+            # one; its id is its enqueue (or due) time. One extra read, only with a backlog.
+            if group is not None and (ready or group.get("lag") is None):
+                first = await client.xrange(
+                    pk.stream, "(" + _text(group["last-delivered-id"]), "+", count=1
+                )
+                if first:
+                    waiting = max(0, now_ms - _id_tuple(_text(first[0][0]))[0])
+            return PartitionDepth(ready, int(summary["pending"]), int(delayed), oldest, waiting)
 
         return await self._on(pk.stream, run)
 

@@ -44,10 +44,12 @@ class Metrics:
         self.fenced = Counter(
             "homeport_fenced", "Writes refused for a stale epoch or lease token", _RP, registry=r
         )
+        # By durability, so GLOBAL refusals (a standby mirror that does not ack) stand
+        # apart from an in-region replica's; three values, bounded.
         self.not_replicated = Counter(
             "homeport_not_replicated",
             "Submits not acknowledged because WAIT saw too few replicas",
-            _RP,
+            (*_RP, "durability"),
             registry=r,
         )
         self.started = Counter("homeport_started", "Handler executions started", _RP, registry=r)
@@ -94,6 +96,12 @@ class Metrics:
             _RP,
             registry=r,
         )
+        self.oldest_waiting_age = Gauge(
+            "homeport_oldest_waiting_age_seconds",
+            "Age of the oldest entry not yet delivered to a worker (0 when none waits)",
+            _RP,
+            registry=r,
+        )
         self.latency = Histogram(
             "homeport_end_to_end_latency_seconds",
             "From ready (enqueue or due time) to handler start",
@@ -109,6 +117,11 @@ class Metrics:
         self.records_written = Counter(
             "homeport_records_written", "Rows written to the record store", ("table",), registry=r
         )
+        self.record_write_failures = Counter(
+            "homeport_record_write_failures",
+            "Record-store batch writes that failed (each is retried)",
+            registry=r,
+        )
         self.loop_errors = Counter(
             "homeport_loop_errors",
             "Errors caught and logged by background loops",
@@ -122,6 +135,14 @@ class Metrics:
             registry=r,
         )
         self.inflight = Gauge("homeport_inflight", "Handlers running now", ("region",), registry=r)
+        # inflight / slots is the worker's saturation; both per process, labelled by the
+        # home region the worker consumes.
+        self.slots = Gauge(
+            "homeport_worker_slots",
+            "Handlers this worker may run at once (its concurrency)",
+            ("region",),
+            registry=r,
+        )
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a sample, summed over label sets matching `labels` (tests)."""

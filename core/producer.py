@@ -115,11 +115,12 @@ class Producer:
                 self._metrics.fenced.labels(*labels).inc(len(tasks))
             return [SubmitResult(t.id, p, error=exc) for t in tasks]
         out = []
-        counts = [0, 0, 0]  # enqueued, duplicate, not replicated
+        counts = [0, 0]  # enqueued, duplicate
+        refused: dict[str, int] = {}  # not replicated, by durability
         for task, reply in zip(tasks, replies, strict=True):
             need = self._wait[task.durability][0]
             if acked < need:
-                counts[2] += 1
+                refused[task.durability.name] = refused.get(task.durability.name, 0) + 1
                 out.append(
                     SubmitResult(
                         task.id, p, reply.ref, reply.status == 2, NotReplicated(need, acked)
@@ -132,9 +133,9 @@ class Producer:
                 counts[0] += 1
                 out.append(SubmitResult(task.id, p, reply.ref, False))
         m = self._metrics
-        for counter, n in zip(
-            (m.enqueued, m.duplicate_submits, m.not_replicated), counts, strict=True
-        ):
+        for counter, n in zip((m.enqueued, m.duplicate_submits), counts, strict=True):
             if n:
                 counter.labels(*labels).inc(n)
+        for durability, n in refused.items():
+            m.not_replicated.labels(*labels, durability).inc(n)
         return out

@@ -168,6 +168,7 @@ class RecordWriter:
             except Exception as exc:  # noqa: BLE001 - any write failure is retried
                 failures += 1
                 self._metrics.loop_errors.labels("record-writer").inc()
+                self._metrics.record_write_failures.inc()
                 if failures <= 3 or failures % 100 == 0:
                     log.warning("record write failed (%d in a row): %s", failures, exc)
                 await asyncio.sleep(_RETRY_S)

@@ -98,6 +98,9 @@ class Settings:
     admin_port: int = 0
     # Interface of the admin HTTP server. Default loopback.
     admin_host: str = "127.0.0.1"
+    # Directory where the admin server announces its /metrics address for Prometheus'
+    # file-based discovery (`core.targets`). Default empty = do not announce.
+    metrics_targets_dir: str = ""
     # Dead-letter stream approximate cap per partition (entries). Default 100000. 0 = none.
     dead_maxlen: int = 100_000
     # Largest payload accepted, in bytes. Default 1 MiB. Zero is refused.

@@ -103,6 +103,9 @@ class Worker:
             rng=self._rng,
         )
         self.membership = Membership(rt)
+        # Saturation = inflight / slots; inflight is read from the runtime at scrape time.
+        self.metrics.slots.labels(s.region).set(s.concurrency)
+        self.metrics.inflight.labels(s.region).set_function(lambda: rt.inflight)
         owned = self._owned
         self._loops = [
             self.membership,
@@ -130,6 +133,8 @@ class Worker:
                 ready=lambda: self._started,
                 host=s.admin_host,
                 port=s.admin_port,
+                targets_dir=s.metrics_targets_dir,
+                job="worker",
             )
             self.admin_port = await self._admin.start()
         self._started = True

@@ -34,6 +34,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "task": ("homeport.router.cli", "task"),
     "dead": ("homeport.router.cli", "dead"),
     "chaos": ("homeport.chaos.cli", "chaos"),
+    "observe": ("homeport.observe.cli", "observe"),
 }
 
 # Benchmarks of the layers above the engine join core's `bench` group when it loads:
@@ -47,8 +48,10 @@ _BENCH_EXTRAS: tuple[tuple[str, str], ...] = (
 # is the gateway, worker, agent, local cluster and CLI).
 _EXTRA_OF: dict[str, str] = {
     "homeport.chaos.cli": "chaos",
+    "homeport.observe.cli": "observe",
     "homeport.loadtest.cli": "loadtest",
     "homeport.simulation.cli": "plan",
+    "homeport.observe.cli": "observe",
 }
 
 

@@ -57,6 +57,7 @@ class AgentSettings:
     # kubelet's probes arrive on the pod's IP.
     admin_host: str = "127.0.0.1"
     worker_args: tuple[str, ...] = ()  # extra arguments for `homeport worker`
+    metrics_targets_dir: str = ""  # announce /metrics here (core.targets); "" = do not
 
 
 class Agent:
@@ -74,6 +75,7 @@ class Agent:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.rm = RegionsMetrics(self.registry)
+        self.rm.start(topology)
         self.restarts = Counter(
             "homeport_agent_worker_restarts",
             "Worker processes the agent restarted after they exited",
@@ -111,7 +113,7 @@ class Agent:
             "--redis-cluster" if home.redis.mode == "cluster" else "--redis-single",
             "--pg-dsn", dsn,
             "--manager",
-            "--admin-port", "-1",
+            "--admin-port", "0",
             *self.settings.worker_args,
         ]  # fmt: skip
 
@@ -180,6 +182,8 @@ class Agent:
                 self.metrics, status=self.status, healthy=lambda: True,
                 ready=lambda: bool(self.workforce.groups), port=self.settings.admin_port,
                 host=self.settings.admin_host,
+                targets_dir=self.settings.metrics_targets_dir, job="agent",
+                labels={"site": self.region},
             )  # fmt: skip
             port = await admin.start()
             log.warning("agent %s: admin on %s:%d", self.region, self.settings.admin_host, port)
@@ -191,6 +195,7 @@ class Agent:
                 fresh = True
                 try:
                     routes = dict((await cp.routing.load()).routes)
+                    self.rm.observe_routes(routes)
                 except Exception as exc:  # noqa: BLE001 - keep serving what we served
                     fresh = False
                     self.metrics.loop_errors.labels("agent-routes").inc()

@@ -83,6 +83,11 @@ def dev() -> None:
     show_default=True,
     help="Worker processes per served home region (two, so that one kill is no outage).",
 )
+@click.option(
+    "--with-prometheus",
+    is_flag=True,
+    help="Also run Prometheus (built by scripts/install.sh) with deploy/prometheus rules.",
+)
 @state_dir_option
 def up(
     n: int,
@@ -92,6 +97,7 @@ def up(
     app: str,
     servers_only: bool,
     workers: int,
+    with_prometheus: bool,
     state_dir: Path,
 ) -> None:
     """Start the local cluster and write its topology file.
@@ -114,6 +120,7 @@ def up(
         seed=spec.seed if seed is None else seed,
         services=None if servers_only else app,
         workers=workers,
+        with_prometheus=with_prometheus,
     )
     cluster = DevCluster(state_dir)
     started = time.monotonic()
@@ -127,6 +134,9 @@ def up(
     )
     print_topology(topology)
     console.print(f"topology file: {cluster.topology_path}")
+    url = cluster.prometheus_url()
+    if url is not None:
+        console.print(f"prometheus: {url} (API only, no web UI: {url}/api/v1/alerts)")
 
 
 @dev.command()
@@ -350,6 +360,12 @@ def region_failback(
 @click.option(
     "--worker-arg", "worker_args", multiple=True, help="Extra argument for `homeport worker`."
 )
+@click.option(
+    "--metrics-targets-dir",
+    envvar="HOMEPORT_METRICS_TARGETS_DIR",
+    default="",
+    help="Announce /metrics here for Prometheus file discovery (its workers inherit it).",
+)
 @topology_option
 @state_dir_option
 def agent(
@@ -361,6 +377,7 @@ def agent(
     admin_port: int,
     admin_host: str,
     worker_args: tuple[str, ...],
+    metrics_targets_dir: str,
     topology_path: Path | None,
     state_dir: Path,
 ) -> None:
@@ -371,6 +388,9 @@ def agent(
 
     topo = _topology(topology_path, state_dir)
     topo.region(region_name)
+    if metrics_targets_dir:
+        # The workers this agent starts announce themselves in the same directory.
+        os.environ["HOMEPORT_METRICS_TARGETS_DIR"] = metrics_targets_dir
     settings = AgentSettings(
         app=app,
         workers=workers,
@@ -379,6 +399,7 @@ def agent(
         admin_port=admin_port,
         admin_host=admin_host,
         worker_args=worker_args,
+        metrics_targets_dir=metrics_targets_dir,
     )
     runner = Agent(topo, region_name, settings)
     logs.configure()

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 import requests
-from homeport.regions import servers
+from homeport.regions import prometheus, servers
 from homeport.regions.errors import ClusterStateError, LaunchError
 from homeport.regions.ports import PortPicker
 from homeport.regions.processes import (
@@ -80,6 +80,8 @@ class ClusterSpec:
     seed: int = field(default_factory=lambda: secrets.randbelow(2**31))
     services: str | None = None
     workers: int = 2  # worker processes per served home region (with services)
+    # Also run a Prometheus server with the project's rules (`regions.prometheus`).
+    with_prometheus: bool = False
 
     @classmethod
     def default(
@@ -202,6 +204,8 @@ class DevCluster:
         self.logs = self.state_dir / "logs"
         self.table_path = self.state_dir / "processes.json"
         self.topology_path = self.state_dir / "topology.yaml"
+        # Every /metrics endpoint announces itself here (`core.targets`).
+        self.targets_dir = self.state_dir / "targets"
         self._handles: dict[int, subprocess.Popen[bytes]] = {}
 
     # ---- queries -----------------------------------------------------------------------
@@ -302,12 +306,19 @@ class DevCluster:
         (self.state_dir / STATE_MARKER).write_text("made by `homeport dev up`; emptied by it\n")
         table = ProcessTable(self.table_path, handles=self._handles)
         table.save()
-        plan = _plan(spec, PortPicker(random.Random(spec.seed)))
+        picker = PortPicker(random.Random(spec.seed))
+        plan = _plan(spec, picker)
         try:
             self._start(plan, spec, table, progress)
             self.topology_path.write_text(plan.topology.to_yaml())
+            prometheus.write_static_targets(
+                self.targets_dir, "etcd", [r.etcd for r in plan.topology.regions]
+            )
             if spec.services is not None:
                 self._start_services(plan.topology, spec, table, progress)
+            if spec.with_prometheus:
+                progress("prometheus: rules and file discovery")
+                prometheus.start(table, self.binaries.prometheus, self.state_dir, picker.take())
         except BaseException:
             progress("start-up failed: stopping what was started")
             stop(table.records, handles=self._handles)
@@ -402,6 +413,9 @@ class DevCluster:
         """Per region a gateway (following the routing table in etcd) and an agent (health
         observer, controller candidate, mirror-lag probe, workers)."""
         homeport = [sys.executable, "-m", "homeport"]
+        # Gateways, agents and the workers agents start announce their /metrics; in the
+        # command line, so a process restarted from it (chaos) announces itself again.
+        targets = ["--metrics-targets-dir", str(self.targets_dir)]
         gateways = []
         for region in topo.regions:
             progress(f"{region.name}: gateway and agent")
@@ -409,7 +423,7 @@ class DevCluster:
                 spawn(
                     table, f"gateway-{region.name}", "gateway",
                     [*homeport, "gateway", "--topology", str(self.topology_path),
-                     "--region", region.name, "--routing", "etcd"],
+                     "--region", region.name, "--routing", "etcd", *targets],
                     self.logs / f"gateway-{region.name}.log",
                     region=region.name, address=region.gateway or "",
                 )
@@ -420,13 +434,18 @@ class DevCluster:
                 [*homeport, "agent", "--topology", str(self.topology_path),
                  "--region", region.name, "--app", spec.services or "",
                  "--workers", str(spec.workers), "--log-dir", str(self.logs),
-                 "--admin-port", "-1"],
+                 "--admin-port", "0", *targets],
                 self.logs / f"agent-{region.name}.log", region=region.name,
             )  # fmt: skip
         for record in gateways:
             port = split_address(record.address)[1]
             # A gateway imports grpc, protobuf and the engine: slow on a loaded machine.
             wait_ready(record, partial(servers.tcp_probe, port), 3 * READY_TIMEOUT, "serving")
+
+    def prometheus_url(self) -> str | None:
+        """The local Prometheus server's URL, when `up` started one."""
+        found = [r for r in self.records() if r.kind == "prometheus"]
+        return f"http://{found[0].address}" if found else None
 
     def _start_toxiproxy(
         self, plan: _Plan, spec: ClusterSpec, table: ProcessTable

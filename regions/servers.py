@@ -63,6 +63,9 @@ class Binaries:
         )
     )
     pg_bindir: Path = field(default_factory=_postgres_bindir)
+    prometheus: str = field(
+        default_factory=lambda: _find("prometheus", "HOMEPORT_PROMETHEUS", [_REPO_TOOLS])
+    )
 
 
 # ---- Redis -------------------------------------------------------------------------------

@@ -77,6 +77,11 @@ def _engine_overrides(topology: Topology | None, region: str | None) -> dict[str
 @click.option("--pg-dsn", help="Region PostgreSQL DSN (without --topology).")
 @click.option("--partitions", type=int, help="Partitions of the region (without --topology).")
 @click.option("--admin-port", type=int, help="Admin HTTP port (0: any, -1: none).")
+@click.option(
+    "--metrics-targets-dir",
+    envvar="HOMEPORT_METRICS_TARGETS_DIR",
+    help="Announce /metrics here for Prometheus file discovery (docs/observability.md).",
+)
 @click.option("--token", "tokens", multiple=True, help="Accepted bearer token (repeatable).")
 @click.option("--admin-token", "admin_tokens", multiple=True, help="Admin bearer token.")
 @click.option("--tls-cert", type=click.Path(path_type=Path, exists=True))
@@ -105,6 +110,7 @@ def gateway(
     pg_dsn: str | None,
     partitions: int | None,
     admin_port: int | None,
+    metrics_targets_dir: str | None,
     tokens: tuple[str, ...],
     admin_tokens: tuple[str, ...],
     tls_cert: Path | None,
@@ -119,7 +125,11 @@ def gateway(
         {
             k: v
             for k, v in dict(
-                redis_url=redis_url, pg_dsn=pg_dsn, partitions=partitions, admin_port=admin_port
+                redis_url=redis_url,
+                pg_dsn=pg_dsn,
+                partitions=partitions,
+                admin_port=admin_port,
+                metrics_targets_dir=metrics_targets_dir,
             ).items()
             if v is not None
         }

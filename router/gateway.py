@@ -173,6 +173,9 @@ class Gateway:
                 ready=lambda: self._serving_now,
                 host=self.engine.admin_host,
                 port=self.engine.admin_port,
+                targets_dir=self.engine.metrics_targets_dir,
+                job="gateway",
+                labels={"site": self.engine.region},  # the region it runs in
             )
             self.admin_port = await self._admin.start()
 

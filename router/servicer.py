@@ -27,7 +27,7 @@ from homeport.core.partitioner import partition_name
 from homeport.core.producer import Producer, SubmitResult
 from homeport.core.task import Durability, Limits, Task
 from homeport.router.errors import to_rpc_status
-from homeport.router.metrics import GatewayMetrics
+from homeport.router.metrics import GatewayMetrics, timed
 from homeport.router.proto_gen import scheduler_pb2 as pb
 from homeport.router.proto_gen import scheduler_pb2_grpc as pb_grpc
 from homeport.router.records import TaskLookup
@@ -114,6 +114,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
             durability=DURABILITY_TO_WIRE[task.durability],
         )
 
+    @timed("Submit")
     async def Submit(self, request: pb.SubmitRequest, context: Context) -> pb.SubmitResponse:
         try:
             task = self._task(request.task, "task.")
@@ -130,6 +131,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         self._metrics.tasks.labels("accepted").inc()
         return self._accepted(task, result, placement)
 
+    @timed("SubmitBatch")
     async def SubmitBatch(
         self, request: pb.SubmitBatchRequest, context: Context
     ) -> pb.SubmitBatchResponse:

@@ -9,6 +9,9 @@ TOXIPROXY_VERSION=v2.12.0
 HCLFMT_VERSION=v2.25.0
 HELM_VERSION=v3.22.0
 CHECKOV_VERSION=3.3.30
+# promtool checks and unit-tests deploy/prometheus/; the server runs in
+# `homeport dev up --with-prometheus` and the game days. Same module, same pin.
+PROMETHEUS_VERSION=v0.316.0
 PYTHON=${PYTHON:-python3}
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -52,6 +55,13 @@ go_tool() {  # go_tool NAME PACKAGE@VERSION: build into .tools/bin only when mis
 }
 go_tool hclfmt "github.com/hashicorp/hcl/v2/cmd/hclfmt@$HCLFMT_VERSION"
 go_tool helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+# --- promtool and Prometheus from their Go module, pinned (docs/observability.md) ---------
+# Built without the `builtinassets` tag: the API and rules work, the web UI is not shipped.
+go_tool promtool "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
+# The server is optional: without it the rule tests still run (promtool), the live
+# Prometheus test is skipped and a game day that names alerts reports it cannot judge them.
+go_tool prometheus "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" \
+  || say "prometheus did not build: --with-prometheus and game-day alerts are unavailable"
 
 # --- Python: a virtualenv with the project, redone only when the pins change -------------
 stamp=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
