@@ -131,9 +131,12 @@ def test_every_expected_proxy_exists(topology: Topology) -> None:
         a, b = region.name, region.standby
         expected |= {
             f"client->{a}:gateway", f"client->{a}:etcd", f"{a}->{a}:etcd",
-            f"peers->{a}:etcd-peer", f"{a}->{a}:postgres", f"{a}->{b}:mirror",
+            f"peers->{a}:etcd-peer", f"{a}->{a}:postgres",
         }  # fmt: skip
         expected |= {f"{src.name}->{a}:redis" for src in topology.regions}
+        # Every region but the host reaches each mirror: its home at failback, the
+        # others' spares when they re-protect it.
+        expected |= {f"{src.name}->{b}:mirror" for src in topology.regions if src.name != b}
         expected |= {f"{src.name}->{a}:etcd" for src in topology.regions}
     assert names == expected
 
