@@ -21,8 +21,8 @@ region is judged down, or while it is failed over and its home region is judged 
 (`health.judge`: the quorum verdict promotions rest on). The elected failover controller
 runs `Protector.run_once` right after its promotions, and at least every `check_s`:
 
-1. **drop** a protection whose spare's region is now judged down: that spare is gone,
-   the home gets another in step 3;
+1. **drop** a protection whose spare's region is now judged down, or whose spare does
+   not answer: the home gets another in step 3;
 2. **release** a protection once the original placement is back (the home is served by
    its own primary and its mirror is an online replica of it, caught up): after a
    failback, or after the standby region returned and its mirror resynced. REPLICAOF NO
@@ -152,6 +152,7 @@ class Protector:
         self.event = event
         self.failed = failed
         self._next_check = 0.0
+        self._unprotected: set[str] = set()
 
     # ---- etcd records ------------------------------------------------------------------
 
@@ -195,8 +196,11 @@ class Protector:
                 continue
             region = await self._pick(route, down, taken)
             if region is None:
-                self.event("unprotected", home, "no free spare in a healthy region")
+                if home not in self._unprotected:  # said once, not at every step
+                    self.event("unprotected", home, "no free spare in a healthy region")
+                self._unprotected.add(home)
                 continue
+            self._unprotected.discard(home)
             taken.add(region)
             await self._guarded(home, self.protect(route, region))
 
@@ -211,9 +215,9 @@ class Protector:
 
     async def _settle(self, route: Route, p: Protection, down: set[str]) -> bool:
         """Drop, release or repair one protection; True when it is gone."""
-        if p.region in down:
+        if p.region in down or not await stores.reachable(self.cp.spare(p.region)):
             await self._change(p.home, p, None)
-            self.event("dropped", p.home, f"the spare of {p.region} is down with its region")
+            self.event("dropped", p.home, f"the spare of {p.region} is unreachable or down")
             return True
         if await self.restored(route, down):
             await stores.release_spare(self.cp.spare(p.region))
