@@ -33,6 +33,7 @@ from homeport.router.client import AsyncClient, RetryPolicy
 from homeport.router.etcd_routing import EtcdRoutingTable
 
 from tests.conftest import _start
+from tests.regions.test_region_loss import _until
 
 LOST, SURVIVOR, THIRD = "us-east", "eu-west", "ap-south"
 BOUND_S = 60.0  # issue 13: region loss -> GLOBAL acknowledged again, every home
@@ -85,15 +86,6 @@ async def client(system: DevCluster) -> AsyncIterator[AsyncClient]:
     yield sdk
     await sdk.close()
     await table.close()
-
-
-async def _until(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.2)
-    return time.monotonic()
 
 
 def _spare(topo: Topology, region: str) -> aredis.Redis:
