@@ -105,11 +105,11 @@ class Protection:
 def needs_protection(topology: Topology, route: Route, down: set[str]) -> bool:
     """Has `route.home`'s serving copy lost its cross-region replica to a region loss?"""
     region = topology.region(route.home)
-    if region.redis.mode != "single" or region.standby is None:
-        return False
+    if region.redis.mode != "single" or region.standby is None or route.serving in down:
+        return False  # a serving copy that is down needs a promotion first, not a replica
     if route.copy == "primary":
         return route.serving == route.home and region.standby in down
-    return route.home in down and route.serving not in down
+    return route.home in down
 
 
 def candidates(topology: Topology, route: Route, down: set[str], taken: set[str]) -> list[str]:
