@@ -49,3 +49,9 @@ class RegionsMetrics:
             ("home",),
             registry=r,
         )
+        self.protections = Counter(
+            "homeport_protections",
+            "Spares this controller lent to a home that lost its cross-region replica",
+            ("home",),
+            registry=r,
+        )
