@@ -274,7 +274,9 @@ def _global_again(outcome: Outcome) -> str:
             o for o in outcome.ops
             if o.home == home and o.durability == "GLOBAL" and o.sent >= outcome.killed_at
         ]  # fmt: skip
-        refused = [o.sent for o in ops if o.acked is None]
+        # NOT_REPLICATED: the mirror could not confirm; other refusals (the failover's
+        # and the failback's brief switches) are the RTO's business.
+        refused = [o.sent for o in ops if o.acked is None and o.error == "NOT_REPLICATED"]
         after = max(refused, default=outcome.killed_at)
         acked = [o.acked for o in ops if o.acked is not None and o.sent > after]
         if refused and not acked:
