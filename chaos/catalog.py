@@ -74,6 +74,7 @@ def catalog(regions: int, workers_per_region: int) -> Catalog:
             Component(f"redis-{r}-primary", "redis", r),
             Component(f"redis-{r}-replica0", "redis", r),
             Component(f"redis-{r}-mirror", "redis", standby[r]),
+            Component(f"redis-{r}-spare", "redis", r),
             Component(f"etcd-{r}", "etcd", r),
             Component(f"gateway-{r}", "gateway", r),
             Component(f"agent-{r}", "agent", r),

@@ -26,6 +26,12 @@ Definitions (each a function below):
 - **switch time** of a planned step (promote, failback): the same measure as RTO, for
   the brief refusals while routes move (SLO `max_switch_s`).
 - **mirror lag**: the largest lag sample per home region, outside deliberate faults.
+- **GLOBAL back** after a region loss (`lose_region`), per home with GLOBAL submits: from
+  the loss to the first acknowledged GLOBAL submit after the home's last failed one (0
+  when none failed; infinite when none was acknowledged again), judged before the next
+  step like the RTO. NOT_REPLICATED refusals count here: this is the time re-protection
+  (`regions.protection`) takes to give every home a cross-region replica again (SLO
+  `max_reprotect_s`).
 - **execution recovery** (`chaos.execution`): per home, the longest stall (tasks waiting,
   none running), ack -> start latency inside and outside faults, and the first run of a
   lost home's tasks on its standby.
@@ -84,6 +90,7 @@ class Verdict:
     rto_s: float | None
     max_mirror_lag_s: float | None
     switch_s: float | None = None
+    global_back_s: dict[str, float] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     recovery: dict[str, HomeRecovery] = field(default_factory=dict)
@@ -111,6 +118,7 @@ class Verdict:
             "p99_ms": self.p99_ms,
             "rto_s": self.rto_s,
             "switch_s": self.switch_s,
+            "global_back_s": self.global_back_s,
             "max_mirror_lag_s": self.max_mirror_lag_s,
             "execution": {home: r.summary() for home, r in self.recovery.items()},
             "violations": self.violations[:20],
@@ -266,6 +274,36 @@ def recovery_times(history: History, disruptive: bool = True) -> list[float]:
     return out
 
 
+def global_back_times(history: History) -> dict[str, float]:
+    """Per home with GLOBAL submits, the worst over region losses of the GLOBAL-back time
+    (see the module docstring)."""
+    ops = sorted((o for o in history.ops if o.durability == "GLOBAL"), key=_when)
+    starts = sorted({f.start for f in history.faults})
+    out: dict[str, float] = {}
+    for f in history.faults:
+        if f.fault != "lose_region":
+            continue
+        nxt = next((s for s in starts if s > f.start), math.inf)
+        for home in sorted({o.home for o in ops}):
+            after = [o for o in ops if o.home == home and _when(o) >= f.start]
+            back = _acked_again([o for o in after if _when(o) < nxt], f.start)
+            if back is None and nxt < math.inf:
+                back = _acked_again(after, f.start)
+            seconds = back - f.start if back is not None else math.inf
+            out[home] = max(out.get(home, 0.0), seconds)
+    return out
+
+
+def _acked_again(ops: list[Op], since: float) -> float | None:
+    """When the first acknowledgement after the last failure came: `since` when nothing
+    failed, None when nothing was acknowledged after the last failure."""
+    last_fail = max((_when(o) for o in ops if o.acked is None), default=None)
+    if last_fail is None:
+        return since
+    acks = [o.acked for o in ops if o.acked is not None and o.acked > last_fail]
+    return min(acks) if acks else None
+
+
 def _when(op: Op) -> float:
     return op.error_at if op.acked is None and op.error_at is not None else op.sent
 
@@ -312,6 +350,14 @@ def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
     limit = slos.get("max_switch_s")
     if limit is not None and switch is not None and switch > limit:
         violations.append(f"SLO max_switch_s: a planned switch took {switch:.2f} s > {limit} s")
+    global_back = global_back_times(history)
+    limit = slos.get("max_reprotect_s")
+    for home, seconds in global_back.items():
+        if limit is not None and seconds > limit:
+            violations.append(
+                f"SLO max_reprotect_s: GLOBAL submits of {home} were acknowledged again "
+                f"{seconds:.2f} s after the region loss > {limit} s"
+            )
     ratio = len(acked) / len(history.ops) if history.ops else 1.0
     if slos.get("min_ack_ratio") is not None and ratio < slos["min_ack_ratio"]:
         violations.append(f"SLO min_ack_ratio: {ratio:.3f} < {slos['min_ack_ratio']}")
@@ -347,6 +393,7 @@ def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
         p99_ms=p99,
         rto_s=rto,
         switch_s=switch,
+        global_back_s=global_back,
         max_mirror_lag_s=max_lag,
         violations=violations,
         notes=notes,

@@ -4,12 +4,12 @@ Processes are the launcher's own (`regions.devcluster` with services: servers, a
 and an agent per region) plus the workers each agent runs, found as the agents' children
 and named `worker-<home>-<i>` from the log the agent gave them
 (`worker-<host>-<home>-<i>.log`). A killed server, gateway or agent is started again
-(when a step says so) from the command line it ran with, read from /proc before the
-kill, with its output appended to its old log; such restarted processes are not in the
-launcher's table, so `ProcessControl.close` stops them at the end of the run. A killed
-worker is restarted by its agent, as in production; the revert only checks that it was.
-Workers share their agent's process group, so they are signalled one by one, while
-killing an agent kills its group (its workers die with it).
+(when a step says so) from the command line it ran with (the launcher's record, else
+/proc before the kill), with its output appended to its old log; such restarted
+processes are not in the launcher's table, so `ProcessControl.close` stops them at the
+end of the run. A killed worker is restarted by its agent, as in production; the revert
+only checks that it was. Workers share their agent's process group, so they are signalled
+one by one, while killing an agent kills its group (its workers die with it).
 """
 
 from __future__ import annotations
@@ -123,12 +123,14 @@ class ProcessControl:
             return False
         if not name.startswith("worker-"):
             proc = Path(f"/proc/{pid}")
-            argv = (proc / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
             record = self._record(name)
-            # The launcher's argv first: redis-server rewrites its /proc title
-            # ("redis-server 127.0.0.1:PORT"), which cannot be run again.
+            # The launcher's own command line first: redis-server rewrites its
+            # /proc cmdline into a title ("redis-server 127.0.0.1:6379").
+            argv = list(record.argv) if record is not None and record.argv else [
+                a.decode() for a in (proc / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+            ]  # fmt: skip
             self.killed[name] = _Restartable(
-                list(record.argv) if record and record.argv else [a.decode() for a in argv],
+                argv,
                 os.readlink(proc / "cwd"),
                 record.log if record else "/dev/null",
                 record.region if record else "",

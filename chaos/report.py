@@ -135,6 +135,9 @@ def markdown(history: History, verdict: Verdict) -> str:
         f"{_fmt(verdict.p99_ms, '')} |",
         f"| time to recover, worst fault (s) | {_fmt(verdict.rto_s, '')} |",
         f"| switch time, worst planned step (s) | {_fmt(verdict.switch_s, '')} |",
+        "| region loss -> GLOBAL acknowledged again (s) | "
+        + (", ".join(f"{h} {v:.2f}" for h, v in sorted(verdict.global_back_s.items())) or "-")
+        + " |",
         f"| mirror lag, largest sample (s) | {_fmt(verdict.max_mirror_lag_s, '')} |",
         "",
         "## Execution recovery, per home",

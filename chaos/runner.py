@@ -39,6 +39,7 @@ from homeport.chaos.load import LoadGenerator, SdkRoutes
 from homeport.chaos.plan import Planned, plan
 from homeport.chaos.report import write_reports
 from homeport.chaos.scenario import Scenario
+from homeport.regions import protection
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.mirror import measure
@@ -366,6 +367,7 @@ class GameDay:
         as a history event, and know which homes are served at home (for lag sampling)."""
         failures = 0
         seen: dict[str, tuple[str, int]] = {}
+        lent: dict[str, tuple[str, str]] = {}
         while True:
             await asyncio.sleep(SAMPLE_S)
             try:
@@ -379,6 +381,8 @@ class GameDay:
                     cp.etcd = (await ControlPlane.open(topo, "client")).etcd
                     cp.routing.client = cp.etcd
                 continue
+            with contextlib.suppress(Exception):  # etcd briefly gone: the next sample
+                await asyncio.wait_for(self._follow_protections(cp, lent), 2.0)
             for home, route in table.routes.items():
                 self.at_home[home] = route.copy == "primary" and route.serving == home
                 now = (route.serving, route.epoch)
@@ -391,6 +395,23 @@ class GameDay:
                 )
                 self.history.events.append(Event(time.time(), "route", home, detail))
                 self._log(f"route: {detail}")
+
+    async def _follow_protections(self, cp: ControlPlane, lent: dict[str, tuple[str, str]]) -> None:
+        """Record spares lent and taken back by re-protection (`regions.protection`) as
+        `protected` / `released` events."""
+        now = {h: (p.region, p.state) for h, p in (await protection.load(cp)).items()}
+        for home, (region, state) in now.items():
+            if lent.get(home) != (region, state):
+                detail = f"{home} re-protected by the spare of {region} ({state})"
+                self.history.events.append(Event(time.time(), "protected", home, detail))
+                self._log(f"protection: {detail}")
+        for home, (region, _) in lent.items():
+            if home not in now:
+                detail = f"{home}: the spare of {region} released"
+                self.history.events.append(Event(time.time(), "released", home, detail))
+                self._log(f"protection: {detail}")
+        lent.clear()
+        lent.update(now)
 
     async def _sample_lag(self, topo: Topology, cp: ControlPlane) -> None:
         clients: dict[str, aredis.Redis] = {}

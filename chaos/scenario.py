@@ -152,6 +152,9 @@ class Slos(_Model):
     start_p99_ms: float | None = Field(default=None, gt=0)
     max_first_run_s: float | None = Field(default=None, gt=0)
     first_run_after_rto_s: float | None = Field(default=None, ge=0)
+    # Re-protection: seconds from a region loss until GLOBAL submits of every home are
+    # acknowledged again (a spare replaces the lost cross-region replica).
+    max_reprotect_s: float | None = Field(default=None, gt=0)
 
 
 class Alerts(_Model):

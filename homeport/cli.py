@@ -51,7 +51,6 @@ _EXTRA_OF: dict[str, str] = {
     "homeport.observe.cli": "observe",
     "homeport.loadtest.cli": "loadtest",
     "homeport.simulation.cli": "plan",
-    "homeport.observe.cli": "observe",
 }
 
 

@@ -264,16 +264,26 @@ def _first_run_after_kill(outcome: Outcome, runs: dict[str, tuple[float, float, 
 
 
 def _global_again(outcome: Outcome) -> str:
-    """Per home, seconds from the kill until a GLOBAL submit sent after it was acked."""
+    """Per home, seconds from the kill until GLOBAL submits were acknowledged again: the
+    ack of the first GLOBAL submit sent after the home's last refused one (re-protection
+    lends a spare replica, docs/multi-region.md), or "never" when refusals lasted to the
+    end (until failback)."""
     out = []
     for home in sorted({o.home for o in outcome.ops}):
-        acked = [
-            o.acked - outcome.killed_at
-            for o in outcome.ops
+        ops = [
+            o for o in outcome.ops
             if o.home == home and o.durability == "GLOBAL" and o.sent >= outcome.killed_at
-            and o.acked is not None
         ]  # fmt: skip
-        out.append(f"{home} {min(acked):.2f} s" if acked else f"{home} never (until failback)")
+        # NOT_REPLICATED: the mirror could not confirm; other refusals (the failover's
+        # and the failback's brief switches) are the RTO's business.
+        refused = [o.sent for o in ops if o.acked is None and o.error == "NOT_REPLICATED"]
+        after = max(refused, default=outcome.killed_at)
+        acked = [o.acked for o in ops if o.acked is not None and o.sent > after]
+        if refused and not acked:
+            out.append(f"{home} never (until failback)")
+        else:
+            back = min(acked) - outcome.killed_at if acked else 0.0
+            out.append(f"{home} {back:.2f} s")
     return ", ".join(out)
 
 

@@ -119,7 +119,8 @@ class Agent:
 
     def wanted(self, routes: dict[str, Route]) -> dict[str, Wanted]:
         """The homes this region serves per `routes`, and how to run their workers; and,
-        parked, the homes it stands by for while their own region serves them.
+        parked, the homes it would take over next: those it stands by for while their own
+        region serves them, and its own home while another region serves it.
 
         Parked workers are warm standbys: started on the mirror, a read-only replica,
         they wait (`--wait-primary`) until a promotion makes it a primary, then run at
@@ -130,19 +131,26 @@ class Agent:
             if route.serving == self.region:
                 url, partitions = self._store_of(route)
                 out[home] = Wanted(self._argv(route), url, partitions)
-            elif (
-                self.settings.warm_standby
-                and route.serving == home
-                and self.topology.region(home).standby == self.region
-                and self.topology.region(home).redis.mode == "single"
-            ):
-                promoted = Route(home, self.region, route.epoch, copy="mirror")
-                url, partitions = self._store_of(promoted)
-                # Wait for a promotion *after* this route: the mirror is a primary for a
-                # moment during a failback too, still at the failback's epoch.
-                wait = ("--wait-primary-epoch", str(route.epoch + 1))
-                out[home] = Wanted(self._argv(promoted), url, partitions, parked=True, extra=wait)
+            elif self.settings.warm_standby and self.topology.region(home).redis.mode == "single":
+                parked = self._parked_route(route)
+                if parked is not None:
+                    url, partitions = self._store_of(parked)
+                    # Wait for a promotion *after* this route: the mirror is a primary for
+                    # a moment during a failback too, still at the failback's epoch.
+                    wait = ("--wait-primary-epoch", str(route.epoch + 1))
+                    out[home] = Wanted(self._argv(parked), url, partitions, parked=True, extra=wait)
         return out
+
+    def _parked_route(self, route: Route) -> Route | None:
+        """The route this region would serve `route.home` by next, if it is the one to
+        take it over: the standby while the home serves itself (a failover next), and
+        the home region itself while it is failed over (a failback next)."""
+        home = route.home
+        if route.serving == home and self.topology.region(home).standby == self.region:
+            return Route(home, self.region, route.epoch, copy="mirror")
+        if route.serving != home and home == self.region:
+            return Route(home, home, route.epoch, copy="primary")
+        return None
 
     async def supervise_once(
         self, routes: dict[str, Route], fenced: bool = False, routes_fresh: bool = True

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 from homeport.core import logs
+from homeport.regions import protection
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, ComponentStatus, DevCluster
 from homeport.regions.errors import RegionsError
@@ -194,6 +195,7 @@ def print_topology(topology: Topology) -> None:
         if r.redis.mode == "single":
             redis = f"primary {r.redis.primary}\nreplica {', '.join(r.redis.replicas)}"
             redis += f"\nmirror {r.redis.mirror}"
+            redis += f"\nspare {r.redis.spare}" if r.redis.spare else ""
         else:
             redis = "cluster " + ", ".join(r.redis.nodes)
         table.add_row(r.name, r.standby or "-", redis, r.etcd, r.postgres, r.gateway or "-")
@@ -252,24 +254,35 @@ def region_status(as_json: bool, topology_path: Path | None, state_dir: Path) ->
     table = Table(title="routing table")
     for col in ("home", "served by", "epoch", "copy", "state", "mirror lag", "changed"):
         table.add_column(col)
+    table.add_column("re-protected by")
     for r in rows:
         lag = "-" if r["lag_bytes"] is None else f"{r['lag_bytes']} B / {r['lag_seconds']:.2f} s"
         changed = time.strftime("%H:%M:%S", time.localtime(r["changed_at"]))
         table.add_row(
             r["home"], r["serving"], str(r["epoch"]), r["copy"], r["state"], lag,
-            f"{changed} ({r['reason']})",
+            f"{changed} ({r['reason']})", _protection_cell(r["protection"]),
         )  # fmt: skip
     Console().print(table)
+
+
+def _protection_cell(p: dict[str, Any] | None) -> str:
+    if p is None:
+        return "-"
+    since = time.strftime("%H:%M:%S", time.localtime(p["at"]))
+    return f"spare of {p['region']} ({p['spare']}), epoch {p['epoch']}, {p['state']} since {since}"
 
 
 async def _status(topo: Topology) -> list[dict[str, Any]]:
     cp = await ControlPlane.open(topo, "client")
     try:
         table = await cp.routing.bootstrap(topo)
+        protections = await protection.load(cp)
         rows = []
         for home in topo.region_names():
             route = table.route(home)
             row: dict[str, Any] = asdict(route) | {"lag_bytes": None, "lag_seconds": None}
+            lent = protections.get(home)
+            row["protection"] = asdict(lent) if lent is not None else None
             if route.copy == "primary" and topo.region(home).standby:
                 try:
                     lag = await measure(cp.primary(home), cp.mirror(home), home, route.serving)

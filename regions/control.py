@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import aetcd
 import redis.asyncio as aredis
 from homeport.regions import stores
+from homeport.regions.errors import RegionsError
 from homeport.regions.etcd import connect, endpoints_for
 from homeport.regions.routing import Route, RoutingStore, store_address
 from homeport.regions.topology import Topology, split_address
@@ -54,6 +55,15 @@ class ControlPlane:
         address = region.redis.mirror or ""
         if self.src not in (host_region, "client"):
             address = self.topology.dial(self.src, host_region, "mirror", address)
+        return self._client(address)
+
+    def spare(self, region: str) -> aredis.Redis:
+        """`region`'s spare (see `regions.spares`), dialled directly: no link carries
+        control traffic to spares, and the controller never lends a spare of a region it
+        judges down."""
+        address = self.topology.region(region).redis.spare
+        if address is None:
+            raise RegionsError(f"region {region!r} has no spare Redis in the topology")
         return self._client(address)
 
     def store(self, route: Route) -> aredis.Redis:

@@ -7,7 +7,11 @@ Each step (`run_once`):
 2. finish any promotion a previous leader began but did not complete (the route says
    "served by the mirror" while the mirror still replicates): promotion is re-entrant;
 3. for each region served at home, `health.judge` the observers' verdicts; when the
-   quorum agrees the home is down for `confirm_s` seconds, promote its standby.
+   quorum agrees the home is down for `confirm_s` seconds, promote its standby;
+4. re-protect (`regions.protection`): lend a spare of a surviving region to every home
+   whose serving copy lost its cross-region replica with a region judged down, and take
+   spares back once the original placement is restored. It runs right after a
+   promotion, at every step while a region is down, and every `CHECK_S` otherwise.
 
 Safety against a still-running old home rests on ordering, not on the verdict being
 right: `confirm_s` is at least the gateways' lease TTL, so by the time a promotion
@@ -30,6 +34,7 @@ from homeport.regions.election import Election
 from homeport.regions.health import Judgement, judge, read_verdicts
 from homeport.regions.metrics import RegionsMetrics
 from homeport.regions.promotion import PromotionReport, promote
+from homeport.regions.protection import Protector
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +45,9 @@ CapacityCheck = Callable[[str, str], Awaitable[tuple[bool, str]]]
 @dataclass(frozen=True)
 class ControllerEvent:
     at: float
-    kind: str  # "elected", "judged-down", "promoted", "completed", "refused"
+    # "elected", "judged-down", "promoted", "completed", "refused"; re-protection:
+    # "protected", "released", "dropped", "repointed", "unprotected"
+    kind: str
     home: str
     detail: str
 
@@ -73,6 +80,15 @@ class Controller(Loop):
         self.capacity_check = capacity_check
         self.is_leader = False
         self.events: list[ControllerEvent] = []
+        self.protector = Protector(
+            cp, self.election.guard, event=self._protection_event,
+            failed=lambda: metrics.loop_errors.labels("protection").inc(),
+        )  # fmt: skip
+
+    def _protection_event(self, kind: str, home: str, detail: str) -> None:
+        if kind == "protected":
+            self.rm.protections.labels(home).inc()
+        self._event(kind, home, detail)
 
     def _event(self, kind: str, home: str, detail: str) -> None:
         self.events.append(ControllerEvent(time.time(), kind, home, detail))
@@ -87,15 +103,21 @@ class Controller(Loop):
             return None
         table = await self.cp.routing.load()
         now = time.time()
+        down: set[str] = set()
+        promoted = False
         for home in self.cp.topology.region_names():
             route = table.route(home)
-            if route.copy == "mirror":
-                await self._complete(home, route.epoch)
-                continue
             verdicts = await read_verdicts(self.cp.etcd, self.cp.topology.etcd_prefix, home)
             judgement = judge(home, verdicts, len(table.routes), self.confirm_s, now)
             if judgement.down:
-                await self._fail_over(home, judgement)
+                down.add(home)
+            if route.copy == "mirror":
+                await self._complete(home, route.epoch)
+            elif judgement.down:
+                promoted = await self._fail_over(home, judgement) is not None or promoted
+        if promoted:
+            table = await self.cp.routing.load()
+        await self.protector.run_once(table, down, force=promoted)
         return None
 
     async def _fail_over(self, home: str, judgement: Judgement) -> PromotionReport | None:

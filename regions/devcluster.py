@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 import requests
-from homeport.regions import prometheus, servers
+from homeport.regions import prometheus, servers, spares
 from homeport.regions.errors import ClusterStateError, LaunchError
 from homeport.regions.ports import PortPicker
 from homeport.regions.processes import (
@@ -150,6 +150,7 @@ def _plan(spec: ClusterSpec, picker: PortPicker) -> _Plan:
                 replicas=[f"{HOST}:{picker.take()}"],
                 mirror=f"{HOST}:{picker.take()}",
                 mirror_replicas=[f"{HOST}:{picker.take()}"] if standby is not None else [],
+                spare=f"{HOST}:{picker.take()}" if standby is not None else None,
             )
         else:
             redis = RegionRedis(
@@ -178,14 +179,7 @@ def _plan(spec: ClusterSpec, picker: PortPicker) -> _Plan:
             link(f"{src}->{rs.name}:etcd", region.etcd)
         link(f"peers->{rs.name}:etcd-peer", region.etcd_peer or "")
         link(f"{rs.name}->{rs.name}:postgres", f"{HOST}:{pg_port}")
-        if redis.primary is not None:
-            # Every region reaches every primary through a link of its own (health probes,
-            # fencing writes, and for the standby, replication), so any pair can be cut.
-            for src in names:
-                link(f"{src}->{rs.name}:redis", redis.primary)
-            if standby is not None and redis.mirror is not None:
-                # The old home replicating from its promoted mirror during failback.
-                link(f"{rs.name}->{standby}:mirror", redis.mirror)
+        spares.plan_links(rs.name, standby, redis, names, link)
     topology = Topology(
         regions=regions,
         etcd_prefix=f"/homeport-{spec.seed}",
@@ -337,6 +331,7 @@ class DevCluster:
             if is_alive(old):
                 continue
             table.records.remove(old)
+            stop([old], handles=self._handles)  # reaps it: a killed child left unwaited warns
             started.append(
                 spawn(
                     table, old.name, old.kind, old.argv, Path(old.log), region=old.region,
@@ -512,6 +507,8 @@ class DevCluster:
                         table, region, f"mirror-replica{i}", address, replica_of=r.mirror
                     )
                     waits.append((rec, _redis_probe(address, replica=True)))
+            if r.spare is not None:  # empty until re-protection lends it (regions.spares)
+                waits.append((self._redis(table, region, "spare", r.spare), _redis_probe(r.spare)))
             return waits
         for role, nodes in (("node", r.nodes), ("replica", r.replicas), ("mirror", r.mirrors)):
             for i, address in enumerate(nodes):

@@ -80,6 +80,12 @@ class RegionsMetrics:
             ("home",),
             registry=r,
         )
+        self.protections = Counter(
+            "homeport_protections",
+            "Spares this controller lent to a home that lost its cross-region replica",
+            ("home",),
+            registry=r,
+        )
         self._routes: dict[str, Route] = {}
 
     def start(self, topology: Topology) -> None:

@@ -116,3 +116,45 @@ async def wait_caught_up(replica: aredis.Redis, primary: aredis.Redis, timeout: 
             return True
         await asyncio.sleep(0.02)
     return False
+
+
+@dataclass(frozen=True)
+class Follower:
+    """A replica as its primary lists it: the port it announced (its own listening port,
+    whatever proxy it connects through), its state (`online` once synced) and the
+    offset it has acknowledged."""
+
+    port: int
+    state: str
+    offset: int
+
+
+async def followers(store: aredis.Redis) -> list[Follower]:
+    """The replicas connected to `store` (INFO replication's `slaveN` lines)."""
+    info = await store.info("replication")
+    out = []
+    for i in range(int(info.get("connected_slaves", 0))):
+        line = info.get(f"slave{i}")
+        if isinstance(line, dict):
+            out.append(Follower(int(line["port"]), str(line["state"]), int(line["offset"])))
+    return out
+
+
+async def upstream(store: aredis.Redis) -> tuple[str, int] | None:
+    """The (host, port) `store` replicates from, as it dials it; None for a primary."""
+    info = await store.info("replication")
+    if info.get("role") != "slave":
+        return None
+    return str(info["master_host"]), int(info["master_port"])
+
+
+async def dbsize(store: aredis.Redis) -> int:
+    return int(await store.dbsize())
+
+
+async def release_spare(spare: aredis.Redis) -> None:
+    """Make a spare free again: stop replicating and drop the copy it held. Only ever
+    called on a spare's address (`ControlPlane.spare`): FLUSHALL anywhere else would
+    destroy a home's data."""
+    await spare.replicaof("NO", "ONE")
+    await spare.flushall()

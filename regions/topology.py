@@ -18,7 +18,9 @@ Link names (`<from>` is a region name, `client` or `peers`):
 - `A->A:redis`          region A's processes to A's Redis primary (single mode)
 - `B->A:redis`          region B's processes to A's primary; for B = A's standby, also the
                         cross-region mirror replicating A's primary
-- `A->B:mirror`         A to its own mirror, hosted in its standby B (failback replication)
+- `C->B:mirror`         region C to the mirror hosted in B (A's, B = A's standby): for C = A,
+                        failback replication; for another C, C's spare re-protecting the
+                        promoted mirror (`regions.protection`)
 - `A->A:postgres`       region A's processes to A's PostgreSQL database
 """
 
@@ -88,6 +90,9 @@ class RegionRedis(_Model):
     mirror_replicas: list[Address] = []
     nodes: list[Address] = []
     mirrors: list[Address] = []
+    # An empty Redis of this region, lent to another home whose cross-region replica is
+    # lost (re-protection, `regions.protection`); None: this region lends none.
+    spare: Address | None = None
 
     @model_validator(mode="after")
     def _mode_fields(self) -> RegionRedis:
@@ -109,6 +114,7 @@ class RegionRedis(_Model):
                 *self.mirror_replicas,
                 *self.nodes,
                 *self.mirrors,
+                self.spare,
             ]
             if a
         ]

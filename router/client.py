@@ -119,6 +119,11 @@ class AsyncClient:
         self._options: list[tuple[str, Any]] = [
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
+            # Reconnect soon after a gateway comes back (a failback): gRPC's default
+            # backoff grows to two minutes, longer than any outage homeport plans for.
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
             *(tls.channel_options() if tls else []),
         ]
         self._rng = rng or random.Random()

@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
+import aetcd
 from homeport.chaos.errors import FaultError
 from homeport.chaos.faults import register
 from homeport.chaos.faults.region import RegionFault
@@ -28,6 +30,37 @@ if TYPE_CHECKING:
     from homeport.chaos.scenario import Scenario
 
 WAIT_S = 45.0  # how long the step waits for the controller to start promoting
+T = TypeVar("T")
+
+
+async def _retrying(op: Callable[[], Awaitable[T]]) -> T:
+    """`op`, retried while etcd elects a leader: losing a region may take etcd's leader
+    with it at the very moment this step watches ("etcdserver: leader changed")."""
+    while True:
+        try:
+            return await op()
+        except aetcd.ClientError:
+            await asyncio.sleep(0.1)
+
+
+async def _until_promoting(cp: ControlPlane, home: str) -> None:
+    """Return when `home`'s route moves to the standby's mirror; a watch broken by an
+    etcd election is opened again (and the route read again, in case it moved then)."""
+    while True:
+        watch = cp.routing.changes()
+        try:
+            async for route in watch:
+                if route.home == home and route.copy == "mirror":
+                    return
+        except aetcd.ClientError:
+            await asyncio.sleep(0.1)
+            if (await _retrying(lambda: cp.routing.load())).route(home).copy == "mirror":
+                return
+        finally:
+            close = getattr(watch, "aclose", None)  # an async generator: stop its watch
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
 
 
 @register
@@ -46,24 +79,16 @@ class KillController(RegionFault):
         topo = ctx.control.topology
         cp = await ControlPlane.open(topo, "client")
         try:
-            watch = cp.routing.changes()
             try:
                 async with asyncio.timeout(WAIT_S):
-                    if (await cp.routing.load()).route(home).copy == "mirror":
+                    if (await _retrying(lambda: cp.routing.load())).route(home).copy == "mirror":
                         raise FaultError(f"{home} was already promoted when the step began")
-                    async for route in watch:
-                        if route.home == home and route.copy == "mirror":
-                            break
+                    await _until_promoting(cp, home)
             except TimeoutError:
                 raise FaultError(
                     f"the controller did not start promoting {home} within {WAIT_S:g}s"
                 ) from None
-            finally:
-                close = getattr(watch, "aclose", None)  # an async generator: stop its watch
-                if close is not None:
-                    with contextlib.suppress(Exception):
-                        await close()
-            leader = await cp.etcd.get(cp.prefix("controller", "leader"))
+            leader = await _retrying(lambda: cp.etcd.get(cp.prefix("controller", "leader")))
             if leader is None:
                 raise FaultError(f"{home} is being promoted but no controller leads")
             name = leader.value.decode().rsplit("-", 1)[0]  # agent-<region>-<pid>

@@ -201,6 +201,45 @@ def test_not_replicated_refusals_are_not_an_outage() -> None:
     assert check(h, {"slos": {"max_rto_s": 1.0}}).rto_s == float("inf"), "other errors count"
 
 
+def _region_loss(refused_for: float, then: str = "NotReplicatedError: write reached 1") -> History:
+    """us-east lost at 10 s; GLOBAL submits of us-east and ap-south (whose mirror was
+    there) refused for `refused_for` seconds from the loss, eu-west's never."""
+    h = History(meta={"t0": T0})
+    for i in range(900):  # 90 s, one GLOBAL submit per 100 ms, the homes in turn
+        sent = T0 + i * 0.1
+        home = ("us-east", "ap-south", "eu-west")[i % 3]
+        op = Op(f"t{i}", f"k{i % 30}", "GLOBAL", sent, home=home)
+        if home != "eu-west" and 10 <= sent - T0 < 10 + refused_for:
+            op.error, op.error_at = then, sent + 0.05
+        else:
+            op.acked = sent + 0.002
+            h.execs.append(Execution(op.id, sent + 0.01, sent + 0.02, region="eu-west"))
+        h.ops.append(op)
+    h.faults.append(FaultRecord("lose_region", 0, T0 + 10, None, ["us-east"]))
+    return h
+
+
+def test_global_acknowledged_again_soon_after_a_region_loss_meets_the_reprotect_slo() -> None:
+    verdict = check(_region_loss(6.0), {"slos": {"max_reprotect_s": 60}})
+    assert verdict.ok, verdict.violations
+    back = verdict.global_back_s
+    # One GLOBAL submit of each home every 0.3 s: back within that of the refusals end.
+    assert 5.9 < back["us-east"] < 6.35 and 5.9 < back["ap-south"] < 6.35, back
+    assert back["eu-west"] == 0.0, "nothing refused: back at once"
+
+
+def test_global_refused_too_long_after_a_region_loss_misses_the_reprotect_slo() -> None:
+    verdict = check(_region_loss(65.0), {"slos": {"max_reprotect_s": 60}})
+    assert not verdict.ok
+    missed = [v for v in verdict.violations if "max_reprotect_s" in v]
+    assert len(missed) == 2 and any("ap-south" in v for v in missed), missed
+    assert verdict.global_back_s["eu-west"] == 0.0
+    never = check(_region_loss(80.0), {"slos": {"max_reprotect_s": 60}})
+    assert never.global_back_s["us-east"] == float("inf"), "refused to the end: never back"
+    other = check(_region_loss(65.0, "TransientError: gateway down"), {"slos": {}})
+    assert other.global_back_s["ap-south"] > 60, "any failure of a GLOBAL submit counts"
+
+
 def test_history_round_trips_through_jsonl(tmp_path: Path) -> None:
     h = _clean()
     h.faults.append(FaultRecord("latency", 0, T0, T0 + 1, ["a->b:redis"], "latency 100"))

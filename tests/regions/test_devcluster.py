@@ -59,8 +59,9 @@ def test_cli_up_status_down_leaves_no_process_behind() -> None:
 def _up_status_down(state: Path, env: dict[str, str], up: subprocess.CompletedProcess[str]) -> None:
     assert up.returncode == 0, up.stderr
     records = ProcessTable.load(state / "processes.json").records
-    # 2 regions x (4 redis + etcd + gateway + agent) + postgres + toxiproxy
-    assert len(records) == 16 and all(is_alive(r) for r in records)
+    # 2 regions x (5 redis, the spare included + etcd + gateway + agent) + postgres +
+    # toxiproxy
+    assert len(records) == 18 and all(is_alive(r) for r in records)
     topology = DevCluster(state).topology
     primary = topology.region("us-east").redis.primary or ""
     primary_port = topology.dial("us-east", "us-east", "redis", primary)  # as workers dial it
@@ -78,7 +79,7 @@ def _up_status_down(state: Path, env: dict[str, str], up: subprocess.CompletedPr
     assert status.returncode == 0, status.stdout + status.stderr
     rows = json.loads(status.stdout)
     servers = [r for r in rows if r["kind"] != "worker"]
-    assert len(servers) == 16 and all(r["healthy"] for r in servers)
+    assert len(servers) == 18 and all(r["healthy"] for r in servers)
     # Every worker is listed with its PID: per region two for its own home and two
     # parked on the mirror it holds for the other region.
     listed = {r["pid"] for r in rows if r["kind"] == "worker"}
@@ -87,7 +88,7 @@ def _up_status_down(state: Path, env: dict[str, str], up: subprocess.CompletedPr
         [*HOMEPORT, "dev", "down"], env=env, capture_output=True, text=True, timeout=120
     )
     assert down.returncode == 0, down.stderr
-    assert "stopped 16 processes" in down.stderr
+    assert "stopped 18 processes" in down.stderr
     assert [r.name for r in records if is_alive(r)] == []
     # postgres forks helpers (checkpointer, walwriter...) and agents start workers; none
     # may outlive `down`
@@ -131,9 +132,12 @@ def test_every_expected_proxy_exists(topology: Topology) -> None:
         a, b = region.name, region.standby
         expected |= {
             f"client->{a}:gateway", f"client->{a}:etcd", f"{a}->{a}:etcd",
-            f"peers->{a}:etcd-peer", f"{a}->{a}:postgres", f"{a}->{b}:mirror",
+            f"peers->{a}:etcd-peer", f"{a}->{a}:postgres",
         }  # fmt: skip
         expected |= {f"{src.name}->{a}:redis" for src in topology.regions}
+        # Every region but the host reaches each mirror: its home at failback, the
+        # others' spares when they re-protect it.
+        expected |= {f"{src.name}->{b}:mirror" for src in topology.regions if src.name != b}
         expected |= {f"{src.name}->{a}:etcd" for src in topology.regions}
     assert names == expected
 
