@@ -20,6 +20,7 @@ from types import FrameType
 import click
 import yaml
 from homeport.chaos.errors import ChaosError
+from homeport.core.extras import require
 
 SCENARIOS = Path("scenarios")
 EXIT_FAIL, EXIT_ERROR = 1, 2
@@ -43,6 +44,7 @@ def chaos() -> None:
 @click.option("--keep", is_flag=True, help="Keep the cluster's state directory (logs).")
 def run(files: tuple[Path, ...], seed: int, out: Path, keep: bool) -> None:
     """Run scenario FILES one after another; exit 1 if any verdict fails."""
+    require("chaos", "matplotlib")
     from homeport.chaos.runner import GameDay
     from homeport.chaos.scenario import load_scenario
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from homeport.core.extras import require
 from homeport.core.settings import Settings
 from homeport.loadtest.errors import LoadTestError
 from homeport.loadtest.shapes import PROFILES
@@ -242,6 +243,7 @@ def run(
     **workload: Any,
 ) -> None:
     """Run Locust headless; write CSV, HTML, summary and export; fail on a missed SLO."""
+    require("loadtest", "locust")
     from homeport.loadtest.runner import RunConfig, Slo, run_locust, summarize
 
     try:
