@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import click
+from homeport.core.extras import require
 
 
 @click.group("observe")
@@ -26,6 +27,7 @@ def observe() -> None:
 )
 def dashboards(out: Path) -> None:
     """Write the Grafana dashboards' JSON (generated; do not edit it by hand)."""
+    require("observe", "grafana_foundation_sdk")
     from homeport.observe.dashboards import write_all
 
     for path in write_all(out):
@@ -57,6 +59,7 @@ def check() -> None:
 )
 def render(url: str, minutes: float, out: Path) -> None:
     """Draw the overview dashboard's panels from a running Prometheus into a PNG."""
+    require("observe", "matplotlib")
     from homeport.observe.panels import OVERVIEW
     from homeport.observe.render import render as draw
 

@@ -60,7 +60,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def console_cluster(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
     spec = dataclasses.replace(
         ClusterSpec.default(3, partitions=4), services="homeport.loadtest.apps:app"
@@ -95,7 +95,7 @@ def _wait_for_workers(cluster: DevCluster, timeout: float = 180.0) -> None:
                 time.sleep(0.5)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def reports_dir(state_dir_factory: list[Path]) -> Path:
     """A reports folder holding one game-day run, as `homeport chaos run` lays it out."""
     folder = make_state_dir("console-reports")
@@ -147,19 +147,19 @@ def _launch(
             proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def admin_console(console_cluster: DevCluster, reports_dir: Path) -> Iterator[ConsoleProcess]:
     yield from _launch(
         console_cluster, "eu-west", reports_dir, "--token", TOKEN, "--admin-token", ADMIN_TOKEN
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def readonly_console(console_cluster: DevCluster, reports_dir: Path) -> Iterator[ConsoleProcess]:
     yield from _launch(console_cluster, "us-east", reports_dir)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def browser() -> AsyncIterator[Any]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/install.sh (apt package chromium)")
