@@ -24,12 +24,15 @@ from homeport.chaos.faults import register
 from homeport.chaos.faults.region import RegionFault
 from homeport.regions import stores
 from homeport.regions.control import ControlPlane
+from homeport.regions.etcd import ControlStoreUnavailable
 
 if TYPE_CHECKING:
     from homeport.chaos.driver import FaultContext
     from homeport.chaos.scenario import Scenario
+    from homeport.regions.topology import Topology
 
 WAIT_S = 45.0  # how long the step waits for the controller to start promoting
+OPEN_S = 15.0  # how long it keeps trying to reach etcd while the members re-elect
 T = TypeVar("T")
 
 
@@ -41,6 +44,19 @@ async def _retrying(op: Callable[[], Awaitable[T]]) -> T:
             return await op()
         except aetcd.ClientError:
             await asyncio.sleep(0.1)
+
+
+async def _open(topology: Topology) -> ControlPlane:
+    """A control-plane connection, retried while the members re-elect (this step starts
+    as a region dies, and that region's member may be the leader)."""
+    deadline = asyncio.get_running_loop().time() + OPEN_S
+    while True:
+        try:
+            return await ControlPlane.open(topology, "client")
+        except ControlStoreUnavailable:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 async def _until_promoting(cp: ControlPlane, home: str) -> None:
@@ -77,7 +93,7 @@ class KillController(RegionFault):
     async def apply(self, ctx: FaultContext, targets: list[str]) -> str:
         home = targets[0]
         topo = ctx.control.topology
-        cp = await ControlPlane.open(topo, "client")
+        cp = await _open(topo)
         try:
             try:
                 async with asyncio.timeout(WAIT_S):
