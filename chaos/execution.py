@@ -136,8 +136,11 @@ def recovery_by_home(history: History) -> dict[str, HomeRecovery]:
 def displaced(fault: str, targets: list[str]) -> set[str]:
     """Homes a fault step drives out of their own region (a failover follows): a lost or
     isolated region's home, and the home whose Redis primary was killed."""
-    if fault in ("lose_region", "isolate"):
+    if fault == "lose_region":
         return set(targets)
+    if fault == "isolate":  # its targets are links (`A->B:service`): the region in all of them
+        ends = [set(t.split(":", 1)[0].split("->")) for t in targets if "->" in t]
+        return set.intersection(*ends) if ends else set()
     if fault == "kill":
         return {
             t.removeprefix("redis-").removesuffix("-primary")

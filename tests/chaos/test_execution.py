@@ -114,3 +114,12 @@ def test_first_run_is_bounded_against_the_submit_rto() -> None:
     assert not any(v.startswith("SLO max_stall_s") for v in verdict.violations), (
         "the displaced home is judged by its first run, not the stall bound"
     )
+
+
+def test_an_isolated_region_is_a_displaced_home() -> None:
+    from homeport.chaos.execution import displaced
+
+    links = ["client->us-east:gateway", "eu-west->us-east:etcd", "us-east->ap-south:redis"]
+    assert displaced("isolate", links) == {"us-east"}
+    assert displaced("kill", ["redis-eu-west-primary", "gateway-us-east"]) == {"eu-west"}
+    assert displaced("latency", ["us-east->us-east:redis"]) == set()
