@@ -12,18 +12,23 @@ the `postgres` user that PostgreSQL runs as could not enter).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.servers import Binaries
 from homeport.regions.topology import Topology, split_address
+from homeport.router.client import AsyncClient, RetryPolicy
+from homeport.router.etcd_routing import EtcdRoutingTable
 
 from homeport.cli import sigterm_interrupts
 
@@ -46,6 +51,29 @@ def state_dir_factory() -> Iterator[list[Path]]:
     yield made
     for path in made:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def start_services(prefix: str, made: list[Path], **spec: Any) -> Iterator[DevCluster]:
+    """A three-region cluster with its services (gateways, agents and the workers of the
+    load-test app), for a module's system tests; `spec` overrides ClusterSpec fields."""
+    base = ClusterSpec.default(3, partitions=8)
+    full = dataclasses.replace(base, services="homeport.loadtest.apps:app", **spec)
+    yield from _start(full, prefix, made)
+
+
+@contextlib.asynccontextmanager
+async def sdk_for(cluster: DevCluster, **options: Any) -> AsyncIterator[AsyncClient]:
+    """The region-aware SDK over the cluster's etcd routing table, with retries as an SDK
+    user would set them: losing a region may cost an etcd election, which the other
+    regions' gateways absorb by pausing writes, and retries must outlast."""
+    table = await EtcdRoutingTable.open(cluster.topology)
+    options = {"timeout": 2.0, "retry": RetryPolicy(attempts=8, backoff_cap_s=0.5), **options}
+    client = AsyncClient(table, **options)
+    try:
+        yield client
+    finally:
+        await client.close()
+        await table.close()
 
 
 def _start(spec: ClusterSpec, prefix: str, made: list[Path]) -> Iterator[DevCluster]:

@@ -4,7 +4,6 @@ real processes, with faults cut through Toxiproxy."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 import time
 import uuid
@@ -14,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from homeport.regions.control import ControlPlane
-from homeport.regions.devcluster import ClusterSpec, DevCluster
+from homeport.regions.devcluster import DevCluster
 from homeport.regions.placement import home_region
 from homeport.regions.promotion import failback, promote
 from homeport.regions.routing import Route
@@ -24,17 +23,14 @@ from homeport.router.client import AsyncClient, RetryPolicy
 from homeport.router.errors import GatewayError
 from homeport.router.etcd_routing import EtcdRoutingTable
 
-from tests.conftest import _start
+from tests.conftest import sdk_for, start_services
 
 A, B = "us-east", "eu-west"
 
 
 @pytest.fixture(scope="module")
 def system(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
-    spec = dataclasses.replace(
-        ClusterSpec.default(3, partitions=8), services="homeport.loadtest.apps:app"
-    )
-    yield from _start(spec, "multi", state_dir_factory)
+    yield from start_services("multi", state_dir_factory)
 
 
 @pytest.fixture
@@ -48,11 +44,8 @@ def tox(system: DevCluster) -> Iterator[ToxiproxyClient]:
 
 @pytest.fixture
 async def sdk(system: DevCluster) -> AsyncIterator[AsyncClient]:
-    table = await EtcdRoutingTable.open(system.topology)
-    client = AsyncClient(table, timeout=2.0, retry=RetryPolicy(attempts=8, backoff_cap_s=0.5))
-    yield client
-    await client.close()
-    await table.close()
+    async with sdk_for(system) as client:
+        yield client
 
 
 def _keys_of(topo: Topology, home: str, n: int) -> list[str]:

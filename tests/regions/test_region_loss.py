@@ -8,7 +8,6 @@ recorded, Jepsen style.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import signal
 import time
@@ -16,36 +15,26 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from homeport.loadtest.demo import DURABILITIES, Op, _drive, _records
-from homeport.regions.devcluster import ClusterSpec, DevCluster
+from homeport.loadtest.demo import DURABILITIES, Op, _drive, _records, _wait_ready
+from homeport.regions.devcluster import DevCluster
 from homeport.regions.placement import home_region
 from homeport.regions.processes import is_alive
-from homeport.router.client import AsyncClient, RetryPolicy
-from homeport.router.etcd_routing import EtcdRoutingTable
+from homeport.router.client import AsyncClient
 
-from tests.conftest import _start
+from tests.conftest import sdk_for, start_services
 
 LOST, SURVIVOR, THIRD = "us-east", "eu-west", "ap-south"
 
 
 @pytest.fixture(scope="module")
 def system(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
-    spec = dataclasses.replace(
-        ClusterSpec.default(3, partitions=8), services="homeport.loadtest.apps:app", workers=1
-    )
-    yield from _start(spec, "loss-e2e", state_dir_factory)
+    yield from start_services("loss-e2e", state_dir_factory, workers=1)
 
 
 @pytest.fixture
 async def client(system: DevCluster) -> AsyncIterator[AsyncClient]:
-    table = await EtcdRoutingTable.open(system.topology)
-    # Retries as an SDK user would configure them: losing us-east also loses the etcd
-    # member that may lead the Raft group, and the other regions' gateways may pause
-    # writes for the election (their lease fence), which retries must absorb.
-    sdk = AsyncClient(table, timeout=2.0, retry=RetryPolicy(attempts=8, backoff_cap_s=0.5))
-    yield sdk
-    await sdk.close()
-    await table.close()
+    async with sdk_for(system) as client:
+        yield client
 
 
 async def _until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -65,17 +54,7 @@ async def test_region_loss_promotes_standby_and_loses_no_global_task(
     homes = {k: home_region(k, topo) for k in keys}
     assert {homes[k] for k in keys} == {LOST, SURVIVOR, THIRD}
 
-    # Every region's workers are up: a probe task per region runs to completion.
-    probes = {}
-    for key in keys:
-        if homes[key] not in probes:
-            probes[homes[key]] = (await client.submit("noop", key, durability="LOCAL")).task_id
-
-    async def probes_ran() -> bool:
-        status, _ = await _records(topo)
-        return all(status.get(t) == "succeeded" for t in probes.values())
-
-    await _until(probes_ran, 90, "a probe task to run in every region")
+    await _wait_ready(client, topo, keys)  # a probe task per region has run
 
     ops: list[Op] = []
     stop = asyncio.Event()

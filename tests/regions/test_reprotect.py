@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import signal
 import time
@@ -20,7 +19,14 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aredis
-from homeport.loadtest.demo import DURABILITIES, Op, _drive, _failback_when_back, _records
+from homeport.loadtest.demo import (
+    DURABILITIES,
+    Op,
+    _drive,
+    _failback_when_back,
+    _records,
+    _wait_ready,
+)
 from homeport.regions import protection, servers, stores
 from homeport.regions.cli import _status
 from homeport.regions.control import ControlPlane
@@ -33,7 +39,7 @@ from homeport.router.client import AsyncClient, RetryPolicy
 from homeport.router.errors import GatewayError
 from homeport.router.etcd_routing import EtcdRoutingTable
 
-from tests.conftest import _start
+from tests.conftest import _start, sdk_for, start_services
 from tests.regions.test_region_loss import _until
 
 LOST, SURVIVOR, THIRD = "us-east", "eu-west", "ap-south"
@@ -129,19 +135,13 @@ async def test_protector_drops_a_lost_spare_frees_strays_and_releases_when_resto
 
 @pytest.fixture(scope="module")
 def system(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
-    spec = dataclasses.replace(
-        ClusterSpec.default(3, partitions=8), services="homeport.loadtest.apps:app", workers=1
-    )
-    yield from _start(spec, "reprotect", state_dir_factory)
+    yield from start_services("reprotect", state_dir_factory, workers=1)
 
 
 @pytest.fixture
 async def client(system: DevCluster) -> AsyncIterator[AsyncClient]:
-    table = await EtcdRoutingTable.open(system.topology)
-    sdk = AsyncClient(table, timeout=2.0, retry=RetryPolicy(attempts=8, backoff_cap_s=0.5))
-    yield sdk
-    await sdk.close()
-    await table.close()
+    async with sdk_for(system) as client:
+        yield client
 
 
 def _spare(topo: Topology, region: str) -> aredis.Redis:
@@ -230,16 +230,7 @@ async def test_region_loss_reprotects_every_home_and_failback_frees_the_spares(
     assert {homes[k] for i, k in enumerate(keys) if DURABILITIES[i % 3] == "GLOBAL"} >= {
         LOST, THIRD
     }  # fmt: skip
-    probes = {}
-    for key in keys:
-        if homes[key] not in probes:
-            probes[homes[key]] = (await client.submit("noop", key, durability="LOCAL")).task_id
-
-    async def probes_ran() -> bool:
-        status, _ = await _records(topo)
-        return all(status.get(t) == "succeeded" for t in probes.values())
-
-    await _until(probes_ran, 90, "a probe task to run in every region")
+    await _wait_ready(client, topo, keys)  # a probe task per region has run
     for region in topo.region_names():
         assert await _free(topo, region), f"{region}'s spare is in use before any fault"
 
