@@ -46,7 +46,7 @@ from typing import Any
 
 from homeport.chaos.execution import HomeRecovery, lost_homes, recovery_by_home
 from homeport.chaos.execution import judge as judge_execution
-from homeport.chaos.history import Execution, FaultRecord, History, Op
+from homeport.chaos.history import Execution, History, Op, percentile
 
 ACK_SLACK_S = 0.5  # acks this long after a region died may still predate the kill
 CLEAN_S = 1.0  # seconds of successful submits that count as "recovered"
@@ -125,25 +125,6 @@ class Verdict:
             "more_violations": max(0, len(self.violations) - 20),
             "notes": self.notes,
         }
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def _end(fault: FaultRecord, history: History) -> float:
-    if fault.end is not None:
-        return fault.end
-    return max([op.sent for op in history.ops] + [fault.start])
-
-
-def in_fault(t: float, history: History) -> bool:
-    return any(f.start <= t <= _end(f, history) for f in history.faults if f.disruptive)
 
 
 def first_runs(history: History) -> dict[str, list[Execution]]:
@@ -335,7 +316,7 @@ def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
     violations += [f"order: key {v.key}: {v.first} then {v.second}: {v.detail}" for v in order]
     acked = [o for o in history.ops if o.acked is not None]
     during = bool(slos.get("during_faults", False))
-    lat = [o.latency_ms or 0.0 for o in acked if during or not in_fault(o.sent, history)]
+    lat = [o.latency_ms or 0.0 for o in acked if during or not history.in_fault(o.sent)]
     p50, p99 = percentile(lat, 50), percentile(lat, 99)
     for name, value in (("p50_ms", p50), ("p99_ms", p99)):
         limit = slos.get(name)
@@ -362,7 +343,7 @@ def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
     if slos.get("min_ack_ratio") is not None and ratio < slos["min_ack_ratio"]:
         violations.append(f"SLO min_ack_ratio: {ratio:.3f} < {slos['min_ack_ratio']}")
     lags = [s.seconds for s in history.lags if math.isfinite(s.seconds)]
-    quiet = [s.seconds for s in history.lags if not in_fault(s.at, history)]
+    quiet = [s.seconds for s in history.lags if not history.in_fault(s.at)]
     max_lag = max(lags) if lags else None
     if slos.get("max_mirror_lag_s") is not None and quiet and max(quiet) > slos["max_mirror_lag_s"]:
         violations.append(

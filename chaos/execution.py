@@ -30,7 +30,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from homeport.chaos.history import Execution, History
+from homeport.chaos.history import Execution, History, percentile
 
 
 @dataclass
@@ -48,13 +48,6 @@ class HomeRecovery:
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "home"}
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
 
 
 def _union(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -91,20 +84,10 @@ def longest_gap(
     return best, at
 
 
-def _in_fault(t: float, windows: list[tuple[float, float]]) -> bool:
-    return any(a <= t <= b for a, b in windows)
-
-
-def fault_windows(history: History) -> list[tuple[float, float]]:
-    last = max([op.sent for op in history.ops] + [e.start for e in history.execs] + [0.0])
-    return [(f.start, f.end if f.end is not None else last) for f in history.faults if f.disruptive]
-
-
 def recovery_by_home(history: History) -> dict[str, HomeRecovery]:
     runs: dict[str, list[Execution]] = defaultdict(list)
     for ex in history.execs:
         runs[ex.task_id].append(ex)
-    windows = fault_windows(history)
     homes: dict[str, list[Any]] = defaultdict(list)
     for op in history.ops:
         if op.acked is not None and op.id in runs:
@@ -120,14 +103,14 @@ def recovery_by_home(history: History) -> dict[str, HomeRecovery]:
             if first > op.acked:
                 waiting.append((op.acked, first))
             wait_ms = max(0.0, first - op.acked) * 1000
-            (stormy if _in_fault(op.acked, windows) else calm).append(wait_ms)
+            (stormy if history.in_fault(op.acked) else calm).append(wait_ms)
             busy += [(e.start, e.end if e.end is not None else e.start) for e in runs[op.id]]
         stall, at = longest_gap(waiting, busy)
         everything = calm + stormy
         out[home] = HomeRecovery(
             home, len(ops), stall, None if at is None else at - history.t0,
-            _pct(calm, 50), _pct(calm, 99), max(everything) if everything else None,
-            _pct(stormy, 99), max(stormy) if stormy else None,
+            percentile(calm, 50), percentile(calm, 99), max(everything) if everything else None,
+            percentile(stormy, 99), max(stormy) if stormy else None,
             first_runs_after_loss(history, home, runs, ops),
         )  # fmt: skip
     return out

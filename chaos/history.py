@@ -18,6 +18,7 @@ The checker reads nothing else: a history file is enough to judge a run again.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -90,6 +91,16 @@ class History:
     events: list[Event] = field(default_factory=list)
     lags: list[LagSample] = field(default_factory=list)
 
+    def in_fault(self, t: float) -> bool:
+        """Whether `t` falls in a disruptive fault's window (an open-ended one lasts to
+        the last submit)."""
+        last = max((op.sent for op in self.ops), default=0.0)
+        return any(
+            f.start <= t <= (f.end if f.end is not None else max(last, f.start))
+            for f in self.faults
+            if f.disruptive
+        )
+
     @property
     def t0(self) -> float:
         t0 = self.meta.get("t0")
@@ -119,6 +130,15 @@ _TYPES: dict[str, tuple[str, type[Any]]] = {
     "event": ("events", Event),
     "lag": ("lags", LagSample),
 }
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
 
 
 class HistoryError(ValueError):

@@ -18,8 +18,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-from homeport.chaos.checker import Verdict, percentile  # noqa: E402
-from homeport.chaos.history import History  # noqa: E402
+from homeport.chaos.checker import Verdict  # noqa: E402
+from homeport.chaos.history import History, percentile  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
