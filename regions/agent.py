@@ -35,7 +35,7 @@ from homeport.regions.controller import CapacityCheck, Controller
 from homeport.regions.health import Observer
 from homeport.regions.metrics import RegionsMetrics
 from homeport.regions.mirror import MirrorLagProbe
-from homeport.regions.routing import Route, store_address
+from homeport.regions.routing import Route, next_standby, store_address
 from homeport.regions.topology import Topology
 from homeport.regions.workforce import Wanted, Workforce
 from prometheus_client import CollectorRegistry, Counter
@@ -143,11 +143,13 @@ class Agent:
 
     def _parked_route(self, route: Route) -> Route | None:
         """The route this region would serve `route.home` by next, if it is the one to
-        take it over: the standby while the home serves itself (a failover next), and
-        the home region itself while it is failed over (a failback next)."""
+        take it over: the region holding the copy the next failover promotes (the
+        mirror, or a spare re-protection named), and the home region itself while it is
+        failed over (a failback next)."""
         home = route.home
-        if route.serving == home and self.topology.region(home).standby == self.region:
-            return Route(home, self.region, route.epoch, copy="mirror")
+        target = next_standby(self.topology, route)
+        if target is not None and target[0] == self.region != route.serving:
+            return Route(home, self.region, route.epoch, copy=target[1])
         if route.serving != home and home == self.region:
             return Route(home, home, route.epoch, copy="primary")
         return None

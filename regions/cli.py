@@ -20,6 +20,7 @@ from homeport.regions.devcluster import ClusterSpec, ComponentStatus, DevCluster
 from homeport.regions.errors import RegionsError
 from homeport.regions.mirror import measure
 from homeport.regions.promotion import FailbackReport, PromotionReport, failback, promote
+from homeport.regions.routing import next_standby
 from homeport.regions.topology import Topology, load_topology
 from redis.exceptions import RedisError
 from rich.console import Console
@@ -254,13 +255,15 @@ def region_status(as_json: bool, topology_path: Path | None, state_dir: Path) ->
     table = Table(title="routing table")
     for col in ("home", "served by", "epoch", "copy", "state", "mirror lag", "changed"):
         table.add_column(col)
+    table.add_column("next failover")
     table.add_column("re-protected by")
     for r in rows:
         lag = "-" if r["lag_bytes"] is None else f"{r['lag_bytes']} B / {r['lag_seconds']:.2f} s"
         changed = time.strftime("%H:%M:%S", time.localtime(r["changed_at"]))
         table.add_row(
             r["home"], r["serving"], str(r["epoch"]), r["copy"], r["state"], lag,
-            f"{changed} ({r['reason']})", _protection_cell(r["protection"]),
+            f"{changed} ({r['reason']})", r["next_failover"] or "-",
+            _protection_cell(r["protection"]),
         )  # fmt: skip
     Console().print(table)
 
@@ -281,6 +284,8 @@ async def _status(topo: Topology) -> list[dict[str, Any]]:
         for home in topo.region_names():
             route = table.route(home)
             row: dict[str, Any] = asdict(route) | {"lag_bytes": None, "lag_seconds": None}
+            target = next_standby(topo, route)
+            row["next_failover"] = f"{target[0]} ({target[1]})" if target else None
             lent = protections.get(home)
             row["protection"] = asdict(lent) if lent is not None else None
             if route.copy == "primary" and topo.region(home).standby:

@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 import aetcd
 import redis.asyncio as aredis
 from homeport.regions import stores
-from homeport.regions.errors import RegionsError
 from homeport.regions.etcd import connect, endpoints_for
-from homeport.regions.routing import Route, RoutingStore, store_address
+from homeport.regions.routing import Route, RoutingStore, spare_address, store_address
 from homeport.regions.topology import Topology, split_address
 
 
@@ -61,10 +60,7 @@ class ControlPlane:
         """`region`'s spare (see `regions.spares`), dialled directly: no link carries
         control traffic to spares, and the controller never lends a spare of a region it
         judges down."""
-        address = self.topology.region(region).redis.spare
-        if address is None:
-            raise RegionsError(f"region {region!r} has no spare Redis in the topology")
-        return self._client(address)
+        return self._client(spare_address(self.topology, region))
 
     def store(self, route: Route) -> aredis.Redis:
         host, port = store_address(

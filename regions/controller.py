@@ -6,8 +6,10 @@ Each step (`run_once`):
 1. campaign: only the leader acts; the others stay hot standbys;
 2. finish any promotion a previous leader began but did not complete (the route says
    "served by the mirror" while the mirror still replicates): promotion is re-entrant;
-3. for each region served at home, `health.judge` the observers' verdicts; when the
-   quorum agrees the home is down for `confirm_s` seconds, promote its standby;
+3. `health.judge` every region from the observers' verdicts; when the quorum agrees a
+   region is down for `confirm_s` seconds, fail over every home whose serving copy is
+   there, to the copy its route names next (`routing.next_standby`): its mirror, or the
+   spare re-protection lent it (so a home can fail over a second time);
 4. re-protect (`regions.protection`): lend a spare of a surviving region to every home
    whose serving copy lost its cross-region replica with a region judged down, and take
    spares back once the original placement is restored. It runs right after a
@@ -35,6 +37,7 @@ from homeport.regions.health import Judgement, judge, read_verdicts
 from homeport.regions.metrics import RegionsMetrics
 from homeport.regions.promotion import PromotionReport, promote
 from homeport.regions.protection import Protector
+from homeport.regions.routing import Route, next_standby
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ CapacityCheck = Callable[[str, str], Awaitable[tuple[bool, str]]]
 class ControllerEvent:
     at: float
     # "elected", "judged-down", "promoted", "completed", "refused"; re-protection:
-    # "protected", "released", "dropped", "repointed", "unprotected"
+    # "protected", "released", "dropped", "repointed", "unprotected", "standby"
     kind: str
     home: str
     detail: str
@@ -103,27 +106,34 @@ class Controller(Loop):
             return None
         table = await self.cp.routing.load()
         now = time.time()
-        down: set[str] = set()
+        judgements: dict[str, Judgement] = {}
+        for home in self.cp.topology.region_names():
+            verdicts = await read_verdicts(self.cp.etcd, self.cp.topology.etcd_prefix, home)
+            judgements[home] = judge(home, verdicts, len(table.routes), self.confirm_s, now)
+        down = {home for home, judgement in judgements.items() if judgement.down}
         promoted = False
         for home in self.cp.topology.region_names():
             route = table.route(home)
-            verdicts = await read_verdicts(self.cp.etcd, self.cp.topology.etcd_prefix, home)
-            judgement = judge(home, verdicts, len(table.routes), self.confirm_s, now)
-            if judgement.down:
-                down.add(home)
-            if route.copy == "mirror":
-                await self._complete(home, route.epoch)
-            elif judgement.down:
-                promoted = await self._fail_over(home, judgement) is not None or promoted
+            if route.copy != "primary":
+                await self._complete(route)
+            # The copy serving `home` is in a region judged down: its own primary, or,
+            # failed over already, a mirror or spare whose region is lost in turn.
+            if route.serving in down:
+                report = await self._fail_over(route, judgements[route.serving], down)
+                promoted = report is not None or promoted
         if promoted:
             table = await self.cp.routing.load()
         await self.protector.run_once(table, down, force=promoted)
         return None
 
-    async def _fail_over(self, home: str, judgement: Judgement) -> PromotionReport | None:
-        standby = self.cp.topology.region(home).standby
-        if standby is None:
+    async def _fail_over(
+        self, route: Route, judgement: Judgement, down: set[str]
+    ) -> PromotionReport | None:
+        home = route.home
+        target = next_standby(self.cp.topology, route)
+        if target is None or target[0] in down:
             return None
+        standby = target[0]
         self._event("judged-down", home, judgement.reason)
         if self.capacity_check is not None:
             ok, why = await self.capacity_check(home, standby)
@@ -139,18 +149,21 @@ class Controller(Loop):
             guard=self.election.guard,
         )
         self.rm.promotions.labels(home, standby).inc()
-        self._event("promoted", home, f"to {standby} at epoch {report.new_epoch}")
+        self._event("promoted", home, f"to {standby} ({target[1]}) at epoch {report.new_epoch}")
         return report
 
-    async def _complete(self, home: str, epoch: int) -> None:
+    async def _complete(self, route: Route) -> None:
         """Finish a promotion whose leader died after moving the route."""
-        mirror = self.cp.mirror(home)
-        if (await stores.replication(mirror)).role == "master":
+        serving = self.cp.store(route)
+        if (await stores.replication(serving)).role == "master":
             return
-        region = self.cp.topology.region(home)
-        await stores.make_primary(mirror)
-        await stores.fence(mirror, home, region.partitions, epoch)
-        self._event("completed", home, f"finished an interrupted promotion at epoch {epoch}")
+        region = self.cp.topology.region(route.home)
+        await stores.make_primary(serving)
+        await stores.fence(serving, route.home, region.partitions, route.epoch)
+        await stores.reset_ownership(serving, route.home, region.partitions)
+        self._event(
+            "completed", route.home, f"finished an interrupted promotion at epoch {route.epoch}"
+        )
 
     async def stop(self) -> None:
         await super().stop()

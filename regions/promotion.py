@@ -41,7 +41,7 @@ from homeport.core.keys import PartitionKeys
 from homeport.regions import history, stores
 from homeport.regions.control import ControlPlane
 from homeport.regions.errors import RegionsError
-from homeport.regions.routing import Route
+from homeport.regions.routing import Route, next_standby, store_address
 from redis.exceptions import RedisError
 
 Say = Callable[[str], None]
@@ -116,64 +116,68 @@ async def promote(
     say: Say = lambda _m: None,
     guard: Callable[[], object] | None = None,
 ) -> PromotionReport:
+    """Fail `home` over to the copy its route names next (`routing.next_standby`): its
+    mirror while it serves itself, or the spare re-protection made its standby, also
+    when it is failed over already and the serving copy is lost in turn."""
     started = time.monotonic()
     region = cp.topology.region(home)
-    target = to or region.standby
-    if target is None or target != region.standby:
-        raise PromotionError(
-            f"{home}'s data is mirrored to {region.standby!r} only; promote it --to "
-            f"{region.standby}, not {target!r}"
-        )
     if region.redis.mode != "single":
         raise PromotionError(f"{home} runs Redis Cluster; use CLUSTER FAILOVER TAKEOVER (see docs)")
     route = (await cp.routing.load()).route(home)
-    if route.serving != home or route.copy != "primary":
+    target = next_standby(cp.topology, route)
+    if target is None:
         raise PromotionError(
-            f"{home} is already served by {route.serving} (epoch {route.epoch}, {route.state}); "
-            f"run `homeport region failback {home}` first"
+            f"{home} is already served by {route.serving} (epoch {route.epoch}, {route.state}) "
+            f"and no spare protects that copy; run `homeport region failback {home}` first"
+        )
+    to_region, copy = target
+    if to is not None and to != to_region:
+        raise PromotionError(
+            f"{home}'s data is replicated to {to_region!r} ({copy}) only; promote it --to "
+            f"{to_region}, not {to!r}"
         )
     steps: list[str] = []
     step = _stepper(say, steps)
     new = await cp.routing.move(
-        route, serving=target, copy="mirror", state="failed-over", reason=reason,
+        route, serving=to_region, copy=copy, state="failed-over", reason=reason,
         guards=await _guards(guard),
     )  # fmt: skip
-    step(f"1. etcd: {home} epoch {route.epoch} -> {new.epoch}, now served by {target}")
-    old, mirror = cp.primary(home), cp.mirror(home)
+    step(f"1. etcd: {home} epoch {route.epoch} -> {new.epoch}, now served by {to_region} ({copy})")
+    old, standby = cp.store(route), cp.store(new)
     fenced = False
     if await stores.reachable(old):
         try:
             await stores.fence(old, home, region.partitions, new.epoch)
             fenced = True
-            step(f"2. fenced the old home's primary: epoch < {new.epoch} is refused")
+            step(f"2. fenced the copy that served {home}: epoch < {new.epoch} is refused")
         except (RedisError, OSError) as exc:
-            step(f"2. could not fence the old home's primary ({exc}); gateway leases fence it")
+            step(f"2. could not fence the serving copy ({exc}); gateway leases fence it")
     else:
-        step("2. old home unreachable: its gateways stopped writing when their etcd leases lapsed")
+        step("2. serving copy unreachable: its gateways stopped writing when their leases lapsed")
     caught_up: bool | None = None
     if fenced:
-        caught_up = await stores.wait_caught_up(mirror, old, CATCH_UP_S)
-        step(f"3a. mirror caught up with the old primary: {caught_up}")
-    point = await stores.stream_tails(mirror, home, region.partitions)
+        caught_up = await stores.wait_caught_up(standby, old, CATCH_UP_S)
+        step(f"3a. {copy} caught up with the copy that served {home}: {caught_up}")
+    point = await stores.stream_tails(standby, home, region.partitions)
     await cp.etcd.put(
         cp.prefix("promotions", home, str(new.epoch)),
-        json.dumps({"to": target, "at": time.time(), "tails": point}).encode(),
+        json.dumps({"to": to_region, "at": time.time(), "tails": point}).encode(),
     )
-    await stores.make_primary(mirror)
-    await stores.fence(mirror, home, region.partitions, new.epoch)
-    await stores.reset_ownership(mirror, home, region.partitions)
+    await stores.make_primary(standby)
+    await stores.fence(standby, home, region.partitions, new.epoch)
+    await stores.reset_ownership(standby, home, region.partitions)
     step(
-        f"3. promoted {home}'s mirror in {target}: REPLICAOF NO ONE, epochs set to "
+        f"3. promoted {home}'s {copy} in {to_region}: REPLICAOF NO ONE, epochs set to "
         f"{new.epoch}, the old owners' leases broken"
     )
-    step(f"4. clients redirected: {target}'s gateways accept {home}'s keys at epoch {new.epoch}")
+    step(f"4. clients redirected: {to_region}'s gateways accept {home}'s keys at epoch {new.epoch}")
     seconds = time.monotonic() - started
     await history.record(cp.etcd, cp.topology.etcd_prefix, history.FailoverEvent(
-        "promote", home, home, target, route.epoch, new.epoch, time.time() - seconds, seconds,
-        reason, 0, steps,
+        "promote", home, route.serving, to_region, route.epoch, new.epoch, time.time() - seconds,
+        seconds, reason, 0, steps,
     ))  # fmt: skip
     return PromotionReport(
-        home, target, route.epoch, new.epoch, fenced, caught_up, point, seconds, steps
+        home, to_region, route.epoch, new.epoch, fenced, caught_up, point, seconds, steps
     )
 
 
@@ -257,7 +261,7 @@ async def failback(
     started = time.monotonic()
     region = cp.topology.region(home)
     route = (await cp.routing.load()).route(home)
-    if route.copy != "mirror":
+    if route.copy == "primary":
         raise PromotionError(
             f"{home} is served from its own primary (epoch {route.epoch}); nothing to fail back"
         )
@@ -270,7 +274,7 @@ async def failback(
     raw = await cp.etcd.get(cp.prefix("promotions", home, str(route.epoch)))
     point = {int(k): v for k, v in json.loads(raw.value)["tails"].items()} if raw else {}
     orphans = await find_orphans(old, serving, home, region.partitions, point)
-    step(f"1. {len(orphans)} orphans on {home}'s old primary (entries the mirror never got)")
+    step(f"1. {len(orphans)} orphans on {home}'s old primary (entries the {route.copy} never got)")
     requeued = await _requeue(cp, route, orphans)
     if orphans:
         await cp.etcd.put(
@@ -278,9 +282,7 @@ async def failback(
             json.dumps([o.describe() for o in orphans]).encode(),
         )
     step(f"2. re-enqueued {requeued} recovered orphans into {route.serving} at epoch {route.epoch}")
-    mirror_at = cp.topology.dial(home, region.standby or home, "mirror", region.redis.mirror or "")
-    host, _, port = mirror_at.rpartition(":")
-    await stores.make_replica(old, host, int(port))
+    await stores.make_replica(old, *store_address(cp.topology, route, home))
     in_sync = await stores.wait_caught_up(old, serving, 30.0)
     step(f"3. {home}'s old primary now replicates the serving copy; in sync: {in_sync}")
     epoch = route.epoch
@@ -303,20 +305,28 @@ async def switch_back(
 ) -> int:
     region = cp.topology.region(home)
     route = (await cp.routing.load()).route(home)
-    old, mirror = cp.primary(home), cp.mirror(home)
+    old, serving = cp.primary(home), cp.store(route)
     new = await cp.routing.move(
         route, serving=home, copy="primary", state="normal", reason="failback",
         guards=await _guards(guard),
     )  # fmt: skip
     step(f"4. etcd: {home} epoch {route.epoch} -> {new.epoch}, served by {home} again")
-    await stores.fence(mirror, home, region.partitions, new.epoch)
-    caught_up = await stores.wait_caught_up(old, mirror, CATCH_UP_S)
+    await stores.fence(serving, home, region.partitions, new.epoch)
+    caught_up = await stores.wait_caught_up(old, serving, CATCH_UP_S)
     await stores.make_primary(old)
     await stores.fence(old, home, region.partitions, new.epoch)
     await stores.reset_ownership(old, home, region.partitions)
-    step(f"5. fenced the mirror, promoted {home}'s primary (caught up: {caught_up})")
+    step(f"5. fenced the {route.copy} in {route.serving}, promoted {home}'s primary "
+         f"(caught up: {caught_up})")  # fmt: skip
     primary_at = cp.topology.dial(region.standby or home, home, "redis", region.redis.primary or "")
     host, _, port = primary_at.rpartition(":")
-    await stores.make_replica(mirror, host, int(port))
-    step(f"6. the mirror in {region.standby} replicates {home}'s primary again")
+    mirror = cp.mirror(home)
+    try:
+        await stores.make_replica(mirror, host, int(port))
+        step(f"6. the mirror in {region.standby} replicates {home}'s primary again")
+    except (RedisError, OSError) as exc:
+        if route.copy == "mirror":
+            raise  # the mirror served: it is up, and must follow the primary now
+        step(f"6. the mirror in {region.standby} is not reachable yet ({exc}); the "
+             "controller's re-protection covers the primary until it is")  # fmt: skip
     return new.epoch

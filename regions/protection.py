@@ -42,6 +42,12 @@ midway leaves a record its successor completes or releases. Every record change 
 etcd transaction guarded by the controller's election key, and a leader sees every record
 before it lends a spare, so no two homes take one spare.
 
+An in-sync protection also becomes the home's **standby** in the routing table
+(`Route.standby`): if the copy serving the home is lost in turn, the controller promotes
+the spare (`promotion.promote`), with parked workers waiting on it in its region. A spare
+that serves is neither repaired nor dropped; failback fences it, and the release that
+follows the restored placement gives the route its mirror back as standby.
+
 Failback is not confused by a spare: its orphans are entries of the old primary that the
 serving copy lacks, and a spare is neither. During the switch the spare keeps replicating
 the mirror (it is the mirror's replica, and the mirror becomes the primary's), and it is
@@ -215,19 +221,36 @@ class Protector:
 
     async def _settle(self, route: Route, p: Protection, down: set[str]) -> bool:
         """Drop, release or repair one protection; True when it is gone."""
+        if route.copy == "spare" and route.serving == p.region:
+            return False  # promoted: the spare serves the home until failback
         if p.region in down or not await stores.reachable(self.cp.spare(p.region)):
             await self._change(p.home, p, None)
+            await self._assign(route, "")
             self.event("dropped", p.home, f"the spare of {p.region} is unreachable or down")
             return True
         if await self.restored(route, down):
+            await self._assign(route, "")
             await stores.release_spare(self.cp.spare(p.region))
             await self._change(p.home, p, None)
             self.event("released", p.home, f"the spare of {p.region}: the mirror is back in sync")
             return True
-        await self._follow(route, p)
+        if await self._follow(route, p):
+            await self._assign(route, p.region)
         return False
 
-    async def _follow(self, route: Route, p: Protection) -> None:
+    async def _assign(self, route: Route, region: str) -> None:
+        """Make `region`'s spare the standby the route names for the next failover (""
+        gives it back to the topology's mirror). Only an in-sync spare is named: a
+        promotion must not pick a copy that has not caught up yet."""
+        if route.standby != region:
+            await self.cp.routing.restandby(route, region, [self.guard()] if self.guard else [])
+            self.event(
+                "standby", route.home,
+                f"next failover promotes the spare of {region}" if region
+                else "next failover promotes the mirror again",
+            )  # fmt: skip
+
+    async def _follow(self, route: Route, p: Protection) -> bool:
         """Point the spare at the copy the route names when it replicates nothing (it
         restarted empty) or its link is down (the copy it followed is gone), and mark it
         in sync once it is. A spare that is linked up stays put: after a failback's
@@ -243,7 +266,8 @@ class Protector:
         if p.state == "syncing" and await stores.wait_caught_up(
             spare, self.cp.store(route), self.sync_s
         ):
-            await self._record(p, replace(p, state="in-sync", synced_at=time.time()))
+            p = await self._record(p, replace(p, state="in-sync", synced_at=time.time()))
+        return p.state == "in-sync"
 
     async def _record(self, old: Protection, new: Protection) -> Protection:
         await self._change(old.home, old, new)
@@ -270,6 +294,7 @@ class Protector:
         synced = await stores.wait_caught_up(spare, self.cp.store(route), self.sync_s)
         if synced:
             await self._record(p, replace(p, state="in-sync", synced_at=time.time()))
+            await self._assign(route, region)
         self.event(
             "protected",
             home,

@@ -7,8 +7,15 @@ One key per home region, `<prefix>/routing/<home>`, holding JSON:
      "copy": "mirror", "changed_at": 1795890000.1, "reason": "..."}
 
 `copy` names which copy of the home's data is written: `primary` (the home's own
-primary) or `mirror` (its mirror in the standby region, promoted). `store_address` turns
-it into the address a given region's process must dial. Every change goes
+primary), `mirror` (its mirror in the standby region, promoted) or `spare` (the spare
+Redis of the `serving` region, lent by re-protection and then promoted).
+`store_address` turns it into the address a given region's process must dial.
+
+`standby` is the region whose copy the next failover promotes: empty for the topology's
+standby (the home's mirror); the name of a region when re-protection
+(`regions.protection`) made that region's spare the home's cross-region replica, because
+the mirror's region was lost. Changing it does not change the epoch: writes are not
+redirected, only the next promotion's target; failback restores it to empty. Every change goes
 through `move`, an etcd transaction that compares the whole current value, so two
 controllers racing to change a route cannot both win, and the epoch only ever grows.
 """
@@ -26,7 +33,7 @@ from homeport.regions.errors import RegionsError
 from homeport.regions.topology import Topology, split_address
 
 RouteState = Literal["normal", "failed-over", "failing-back"]
-Copy = Literal["primary", "mirror"]
+Copy = Literal["primary", "mirror", "spare"]
 
 
 class StaleRoute(RegionsError):
@@ -57,6 +64,7 @@ class Route:
     state: RouteState = "normal"
     changed_at: float = 0.0
     reason: str = ""
+    standby: str = ""  # "" = the topology's standby (the mirror); else a region's spare
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -126,9 +134,11 @@ class RoutingStore:
         state: RouteState,
         reason: str,
         guards: list[object] | None = None,
+        standby: str = "",
     ) -> Route:
         """Replace `current` with a route at epoch + 1, only if `current` is still what
-        etcd holds. Raises StaleRoute otherwise."""
+        etcd holds. Raises StaleRoute otherwise. A move names the next failover target
+        afresh (`standby`, default the topology's)."""
         new = replace(
             current,
             serving=serving,
@@ -137,7 +147,24 @@ class RoutingStore:
             epoch=current.epoch + 1,
             changed_at=time.time(),
             reason=reason,
+            standby=standby,
         )
+        await self._swap(current, new, guards)
+        return new
+
+    async def restandby(
+        self, current: Route, standby: str, guards: list[object] | None = None
+    ) -> Route:
+        """Replace `current` with the same route whose failover target is `standby` ("":
+        the topology's), only if `current` is still what etcd holds. The epoch stays:
+        nothing is redirected. Raises StaleRoute or NotLeader like `move`."""
+        new = replace(current, standby=standby)
+        if new == current:
+            return current
+        await self._swap(current, new, guards)
+        return new
+
+    async def _swap(self, current: Route, new: Route, guards: list[object] | None) -> None:
         key = self._key(current.home)
         tx = self.client.transactions
         ok, _ = await self.client.transaction(
@@ -150,7 +177,6 @@ class RoutingStore:
             if latest == current:
                 raise NotLeader(current.home)
             raise StaleRoute(current.home, current.epoch, latest.epoch)
-        return new
 
     async def changes(self) -> AsyncIterator[Route]:
         """Every route as it changes (puts only), until the caller stops iterating."""
@@ -163,13 +189,35 @@ class RoutingStore:
             await watch.cancel()
 
 
+def next_standby(topology: Topology, route: Route) -> tuple[str, Copy] | None:
+    """(region, copy) the next failover of `route.home` promotes: the spare the route's
+    `standby` names, else the home's mirror while the home serves itself. None when there
+    is nothing left to promote (failed over, and no spare protects the serving copy)."""
+    if route.standby:
+        return route.standby, "spare"
+    standby = topology.region(route.home).standby
+    if route.copy == "primary" and standby is not None:
+        return standby, "mirror"
+    return None
+
+
+def spare_address(topology: Topology, region: str) -> str:
+    address = topology.region(region).redis.spare
+    if address is None:
+        raise RegionsError(f"region {region!r} has no spare Redis in the topology")
+    return address
+
+
 def store_address(topology: Topology, route: Route, src: str) -> tuple[str, int]:
     """(host, port) a process in region `src` dials to write `route.home`'s data.
 
     The primary lives in the home region; the mirror lives in the home's standby region.
-    Cluster-mode regions are reached through their seed nodes directly.
+    Cluster-mode regions are reached through their seed nodes directly, and so are
+    spares: no link carries traffic to a spare from outside its region.
     """
     home = topology.region(route.home)
+    if route.copy == "spare":
+        return split_address(spare_address(topology, route.serving))
     if home.redis.mode == "cluster":
         nodes = home.redis.mirrors if route.copy == "mirror" else home.redis.nodes
         return split_address(nodes[0])

@@ -12,13 +12,15 @@ the `postgres` user that PostgreSQL runs as could not enter).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,30 @@ def pytest_configure(config: pytest.Config) -> None:
     """SIGTERM (a CI timeout, `timeout`, a killed job) ends the run like Ctrl-C, so the
     session fixtures still stop the clusters they started instead of leaking them."""
     sigterm_interrupts()
+
+
+async def wait_for(
+    cond: Callable[[], Awaitable[bool]], timeout: float, what: str, poll: float = 0.05
+) -> float:
+    """Poll the async predicate `cond` until it holds, and return the monotonic time it
+    did; fail the test naming `what` after `timeout` seconds. The one wait of the suite:
+    tests wait for a state, never for a fixed time."""
+    deadline = time.monotonic() + timeout
+    while not await cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(poll)
+    return time.monotonic()
+
+
+def wait_for_sync(cond: Callable[[], bool], timeout: float, what: str, poll: float = 0.05) -> float:
+    """`wait_for` for a plain predicate, in synchronous tests."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(poll)
+    return time.monotonic()
 
 
 def make_state_dir(prefix: str) -> Path:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,6 +14,8 @@ from homeport.core.broker import Broker
 from homeport.core.settings import Settings
 from homeport.core.store import RecordStore
 from homeport.core.worker import Worker
+
+from tests.conftest import wait_for
 
 REGION = "us-east"
 
@@ -34,17 +35,6 @@ def make_settings(redis_url: str, pg_dsn: str = "", **overrides: Any) -> Setting
     )
     base.update(overrides)
     return Settings(**base)
-
-
-async def wait_for(
-    cond: Callable[[], Awaitable[bool]], timeout: float, what: str, poll: float = 0.02
-) -> None:
-    """Poll `cond` until true; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(poll)
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@ from homeport.core.keys import RegionKeys
 from homeport.core.producer import Producer
 from homeport.core.task import new_task
 
-from .conftest import REGION, make_settings, running_worker, wait_for
+from tests.conftest import wait_for
+
+from .conftest import REGION, make_settings, running_worker
 
 TOLERANCE_BYTES = 2 * 1024 * 1024
 

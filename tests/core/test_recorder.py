@@ -11,7 +11,7 @@ from homeport.core.metrics import Metrics
 from homeport.core.recorder import RecordWriter
 from homeport.core.store import RecordStore, Status, TaskRecord
 
-from .conftest import wait_for
+from tests.conftest import wait_for
 
 
 def _rec(task_id: str) -> TaskRecord:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import time
@@ -20,7 +19,7 @@ from homeport.regions.metrics import RegionsMetrics
 from homeport.regions.processes import is_alive
 from prometheus_client import CollectorRegistry
 
-from tests.conftest import _start
+from tests.conftest import _start, wait_for
 
 
 def _v(observer: str, ok: bool, since: float) -> Verdict:
@@ -58,15 +57,6 @@ def loss_cluster(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
     yield from _start(ClusterSpec.default(3, partitions=4), "loss", state_dir_factory)
 
 
-async def _wait(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
-    return time.monotonic()
-
-
 async def test_region_loss_is_promoted_by_quorum_within_ten_seconds(
     loss_cluster: DevCluster,
 ) -> None:
@@ -89,7 +79,7 @@ async def test_region_loss_is_promoted_by_quorum_within_ten_seconds(
             votes = await read_verdicts(client.etcd, topo.etcd_prefix, "us-east")
             return {v.observer for v in votes if v.ok} == {"eu-west", "ap-south"}
 
-        await _wait(all_reported, 10, "both observers to report us-east healthy")
+        await wait_for(all_reported, 10, "both observers to report us-east healthy")
         assert sum(c.is_leader for c in controllers) == 1
 
         victims = [r for r in loss_cluster.records() if r.region == "us-east"]
@@ -111,12 +101,12 @@ async def test_region_loss_is_promoted_by_quorum_within_ten_seconds(
                 return False
             return route.serving == "eu-west"
 
-        await _wait(moved, 20, "us-east's route to move to eu-west")
+        await wait_for(moved, 20, "us-east's route to move to eu-west")
 
         async def promoted() -> bool:
             return any(e.kind == "promoted" for c in controllers for e in c.events)
 
-        done_at = await _wait(promoted, 20, "the promotion to complete")
+        done_at = await wait_for(promoted, 20, "the promotion to complete")
         assert not any(is_alive(r) for r in victims)
         assert done_at - killed_at < 10.0, f"promotion took {done_at - killed_at:.1f}s"
         route = (await reader.routing.load()).route("us-east")

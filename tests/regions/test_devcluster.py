@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from homeport.regions.servers import Binaries
 from homeport.regions.topology import Topology, split_address
 from homeport.regions.toxiproxy import ToxiproxyClient
 
-from tests.conftest import make_state_dir
+from tests.conftest import make_state_dir, wait_for_sync
 
 HOMEPORT = [sys.executable, "-m", "homeport"]
 
@@ -72,7 +71,7 @@ def _up_status_down(state: Path, env: dict[str, str], up: subprocess.CompletedPr
             p for p in _processes_mentioning(" worker ") if p in _processes_mentioning(primary_port)
         ]
 
-    _wait_for(lambda: len(workers()) == 2, 30, "the us-east agent to start its two workers")
+    wait_for_sync(lambda: len(workers()) == 2, 30, "the us-east agent to start its two workers")
     status = subprocess.run(
         [*HOMEPORT, "dev", "status", "--json"], env=env, capture_output=True, text=True, timeout=60
     )
@@ -167,20 +166,12 @@ def test_disabled_proxy_cuts_the_connection_until_reenabled(topology: Topology) 
     tox.close()
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
 def test_write_on_primary_reaches_cross_region_mirror_through_its_proxy(topology: Topology) -> None:
     assert topology.toxiproxy is not None
     us = topology.region("us-east")
     primary, mirror = _client(us.redis.primary or ""), _client(us.redis.mirror or "")
     primary.set("mirror-probe", "1")
-    _wait_for(lambda: mirror.get("mirror-probe") == b"1", 5, "the mirror to receive the write")
+    wait_for_sync(lambda: mirror.get("mirror-probe") == b"1", 5, "the mirror to receive the write")
     tox = ToxiproxyClient(topology.toxiproxy.api)
     link = f"{us.standby}->us-east:redis"
     tox.set_enabled(link, False)
@@ -191,7 +182,9 @@ def test_write_on_primary_reaches_cross_region_mirror_through_its_proxy(topology
         assert mirror.get("mirror-probe") == b"1"
     finally:
         tox.set_enabled(link, True)
-    _wait_for(lambda: mirror.get("mirror-probe") == b"2", 15, "the mirror to catch up after heal")
+    wait_for_sync(
+        lambda: mirror.get("mirror-probe") == b"2", 15, "the mirror to catch up after heal"
+    )
     tox.close()
 
 

@@ -23,7 +23,7 @@ from homeport.router.client import AsyncClient, RetryPolicy
 from homeport.router.errors import GatewayError
 from homeport.router.etcd_routing import EtcdRoutingTable
 
-from tests.conftest import sdk_for, start_services
+from tests.conftest import sdk_for, start_services, wait_for
 
 A, B = "us-east", "eu-west"
 
@@ -59,15 +59,6 @@ async def _statuses(topo: Topology, home: str) -> dict[str, str]:
         return {r["id"]: r["status"] for r in await conn.fetch("SELECT id, status FROM tasks")}
     finally:
         await conn.close()
-
-
-async def _until(predicate, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
-    return time.monotonic()
 
 
 async def test_stale_sdk_route_is_corrected_by_a_redirect(
@@ -181,7 +172,7 @@ async def test_manual_promote_and_failback_under_load_lose_no_global_task(
         status = await _statuses(topo, B)
         return all(status.get(t) == "succeeded" for t in acked)
 
-    await _until(all_ran, 120, "every acknowledged task to run")
+    await wait_for(all_ran, 120, "every acknowledged task to run")
     print(f"\nmanual round trip: {len(acked)} acked, all ran; {len(errors)} GLOBAL refusals")
 
 
@@ -241,7 +232,7 @@ async def test_isolated_region_stops_writing_is_failed_over_and_its_orphans_reco
                 return False
             return route.serving == B
 
-        await _until(promoted, 20, f"{A} to be promoted to {B}")
+        await wait_for(promoted, 20, f"{A} to be promoted to {B}")
         for key in keys:  # served again, from the promoted mirror
             acked[(await sdk.submit("noop", key, durability="LOCAL")).task_id] = time.monotonic()
         tox.reset()  # heal
@@ -256,7 +247,7 @@ async def test_isolated_region_stops_writing_is_failed_over_and_its_orphans_reco
             status = await _statuses(topo, A)
             return all(status.get(t) == "succeeded" for t in acked)
 
-        await _until(all_ran, 120, "every acknowledged task to run")
+        await wait_for(all_ran, 120, "every acknowledged task to run")
         print(f"\nisolation: {len(acked)} acked, {len(orphan_ids)} orphans recovered, 0 lost")
     finally:
         await direct.close()

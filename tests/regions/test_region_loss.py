@@ -21,7 +21,7 @@ from homeport.regions.placement import home_region
 from homeport.regions.processes import is_alive
 from homeport.router.client import AsyncClient
 
-from tests.conftest import sdk_for, start_services
+from tests.conftest import sdk_for, start_services, wait_for
 
 LOST, SURVIVOR, THIRD = "us-east", "eu-west", "ap-south"
 
@@ -35,14 +35,6 @@ def system(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
 async def client(system: DevCluster) -> AsyncIterator[AsyncClient]:
     async with sdk_for(system) as client:
         yield client
-
-
-async def _until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 @pytest.mark.timeout(300)
@@ -90,7 +82,7 @@ async def test_region_loss_promotes_standby_and_loses_no_global_task(
         must_run = [o for o in acked if o.durability == "GLOBAL"] + after
         return all(status.get(o.task_id) == "succeeded" for o in must_run)
 
-    await _until(
+    await wait_for(
         settled, 120, "every GLOBAL task and every task acknowledged after the kill to run"
     )
     status, spans = await _records(topo)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
+import asyncpg
 import pytest
 import redis.asyncio as aredis
 from homeport.loadtest.demo import (
@@ -32,15 +35,15 @@ from homeport.regions.cli import _status
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.placement import home_region
+from homeport.regions.promotion import promote
 from homeport.regions.protection import Protector, candidates, needs_protection
-from homeport.regions.routing import Route
+from homeport.regions.routing import Route, next_standby, store_address
 from homeport.regions.topology import Topology, split_address
 from homeport.router.client import AsyncClient, RetryPolicy
 from homeport.router.errors import GatewayError
 from homeport.router.etcd_routing import EtcdRoutingTable
 
-from tests.conftest import _start, sdk_for, start_services
-from tests.regions.test_region_loss import _until
+from tests.conftest import _start, sdk_for, start_services, wait_for
 
 LOST, SURVIVOR, THIRD = "us-east", "eu-west", "ap-south"
 BOUND_S = 60.0  # issue 13: region loss -> GLOBAL acknowledged again, every home
@@ -77,6 +80,19 @@ def test_spare_is_never_taken_from_the_serving_or_a_lost_region_nor_twice(ring: 
     assert candidates(ring, Route(THIRD, THIRD, 1), down, {SURVIVOR}) == []
 
 
+def test_the_next_failover_promotes_the_spare_the_route_names(ring: Topology) -> None:
+    home = Route(LOST, LOST, 1)
+    assert next_standby(ring, home) == (SURVIVOR, "mirror")
+    assert next_standby(ring, replace(home, standby=THIRD)) == (THIRD, "spare")
+    failed_over = Route(LOST, SURVIVOR, 2, copy="mirror", state="failed-over")
+    assert next_standby(ring, failed_over) is None, "nothing left to promote"
+    assert next_standby(ring, replace(failed_over, standby=THIRD)) == (THIRD, "spare")
+    # A promoted spare is dialled directly, from any region.
+    on_spare = Route(LOST, THIRD, 3, copy="spare", state="failed-over")
+    spare = ring.region(THIRD).redis.spare or ""
+    assert store_address(ring, on_spare, LOST) == split_address(spare)
+
+
 # ---- one protector step at a time, on real servers (no agents) --------------------------
 
 
@@ -105,7 +121,7 @@ async def test_protector_drops_a_lost_spare_frees_strays_and_releases_when_resto
         assert {h: (p.region, p.state) for h, p in lent.items()} == {THIRD: (SURVIVOR, "in-sync")}
         key = "hp:{ap-south}:protection-probe"
         await cp.primary(THIRD).set(key, "1")
-        await _until(lambda: _replicates(cp, SURVIVOR, key), 10, "the spare to replicate")
+        await wait_for(lambda: _replicates(cp, SURVIVOR, key), 10, "the spare to replicate")
 
         # The spare's region is lost as well: dropped, and no other spare is free.
         await protector.run_once(table, {LOST, SURVIVOR})
@@ -119,7 +135,7 @@ async def test_protector_drops_a_lost_spare_frees_strays_and_releases_when_resto
         await protector.run_once(table, {LOST})
         assert ("released", "-") in events
         assert {h: p.region for h, p in (await protection.load(cp)).items()} == {THIRD: SURVIVOR}
-        await _until(lambda: _replicates(cp, SURVIVOR, key), 10, "the spare to resync")
+        await wait_for(lambda: _replicates(cp, SURVIVOR, key), 10, "the spare to resync")
 
         # us-east is back and ap-south's mirror never stopped: the spare is released.
         await protector.run_once(table, set())
@@ -198,7 +214,7 @@ async def _return_and_fail_back(system: DevCluster, plane: ControlPlane, names: 
             return servers.tcp_probe(split_address(topo.region(LOST).gateway or "")[1])
         return False
 
-    await _until(gateway_back, 90, f"{LOST}'s gateway to listen again")
+    await wait_for(gateway_back, 90, f"{LOST}'s gateway to listen again")
     report = await _failback_when_back(plane, LOST, lambda _m: None)
     assert report.switched and report.in_sync
 
@@ -253,7 +269,7 @@ async def test_region_loss_reprotects_every_home_and_failback_frees_the_spares(
         async def global_back() -> bool:
             return all(_global_back(ops, h, killed_at) is not None for h in (LOST, THIRD))
 
-        await _until(global_back, BOUND_S + 30, "GLOBAL submits of us-east and ap-south")
+        await wait_for(global_back, BOUND_S + 30, "GLOBAL submits of us-east and ap-south")
         await asyncio.sleep(5)  # and they stay acknowledged: a later refusal moves the mark
         back = {h: _global_back(ops, h, killed_at) for h in (LOST, SURVIVOR, THIRD)}
         print(f"\nregion loss -> GLOBAL acknowledged again: {back}")
@@ -281,7 +297,7 @@ async def test_region_loss_reprotects_every_home_and_failback_frees_the_spares(
                 return False
             return all([await _free(topo, r) for r in (THIRD, SURVIVOR)])
 
-        await _until(spares_free, 60, "both spares released after failback")
+        await wait_for(spares_free, 60, "both spares released after failback")
         await asyncio.sleep(2)
         stop.set()
         await asyncio.gather(*drivers)
@@ -295,7 +311,7 @@ async def test_region_loss_reprotects_every_home_and_failback_frees_the_spares(
     # from the outage, and that gateway was seen refusing connections for some seconds
     # after its restart; neither says anything about the placement (reported apart).
     one_key = {h: next(k for k in keys if homes[k] == h) for h in (LOST, SURVIVOR, THIRD)}
-    await _until(
+    await wait_for(
         lambda: _global_acked(topo, one_key), 60, "GLOBAL submits of every home after failback"
     )
     assert await spares_free()
@@ -307,4 +323,120 @@ async def test_region_loss_reprotects_every_home_and_failback_frees_the_spares(
         status, _ = await _records(topo)
         return all(status.get(o.task_id) == "succeeded" for o in acked_global)
 
-    await _until(global_ran, 120, "every acknowledged GLOBAL task to run")
+    await wait_for(global_ran, 120, "every acknowledged GLOBAL task to run")
+
+
+# ---- a second failover, onto the spare: the standby assignment moves with protection ----
+
+
+async def _parked_on(system: DevCluster, region: str, home: str) -> bool:
+    """Does `region`'s agent run a worker of `home` parked (a warm standby), started and
+    waiting for its promotion?"""
+    path = system.logs / f"workers-{region}.json"
+    rows = json.loads(path.read_text()) if path.exists() else []
+    return any(
+        r["home"] == home and r["parked"] and r["alive"]
+        and "parked: waiting" in Path(r["log"]).read_text()
+        for r in rows
+    )  # fmt: skip
+
+
+async def _statuses(topo: Topology, home: str) -> dict[str, str]:
+    """Record status per task id, from `home`'s own database (the others may be down)."""
+    conn = await asyncpg.connect(topo.region(home).postgres)
+    try:
+        return {r["id"]: r["status"] for r in await conn.fetch("SELECT id, status FROM tasks")}
+    finally:
+        await conn.close()
+
+
+@pytest.mark.timeout(420)
+async def test_a_reprotected_home_fails_over_to_its_spare_and_fails_back_home(
+    system: DevCluster, client: AsyncClient
+) -> None:
+    """eu-west, which hosts us-east's mirror, is lost: us-east keeps its primary, and the
+    controller makes ap-south's spare its cross-region replica *and* its standby in the
+    routing table. Then us-east's primary dies too. With one region lost, the two left
+    cannot reach a quorum of three (docs/recovery.md), so the operator promotes, as
+    `region promote` is run: the spare, not the lost mirror, is promoted, and its parked
+    workers run us-east's tasks. Failback restores the original placement."""
+    topo = system.topology
+    keys = [f"spare-{i}" for i in range(200)]
+    mine = [k for k in keys if home_region(k, topo) == LOST][:12]
+    assert len(mine) >= 6
+    await _wait_ready(client, topo, mine)
+    ops: list[Op] = []
+    stop = asyncio.Event()
+    drivers = [asyncio.create_task(_drive(client, k, "LOCAL", LOST, ops, stop, 0.05)) for k in mine]
+    plane = await ControlPlane.open(topo, THIRD)
+    try:
+        await asyncio.sleep(2)
+        lost = [r for r in system.records() if r.region == SURVIVOR]
+        for record in lost:
+            os.killpg(record.pid, signal.SIGKILL)
+
+        async def spare_is_standby() -> bool:
+            with contextlib.suppress(Exception):  # etcd re-elects without eu-west's member
+                route = (await plane.routing.load()).route(LOST)
+                lent = (await protection.load(plane)).get(LOST)
+                return route.standby == THIRD and lent is not None and lent.state == "in-sync"
+            return False
+
+        await wait_for(spare_is_standby, 90, f"{THIRD}'s spare to become {LOST}'s standby")
+        assert {r["home"]: r["next_failover"] for r in await _status(topo)}[LOST] == (
+            f"{THIRD} (spare)"
+        )
+        await wait_for(lambda: _parked_on(system, THIRD, LOST), 30, "workers parked on the spare")
+
+        # us-east's primary dies as well; the operator promotes (no quorum is left).
+        primary = next(r for r in system.records() if r.name == f"redis-{LOST}-primary")
+        os.killpg(primary.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        report = await promote(plane, LOST, reason="operator: second failover")
+        promoted_at = time.monotonic()
+        assert report.to == THIRD
+        route = (await plane.routing.load()).route(LOST)
+        assert (route.serving, route.copy, route.epoch) == (THIRD, "spare", report.new_epoch)
+        assert (await stores.replication(plane.spare(THIRD))).role == "master"
+
+        async def ran_after_promotion() -> bool:
+            fresh = [o for o in ops if o.acked is not None and o.sent > promoted_at]
+            status = await _statuses(topo, LOST)
+            return any(status.get(o.task_id) == "succeeded" for o in fresh)
+
+        first_run = await wait_for(ran_after_promotion, 30, f"{LOST}'s tasks to run on the spare")
+        acks = [o.acked for o in ops if o.acked is not None and o.sent > promoted_at]
+        print(
+            f"\nprimary killed -> promoted {promoted_at - killed_at:.2f}s "
+            f"(promotion {report.seconds:.2f}s), first ack {min(acks) - killed_at:.2f}s, "
+            f"first run seen {first_run - killed_at:.2f}s"
+        )
+
+        # Both come back; failback restores the original placement and the mirror.
+        system.restart([r.name for r in lost] + [primary.name])
+        failed_back = await _failback_when_back(plane, LOST, lambda _m: None)
+        assert failed_back.switched and failed_back.in_sync
+
+        async def original_placement() -> bool:
+            route = (await plane.routing.load()).route(LOST)
+            lent = await protection.load(plane)
+            placed = (route.serving, route.copy, route.standby) == (LOST, "primary", "")
+            return placed and LOST not in lent
+
+        await wait_for(original_placement, 90, f"{LOST} back home with its mirror as standby")
+        await asyncio.sleep(1)
+        stop.set()
+        await asyncio.gather(*drivers)
+    finally:
+        stop.set()
+        await plane.close()
+
+    # Nothing acknowledged was lost across both failovers and the failback.
+    acked = [o for o in ops if o.acked is not None]
+    assert len([o for o in acked if o.sent > promoted_at]) > 0
+
+    async def all_ran() -> bool:
+        status = await _statuses(topo, LOST)
+        return all(status.get(o.task_id) == "succeeded" for o in acked)
+
+    await wait_for(all_ran, 120, "every acknowledged task to run")
