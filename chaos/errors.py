@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeport.errors import HomeportError
 
-class ChaosError(Exception):
+
+class ChaosError(HomeportError):
     """Base of every error the chaos package raises on purpose."""
 
 

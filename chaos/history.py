@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from homeport.errors import HomeportError
+
 
 @dataclass
 class Op:
@@ -141,7 +143,7 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[rank - 1]
 
 
-class HistoryError(ValueError):
+class HistoryError(HomeportError, ValueError):
     """A history file cannot be read; names the line and what is wrong with it."""
 
 

@@ -17,6 +17,8 @@ from homeport.router.client import AsyncClient, RetryPolicy
 from homeport.router.errors import GatewayError
 from homeport.router.views import CancelOutcome, DeadLetterView, RegionView, TaskView
 
+from homeport.errors import HomeportError
+
 
 @dataclass(frozen=True)
 class StatusAnswer:
@@ -38,7 +40,7 @@ class Found:
     asked: tuple[str, ...]
 
 
-class TaskNowhere(Exception):
+class TaskNowhere(HomeportError):
     """No region's gateway knows the task; `answers` says what each one said."""
 
     def __init__(self, task_id: str, answers: dict[str, str]) -> None:

@@ -6,8 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from homeport.errors import HomeportError
 
-class ConsoleSettingsError(ValueError):
+
+class ConsoleSettingsError(HomeportError, ValueError):
     """A console setting is invalid; the message names it, its value and the fix."""
 
 

@@ -29,6 +29,8 @@ from typing import Any
 from croniter import croniter
 from homeport.core.errors import InvalidArgument
 
+from homeport.errors import HomeportError
+
 
 @dataclasses.dataclass(slots=True)
 class TaskContext:
@@ -54,7 +56,7 @@ class TaskContext:
         return self.cancel_requested.is_set()
 
 
-class Cancelled(Exception):
+class Cancelled(HomeportError):
     """Raise from a handler to end a cancelled task; it is recorded as `cancelled`."""
 
 

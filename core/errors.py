@@ -1,6 +1,7 @@
 """Domain errors of the engine, and the one place where driver errors become them.
 
-The hierarchy::
+They hang under the one root, `homeport.errors.HomeportError` (re-exported here, with
+`ErrorCode`), whose docstring draws the whole tree. The engine's part::
 
     HomeportError                 code          meaning
     ├── InvalidArgument           INVALID_ARGUMENT  bad input; nothing was written
@@ -19,25 +20,9 @@ asyncpg never cross the broker or store boundary: `core.broker.Broker` and
 
 from __future__ import annotations
 
-import enum
+from homeport.errors import ErrorCode, HomeportError
 
-
-class ErrorCode(enum.StrEnum):
-    """Stable, wire-visible name of a failure class."""
-
-    INVALID_ARGUMENT = "INVALID_ARGUMENT"
-    FENCED = "FENCED"
-    WRONG_REGION = "WRONG_REGION"
-    NOT_REPLICATED = "NOT_REPLICATED"
-    NOT_FOUND = "NOT_FOUND"
-    ALREADY_FINISHED = "ALREADY_FINISHED"
-    UNAVAILABLE = "UNAVAILABLE"
-
-
-class HomeportError(Exception):
-    """Base of all domain errors; `code` says which class of failure it is."""
-
-    code: ErrorCode = ErrorCode.UNAVAILABLE
+__all__ = ["ErrorCode", "HomeportError"]  # the root and its codes, re-exported
 
 
 class InvalidArgument(HomeportError):

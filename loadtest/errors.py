@@ -8,8 +8,10 @@ LoadTestError
 
 from __future__ import annotations
 
+from homeport.errors import HomeportError
 
-class LoadTestError(Exception):
+
+class LoadTestError(HomeportError):
     """Base of every error raised by `loadtest/`."""
 
 

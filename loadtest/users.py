@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 import grpc
+from homeport.loadtest.errors import LoadTestError
 from homeport.loadtest.workload import Draws, Workload
 from homeport.router.proto_gen import scheduler_pb2 as pb
 from homeport.router.proto_gen import scheduler_pb2_grpc as pb_grpc
@@ -33,7 +34,7 @@ _DURABILITY = {
 }
 
 
-class BatchRefused(Exception):
+class BatchRefused(LoadTestError):
     """Some tasks of a SubmitBatch were refused; the first refusal is named."""
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from homeport.errors import HomeportError
 
-class RegionsError(Exception):
+
+class RegionsError(HomeportError):
     """Base of every error this package raises on purpose."""
 
 

@@ -13,8 +13,10 @@ from typing import Any
 
 import requests
 
+from homeport.errors import HomeportError
 
-class ToxiproxyError(RuntimeError):
+
+class ToxiproxyError(HomeportError, RuntimeError):
     """The Toxiproxy API refused a request; the message carries its reason."""
 
 

@@ -42,7 +42,7 @@ DOMAIN = "homeport"
 _MAX_VALUE_CHARS = 200
 
 
-class GatewayError(Exception):
+class GatewayError(HomeportError):
     """A gateway call failed. `reason` is the domain code when the gateway gave one."""
 
     def __init__(
@@ -59,6 +59,9 @@ class GatewayError(Exception):
         self.reason = reason
         self.metadata = dict(metadata or {})
         self.violations = list(violations)
+        # The gateway's domain code when it gave one, so `code` means the same as for the
+        # engine's errors; a transport failure with no code is UNAVAILABLE.
+        self.code = ErrorCode(reason) if reason in ErrorCode.__members__ else ErrorCode.UNAVAILABLE
 
 
 class InvalidRequest(GatewayError):

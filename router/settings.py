@@ -17,11 +17,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from homeport.errors import HomeportError
+
 ENV_PREFIX = "HOMEPORT_GATEWAY_"
 MAX_BATCH = 10_000
 
 
-class SettingsError(ValueError):
+class SettingsError(HomeportError, ValueError):
     """A setting is missing or malformed; the message names it and its source."""
 
 

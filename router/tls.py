@@ -12,8 +12,10 @@ from pathlib import Path
 
 import grpc
 
+from homeport.errors import HomeportError
 
-class TlsConfigError(ValueError):
+
+class TlsConfigError(HomeportError, ValueError):
     """A certificate or key file is missing or unreadable; the message names the file."""
 
 

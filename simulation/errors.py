@@ -12,8 +12,10 @@ reading it is usually editing a YAML file or a command line, not this code.
 
 from __future__ import annotations
 
+from homeport.errors import HomeportError
 
-class SimulationError(Exception):
+
+class SimulationError(HomeportError):
     """Root of the package's errors; catch this to handle any of them."""
 
 

@@ -1,0 +1,70 @@
+"""The one exception root of homeport, and the whole tree under it.
+
+Every error homeport raises on purpose is a `HomeportError`; `except HomeportError`
+catches them all, and nothing else. Each package keeps its own errors in its own module,
+hung under one package root::
+
+    HomeportError                      homeport.errors (this module)
+    ├── engine domain errors           homeport.core.errors: each has a wire `code`
+    │   ├── InvalidArgument            bad input; nothing was written
+    │   ├── Fenced                     the caller's epoch or lease token is stale
+    │   ├── WrongRegion                the key lives in another region (redirect)
+    │   ├── NotReplicated              WAIT reached fewer replicas than asked
+    │   ├── TaskNotFound               no record of that task id
+    │   ├── AlreadyFinished            the task reached a final status already
+    │   └── Unavailable                Redis or PostgreSQL could not be reached
+    ├── Cancelled                      homeport.core.app: a handler ends a cancelled task
+    ├── GatewayError                   homeport.router.errors: an SDK call failed
+    │   ├── InvalidRequest             refused before anything was written
+    │   ├── Misrouted                  WrongRegionError, FencedError: follow the redirect
+    │   ├── TaskNotFoundError, AlreadyFinishedError
+    │   ├── NotAllowed                 missing or wrong token, or not an admin token
+    │   └── RetryableError             NotReplicatedError, TransientError
+    ├── SettingsError                  homeport.router.settings (also a ValueError)
+    ├── TlsConfigError                 homeport.router.tls (also a ValueError)
+    ├── CodegenError                   homeport.router.codegen (also a RuntimeError)
+    ├── RegionsError                   homeport.regions.errors
+    │   ├── TopologyError, LaunchError, ClusterStateError
+    │   ├── PromotionError, ProtectionError     (regions.promotion, regions.protection)
+    │   ├── StaleRoute, NotLeader               (regions.routing)
+    │   └── ControlStoreUnavailable             (regions.etcd): no etcd member answered
+    ├── ToxiproxyError                 homeport.regions.toxiproxy (also a RuntimeError)
+    ├── ChaosError                     homeport.chaos.errors
+    │   └── ScenarioError, FaultError, RunError
+    ├── HistoryError                   homeport.chaos.history (also a ValueError)
+    ├── LoadTestError                  homeport.loadtest.errors
+    │   └── WorkloadError, StackError, RunError, BatchRefused
+    ├── SimulationError                homeport.simulation.errors
+    │   ├── ParameterError             UnstableLoadError, EmptyTraceError
+    │   └── CalibrationError
+    ├── ConsoleSettingsError           homeport.console.settings (also a ValueError)
+    └── TaskNowhere                    homeport.console.gateways
+
+`code` is the wire-visible class of a failure (`ErrorCode`). The engine's errors set
+their own; everything else is UNAVAILABLE unless it says otherwise (a `GatewayError`
+reports the code its gateway gave). The gateway maps codes to gRPC statuses in exactly
+one table (router/errors.py).
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorCode(enum.StrEnum):
+    """Stable, wire-visible name of a failure class."""
+
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    FENCED = "FENCED"
+    WRONG_REGION = "WRONG_REGION"
+    NOT_REPLICATED = "NOT_REPLICATED"
+    NOT_FOUND = "NOT_FOUND"
+    ALREADY_FINISHED = "ALREADY_FINISHED"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+class HomeportError(Exception):
+    """Root of every error homeport raises on purpose; `code` says which class of failure
+    it is."""
+
+    code: ErrorCode = ErrorCode.UNAVAILABLE
