@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import inspect
 import shutil
 import subprocess
 import tempfile
@@ -41,14 +42,19 @@ def pytest_configure(config: pytest.Config) -> None:
     sigterm_interrupts()
 
 
+async def _holds(cond: Callable[[], bool | Awaitable[bool]]) -> bool:
+    result = cond()
+    return await result if inspect.isawaitable(result) else result
+
+
 async def wait_for(
-    cond: Callable[[], Awaitable[bool]], timeout: float, what: str, poll: float = 0.05
+    cond: Callable[[], bool | Awaitable[bool]], timeout: float, what: str, poll: float = 0.05
 ) -> float:
-    """Poll the async predicate `cond` until it holds, and return the monotonic time it
-    did; fail the test naming `what` after `timeout` seconds. The one wait of the suite:
-    tests wait for a state, never for a fixed time."""
+    """Poll `cond` (a plain or an async predicate) until it holds, and return the
+    monotonic time it did; fail the test naming `what` after `timeout` seconds. The one
+    wait of the suite: tests wait for a state, never for a fixed time."""
     deadline = time.monotonic() + timeout
-    while not await cond():
+    while not await _holds(cond):
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         await asyncio.sleep(poll)

@@ -130,8 +130,12 @@ async def test_manual_promote_and_failback_under_load_lose_no_global_task(
     topo = system.topology
     keys = _keys_of(topo, B, 8)  # eu-west's keys: its standby is ap-south
     acked: dict[str, str] = {}
+    acked_at: list[tuple[float, str]] = []
     errors: list[str] = []
     stop = asyncio.Event()
+
+    async def served_since(since: float, durability: str = "LOCAL", n: int = 20) -> bool:
+        return sum(1 for t, d in acked_at if t > since and d == durability) >= n
 
     async def drive(key: str, durability: str) -> None:
         seq = 0
@@ -140,6 +144,7 @@ async def test_manual_promote_and_failback_under_load_lose_no_global_task(
             try:
                 await sdk.submit("noop", key, str(seq).encode(), id=task_id, durability=durability)
                 acked[task_id] = durability
+                acked_at.append((time.monotonic(), durability))
             except GatewayError as exc:
                 errors.append(f"{durability} {exc.reason or exc.status.name}")
             seq += 1
@@ -150,14 +155,17 @@ async def test_manual_promote_and_failback_under_load_lose_no_global_task(
     ]
     plane = await ControlPlane.open(topo, "client")
     try:
-        await asyncio.sleep(2)
+        t0 = time.monotonic()
+        await wait_for(lambda: served_since(t0, "GLOBAL"), 30, "GLOBAL load acknowledged")
         steps: list[str] = []
         report = await promote(plane, B, "ap-south", say=steps.append)
         assert report.old_home_fenced and report.mirror_caught_up, steps
-        await asyncio.sleep(4)
+        t1 = time.monotonic()
+        await wait_for(lambda: served_since(t1), 30, "LOCAL load acknowledged on the standby")
         back = await failback(plane, B, switch=True, say=steps.append)
         assert back.switched and back.in_sync, steps
-        await asyncio.sleep(2)
+        t2 = time.monotonic()
+        await wait_for(lambda: served_since(t2), 30, "LOCAL load acknowledged after failback")
         route = (await plane.routing.load()).route(B)
         assert (route.serving, route.copy) == (B, "primary")
     finally:

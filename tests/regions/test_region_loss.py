@@ -54,13 +54,24 @@ async def test_region_loss_promotes_standby_and_loses_no_global_task(
         asyncio.create_task(_drive(client, k, DURABILITIES[i % 3], homes[k], ops, stop, 0.1))
         for i, k in enumerate(keys)
     ]
-    await asyncio.sleep(4)
+
+    def acked_since(since: float, home: str | None = None) -> int:
+        return sum(
+            1 for o in ops
+            if o.acked is not None and o.sent > since and home in (None, o.home)
+            and o.durability != "GLOBAL"
+        )  # fmt: skip
+
+    started = time.monotonic()
+    for home in (LOST, SURVIVOR, THIRD):  # load is flowing to every home before the kill
+        await wait_for(lambda h=home: acked_since(started, h) >= 10, 30, f"{home} load")
     victims = [r for r in system.records() if r.region == LOST]
     assert {r.kind for r in victims} == {"redis", "etcd", "gateway", "agent"}
     killed_at = time.monotonic()
     for record in victims:
         os.killpg(record.pid, signal.SIGKILL)  # the agent's group takes its workers along
-    await asyncio.sleep(15)
+    # Served again, then 50 more acknowledgements of the lost home on its standby.
+    await wait_for(lambda: acked_since(killed_at, LOST) >= 50, 60, f"{LOST} served again")
     stop.set()
     await asyncio.gather(*drivers)
     assert not any(is_alive(r) for r in victims)

@@ -173,6 +173,10 @@ async def _free(topo: Topology, region: str) -> bool:
         await spare.aclose()
 
 
+def _acked_since(ops: list[Op], since: float) -> int:
+    return sum(1 for o in ops if o.acked is not None and o.sent > since)
+
+
 def _global_back(ops: list[Op], home: str, since: float) -> float | None:
     """Seconds from `since` to the ack of the first GLOBAL submit of `home` sent after
     `since` and after every failed GLOBAL submit of `home` (None: not acknowledged again
@@ -258,7 +262,8 @@ async def test_region_loss_reprotects_every_home_and_failback_frees_the_spares(
     ]
     plane = await ControlPlane.open(topo, SURVIVOR)
     try:
-        await asyncio.sleep(4)
+        t0 = time.monotonic()
+        await wait_for(lambda: _acked_since(ops, t0) >= 100, 30, "load acknowledged")
         victims = [r for r in system.records() if r.region == LOST]
         assert f"redis-{LOST}-spare" in {r.name for r in victims}
         killed_at = time.monotonic()
@@ -298,7 +303,8 @@ async def test_region_loss_reprotects_every_home_and_failback_frees_the_spares(
             return all([await _free(topo, r) for r in (THIRD, SURVIVOR)])
 
         await wait_for(spares_free, 60, "both spares released after failback")
-        await asyncio.sleep(2)
+        t1 = time.monotonic()
+        await wait_for(lambda: _acked_since(ops, t1) >= 50, 30, "load acknowledged after release")
         stop.set()
         await asyncio.gather(*drivers)
     finally:
@@ -370,7 +376,8 @@ async def test_a_reprotected_home_fails_over_to_its_spare_and_fails_back_home(
     drivers = [asyncio.create_task(_drive(client, k, "LOCAL", LOST, ops, stop, 0.05)) for k in mine]
     plane = await ControlPlane.open(topo, THIRD)
     try:
-        await asyncio.sleep(2)
+        t0 = time.monotonic()
+        await wait_for(lambda: _acked_since(ops, t0) >= 40, 30, f"{LOST}'s load acknowledged")
         lost = [r for r in system.records() if r.region == SURVIVOR]
         for record in lost:
             os.killpg(record.pid, signal.SIGKILL)
@@ -424,7 +431,8 @@ async def test_a_reprotected_home_fails_over_to_its_spare_and_fails_back_home(
             return placed and LOST not in lent
 
         await wait_for(original_placement, 90, f"{LOST} back home with its mirror as standby")
-        await asyncio.sleep(1)
+        t1 = time.monotonic()
+        await wait_for(lambda: _acked_since(ops, t1) >= 20, 30, f"{LOST} served at home again")
         stop.set()
         await asyncio.gather(*drivers)
     finally:

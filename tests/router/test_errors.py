@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
+
 import grpc
 import pytest
+from homeport.core import errors as core_errors
 from homeport.core.errors import (
+    AlreadyFinished,
     ErrorCode,
     Fenced,
     HomeportError,
     InvalidArgument,
     NotReplicated,
     TaskNotFound,
+    Unavailable,
     WrongRegion,
 )
 from homeport.router.errors import (
@@ -25,9 +30,34 @@ from homeport.router.errors import (
     to_rpc_status,
 )
 
+# One instance of every engine error class, with realistic fields.
+SAMPLES: list[HomeportError] = [
+    InvalidArgument("task.kind", "", "must not be empty"),
+    Fenced("us-east/3", 4, 5),
+    WrongRegion("eu:1", "eu-west", 7, "127.0.0.1:7001"),
+    NotReplicated(2, 1),
+    TaskNotFound("01J"),
+    AlreadyFinished("01J", "succeeded"),
+    Unavailable("redis", "connection refused"),
+]
 
-def test_every_domain_code_has_a_row() -> None:
-    assert set(ERROR_TABLE) == set(ErrorCode)
+
+def test_every_engine_error_reaches_the_client_with_its_code_status_and_class() -> None:
+    """Walks core.errors: a new engine error class without a sample here fails, and so
+    does one whose code has no row, maps to another status, or comes back as another
+    client class or code."""
+    classes = {
+        c for c in vars(core_errors).values()
+        if inspect.isclass(c) and issubclass(c, HomeportError) and c is not HomeportError
+    }  # fmt: skip
+    assert {type(e) for e in SAMPLES} == classes, "add a sample of each new error class"
+    assert {e.code for e in SAMPLES} == set(ErrorCode), "a code no error class raises"
+    for error in SAMPLES:
+        wire = to_rpc_status(error)
+        back = from_rpc_status(wire)
+        assert status_code_of(wire) == ERROR_TABLE[error.code].status, error
+        assert type(back) is ERROR_TABLE[error.code].client_error, error
+        assert back.code == error.code and back.message == str(error), error
 
 
 @pytest.mark.parametrize(
