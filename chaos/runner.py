@@ -39,7 +39,7 @@ from homeport.chaos.load import LoadGenerator, SdkRoutes
 from homeport.chaos.plan import Planned, plan
 from homeport.chaos.report import write_reports
 from homeport.chaos.scenario import Scenario
-from homeport.regions import protection
+from homeport.regions import protection, stores
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.mirror import measure
@@ -419,9 +419,7 @@ class GameDay:
         def client(address: str) -> aredis.Redis:
             if address not in clients:
                 host, port = split_address(address)
-                clients[address] = aredis.Redis(
-                    host=host, port=port, socket_timeout=0.5, socket_connect_timeout=0.5
-                )
+                clients[address] = stores.client(host, port, timeout=0.5)
             return clients[address]
 
         try:

@@ -119,12 +119,6 @@ class LocalStack:
             raise
         return self.gateway
 
-    def check_alive(self) -> None:
-        """Raise `StackError` naming any process that has exited."""
-        for child in self._children:
-            if child.proc.poll() is not None:
-                raise StackError(f"{child.name} exited ({child.proc.returncode}):\n{child.tail()}")
-
     def stop(self) -> None:
         """SIGTERM each process (workers drain gracefully), newest first; SIGKILL stragglers."""
         for child in reversed(self._children):

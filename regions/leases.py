@@ -4,7 +4,8 @@
 `last successful keep-alive + ttl - margin`. etcd expires the lease `ttl` after the last
 keep-alive *it* saw, which is no earlier than ours, so a holder always stops believing
 in its lease before etcd can give the key to anyone else. That ordering is what lets a
-gateway stop writing before a failover can start (DESIGN section 3, fencing).
+gateway stop writing before a failover can start (docs/multi-region.md, "Deciding that
+a region is down").
 """
 
 from __future__ import annotations
@@ -33,9 +34,6 @@ class HeldLease:
     @property
     def valid(self) -> bool:
         return self.lease_id is not None and time.monotonic() < self._valid_until
-
-    def remaining(self) -> float:
-        return max(0.0, self._valid_until - time.monotonic())
 
     async def grant(self) -> int:
         asked = time.monotonic()

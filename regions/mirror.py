@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import redis.asyncio as aredis
 from homeport.core.loop import Loop
 from homeport.core.metrics import Metrics
+from homeport.regions import stores
 from homeport.regions.metrics import RegionsMetrics
 from homeport.regions.topology import Topology, split_address
 
@@ -41,15 +42,10 @@ class MirrorLag:
 async def measure(
     primary: aredis.Redis, mirror: aredis.Redis, home: str, standby: str
 ) -> MirrorLag:
-    now = time.time()
-    await primary.set(heartbeat_key(home), repr(now))
-    p_info = await primary.info("replication")
-    m_info = await mirror.info("replication")
-    seen = await mirror.get(heartbeat_key(home))
-    applied = int(m_info.get("slave_repl_offset", 0))
-    gap = max(0, int(p_info.get("master_repl_offset", 0)) - applied)
-    seconds = max(0.0, now - float(seen)) if seen is not None else float("inf")
-    return MirrorLag(home, standby, gap, seconds, m_info.get("master_link_status") == "up")
+    gap, seconds, link_up = await stores.mirror_lag(
+        primary, mirror, heartbeat_key(home), time.time()
+    )
+    return MirrorLag(home, standby, gap, seconds, link_up)
 
 
 class MirrorLagProbe(Loop):
@@ -75,9 +71,7 @@ class MirrorLagProbe(Loop):
     def _client(self, address: str) -> aredis.Redis:
         if address not in self._clients:
             host, port = split_address(address)
-            self._clients[address] = aredis.Redis(
-                host=host, port=port, socket_timeout=1, socket_connect_timeout=1
-            )
+            self._clients[address] = stores.client(host, port, timeout=1.0)
         return self._clients[address]
 
     async def run_once(self) -> float | None:

@@ -1,6 +1,6 @@
 """Failover and failback of a home region, step by step.
 
-**Promote** `home` to its standby `to` (DESIGN section 4):
+**Promote** `home` to its standby `to` (docs/multi-region.md, "Promotion"):
 
 1. bump `home`'s epoch in etcd and point its route at `to` (one guarded transaction);
 2. write the new epoch into every partition of the old home's primary, when it can still

@@ -1,18 +1,31 @@
 """Control-plane Redis operations of the multi-region layer, all in one place: fencing a
 copy's partitions, promoting and demoting copies, reading promotion points, comparing
-replication offsets. The data path (enqueue, consume) stays in `core.broker`.
+replication offsets, measuring mirror lag, lending spares.
+
+This is homeport's second Redis boundary, on purpose. `core.broker.Broker` owns the data
+path (enqueue, consume, leases), with pooled connections, scripts and retries tuned for
+throughput. The control plane needs the opposite: one short-timeout connection per
+server and no retries (redis-py retries ten times with backoff by default, which would
+turn one probe of a dead region into seconds), on copies the broker never talks to
+(mirrors, spares, a dead home's primary). Nothing outside `core.broker` and this module
+talks to Redis; the rules both sides share (the fence) are one Lua script,
+`core/scripts/fence.lua`, run by both.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 
+import homeport.core
 import redis.asyncio as aredis
 from homeport.core.keys import PartitionKeys, RegionKeys
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+
+_FENCE_LUA = (Path(homeport.core.__file__).parent / "scripts" / "fence.lua").read_text()
 
 
 def client(host: str, port: int, timeout: float = 1.0) -> aredis.Redis:
@@ -40,17 +53,27 @@ async def reachable(store: aredis.Redis) -> bool:
 
 
 async def fence(store: aredis.Redis, home: str, partitions: int, epoch: int) -> None:
-    """Raise every partition's epoch on `store` to `epoch` (never lower it). From then on
-    the enqueue script refuses writers that carry an older epoch."""
-    script = (
-        "for i, k in ipairs(KEYS) do "
-        "  if tonumber(redis.call('GET', k) or '0') < tonumber(ARGV[1]) then "
-        "    redis.call('SET', k, ARGV[1]) end end return 1"
-    )
+    """Raise every partition's epoch on `store` to `epoch` (never lower it), with the
+    broker's own fence.lua. From then on the enqueue script refuses writers that carry an
+    older epoch."""
     keys = [PartitionKeys(home, p).epoch for p in range(partitions)]
     # One call per partition keeps the script valid in cluster mode (one slot per call).
     for key in keys:
-        await store.eval(script, 1, key, epoch)
+        await store.eval(_FENCE_LUA, 1, key, epoch)
+
+
+async def mirror_lag(
+    primary: aredis.Redis, mirror: aredis.Redis, heartbeat: str, now: float
+) -> tuple[int, float, bool]:
+    """(bytes the mirror has not applied, seconds since the heartbeat it last saw, link
+    up): writes `now` to the `heartbeat` key on the primary, then reads both sides."""
+    await primary.set(heartbeat, repr(now))
+    p_info = await primary.info("replication")
+    m_info = await mirror.info("replication")
+    seen = await mirror.get(heartbeat)
+    gap = max(0, int(p_info.get("master_repl_offset", 0)) - int(m_info.get("slave_repl_offset", 0)))
+    seconds = max(0.0, now - float(seen)) if seen is not None else float("inf")
+    return gap, seconds, m_info.get("master_link_status") == "up"
 
 
 async def reset_ownership(store: aredis.Redis, home: str, partitions: int) -> None:

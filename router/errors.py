@@ -227,8 +227,3 @@ def from_rpc_error(err: grpc.RpcError) -> GatewayError:
         return from_rpc_status(rich)
     code = err.code()
     return _BY_STATUS.get(code, GatewayError)(code, err.details() or "")
-
-
-def invalid_status(field: str, value: object, reason: str) -> status_pb2.Status:
-    """Shortcut for the gateway's own wire-level validation."""
-    return to_rpc_status(InvalidArgument(field, value, reason))

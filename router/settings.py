@@ -75,10 +75,6 @@ class GatewaySettings(BaseModel):
         return self
 
     @property
-    def advertised(self) -> str:
-        return self.advertise or self.listen
-
-    @property
     def auth_enabled(self) -> bool:
         return bool(self.tokens)
 

@@ -32,13 +32,3 @@ class KeySampler:
         if space.hot_key_share > 0:
             keys = np.where(self._rng.random(size) < space.hot_key_share, 0, keys)
         return keys
-
-    def share_of(self, key: int) -> float:
-        """Fraction of the region's traffic that carries `key` (for analytic bounds)."""
-        space = self._space
-        base = (
-            1.0 / space.count
-            if self._cdf is None
-            else float(self._cdf[key] - (self._cdf[key - 1] if key > 0 else 0.0))
-        )
-        return space.hot_key_share * (key == 0) + (1.0 - space.hot_key_share) * base

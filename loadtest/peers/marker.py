@@ -55,9 +55,3 @@ def mark(stamp: float = 0.0) -> None:
             _STATE["first"] = now
         if count == n:
             _write({"first": _STATE["first"], "last": now})
-
-
-def mark_many(count: int) -> None:
-    """`count` handler starts at once (the raw stream consumer marks per batch)."""
-    for _ in range(count):
-        mark()
