@@ -11,8 +11,9 @@ install:
 test: install
 	.venv/bin/pytest $(PYTEST_ARGS)
 
+SEEDS ?= 1
 gameday: install
-	HOMEPORT_GAMEDAY=1 .venv/bin/pytest tests/chaos -m gameday
+	HOMEPORT_GAMEDAY=1 HOMEPORT_GAMEDAY_SEEDS=$(SEEDS) .venv/bin/pytest tests/chaos -m gameday
 
 demo: install
 	.venv/bin/homeport demo

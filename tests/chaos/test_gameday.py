@@ -6,6 +6,7 @@ its faults. `GameDay.run` stops its cluster whatever happens."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,11 +18,14 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 FILES = sorted(SCENARIOS.glob("*.yaml"))
 CI = [p for p in FILES if load_scenario(p).ci]
 REST = [p for p in FILES if not load_scenario(p).ci]
+# `make gameday SEEDS=1,2,3` runs every scenario with each seed (same seed, same timeline).
+SEEDS = [int(s) for s in os.environ.get("HOMEPORT_GAMEDAY_SEEDS", "1").split(",") if s.strip()]
+RUNS = [(p, seed) for p in REST for seed in SEEDS]
 
 
-def _run(path: Path, out: Path) -> None:
+def _run(path: Path, out: Path, seed: int = 1) -> None:
     scenario = load_scenario(path)
-    result = GameDay(scenario, yaml.safe_load(path.read_text()), 1, out, say=print).run()
+    result = GameDay(scenario, yaml.safe_load(path.read_text()), seed, out, say=print).run()
     history = result.verdict
     applied = [f for f in GameDay.last_faults(result.history)]
     assert len(applied) >= len(scenario.timeline), "every step was applied"
@@ -40,6 +44,6 @@ def test_ci_scenario_holds_its_invariants(path: Path, tmp_path: Path) -> None:
 
 @pytest.mark.gameday
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("path", REST, ids=[p.stem for p in REST])
-def test_gameday_scenario_holds_its_invariants(path: Path, tmp_path: Path) -> None:
-    _run(path, tmp_path)
+@pytest.mark.parametrize(("path", "seed"), RUNS, ids=[f"{p.stem}-seed{s}" for p, s in RUNS])
+def test_gameday_scenario_holds_its_invariants(path: Path, seed: int, tmp_path: Path) -> None:
+    _run(path, tmp_path, seed)
