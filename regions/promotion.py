@@ -33,7 +33,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import redis.asyncio as aredis
 from homeport.core.entry import Delivery
@@ -115,7 +115,10 @@ async def promote(
     reason: str = "manual",
     say: Say = lambda _m: None,
     guard: Callable[[], object] | None = None,
+    capacity: dict[str, Any] | None = None,
 ) -> PromotionReport:
+    """Promote `home` to its standby (module docstring). `capacity`: the controller's
+    capacity decision, kept in the failover history record."""
     started = time.monotonic()
     region = cp.topology.region(home)
     target = to or region.standby
@@ -170,7 +173,7 @@ async def promote(
     seconds = time.monotonic() - started
     await history.record(cp.etcd, cp.topology.etcd_prefix, history.FailoverEvent(
         "promote", home, home, target, route.epoch, new.epoch, time.time() - seconds, seconds,
-        reason, 0, steps,
+        reason, 0, steps, capacity,
     ))  # fmt: skip
     return PromotionReport(
         home, target, route.epoch, new.epoch, fenced, caught_up, point, seconds, steps
