@@ -92,21 +92,26 @@ class WorkerRuntime:
 class _Slot:
     """One task's hold on its worker's handler slots; acquire and release are idempotent."""
 
-    __slots__ = ("_held", "_slots")
+    __slots__ = ("_held", "_slots", "_hold", "_since")
 
-    def __init__(self, slots: asyncio.Semaphore) -> None:
+    def __init__(self, slots: asyncio.Semaphore, hold: Any = None) -> None:
         self._slots = slots
         self._held = False
+        self._hold = hold  # histogram child observing each hold (homeport_slot_hold_seconds)
+        self._since = 0.0
 
     async def acquire(self) -> None:
         if not self._held:
             await self._slots.acquire()
             self._held = True
+            self._since = time.perf_counter()
 
     def release(self) -> None:
         if self._held:
             self._held = False
             self._slots.release()
+            if self._hold is not None:
+                self._hold.observe(time.perf_counter() - self._since)
 
 
 class PartitionConsumer:
@@ -134,6 +139,7 @@ class PartitionConsumer:
         self._m_cancelled = m.cancelled.labels(*lb)
         self._m_duplicate = m.duplicate_executions.labels(*lb)
         self._m_latency = m.latency.labels(*lb)
+        self._m_hold = m.slot_hold.labels(pk.region)
         self._draining = False
         self._reader: asyncio.Task[None] | None = None
         self.lost = False
@@ -343,7 +349,7 @@ class PartitionConsumer:
             # begin (a begun task waiting for a slot would be counted as a crash suspect
             # if the worker died), given back as soon as the handler returns (recording
             # and acking need no slot), taken again for a retry.
-            slot = _Slot(rt.slots)
+            slot = _Slot(rt.slots, self._m_hold)
             try:
                 await slot.acquire()
                 await self._begin_and_run(d, reg, slot)

@@ -27,6 +27,10 @@ _LATENCY_BUCKETS = (
     10.0,
     30.0,
 )
+# Slot hold time, for calibrating the capacity model (docs/simulation.md): fine geometric
+# buckets (x1.2 from 0.25 ms to about 14 s) so the model's service-time fit is not
+# blurred by wide buckets; labelled by region only, as the slots are worker-wide.
+SLOT_HOLD_BUCKETS = tuple(round(0.00025 * 1.2**i, 7) for i in range(61))
 
 
 class Metrics:
@@ -107,6 +111,14 @@ class Metrics:
             "From ready (enqueue or due time) to handler start",
             _RP,
             buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.slot_hold = Histogram(
+            "homeport_slot_hold_seconds",
+            "From taking a handler slot (before the begin step) to giving it back "
+            "(handler end): the service time a capacity model must use",
+            ("region",),
+            buckets=SLOT_HOLD_BUCKETS,
             registry=r,
         )
         self.record_lag = Gauge(

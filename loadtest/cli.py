@@ -21,7 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +58,8 @@ class Target:
     pg_dsn: str | None
     workers: int
     partitions: int
+    # Each worker's /metrics text, read after the run (None: workers not ours to read).
+    metrics: Callable[[], list[str]] | None = None
 
 
 @contextmanager
@@ -96,7 +98,7 @@ def _local_target(
         console.print(f"starting a gateway and {engine_workers} worker(s) for {region}")
         gateway = local.start()
         stack.callback(local.stop)
-        yield Target(gateway, r.postgres, engine_workers, r.partitions)
+        yield Target(gateway, r.postgres, engine_workers, r.partitions, local.worker_metrics)
 
 
 def _verdict_table(summary: Any) -> Table:
@@ -119,7 +121,7 @@ def _verdict_table(summary: Any) -> Table:
 
 
 def _export(cfg: Any, target: Target, summary: Any) -> Path | None:
-    from homeport.loadtest.export import build_export, window_s, write_export
+    from homeport.loadtest.export import build_export, slot_hold, window_s, write_export
     from homeport.loadtest.locuststats import read_history
     from homeport.loadtest.records import read_run
 
@@ -147,6 +149,10 @@ def _export(cfg: Any, target: Target, summary: Any) -> Path | None:
         concurrency=Settings.load().concurrency,
         partitions=target.partitions,
     )
+    if target.metrics is not None:
+        hold = slot_hold(target.metrics())
+        if hold is not None:
+            doc["slot_hold_s"] = hold
     return write_export(doc, cfg.out_dir / "export.json")
 
 

@@ -11,7 +11,11 @@ where each field comes from:
 - `queue_wait_s`: first attempt's `started_at` minus the task's `enqueued_at` (set by the
   gateway when it enqueued the task);
 - `end_to_end_s`: the task's `finished_at - enqueued_at`;
-- `setup`: the workers, their concurrency and the partitions that served the run.
+- `setup`: the workers, their concurrency and the partitions that served the run;
+- `slot_hold_s`: how long each task held a handler slot, from before its begin step to
+  its handler's end (the workers' `homeport_slot_hold_seconds` histogram, summed over
+  the workers and read after every task was recorded). The handler time above leaves
+  out the begin round trip, which a slot is held for too; the model calibrates on this.
 
 Samples are kept raw up to `MAX_SAMPLES` per measurement, else thinned to every k-th in
 start order (deterministic, so the same run exports the same file); p50/p99 are computed
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from homeport.loadtest.locuststats import HistoryPoint
+from prometheus_client.parser import text_string_to_metric_families
 
 EXPORT_FORMAT = "homeport-loadtest-export/1"
 MAX_SAMPLES = 20_000
@@ -104,6 +109,27 @@ def build_export(
         if m is not None:
             doc[name] = m
     return doc
+
+
+def slot_hold(metrics_texts: Iterable[str]) -> dict[str, Any] | None:
+    """`{histogram: {bounds_s, counts}}` of the slot hold times in the workers' /metrics
+    texts (cumulative buckets summed over workers and regions, made per-bucket), or None
+    when no worker observed one. Holds beyond the last finite bound (14 s) are left out."""
+    cumulative: dict[float, float] = {}
+    for text in metrics_texts:
+        for family in text_string_to_metric_families(text):
+            if family.name != "homeport_slot_hold_seconds":
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_bucket") and sample.labels["le"] != "+Inf":
+                    bound = float(sample.labels["le"])
+                    cumulative[bound] = cumulative.get(bound, 0.0) + sample.value
+    bounds = sorted(cumulative)
+    counts = [int(cumulative[b]) for b in bounds]
+    per_bucket = [c - p for c, p in zip(counts, [0, *counts], strict=False)]
+    if not sum(per_bucket):
+        return None
+    return {"histogram": {"bounds_s": bounds, "counts": per_bucket}}
 
 
 def write_export(doc: Mapping[str, Any], path: Path) -> Path:

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,7 @@ class LocalStack:
     workers: int = 1
     env: dict[str, str] = field(default_factory=dict)
     gateway: str = ""
+    worker_admin_ports: list[int] = field(default_factory=list)
     _children: list[_Child] = field(default_factory=list)
 
     def _spawn(self, name: str, args: list[str]) -> _Child:
@@ -79,7 +81,7 @@ class LocalStack:
                 raise StackError(f"{child.name} not up in {START_LIMIT_S:.0f}s:\n{child.tail()}")
             time.sleep(0.05)  # polling a child's log for its ready line; bounded above
 
-    def _engine_args(self) -> list[str]:
+    def _engine_args(self, admin_port: str = "-1") -> list[str]:
         return [
             "--region",
             self.region,
@@ -90,7 +92,7 @@ class LocalStack:
             "--pg-dsn",
             self.pg_dsn,
             "--admin-port",
-            "-1",
+            admin_port,
         ]
 
     def start(self) -> str:
@@ -107,17 +109,25 @@ class LocalStack:
             workers = [
                 self._spawn(
                     f"worker-{i}",
-                    ["worker", "--app", "homeport.loadtest.apps:app", *self._engine_args()],
+                    # An admin port for /metrics: the export reads the slot hold times there.
+                    ["worker", "--app", "homeport.loadtest.apps:app", *self._engine_args("0")],
                 )
                 for i in range(1, self.workers + 1)
             ]
             self.gateway = self._wait_line(gateway, _LISTENING)[1]
-            for worker in workers:
-                self._wait_line(worker, _WORKER_UP)
+            self.worker_admin_ports = [int(self._wait_line(w, _WORKER_UP)[1]) for w in workers]
         except BaseException:
             self.stop()
             raise
         return self.gateway
+
+    def worker_metrics(self) -> list[str]:
+        """Each live worker's /metrics text (Prometheus format), for the export."""
+        texts = []
+        for port in self.worker_admin_ports:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as got:
+                texts.append(got.read().decode())
+        return texts
 
     def stop(self) -> None:
         """SIGTERM each process (workers drain gracefully), newest first; SIGKILL stragglers."""

@@ -4,6 +4,9 @@ plane and keeps the right workers running.
 - a health `Observer` probing every other region;
 - a failover `Controller` candidate (one agent of the deployment wins the election);
 - a `MirrorLagProbe` exporting the lag of every mirror as seen from here;
+- a `LoadMeter` publishing the load of every home it runs workers for, for the
+  controller's capacity check, and reading the controller's scale orders
+  (`regions.capacity`): a standby ordered to run more workers for a home starts them;
 - a supervisor (`regions.workforce`): for every home region the routing table says this
   region serves, it keeps `workers` worker processes (`homeport worker --manager ...`)
   pointed at the copy of that home's data the route names. After a failover, the
@@ -30,9 +33,12 @@ from typing import Any
 
 from homeport.core.admin import AdminServer
 from homeport.core.metrics import Metrics
+from homeport.core.settings import Settings
+from homeport.regions.capacity import CapacityModel, ScaleOrder
 from homeport.regions.control import ControlPlane
-from homeport.regions.controller import CapacityCheck, Controller
+from homeport.regions.controller import Controller
 from homeport.regions.health import Observer
+from homeport.regions.loadmeter import LoadMeter
 from homeport.regions.metrics import RegionsMetrics
 from homeport.regions.mirror import MirrorLagProbe
 from homeport.regions.routing import Route, next_standby, store_address
@@ -66,12 +72,13 @@ class Agent:
         topology: Topology,
         region: str,
         settings: AgentSettings,
-        capacity_check: CapacityCheck | None = None,
+        capacity_model: CapacityModel | None = None,
     ) -> None:
         self.topology = topology
         self.region = region
         self.settings = settings
-        self.capacity_check = capacity_check
+        self.capacity_model = capacity_model
+        self.scale_orders: dict[str, ScaleOrder] = {}
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.rm = RegionsMetrics(self.registry)
@@ -130,7 +137,12 @@ class Agent:
         for home, route in routes.items():
             if route.serving == self.region:
                 url, partitions = self._store_of(route)
-                out[home] = Wanted(self._argv(route), url, partitions)
+                order = self.scale_orders.get(home)
+                # An order holds for the failover it was given in: a failback (or a
+                # second failover) moves the epoch on and the group back to its size.
+                count = order.workers if order and order.epoch == route.epoch else None
+                count = count if order and order.region == self.region else None
+                out[home] = Wanted(self._argv(route), url, partitions, count=count)
             elif self.settings.warm_standby and self.topology.region(home).redis.mode == "single":
                 parked = self._parked_route(route)
                 if parked is not None:
@@ -162,6 +174,9 @@ class Agent:
         over at any moment, so its workers are frozen, like its gateways stop writing."""
         self.workforce.converge(self.wanted(routes), fenced=fenced, routes_fresh=routes_fresh)
 
+    def _take_orders(self, orders: dict[str, ScaleOrder]) -> None:
+        self.scale_orders = orders
+
     def status(self) -> dict[str, Any]:
         return {
             "role": "agent",
@@ -183,9 +198,14 @@ class Agent:
         probe = MirrorLagProbe(self.topology, self.region, self.metrics, self.rm)
         self.controller = Controller(
             cp, f"agent-{self.region}-{os.getpid()}", self.metrics, self.rm,
-            confirm_s=self.settings.confirm_s, capacity_check=self.capacity_check,
+            confirm_s=self.settings.confirm_s, capacity_model=self.capacity_model,
         )  # fmt: skip
-        loops = [observer, probe, self.controller]
+        meter = LoadMeter(
+            cp.etcd, self.topology.etcd_prefix, self.region, self.workforce.rows,
+            self.metrics, concurrency=Settings.load().concurrency,
+            on_orders=self._take_orders,
+        )  # fmt: skip
+        loops = [observer, probe, meter, self.controller]
         admin = None
         if self.settings.admin_port >= 0:
             admin = AdminServer(

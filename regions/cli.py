@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 import json
 import os
 import time
 from collections.abc import Coroutine
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from homeport.core import logs
-from homeport.regions import protection
+from homeport.regions import history, protection
+from homeport.regions.capacity import CapacityModel
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, ComponentStatus, DevCluster
 from homeport.regions.errors import RegionsError
@@ -246,7 +248,8 @@ def region() -> None:
 @topology_option
 @state_dir_option
 def region_status(as_json: bool, topology_path: Path | None, state_dir: Path) -> None:
-    """Show which region serves each home region, at which epoch, and mirror lag."""
+    """Show which region serves each home region, at which epoch, and mirror lag; then
+    the last failover history records, with the capacity check each promotion ran."""
     topo = _topology(topology_path, state_dir)
     rows = _run(_status(topo))
     if as_json:
@@ -266,6 +269,36 @@ def region_status(as_json: bool, topology_path: Path | None, state_dir: Path) ->
             _protection_cell(r["protection"]),
         )  # fmt: skip
     Console().print(table)
+    events = sorted((e for r in rows for e in r["history"]), key=lambda e: -e["at"])
+    if events:
+        Console().print(_history_table(events[:HISTORY_SHOWN]))
+
+
+HISTORY_SHOWN = 10  # failover history records `region status` prints, newest first
+
+
+def _history_table(events: list[dict[str, Any]]) -> Table:
+    table = Table(title="failover history (newest first)")
+    for col in ("at", "home", "change", "epoch", "took", "reason", "capacity check"):
+        table.add_column(col)
+    for e in events:
+        table.add_row(
+            time.strftime("%H:%M:%S", time.localtime(e["at"])), e["home"],
+            f"{e['kind']} {e['from_region']} -> {e['to']}", f"{e['old_epoch']} -> {e['epoch']}",
+            f"{e['seconds']:.2f} s", e["reason"], _capacity_cell(e.get("capacity")),
+        )  # fmt: skip
+    return table
+
+
+def _capacity_cell(c: dict[str, Any] | None) -> str:
+    if c is None:
+        return "-"
+    if c["verdict"] == "unknown":
+        return f"unchecked: {c['reason']}"
+    head = f"{c['verdict']}: {c['rate_per_s']:.0f}/s on {c['workers']} workers of {c['standby']}"
+    if c["verdict"] == "ok":
+        return head
+    return f"[yellow]{head}[/]; {c['reason']}; ordered {c['workers_ordered']} workers"
 
 
 def _protection_cell(p: dict[str, Any] | None) -> str:
@@ -280,6 +313,7 @@ async def _status(topo: Topology) -> list[dict[str, Any]]:
     try:
         table = await cp.routing.bootstrap(topo)
         protections = await protection.load(cp)
+        past = await history.events(cp.etcd, topo.etcd_prefix)
         rows = []
         for home in topo.region_names():
             route = table.route(home)
@@ -288,6 +322,7 @@ async def _status(topo: Topology) -> list[dict[str, Any]]:
             row["next_failover"] = f"{target[0]} ({target[1]})" if target else None
             lent = protections.get(home)
             row["protection"] = asdict(lent) if lent is not None else None
+            row["history"] = [asdict(e) for e in past if e.home == home][:HISTORY_SHOWN]
             if route.copy == "primary" and topo.region(home).standby:
                 try:
                     lag = await measure(cp.primary(home), cp.mirror(home), home, route.serving)
@@ -356,6 +391,29 @@ def region_failback(
     )
 
 
+DEFAULT_CAPACITY_MODEL = "homeport.simulation.absorb:answer"
+
+
+def load_capacity_model(ref: str) -> CapacityModel | None:
+    """The function `ref` (pkg.module:function) names, or None for `none`. Loaded by
+    name because `regions` may not import `simulation` (design §1a)."""
+    if ref == "none":
+        return None
+    module, _, attr = ref.partition(":")
+    try:
+        found = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise click.BadParameter(
+            f"cannot load {ref!r}: {exc}. Give pkg.module:function, or `none`",
+            param_hint="--capacity-model",
+        ) from exc
+    if not callable(found):
+        raise click.BadParameter(
+            f"{ref} is a {type(found).__name__}, not a function", param_hint="--capacity-model"
+        )
+    return cast(CapacityModel, found)
+
+
 @click.command("agent")
 @click.option("--region", "region_name", required=True, help="The region this agent runs in.")
 @click.option("--app", required=True, help="The App workers run, as pkg.module:attr.")
@@ -384,6 +442,14 @@ def region_failback(
     default="",
     help="Announce /metrics here for Prometheus file discovery (its workers inherit it).",
 )
+@click.option(
+    "--capacity-model",
+    default=DEFAULT_CAPACITY_MODEL,
+    show_default=True,
+    help="The capacity check run before every promotion, as pkg.module:function "
+    "(regions.capacity); `none` promotes unchecked. The default is an Erlang C check in "
+    "pure Python: it needs no extra. The topology's `capacity:` sets the SLO and limits.",
+)
 @topology_option
 @state_dir_option
 def agent(
@@ -396,6 +462,7 @@ def agent(
     admin_host: str,
     worker_args: tuple[str, ...],
     metrics_targets_dir: str,
+    capacity_model: str,
     topology_path: Path | None,
     state_dir: Path,
 ) -> None:
@@ -419,7 +486,7 @@ def agent(
         worker_args=worker_args,
         metrics_targets_dir=metrics_targets_dir,
     )
-    runner = Agent(topo, region_name, settings)
+    runner = Agent(topo, region_name, settings, load_capacity_model(capacity_model))
     logs.configure()
 
     async def go() -> None:

@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from homeport.core.loop import Loop
 from homeport.core.metrics import Metrics
-from homeport.regions import stores
+from homeport.regions import capacity, stores
 from homeport.regions.control import ControlPlane
 from homeport.regions.election import Election
 from homeport.regions.health import Judgement, judge, read_verdicts
@@ -41,14 +40,12 @@ from homeport.regions.routing import Route, next_standby
 
 log = logging.getLogger(__name__)
 
-# (home, standby) -> (ok, reason): e.g. the capacity planner's "can B absorb A?".
-CapacityCheck = Callable[[str, str], Awaitable[tuple[bool, str]]]
-
 
 @dataclass(frozen=True)
 class ControllerEvent:
     at: float
-    # "elected", "judged-down", "promoted", "completed", "refused"; re-protection:
+    # "elected", "judged-down", "promoted", "completed"; the capacity check:
+    # "capacity-ok", "capacity-undersized", "capacity-unknown", "scale-ordered"; re-protection:
     # "protected", "released", "dropped", "repointed", "unprotected", "standby"
     kind: str
     home: str
@@ -68,7 +65,7 @@ class Controller(Loop):
         confirm_s: float = 3.0,
         lease_ttl_s: int = 3,
         interval_s: float = 0.25,
-        capacity_check: CapacityCheck | None = None,
+        capacity_model: capacity.CapacityModel | None = None,
     ) -> None:
         if confirm_s < lease_ttl_s:
             raise ValueError(
@@ -80,7 +77,8 @@ class Controller(Loop):
         self.election = Election(cp.etcd, cp.topology.etcd_prefix, candidate, lease_ttl_s)
         self.rm = regions_metrics
         self.confirm_s = confirm_s
-        self.capacity_check = capacity_check
+        # Asked before every promotion unless the topology turns it off (`capacity:`).
+        self.capacity_model = capacity_model
         self.is_leader = False
         self.events: list[ControllerEvent] = []
         self.protector = Protector(
@@ -135,11 +133,7 @@ class Controller(Loop):
             return None
         standby = target[0]
         self._event("judged-down", home, judgement.reason)
-        if self.capacity_check is not None:
-            ok, why = await self.capacity_check(home, standby)
-            if not ok:
-                self._event("refused", home, f"{standby} cannot absorb {home}: {why}")
-                return None
+        decision = await self._check_capacity(home, standby)
         report = await promote(
             self.cp,
             home,
@@ -147,10 +141,40 @@ class Controller(Loop):
             reason=judgement.reason,
             say=lambda m: log.warning("promote %s: %s", home, m),
             guard=self.election.guard,
+            capacity=decision.describe() if decision is not None else None,
         )
         self.rm.promotions.labels(home, standby).inc()
         self._event("promoted", home, f"to {standby} ({target[1]}) at epoch {report.new_epoch}")
+        if decision is not None and decision.verdict == "undersized":
+            await self._scale_up(home, decision, report.new_epoch)
         return report
+
+    async def _check_capacity(self, home: str, standby: str) -> capacity.CapacityDecision | None:
+        """Ask the capacity model about `standby` (regions.capacity); never blocks the
+        promotion, whatever it answers."""
+        if self.capacity_model is None or not self.cp.topology.capacity.check:
+            return None
+        decision = await capacity.decide(
+            self.cp.etcd, self.cp.topology, home, standby, self.capacity_model
+        )
+        self._event(f"capacity-{decision.verdict}", home, f"{standby}: {decision.reason}")
+        if decision.verdict == "undersized":
+            self.rm.undersized.labels(home, standby).inc()
+            self.rm.workers_ordered.labels(home, standby).set(decision.workers_ordered)
+        return decision
+
+    async def _scale_up(self, home: str, decision: capacity.CapacityDecision, epoch: int) -> None:
+        """Order the standby's agent to run the planner's worker count for `home`."""
+        if decision.workers_ordered <= decision.workers:
+            return  # already at the topology's limit: the alert is all that can be done
+        order = capacity.ScaleOrder(
+            home, decision.standby, decision.workers_ordered, epoch, decision.reason, time.time()
+        )
+        await capacity.write_order(self.cp.etcd, self.cp.topology.etcd_prefix, order)
+        self._event(
+            "scale-ordered", home,
+            f"{decision.standby}: {decision.workers} -> {decision.workers_ordered} workers",
+        )  # fmt: skip
 
     async def _complete(self, route: Route) -> None:
         """Finish a promotion whose leader died after moving the route."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import aetcd
 
@@ -44,6 +44,9 @@ class FailoverEvent:
     reason: str
     orphans: int = 0
     steps: list[str] = field(default_factory=list)
+    # The capacity check before a promotion (`regions.capacity.CapacityDecision`), or
+    # None: no check ran (a manual promotion, a failback, or the check is off).
+    capacity: dict[str, Any] | None = None
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()

@@ -86,6 +86,21 @@ class RegionsMetrics:
             ("home",),
             registry=r,
         )
+        # The capacity check before a promotion (regions.capacity): promotions whose
+        # standby the model judged unable to absorb the home (promoted anyway), and the
+        # workers the model asked the standby for.
+        self.undersized = Counter(
+            "homeport_promotion_undersized",
+            "Promotions to a standby the capacity model judged unable to absorb the home",
+            ("home", "to"),
+            registry=r,
+        )
+        self.workers_ordered = Gauge(
+            "homeport_capacity_workers_ordered",
+            "Worker processes the capacity check ordered the standby to run for the home",
+            ("home", "to"),
+            registry=r,
+        )
         self._routes: dict[str, Route] = {}
 
     def start(self, topology: Topology) -> None:
@@ -94,6 +109,7 @@ class RegionsMetrics:
         for region in topology.regions:
             if region.standby is not None:
                 self.promotions.labels(region.name, region.standby)
+                self.undersized.labels(region.name, region.standby)
             self.failbacks.labels(region.name)
 
     def observe_routes(self, routes: Mapping[str, Route]) -> None:

@@ -33,7 +33,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import redis.asyncio as aredis
 from homeport.core.entry import Delivery
@@ -115,10 +115,12 @@ async def promote(
     reason: str = "manual",
     say: Say = lambda _m: None,
     guard: Callable[[], object] | None = None,
+    capacity: dict[str, Any] | None = None,
 ) -> PromotionReport:
     """Fail `home` over to the copy its route names next (`routing.next_standby`): its
     mirror while it serves itself, or the spare re-protection made its standby, also
-    when it is failed over already and the serving copy is lost in turn."""
+    when it is failed over already and the serving copy is lost in turn. `capacity`:
+    the controller's capacity decision, kept in the failover history record."""
     started = time.monotonic()
     region = cp.topology.region(home)
     if region.redis.mode != "single":
@@ -174,7 +176,7 @@ async def promote(
     seconds = time.monotonic() - started
     await history.record(cp.etcd, cp.topology.etcd_prefix, history.FailoverEvent(
         "promote", home, route.serving, to_region, route.epoch, new.epoch, time.time() - seconds,
-        seconds, reason, 0, steps,
+        seconds, reason, 0, steps, capacity,
     ))  # fmt: skip
     return PromotionReport(
         home, to_region, route.epoch, new.epoch, fenced, caught_up, point, seconds, steps

@@ -173,6 +173,21 @@ class Toxiproxy(_Model):
     api: str = Field(pattern=r"^http://")
 
 
+class CapacityPolicy(_Model):
+    """The capacity check before a promotion (`regions.capacity`, docs/simulation.md).
+
+    The controller promotes whatever the check says (availability first); when the
+    model says the standby cannot absorb the home, it raises an alert and orders the
+    standby's agent to run more workers for the home, up to `max_workers`."""
+
+    check: bool = True  # False = promote without asking the model (no alert, no scale-up)
+    p99_wait_s: float = Field(default=1.0, gt=0)  # SLO: p99 queue wait, seconds; > 0
+    max_drain_s: float = Field(default=60.0, gt=0)  # outage backlog drain limit, seconds; > 0
+    # Most worker processes a standby's agent runs for one served home after a scale-up
+    # (its own `--workers` is the floor); >= 1.
+    max_workers: int = Field(default=8, ge=1, le=256)
+
+
 class Topology(_Model):
     """The whole deployment as every process sees it."""
 
@@ -184,6 +199,7 @@ class Topology(_Model):
     toxiproxy: Toxiproxy | None = None
     links: list[Link] = []
     deployment: Deployment | None = None  # only `homeport deploy render` needs it
+    capacity: CapacityPolicy = CapacityPolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> Topology:

@@ -68,6 +68,9 @@ class Wanted:
     partitions: int
     parked: bool = False  # a warm standby: waits for its store to become a primary
     extra: tuple[str, ...] = ()  # launch-only arguments, not part of the group's identity
+    # Worker processes to run (None = the workforce's `per_home`); more than the group
+    # has starts the difference (a capacity scale-up, `regions.capacity`), fewer stops none.
+    count: int | None = None
 
 
 class Workforce:
@@ -135,17 +138,25 @@ class Workforce:
                     want.argv, want.redis_url, want.partitions, parked=want.parked,
                     extra=want.extra,
                 )  # fmt: skip
-                for i in range(self.per_home):
+                for i in range(want.count or self.per_home):
                     self._spawn(home, fresh, i)
                 continue
-            group = found
-            for i, proc in enumerate(group.procs):
-                if proc.poll() is not None:
-                    log.warning("agent %s: worker %s of %s exited (%s); restarting",
-                                self.region, group.ids[i], home, proc.returncode)  # fmt: skip
-                    self._on_restart(home)
-                    self._evict(home, group, group.ids[i])
-                    self._spawn(home, group, i)
+            self._tend(home, found, want)
+
+    def _tend(self, home: str, group: WorkerGroup, want: Wanted) -> None:
+        """Restart the group's exited workers; start more if `want` asks for more."""
+        for i, proc in enumerate(group.procs):
+            if proc.poll() is not None:
+                log.warning("agent %s: worker %s of %s exited (%s); restarting",
+                            self.region, group.ids[i], home, proc.returncode)  # fmt: skip
+                self._on_restart(home)
+                self._evict(home, group, group.ids[i])
+                self._spawn(home, group, i)
+        if want.count is not None and want.count > len(group.procs):
+            log.warning("agent %s: scaling %s up from %d to %d workers", self.region,
+                        home, len(group.procs), want.count)  # fmt: skip
+            for i in range(len(group.procs), want.count):
+                self._spawn(home, group, i)
 
     def _freeze(self) -> None:
         now = time.monotonic()

@@ -181,7 +181,8 @@ def params_from_export(
     export: LoadTestExport, *, region: str = "region-1", seed: int = 0
 ) -> tuple[ModelParams, ServiceFit]:
     """Model parameters replaying the load test's setup (or a proposed one)."""
-    fit = fit_service_time(export.service_time_s.values("service_time_s"))
+    field, measured = export.service_measurement
+    fit = fit_service_time(measured.values(field))
     setup = export.setup
     concurrency = setup.concurrency if setup else 1
     workers = (

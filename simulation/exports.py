@@ -15,6 +15,8 @@ Format `homeport-loadtest-export/1`, JSON or YAML (JSON is YAML, so one loader r
     queue_wait_s:                     # enqueue to handler start (optional)
       histogram: {bounds_s: [0.001, 0.002, 0.005], counts: [900, 80, 20]}
     end_to_end_s: {...}               # submit to finish (optional)
+    slot_hold_s:                      # begin step + handler: the slot's hold (optional)
+      histogram: {bounds_s: [...], counts: [...]}
 
 A histogram gives each bucket's upper bound in seconds, ascending, and the count that fell
 in it (not cumulative; the first bucket starts at 0). Measured percentiles
@@ -129,6 +131,19 @@ class LoadTestExport(BaseModel):
     service_time_s: Measurement
     queue_wait_s: Measurement | None = None
     end_to_end_s: Measurement | None = None
+    # How long a task held its handler slot: begin step + handler (optional; newer
+    # exports). The model's service time when present (see `service_measurement`).
+    slot_hold_s: Measurement | None = None
+
+    @property
+    def service_measurement(self) -> tuple[str, Measurement]:
+        """What the model's service time is fitted on: the slot hold time when the export
+        has it (a slot is held from the begin step to the handler's end), else the
+        handler time, which leaves the begin round trip out and makes the model
+        optimistic near saturation."""
+        if self.slot_hold_s is not None:
+            return "slot_hold_s", self.slot_hold_s
+        return "service_time_s", self.service_time_s
 
     @property
     def rate(self) -> float:

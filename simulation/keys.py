@@ -1,14 +1,34 @@
 """Drawing partition keys for arrivals, and mapping keys to partitions.
 
-Keys are integers in the model. The real partitioner hashes the key string with a stable
-hash; `key mod P` over uniformly drawn integers spreads keys over partitions the same way
-and keeps the model free of hashing cost.
+Keys are integers in the model; key k is named `keys.name_format` with rank k + 1 (the
+load test's `lt-<rank>` by default). Its partition is the real partitioner's
+(`homeport.core.partitioner.partition_of`: xxh3 of the name, mod P), computed once per
+key into a table, so the model sees the same uneven spread of keys over partitions as
+the system (with 100,000 uniform keys over 16 partitions the busiest partition carries
+about 2% more than the mean; with few keys, much more).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
+from homeport.core.partitioner import partition_of
 from homeport.simulation.params import KeySpace
+
+
+@lru_cache(maxsize=16)
+def _table(count: int, name_format: str, partitions: int) -> np.ndarray:
+    return np.fromiter(
+        (partition_of(name_format.format(rank=k + 1), partitions) for k in range(count)),
+        dtype=np.int64,
+        count=count,
+    )
+
+
+def partition_table(space: KeySpace, partitions: int) -> np.ndarray:
+    """The partition of every key number in `space`, by the real partitioner."""
+    return _table(space.count, space.name_format, partitions)
 
 
 class KeySampler:

@@ -30,7 +30,7 @@ from typing import cast
 import numpy as np
 import simpy
 from homeport.simulation.distributions import BlockSampler
-from homeport.simulation.keys import KeySampler
+from homeport.simulation.keys import KeySampler, partition_table
 from homeport.simulation.params import ModelParams, RegionSpec
 from homeport.simulation.results import RunRecord
 
@@ -89,6 +89,7 @@ class Simulation:
             for r, ws in zip(self._regions, self._workers, strict=True)
         ]
         self._parked: list[list[_Task]] = [[] for _ in self._regions]
+        self._partition_of = [partition_table(params.keys, r.partitions) for r in self._regions]
         self._held: dict[tuple[int, int], deque[_Task] | None] = {}
         self._seq = 0
         self._cap = params.run_tasks
@@ -128,8 +129,8 @@ class Simulation:
     def _on_arrival(self, event: simpy.Event) -> None:
         home, stream, key, service = cast(_Arrival, event.value)
         if self._cap is None or self._seq < self._cap:
-            region = self._regions[home]
-            task = _Task(self._seq, self.env.now, key, home, key % region.partitions, service)
+            partition = int(self._partition_of[home][key])
+            task = _Task(self._seq, self.env.now, key, home, partition, service)
             self._seq += 1
             self._outstanding += 1
             self._waiting[home] += 1

@@ -35,6 +35,11 @@ class KeySpace(BaseModel):
     hot_key_share: float = Field(
         default=0.0, description="extra share of traffic on key 0; 0 = none"
     )
+    name_format: str = Field(
+        default="lt-{rank}",
+        description="the name of key number k (rank = k + 1) as the partitioner hashes it; "
+        "the load test's names by default",
+    )
 
     @field_validator("count")
     @classmethod

@@ -85,7 +85,8 @@ def validate(
             f"give 0 to {len(exports) - 1}",
         )
     label0, base = exports[calibrate_on]
-    fit = fit_service_time(base.service_time_s.values(f"{label0}: service_time_s"))
+    field, measured_service = base.service_measurement
+    fit = fit_service_time(measured_service.values(f"{label0}: {field}"))
     measured = {label: _waits(export, label) for label, export in exports}
     quietest = min(exports, key=lambda item: item[1].rate)[0]
     dispatch = float(np.quantile(measured[quietest], 0.5))

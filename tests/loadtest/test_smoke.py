@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
-from homeport.loadtest.export import build_export, window_s, write_export
+from homeport.loadtest.export import build_export, slot_hold, window_s, write_export
 from homeport.loadtest.locuststats import AGGREGATED, read_history, read_stats
 from homeport.loadtest.records import read_run
 from homeport.loadtest.runner import RunConfig, Slo, run_locust, summarize
@@ -59,10 +59,16 @@ def test_fifteen_second_steady_run_has_no_failures_and_matches_the_records(
         concurrency=1024,
         partitions=16,
     )
+    hold = slot_hold(stack.worker_metrics())
+    assert hold is not None, "the worker exported no slot hold time"
+    # One hold per handler run: every attempt row took a slot and gave it back.
+    assert sum(hold["histogram"]["counts"]) == len(records.rows)
+    doc["slot_hold_s"] = hold
     export = load_export(write_export(doc, tmp_path / "export.json"))
     assert export.tasks == expected
     assert 10 <= export.duration_s <= 20
     assert export.queue_wait_s is not None and export.end_to_end_s is not None
+    assert export.service_measurement[0] == "slot_hold_s"
 
 
 def test_distributed_run_master_and_one_worker(stack: LocalStack, tmp_path: Path) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from homeport.core.partitioner import partition_of
+from homeport.simulation.keys import partition_table
 from homeport.simulation.model import simulate
-from homeport.simulation.params import ModelParams, load_params
+from homeport.simulation.params import KeySpace, ModelParams, load_params
 
 
 def busy_model(seed: int) -> ModelParams:
@@ -56,3 +58,13 @@ def test_same_seed_reproduces_every_event() -> None:
 def test_different_seeds_give_different_runs() -> None:
     first, other = _fingerprint(42), _fingerprint(43)
     assert len(first[0]) != len(other[0]) or not np.array_equal(first[1], other[1])
+
+
+def test_model_partitions_keys_with_the_real_partitioner() -> None:
+    space = KeySpace(count=5000)
+    table = partition_table(space, 16)
+    assert [int(p) for p in table[:50]] == [partition_of(f"lt-{k + 1}", 16) for k in range(50)]
+    # Hashing is not `key mod P`: the model would otherwise spread keys perfectly evenly.
+    assert any(int(table[k]) != k % 16 for k in range(50))
+    shares = [int((table == p).sum()) for p in range(16)]
+    assert max(shares) > min(shares)

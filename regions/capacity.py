@@ -1,0 +1,239 @@
+"""Capacity-checked promotion: before promoting a standby, ask a capacity model whether
+it can absorb the home's measured load within the topology's SLO (`capacity:` in the
+topology, `topology.CapacityPolicy`).
+
+Terms:
+- *load report*: what one region's agent measured of one home it runs workers for
+  (`LoadReport`): the rate its workers finished tasks at and their mean slot hold time
+  (from the workers' `homeport_slot_hold_seconds`), and how many workers of how many
+  slots it runs. Written to etcd every few seconds by `regions.loadmeter`, under
+  `<prefix>/load/<home>/<region>`; a dead home's last report stays, which is the load
+  the standby must now take.
+- *capacity model*: a function `AbsorbQuestion -> AbsorbAnswer`. `regions` may not
+  import `simulation` (design §1a), so `homeport agent` loads one by name
+  (`--capacity-model`, default `homeport.simulation.absorb:answer`, an Erlang C check in
+  pure Python that needs no extra) and hands it to the controller.
+- *scale order*: the controller's instruction to the standby's agent to run `workers`
+  processes for `home` while the route is at `epoch` (`<prefix>/scale/<home>`); a
+  failback moves the epoch on, so an order never outlives its failover.
+
+The decision never blocks a promotion: a missing report, a model error or a "no" all
+promote (availability first); a "no" raises `homeport_promotion_undersized` (alert
+`PromotedStandbyUndersized`) and writes a scale order. Every decision is kept in the
+promotion's failover history record (`history.FailoverEvent.capacity`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import aetcd
+from homeport.regions.topology import CapacityPolicy, Topology
+
+log = logging.getLogger(__name__)
+
+STALE_REPORT_S = 300.0
+"""A load report older than this (seconds) is too old to plan on: the check is skipped."""
+
+
+@dataclass(frozen=True)
+class AbsorbQuestion:
+    """Can `standby`'s `workers` (of `concurrency` slots) serve `home`'s `partitions` at
+    `rate_per_s`, each task holding a slot `hold_mean_s`, after `outage_s` of backlog?"""
+
+    home: str
+    standby: str
+    rate_per_s: float
+    hold_mean_s: float
+    workers: int
+    concurrency: int
+    partitions: int
+    outage_s: float
+    p99_wait_target_s: float
+    max_drain_s: float
+    max_workers: int
+
+
+@dataclass(frozen=True)
+class AbsorbAnswer:
+    """`ok`: the standby can absorb as it is. `workers_needed`: the planner's count for
+    the standby's group (its current count when `ok`). The figures are those of the
+    current workers; `after_*` those with `workers_needed` (NaN when no scale-up)."""
+
+    ok: bool
+    reason: str
+    workers_needed: int
+    utilisation: float
+    p99_wait_s: float
+    drain_s: float
+    after_p99_wait_s: float = float("nan")
+    after_drain_s: float = float("nan")
+
+
+CapacityModel = Callable[[AbsorbQuestion], AbsorbAnswer]
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What `region`'s agent measured of the workers it runs for `home` (see the module
+    docstring); `at` is unix seconds, `window_s` the span the rate was measured over."""
+
+    home: str
+    region: str
+    rate_per_s: float
+    hold_mean_s: float
+    workers: int
+    concurrency: int
+    parked: bool
+    window_s: float
+    at: float
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> LoadReport:
+        return cls(**json.loads(raw))
+
+
+@dataclass(frozen=True)
+class ScaleOrder:
+    """Run `workers` processes for `home` in `region` while `home`'s route is at `epoch`."""
+
+    home: str
+    region: str
+    workers: int
+    epoch: int
+    reason: str
+    at: float
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ScaleOrder:
+        return cls(**json.loads(raw))
+
+
+def _key(prefix: str, *parts: str) -> bytes:
+    return "/".join([prefix.rstrip("/"), *parts]).encode()
+
+
+async def publish_report(client: aetcd.Client, prefix: str, report: LoadReport) -> None:
+    await client.put(_key(prefix, "load", report.home, report.region), report.encode())
+
+
+async def read_reports(client: aetcd.Client, prefix: str, home: str) -> dict[str, LoadReport]:
+    """`home`'s load reports by reporting region; unreadable ones are skipped."""
+    found = {}
+    for kv in await client.get_prefix(_key(prefix, "load", home) + b"/"):
+        try:
+            report = LoadReport.decode(kv.value)
+        except (ValueError, TypeError) as exc:
+            log.warning("skipping unreadable load report %r: %s", kv.key, exc)
+            continue
+        found[report.region] = report
+    return found
+
+
+async def write_order(client: aetcd.Client, prefix: str, order: ScaleOrder) -> None:
+    await client.put(_key(prefix, "scale", order.home), order.encode())
+
+
+async def read_orders(client: aetcd.Client, prefix: str) -> dict[str, ScaleOrder]:
+    """Every scale order, by home; unreadable ones are skipped."""
+    found = {}
+    for kv in await client.get_prefix(_key(prefix, "scale") + b"/"):
+        try:
+            order = ScaleOrder.decode(kv.value)
+        except (ValueError, TypeError) as exc:
+            log.warning("skipping unreadable scale order %r: %s", kv.key, exc)
+            continue
+        found[order.home] = order
+    return found
+
+
+@dataclass(frozen=True)
+class CapacityDecision:
+    """What the check found before promoting `home` to `standby`; kept in the history.
+    `verdict`: "ok", "undersized" or "unknown" (no usable report, or the model failed;
+    the promotion went ahead unchecked)."""
+
+    standby: str
+    verdict: str
+    reason: str
+    rate_per_s: float = 0.0
+    hold_mean_s: float = 0.0
+    workers: int = 0
+    workers_ordered: int = 0
+    p99_wait_s: float = 0.0
+    drain_s: float = 0.0
+    outage_s: float = 0.0
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            k: None if isinstance(v, float) and not math.isfinite(v) else v
+            for k, v in asdict(self).items()
+        }
+
+
+def question(
+    topology: Topology, home: str, standby: str, reports: dict[str, LoadReport], now: float
+) -> AbsorbQuestion | str:
+    """The model's question from `home`'s reports, or why none can be asked."""
+    policy: CapacityPolicy = topology.capacity
+    served = reports.get(home)
+    if served is None or served.parked or served.at < now - STALE_REPORT_S:
+        return f"no recent load report of {home}'s own workers"
+    if served.hold_mean_s <= 0:
+        return f"{home}'s last report measured no slot hold time (no tasks ran)"
+    waiting = reports.get(standby)
+    if waiting is None or waiting.at < now - STALE_REPORT_S:
+        return f"no recent report of {standby}'s workers for {home}"
+    return AbsorbQuestion(
+        home=home,
+        standby=standby,
+        rate_per_s=served.rate_per_s,
+        hold_mean_s=served.hold_mean_s,
+        workers=waiting.workers,
+        concurrency=waiting.concurrency,
+        partitions=topology.region(home).partitions,
+        # The home stopped reporting when it was lost: its backlog has built up since.
+        outage_s=max(0.0, now - served.at),
+        p99_wait_target_s=policy.p99_wait_s,
+        max_drain_s=policy.max_drain_s,
+        max_workers=max(policy.max_workers, waiting.workers),
+    )
+
+
+async def decide(
+    client: aetcd.Client, topology: Topology, home: str, standby: str, model: CapacityModel
+) -> CapacityDecision:
+    """Ask `model` whether `standby` can absorb `home` (see the module docstring)."""
+    reports = await read_reports(client, topology.etcd_prefix, home)
+    asked = question(topology, home, standby, reports, time.time())
+    if isinstance(asked, str):
+        return CapacityDecision(standby, "unknown", asked)
+    try:
+        got = model(asked)
+    except Exception as exc:  # noqa: BLE001 - a broken model must not stop a promotion
+        log.warning("capacity model failed for %s -> %s: %s", home, standby, exc)
+        return CapacityDecision(standby, "unknown", f"capacity model failed: {exc}")
+    return CapacityDecision(
+        standby=standby,
+        verdict="ok" if got.ok else "undersized",
+        reason=got.reason,
+        rate_per_s=asked.rate_per_s,
+        hold_mean_s=asked.hold_mean_s,
+        workers=asked.workers,
+        workers_ordered=0 if got.ok else got.workers_needed,
+        p99_wait_s=got.p99_wait_s,
+        drain_s=got.drain_s,
+        outage_s=asked.outage_s,
+    )

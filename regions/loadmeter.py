@@ -1,0 +1,181 @@
+"""`LoadMeter`: the agent's loop that measures the load of every home it runs workers for,
+publishes it for the capacity check (`regions.capacity`), and picks up scale orders.
+
+Every `interval_s` it reads each live worker's /metrics (the port the worker printed
+in its log at start), sums `homeport_slot_hold_seconds` count and sum over the home's
+workers, and from the change over the last `window_s` derives the rate tasks finished
+at and their mean slot hold time. A restarted worker starts its counters from zero:
+its first reading counts whole, so the totals never step back. The report goes to etcd
+whether or not the rate is known (a parked group reports its worker count, which is
+what the check needs of a standby).
+
+Concurrency is read from the workers' `homeport_worker_slots`; parked workers do not
+serve /metrics until promoted, so for them it is the agent's own `Settings` (the
+workers inherit the agent's environment).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aetcd
+import aiohttp
+from homeport.core.loop import Loop
+from homeport.core.metrics import Metrics
+from homeport.regions.capacity import LoadReport, ScaleOrder, publish_report, read_orders
+from prometheus_client.parser import text_string_to_metric_families
+
+log = logging.getLogger(__name__)
+SCRAPE_TIMEOUT_S = 1.0
+
+
+@dataclass
+class _Totals:
+    """One home's running totals of slot holds (count, seconds), kept monotonic."""
+
+    last: dict[str, tuple[float, float]] = field(default_factory=dict)  # worker id -> raw
+    count: float = 0.0
+    seconds: float = 0.0
+    window: deque[tuple[float, float, float]] = field(default_factory=deque)
+
+    def add(self, worker: str, count: float, seconds: float) -> None:
+        before = self.last.get(worker, (0.0, 0.0))
+        if count < before[0]:  # the same id restarted: a fresh counter
+            before = (0.0, 0.0)
+        self.count += count - before[0]
+        self.seconds += seconds - before[1]
+        self.last[worker] = (count, seconds)
+
+
+def parse_worker_metrics(text: str) -> tuple[float, float, int]:
+    """(slot holds, their total seconds, slots) from one worker's /metrics text."""
+    count = seconds = 0.0
+    slots = 0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "homeport_slot_hold_seconds_count":
+                count += sample.value
+            elif sample.name == "homeport_slot_hold_seconds_sum":
+                seconds += sample.value
+            elif sample.name == "homeport_worker_slots":
+                slots = max(slots, int(sample.value))
+    return count, seconds, slots
+
+
+class LoadMeter(Loop):
+    """See the module docstring. `rows` is the workforce's worker table
+    (`Workforce.rows`); `on_orders` receives every scale order read."""
+
+    name = "load-meter"
+
+    def __init__(
+        self,
+        etcd: aetcd.Client,
+        prefix: str,
+        region: str,
+        rows: Callable[[], list[dict[str, Any]]],
+        metrics: Metrics,
+        *,
+        concurrency: int,
+        on_orders: Callable[[dict[str, ScaleOrder]], None],
+        interval_s: float = 2.0,
+        window_s: float = 30.0,
+    ) -> None:
+        super().__init__(interval_s, metrics)
+        self.etcd = etcd
+        self.prefix = prefix
+        self.region = region
+        self.rows = rows
+        self.concurrency = concurrency
+        self.on_orders = on_orders
+        self.window_s = window_s
+        self.reports: dict[str, LoadReport] = {}
+        self._totals: dict[str, _Totals] = {}
+        self._ports: dict[str, int] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    def _port(self, worker_id: str, log_path: str) -> int | None:
+        if worker_id not in self._ports:
+            try:
+                text = Path(log_path).read_text(errors="replace")
+            except OSError:
+                return None
+            found = re.findall(rf"worker {re.escape(worker_id)} \S+ admin_port=(\d+)", text)
+            if not found:
+                return None
+            self._ports[worker_id] = int(found[-1])
+        return self._ports[worker_id]
+
+    async def _scrape(self, port: int) -> str:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_S)
+            )
+        async with self._session.get(f"http://127.0.0.1:{port}/metrics") as got:
+            return await got.text()
+
+    async def measure(self, now: float) -> list[LoadReport]:
+        """Read every live worker once; one report per home this agent runs workers for."""
+        homes: dict[str, list[dict[str, Any]]] = {}
+        for row in self.rows():
+            if row["alive"]:
+                homes.setdefault(row["home"], []).append(row)
+        reports = []
+        for home, rows in homes.items():
+            totals = self._totals.setdefault(home, _Totals())
+            parked = any(r["parked"] for r in rows)
+            slots = 0
+            for row in [] if parked else rows:
+                port = self._port(row["id"], row["log"])
+                if port is None:
+                    continue
+                try:
+                    count, seconds, got_slots = parse_worker_metrics(await self._scrape(port))
+                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                    log.debug("load meter: %s unreadable: %s", row["id"], exc)
+                    continue
+                totals.add(row["id"], count, seconds)
+                slots = max(slots, got_slots)
+            totals.window.append((now, totals.count, totals.seconds))
+            while totals.window[0][0] < now - self.window_s:
+                totals.window.popleft()
+            t0, c0, s0 = totals.window[0]
+            done = totals.count - c0
+            span = now - t0
+            reports.append(
+                LoadReport(
+                    home=home,
+                    region=self.region,
+                    rate_per_s=done / span if span > 0 else 0.0,
+                    hold_mean_s=(totals.seconds - s0) / done if done > 0 else 0.0,
+                    workers=len(rows),
+                    concurrency=slots or self.concurrency,
+                    parked=parked,
+                    window_s=span,
+                    at=now,
+                )
+            )
+        return reports
+
+    async def run_once(self) -> float | None:
+        for report in await self.measure(time.time()):
+            # A report over a zero-length window (the first reading) carries no rate
+            # yet; publishing it would erase the last useful one of a restarted agent.
+            if report.window_s > 0 or report.parked:
+                await publish_report(self.etcd, self.prefix, report)
+            self.reports[report.home] = report
+        self.on_orders(await read_orders(self.etcd, self.prefix))
+        return None
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

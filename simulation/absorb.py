@@ -1,0 +1,84 @@
+"""The capacity check the failover controller runs before a promotion, in pure Python.
+
+`answer(question)` is the `regions.capacity.CapacityModel` that `homeport agent` loads by
+default (`--capacity-model homeport.simulation.absorb:answer`). It imports neither SimPy
+nor NumPy nor SciPy: a plain `pip install homeport` has none of them, and a controller in
+the middle of an incident must answer in microseconds. It is the analytic half of
+`simulation.capacity.can_absorb` (which needs the `plan` extra for its simulated second
+opinion), written for the controller's question:
+
+- the standby serves the failed home's partitions with its own group of `workers`
+  processes of `concurrency` slots each (`regions.workforce`), the partitions spread
+  round-robin, so the *busiest* worker owns ceil(P / W) of them (no more than P workers
+  do anything);
+- each worker is an M/M/c queue (Erlang C, `simulation.queueing.MMc`) fed with its
+  partitions' share of the home's measured rate, served for the measured mean slot hold
+  time (begin step + handler);
+- the backlog of the outage (rate × outage) drains on the busiest worker at its spare
+  capacity (fluid estimate, as `scenarios.fluid_drain_s`).
+
+The standby can absorb when the busiest worker's utilisation is below 1, its p99 queue
+wait is within the SLO and the backlog drains within the limit. If not, the planner's
+worker count is the smallest W up to `max_workers` that passes (or `max_workers`).
+"""
+
+from __future__ import annotations
+
+import math
+
+from homeport.regions.capacity import AbsorbAnswer, AbsorbQuestion
+from homeport.simulation.queueing import MMc
+
+
+def _judge(q: AbsorbQuestion, workers: int) -> AbsorbAnswer:
+    active = min(workers, q.partitions)
+    busiest_share = math.ceil(q.partitions / active) / q.partitions
+    rate = q.rate_per_s * busiest_share
+    capacity = q.concurrency / q.hold_mean_s  # tasks/s one worker completes when saturated
+    utilisation = rate / capacity
+    if utilisation >= 1.0:
+        return AbsorbAnswer(
+            False,
+            f"overloaded: the busiest of {workers} workers would run at "
+            f"{utilisation:.0%} of its {q.concurrency} slots; the backlog never drains",
+            workers,
+            utilisation,
+            math.inf,
+            math.inf,
+        )
+    p99 = MMc(rate, q.hold_mean_s, q.concurrency).wait_quantile_s(0.99) if rate > 0 else 0.0
+    drain = q.rate_per_s * q.outage_s * busiest_share / (capacity - rate)
+    reason = "ok"
+    if p99 > q.p99_wait_target_s:
+        reason = (
+            f"p99 queue wait {p99 * 1e3:.0f}ms with {workers} workers would exceed the "
+            f"{q.p99_wait_target_s * 1e3:.0f}ms SLO"
+        )
+    elif drain > q.max_drain_s:
+        reason = (
+            f"the outage's backlog would take {drain:.1f}s to drain on {workers} workers, "
+            f"over the {q.max_drain_s:.0f}s limit"
+        )
+    return AbsorbAnswer(reason == "ok", reason, workers, utilisation, p99, drain)
+
+
+def answer(question: AbsorbQuestion) -> AbsorbAnswer:
+    """Can the standby's current workers absorb the home? If not, with how many could
+    they (`workers_needed`, capped at `max_workers`)? See the module docstring."""
+    now = _judge(question, question.workers)
+    if now.ok:
+        return now
+    for workers in range(question.workers + 1, question.max_workers + 1):
+        found = _judge(question, workers)
+        if found.ok:
+            return AbsorbAnswer(
+                False, now.reason, workers, now.utilisation, now.p99_wait_s, now.drain_s,
+                after_p99_wait_s=found.p99_wait_s, after_drain_s=found.drain_s,
+            )  # fmt: skip
+    most = max(question.max_workers, question.workers)
+    capped = _judge(question, most)
+    return AbsorbAnswer(
+        False, f"{now.reason}; even {most} workers (the limit) fall short",
+        most, now.utilisation, now.p99_wait_s, now.drain_s,
+        after_p99_wait_s=capped.p99_wait_s, after_drain_s=capped.drain_s,
+    )  # fmt: skip

@@ -1,0 +1,147 @@
+"""Capacity-checked promotion on a real cluster (etcd, Redis, killed processes): the
+controller asks the capacity model before promoting, promotes anyway when the standby is
+undersized, raises the metric, orders the standby's agent to scale up, and keeps the
+decision in the failover history that `homeport region status` shows."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aetcd
+import pytest
+from homeport.core.metrics import Metrics
+from homeport.regions import capacity, history
+from homeport.regions.capacity import LoadReport
+from homeport.regions.cli import _capacity_cell, _history_table
+from homeport.regions.control import ControlPlane
+from homeport.regions.controller import Controller
+from homeport.regions.devcluster import ClusterSpec, DevCluster
+from homeport.regions.health import Observer, read_verdicts
+from homeport.regions.metrics import RegionsMetrics
+from homeport.simulation.absorb import answer
+from prometheus_client import CollectorRegistry
+from rich.console import Console
+
+from tests.conftest import _start
+
+
+@pytest.fixture(scope="module")
+def cap_cluster(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
+    yield from _start(ClusterSpec.default(3, partitions=4), "cap", state_dir_factory)
+
+
+def _report(home: str, region: str, rate: float, workers: int, parked: bool) -> LoadReport:
+    return LoadReport(home, region, rate, 0.05, workers, 4, parked, 30.0, time.time())
+
+
+async def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_decide_reads_the_reports_and_asks_the_model(cap_cluster: DevCluster) -> None:
+    topo = cap_cluster.topology
+    cp = await ControlPlane.open(topo, "eu-west")
+    try:
+        prefix = topo.etcd_prefix
+        missing = await capacity.decide(cp.etcd, topo, "ap-south", "us-east", answer)
+        assert missing.verdict == "unknown" and "no recent load report" in missing.reason
+        # 40 tasks/s of 50 ms on two standby workers of 4 slots: at most 50% busy.
+        await capacity.publish_report(
+            cp.etcd, prefix, _report("ap-south", "ap-south", 40, 2, False)
+        )
+        await capacity.publish_report(cp.etcd, prefix, _report("ap-south", "us-east", 0, 2, True))
+        roomy = await capacity.decide(cp.etcd, topo, "ap-south", "us-east", answer)
+        assert roomy.verdict == "ok" and roomy.workers == 2 and roomy.workers_ordered == 0
+        assert _capacity_cell(roomy.describe()).startswith("ok: 40/s on 2 workers of us-east")
+
+        def broken(_q: capacity.AbsorbQuestion) -> capacity.AbsorbAnswer:
+            raise ZeroDivisionError("model bug")
+
+        failed = await capacity.decide(cp.etcd, topo, "ap-south", "us-east", broken)
+        assert failed.verdict == "unknown" and "model bug" in failed.reason
+    finally:
+        await cp.etcd.delete_prefix(f"{topo.etcd_prefix}/load/".encode())
+        await cp.close()
+
+
+async def test_undersized_standby_is_promoted_with_alert_scale_order_and_history(
+    cap_cluster: DevCluster,
+) -> None:
+    topo = cap_cluster.topology
+    registry = CollectorRegistry()
+    metrics, rm = Metrics(registry), RegionsMetrics(registry)
+    rm.start(topo)
+    planes = {r: await ControlPlane.open(topo, r) for r in topo.region_names()}
+    observers = [Observer(topo, r, planes[r].etcd, metrics, rm) for r in topo.region_names()]
+    controllers = [
+        Controller(planes[r], f"controller-{r}", metrics, rm, confirm_s=3.0, capacity_model=answer)
+        for r in ("eu-west", "ap-south")
+    ]
+    reader = planes["eu-west"]
+    await reader.routing.bootstrap(topo)
+    prefix = topo.etcd_prefix
+    # us-east ran 300 tasks/s of 50 ms on its own workers; eu-west parks one worker of 4
+    # slots for it (80 tasks/s at most): undersized.
+    await capacity.publish_report(reader.etcd, prefix, _report("us-east", "us-east", 300, 6, False))
+    await capacity.publish_report(reader.etcd, prefix, _report("us-east", "eu-west", 0, 1, True))
+    for loop in [*observers, *controllers]:
+        loop.start()
+    try:
+
+        async def all_reported() -> bool:
+            votes = await read_verdicts(reader.etcd, prefix, "us-east")
+            return {v.observer for v in votes if v.ok} == {"eu-west", "ap-south"}
+
+        await _wait(all_reported, 20, "both observers to report us-east healthy")
+        for record in cap_cluster.records():
+            if record.region == "us-east":
+                os.kill(record.pid, signal.SIGKILL)
+
+        async def promoted() -> bool:
+            return any(e.kind == "promoted" for c in controllers for e in c.events)
+
+        await _wait(promoted, 30, "the promotion of us-east")
+
+        async def recorded() -> list[history.FailoverEvent]:
+            try:
+                return [e for e in await history.events(reader.etcd, prefix) if e.home == "us-east"]
+            except aetcd.ClientError:  # etcd may still be electing a leader
+                return []
+
+        await _wait(recorded, 20, "the failover history record")
+        event = (await recorded())[0]
+        assert event.capacity is not None, event
+        decided = event.capacity
+        assert decided["verdict"] == "undersized" and decided["standby"] == "eu-west"
+        assert decided["rate_per_s"] == 300 and decided["workers"] == 1
+        assert decided["reason"].startswith("overloaded")
+        assert decided["outage_s"] > 0  # the backlog of the detection time is counted
+        needed = decided["workers_ordered"]
+        assert 4 < needed <= topo.capacity.max_workers  # 300 * 0.05 / 4 slots > 3.75 workers
+        orders = await capacity.read_orders(reader.etcd, prefix)
+        assert orders["us-east"].region == "eu-west"
+        assert orders["us-east"].workers == needed
+        assert orders["us-east"].epoch == event.epoch
+        assert rm.undersized.labels("us-east", "eu-west")._value.get() == 1
+        assert rm.workers_ordered.labels("us-east", "eu-west")._value.get() == needed
+        kinds = [e.kind for c in controllers for e in c.events]
+        assert "capacity-undersized" in kinds and "scale-ordered" in kinds
+        console = Console(record=True, width=240)
+        console.print(_history_table([event.__dict__]))
+        shown = console.export_text()
+        assert "undersized: 300/s on 1 workers of eu-west" in shown
+        assert f"ordered {needed} workers" in shown
+    finally:
+        for loop in [*controllers, *observers]:
+            await loop.stop()
+        for plane in planes.values():
+            await plane.close()

@@ -1,0 +1,89 @@
+"""The agent's load meter and scale-up, on real worker processes started by a
+`Workforce`, real Redis and PostgreSQL, and the cluster's etcd."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from homeport.core.broker import Broker
+from homeport.core.metrics import Metrics
+from homeport.core.producer import Producer
+from homeport.core.settings import Settings
+from homeport.core.task import new_task
+from homeport.regions import capacity
+from homeport.regions.control import ControlPlane
+from homeport.regions.loadmeter import LoadMeter
+from homeport.regions.topology import Topology
+from homeport.regions.workforce import Wanted, Workforce
+
+TASKS = 200
+HANDLER_S = 0.02  # the `sleep` handler's time with payload b"20"
+
+
+async def test_meter_measures_rate_and_hold_of_its_workers_and_a_scale_order_adds_workers(
+    redis_url: str, pg_dsn: str, topology: Topology, tmp_path: Path
+) -> None:
+    argv = [
+        sys.executable, "-m", "homeport", "worker", "--app", "homeport.loadtest.apps:app",
+        "--region", "us-east", "--partitions", "4", "--redis-url", redis_url,
+        "--pg-dsn", pg_dsn, "--manager", "--admin-port", "0",
+    ]  # fmt: skip
+    workforce = Workforce("eu-west", tmp_path, 1)
+    cp = await ControlPlane.open(topology, "eu-west")
+    prefix = f"/test-{uuid.uuid4().hex[:8]}"
+    orders: list[dict[str, capacity.ScaleOrder]] = []
+    meter = LoadMeter(
+        cp.etcd, prefix, "eu-west", workforce.rows, Metrics(),
+        concurrency=7, on_orders=orders.append, window_s=300,
+    )  # fmt: skip
+    broker = Broker(redis_url)
+    await broker.connect()
+    try:
+        workforce.converge({"us-east": Wanted(argv, redis_url, 4)}, fenced=False, routes_fresh=True)
+        first = workforce.groups["us-east"].procs[0].pid
+        # A scale order's count: the group grows, its running worker is kept.
+        workforce.converge(
+            {"us-east": Wanted(argv, redis_url, 4, count=2)}, fenced=False, routes_fresh=True
+        )
+        group = workforce.groups["us-east"]
+        assert len(group.procs) == 2 and group.procs[0].pid == first
+        assert all(p.poll() is None for p in group.procs)
+
+        deadline = time.monotonic() + 60
+        while not all(meter._port(r["id"], r["log"]) for r in workforce.rows()):
+            assert time.monotonic() < deadline, "workers never printed their admin port"
+            await asyncio.sleep(0.1)
+        (idle,) = await meter.measure(time.time())
+        assert idle.workers == 2 and idle.rate_per_s == 0 and idle.hold_mean_s == 0
+        assert idle.concurrency == Settings().concurrency  # read from the workers' gauge
+
+        producer = Producer(broker, Settings(region="us-east", partitions=4, redis_url=redis_url))
+        tasks = [new_task(f"k{i}", "sleep", b"20") for i in range(TASKS)]
+        assert all(r.ok for r in await producer.submit_many(tasks, epoch=0))
+        while True:
+            (report,) = await meter.measure(time.time())
+            if report.rate_per_s * report.window_s >= TASKS - 0.5:
+                break
+            assert time.monotonic() < deadline + 60, f"only {report} after the submit"
+            await asyncio.sleep(0.2)
+        assert report.rate_per_s * report.window_s < TASKS + 0.5
+        # The hold covers the begin step and the 20 ms handler; on a loaded machine
+        # the begin round trip can add a lot, but never take anything away.
+        assert HANDLER_S <= report.hold_mean_s < 1.0, report
+
+        order = capacity.ScaleOrder("us-east", "eu-west", 3, 2, "test", time.time())
+        await capacity.write_order(cp.etcd, prefix, order)
+        await meter.run_once()
+        assert orders[-1] == {"us-east": order}
+        published = await capacity.read_reports(cp.etcd, prefix, "us-east")
+        assert published["eu-west"].workers == 2 and published["eu-west"].rate_per_s > 0
+    finally:
+        await meter.stop()
+        await workforce.stop()
+        await cp.etcd.delete_prefix(prefix.encode())
+        await cp.close()
+        await broker.close()

@@ -1,0 +1,77 @@
+"""The controller's capacity model (`simulation.absorb`): Erlang C on the busiest worker,
+the planner's worker count, and no test-lab import (a plain install runs it)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from dataclasses import replace
+
+from homeport.regions.capacity import AbsorbQuestion
+from homeport.simulation.absorb import answer
+from homeport.simulation.queueing import MMc
+
+BASE = AbsorbQuestion(
+    home="us-east",
+    standby="eu-west",
+    rate_per_s=100.0,
+    hold_mean_s=0.05,
+    workers=4,
+    concurrency=4,
+    partitions=16,
+    outage_s=5.0,
+    p99_wait_target_s=0.5,
+    max_drain_s=60.0,
+    max_workers=8,
+)
+
+
+def test_a_roomy_standby_is_ok_with_erlang_c_on_the_busiest_worker() -> None:
+    got = answer(BASE)
+    # 16 partitions over 4 workers: each owns 4, a quarter of the rate.
+    worker = MMc(25.0, 0.05, 4)
+    assert got.ok and got.reason == "ok" and got.workers_needed == 4
+    assert math.isclose(got.utilisation, worker.utilisation)
+    assert math.isclose(got.p99_wait_s, worker.wait_quantile_s(0.99))
+    # Backlog 100/s * 5 s, a quarter on the busiest worker, drained at 80 - 25 tasks/s.
+    assert math.isclose(got.drain_s, 125.0 / (80.0 - 25.0))
+
+
+def test_partition_spread_decides_the_busiest_worker() -> None:
+    # 16 partitions over 3 workers: one owns 6 (37.5% of the rate), not a third.
+    got = answer(replace(BASE, workers=3, rate_per_s=150.0))
+    assert math.isclose(got.utilisation, 150.0 * 6 / 16 * 0.05 / 4)
+
+
+def test_an_overloaded_standby_gets_the_smallest_worker_count_that_passes() -> None:
+    q = replace(BASE, workers=1, rate_per_s=120.0)  # one worker: 80 tasks/s at most
+    got = answer(q)
+    assert not got.ok and got.reason.startswith("overloaded")
+    assert got.workers_needed > 1
+    assert answer(replace(q, workers=got.workers_needed)).ok
+    assert not answer(replace(q, workers=got.workers_needed - 1)).ok
+    assert got.after_p99_wait_s <= q.p99_wait_target_s
+    assert got.after_drain_s <= q.max_drain_s
+
+
+def test_a_slow_drain_alone_makes_the_standby_undersized() -> None:
+    q = replace(BASE, workers=2, rate_per_s=100.0, outage_s=600.0, max_drain_s=20.0)
+    got = answer(q)
+    assert not got.ok and "to drain" in got.reason
+    assert got.utilisation < 1.0
+
+
+def test_the_topology_limit_caps_the_scale_up_and_says_so() -> None:
+    got = answer(replace(BASE, workers=1, rate_per_s=300.0, max_workers=3))
+    assert not got.ok and got.workers_needed == 3
+    assert "even 3 workers (the limit) fall short" in got.reason
+
+
+def test_the_check_imports_no_test_lab_package() -> None:
+    code = (
+        "import sys, homeport.simulation.absorb\n"
+        "print(sorted(m for m in ('numpy', 'simpy', 'scipy', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
