@@ -104,6 +104,17 @@ class ReplicaInfo:
     lag_bytes: int
 
 
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A task found in its partition's Redis before any worker recorded it (GetTask of a
+    task that waits): `state` is "scheduled" (delayed set, `due_ms`), "enqueued" (stream)
+    or "cancelled"; `task` is its decoded blob when still readable."""
+
+    state: str
+    due_ms: int
+    task: Delivery | None
+
+
 class Broker:
     """The engine's Redis boundary; one per process, shared by all its components."""
 
@@ -602,6 +613,52 @@ class Broker:
             for i, v in zip(index, got, strict=True):
                 out[i] = _text(v) if v else None
         return out
+
+    async def find_waiting(
+        self, pks: Sequence[PartitionKeys], task_id: str
+    ) -> list[Waiting | None]:
+        """Where `task_id` waits, per partition of `pks`, read from the keys submit already
+        wrote (dedup key, delayed set, cancelled set): no extra write on the submit path.
+        One pipeline per node. None where a partition does not know it (or its dedup key
+        expired)."""
+        groups: dict[int, list[int]] = {}
+        for i, pk in enumerate(pks):
+            groups.setdefault(id(self._client_for(pk.stream)), []).append(i)
+        out: list[Waiting | None] = [None] * len(pks)
+
+        async def one(idx: list[int]) -> None:
+            async def run(client: aioredis.Redis) -> list[Any]:
+                async with client.pipeline(transaction=False) as pipe:
+                    for i in idx:
+                        pk = pks[i]
+                        pipe.get(pk.dedup(task_id))
+                        pipe.zscore(pk.delayed, task_id)
+                        pipe.hget(pk.delayed_data, task_id)
+                        pipe.zscore(pk.cancelled, task_id)
+                    return list(await pipe.execute())
+
+            got = await self._on(pks[idx[0]].stream, run)
+            for n, i in enumerate(idx):
+                ref, due, blob, cancelled = got[4 * n : 4 * n + 4]
+                if ref is not None or due is not None or cancelled is not None:
+                    out[i] = await self._waiting(pks[i], ref, due, blob, cancelled)
+
+        await asyncio.gather(*(one(idx) for idx in groups.values()))
+        return out
+
+    async def _waiting(
+        self, pk: PartitionKeys, ref: Any, due: Any, blob: Any, cancelled: Any
+    ) -> Waiting:
+        task = Delivery.decode("0-0", {b"t": blob}) if blob is not None else None
+        if task is None and ref is not None and not _text(ref).startswith("delayed:"):
+            entry = _text(ref)
+            rows: Any = await self._on(pk.stream, lambda c: c.xrange(pk.stream, entry, entry))
+            task = Delivery.decode(rows[0][0], rows[0][1]) if rows else None
+        if cancelled is not None:
+            return Waiting("cancelled", 0, task)
+        if due is not None:
+            return Waiting("scheduled", int(due), task)
+        return Waiting("enqueued", 0, task)
 
     async def cancel(self, pk: PartitionKeys, task_id: str, now_ms: int) -> str:
         keys = [pk.cancelled, pk.started, pk.delayed, pk.delayed_data]

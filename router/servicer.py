@@ -27,6 +27,7 @@ from homeport.core.partitioner import partition_name
 from homeport.core.producer import Producer, SubmitResult
 from homeport.core.task import Durability, Limits, Task
 from homeport.router.errors import to_rpc_status
+from homeport.router.finder import TaskFinder
 from homeport.router.metrics import GatewayMetrics, timed
 from homeport.router.proto_gen import scheduler_pb2 as pb
 from homeport.router.proto_gen import scheduler_pb2_grpc as pb_grpc
@@ -63,12 +64,15 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         config: ServicerConfig,
         metrics: GatewayMetrics,
         producer_for: Callable[[str], Awaitable[Producer]] | None = None,
+        finder: TaskFinder | None = None,
     ) -> None:
         self._producer = producer
         # Multi-region serving writes each home region's keys into that home's current
         # copy; a single-region gateway has one producer for everything.
         self._producer_for = producer_for
         self._lookup = lookup
+        # GetTask, WatchTask and CancelTask find any task's home (router.finder).
+        self._finder = finder or TaskFinder.single(lookup)
         self._serving = serving
         self._config = config
         self._metrics = metrics
@@ -200,7 +204,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
     async def GetTask(self, request: pb.GetTaskRequest, context: Context) -> pb.GetTaskResponse:
         try:
             task_id = task_id_from_wire(request.task_id)
-            info = await self._lookup.get(task_id)
+            info = await self._finder.get(task_id)
         except HomeportError as exc:
             await self._abort(context, exc)
         return pb.GetTaskResponse(task=info)
@@ -210,7 +214,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
     ) -> pb.CancelTaskResponse:
         try:
             task_id = task_id_from_wire(request.task_id)
-            cancelled, status = await self._lookup.cancel(task_id, request.partition_key)
+            cancelled, status = await self._finder.cancel(task_id, request.partition_key)
         except HomeportError as exc:
             await self._abort(context, exc)
         return pb.CancelTaskResponse(cancelled=cancelled, status=status)
@@ -220,7 +224,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
     ) -> AsyncIterator[pb.TaskEvent]:
         try:
             task_id = task_id_from_wire(request.task_id)
-            async for event in self._lookup.watch(task_id, self._config.watch_poll_s):
+            async for event in self._finder.watch(task_id, self._config.watch_poll_s):
                 yield event
         except HomeportError as exc:
             await self._abort(context, exc)
