@@ -10,8 +10,11 @@ the replicas that acknowledged the writes *of the same connection*: the enqueue 
 and its `WAIT` must share one connection to the partition's primary, which a plain
 per-node pipeline guarantees and a cluster pipeline does not.
 
-Errors from redis-py are translated here, once: connection failures and timeouts become
-`Unavailable`; a stale epoch or lease token comes back from the scripts as `Fenced`.
+Errors from redis-py are translated here, once (`redis_error`, the one table): connection
+failures, timeouts and failover states become `Unavailable`; an out-of-memory refusal
+(`maxmemory` with `noeviction`) becomes `ResourceExhausted` with retry advice; any other
+refusal becomes `BackendFailed`. A stale epoch or lease token comes back from the scripts
+as `Fenced`. No redis-py exception leaves the broker.
 """
 
 from __future__ import annotations
@@ -27,7 +30,13 @@ from typing import Any, TypeVar
 import msgpack
 import redis.asyncio as aioredis
 from homeport.core.entry import Delivery
-from homeport.core.errors import Fenced, Unavailable
+from homeport.core.errors import (
+    BackendFailed,
+    Fenced,
+    HomeportError,
+    ResourceExhausted,
+    Unavailable,
+)
 from homeport.core.keys import GROUP, PartitionKeys, RegionKeys
 from homeport.core.settings import Settings
 from redis import exceptions as rexc
@@ -43,6 +52,40 @@ GLOBAL_POOL_SIZE = 256
 POOL_WAIT_S = 2.0
 _SCRIPTS = ("enqueue", "step", "promote", "lease", "release", "cancel", "requeue", "fence")
 _MAX_REDIRECTS = 3
+# How long a client is told to wait before resending after Redis refused for memory.
+OOM_RETRY_AFTER_MS = 1000
+# The one table from redis-py's exceptions to domain errors; first match wins, and
+# `RedisError` (their base) catches whatever the rows above it do not name.
+_REDIS_ERRORS: tuple[tuple[tuple[type[Exception], ...], Callable[[str], HomeportError]], ...] = (
+    ((rexc.OutOfMemoryError,), lambda d: ResourceExhausted("redis", d, OOM_RETRY_AFTER_MS)),
+    (
+        (
+            rexc.ConnectionError,
+            rexc.TimeoutError,
+            rexc.ClusterDownError,
+            rexc.TryAgainError,
+            rexc.BusyLoadingError,
+            rexc.ReadOnlyError,
+            rexc.MasterDownError,
+            rexc.MovedError,
+            rexc.AskError,
+        ),
+        lambda d: Unavailable("redis", d),
+    ),
+    ((rexc.RedisError,), lambda d: BackendFailed("redis", d)),
+)
+
+
+def redis_error(exc: Exception) -> HomeportError:
+    """The domain error for a redis-py exception (`_REDIS_ERRORS`)."""
+    # A pipeline's error repeats the whole command (task blobs included): keep the reason.
+    text = str(exc.args[0]) if exc.args else str(exc)
+    reason = text.rpartition(" caused error: ")[2]
+    detail = f"{type(exc).__name__}: {reason[:300]}"
+    for kinds, make in _REDIS_ERRORS:
+        if isinstance(exc, kinds):
+            return make(detail)
+    return BackendFailed("redis", detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,15 +261,8 @@ class Broker:
     async def _guard(self, op: Awaitable[T]) -> T:
         try:
             return await op
-        except (
-            rexc.ConnectionError,
-            rexc.TimeoutError,
-            rexc.ClusterDownError,
-            rexc.TryAgainError,
-            rexc.BusyLoadingError,
-            rexc.ReadOnlyError,
-        ) as exc:
-            raise Unavailable("redis", f"{type(exc).__name__}: {exc}") from exc
+        except rexc.RedisError as exc:
+            raise redis_error(exc) from exc
 
     async def _on(
         self, key: str, fn: Callable[[aioredis.Redis], Awaitable[T]], lane: str = MAIN
@@ -248,14 +284,8 @@ class Broker:
             except rexc.NoScriptError:
                 # A failover or restart emptied the script cache; nothing ran, so retry.
                 self._loaded.discard(id(client))
-            except (
-                rexc.TimeoutError,
-                rexc.ClusterDownError,
-                rexc.TryAgainError,
-                rexc.BusyLoadingError,
-                rexc.ReadOnlyError,
-            ) as exc:
-                raise Unavailable("redis", f"{type(exc).__name__}: {exc}") from exc
+            except rexc.RedisError as exc:
+                raise redis_error(exc) from exc
         raise Unavailable("redis", f"no stable node for key {key!r}")
 
     async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
@@ -339,15 +369,17 @@ class Broker:
         """XREADGROUP `>`: entries never delivered before, in stream order."""
 
         async def run(client: aioredis.Redis) -> Any:
-            return await client.xreadgroup(
-                GROUP, consumer, {pk.stream: ">"}, count=count, block=block_ms or None
-            )
+            try:
+                return await client.xreadgroup(
+                    GROUP, consumer, {pk.stream: ">"}, count=count, block=block_ms or None
+                )
+            except rexc.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                return None  # the group is missing: made below
 
-        try:
-            got = await self._on(pk.stream, run)
-        except rexc.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise Unavailable("redis", str(exc)) from exc
+        got = await self._on(pk.stream, run)
+        if got is None:
             await self.ensure_group(pk)
             return []
         if not got:
