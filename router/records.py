@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from google.protobuf import timestamp_pb2
 from homeport.core.broker import Broker, Waiting
+from homeport.core.control import requeue_dead
 from homeport.core.entry import Delivery
 from homeport.core.errors import InvalidArgument, TaskNotFound
 from homeport.core.keys import RegionKeys
@@ -228,7 +229,9 @@ class TaskLookup:
                 for entry_id, fields in page:
                     task = _dead_task(entry_id, fields)
                     if task is not None and task.task_id == task_id:
-                        [moved] = await self._broker.requeue(pk, [entry_id])
+                        [moved] = await requeue_dead(
+                            self._broker, self._store, pk, [entry_id], [task_id]
+                        )
                         if moved is not None:
                             return pk.name
                 if len(page) < 500:

@@ -84,7 +84,10 @@ async def test_dead_letter_is_listed_and_requeued(client: AsyncClient, run) -> N
     apps.FAILING.discard("fragile")
     assert await client.requeue(done.task_id) == done.partition
     assert await client.dead_letters() == []
+    assert (await client.get(done.task_id)).status == "enqueued"  # a new run begins
     await run()
     task = await client.get(done.task_id)
     assert apps.EXECUTIONS[done.task_id] == 3
+    # The final status is the last run's; every attempt of both runs stays in the history.
+    assert (task.status, task.error, task.attempt_count) == ("succeeded", "", 1)
     assert [a.outcome for a in task.attempts] == ["failed", "failed", "succeeded"]
