@@ -30,7 +30,9 @@ from homeport.regions.topology import Topology, split_address
 #
 # Keep-alive: a member that is paused (SIGSTOP) or half-dead keeps its TCP connection
 # open and simply stops answering, which no reconnect logic notices. An HTTP/2 PING every
-# KEEPALIVE_MS, unanswered for KEEPALIVE_TIMEOUT_MS, closes the connection, and
+# KEEPALIVE_MS, unanswered for KEEPALIVE_TIMEOUT_MS, closes the connection (grpcio 1.85
+# times pings out by `grpc.http2.ping_timeout_ms`, default one minute; the keep-alive
+# timeout alone was measured not to fire), and
 # `pick_first` moves on to the next member: about one second, inside the 2.5 s a lease
 # keeps counting after its last keep-alive (regions/leases.py). etcd refuses clients that
 # ping more often than its `--grpc-keepalive-min-time` (default 5 s) with GOAWAY, so the
@@ -43,8 +45,11 @@ CHANNEL_OPTIONS = {
     "grpc.max_reconnect_backoff_ms": 1000,
     "grpc.keepalive_time_ms": KEEPALIVE_MS,
     "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
-    "grpc.keepalive_permit_without_calls": 1,
+    # Only while a call is open (a lease keep-alive, a read): etcd refuses pings on an
+    # idle connection (its enforcement policy does not permit them) with GOAWAY.
+    "grpc.keepalive_permit_without_calls": 0,
     "grpc.http2.max_pings_without_data": 0,
+    "grpc.http2.ping_timeout_ms": KEEPALIVE_TIMEOUT_MS,
 }
 
 
