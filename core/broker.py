@@ -723,6 +723,17 @@ class Broker:
         now = _now_ms()
         await self._on(rk.workers, lambda c: c.zadd(rk.workers, {worker: now + ttl_ms}))
 
+    async def announce_kinds(self, rk: RegionKeys, kinds: Sequence[str]) -> None:
+        """Record that a worker of the region handles `kinds` (gateways refuse others)."""
+        if kinds:
+            now = _now_ms()
+            mapping: dict[Any, Any] = {k: now for k in kinds}
+            await self._on(rk.kinds, lambda c: c.hset(rk.kinds, mapping=mapping))
+
+    async def known_kinds(self, rk: RegionKeys) -> set[str]:
+        """Every kind a worker of the region has announced."""
+        return {_text(k) for k in await self._on(rk.kinds, lambda c: c.hkeys(rk.kinds))}
+
     async def leave(self, rk: RegionKeys, worker: str) -> None:
         await self._on(rk.workers, lambda c: c.zrem(rk.workers, worker))
 

@@ -175,6 +175,12 @@ class RoutedServing:
 
     # --- reading any home's tasks (router.finder) -------------------------------------
 
+    async def broker_for(self, home: str) -> Broker:
+        """The broker of `home`'s current copy (the one its producer writes)."""
+        await self.producer_for(home)
+        host, port = store_address(self.topology, self._route(home), self.region)
+        return self._producers[(home, f"{host}:{port}")][0]
+
     def homes(self) -> list[str]:
         """Every home region, this gateway's own first."""
         names = self.topology.region_names()
@@ -186,10 +192,7 @@ class RoutedServing:
     async def lookup_for(self, home: str) -> TaskLookup:
         """A reader of `home`'s tasks: its serving copy (as the route says now) and its
         record store (a home's records live in its own database wherever it is served)."""
-        await self.producer_for(home)
-        route = self._route(home)
-        host, port = store_address(self.topology, route, self.region)
-        broker = self._producers[(home, f"{host}:{port}")][0]
+        broker = await self.broker_for(home)
         store = self._stores.get(home)
         if store is None:
             dsn = self.topology.region(home).postgres
