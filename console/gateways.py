@@ -99,8 +99,9 @@ class Gateways:
         return {a.region: a for a in answers}
 
     async def find_task(self, task_id: str) -> Found:
-        """Ask every region's gateway in turn, own region first: a task's record lives
-        in its home's database, which only that home's gateway reads today."""
+        """Ask every region's gateway in turn, own region first. Any routed gateway finds
+        any task (router/finder.py), so the first that answers is enough; the others are
+        asked only when it cannot be reached."""
         answers: dict[str, str] = {}
         for region in self.order():
             try:

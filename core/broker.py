@@ -10,8 +10,11 @@ the replicas that acknowledged the writes *of the same connection*: the enqueue 
 and its `WAIT` must share one connection to the partition's primary, which a plain
 per-node pipeline guarantees and a cluster pipeline does not.
 
-Errors from redis-py are translated here, once: connection failures and timeouts become
-`Unavailable`; a stale epoch or lease token comes back from the scripts as `Fenced`.
+Errors from redis-py are translated here, once (`redis_error`, the one table): connection
+failures, timeouts and failover states become `Unavailable`; an out-of-memory refusal
+(`maxmemory` with `noeviction`) becomes `ResourceExhausted` with retry advice; any other
+refusal becomes `BackendFailed`. A stale epoch or lease token comes back from the scripts
+as `Fenced`. No redis-py exception leaves the broker.
 """
 
 from __future__ import annotations
@@ -27,7 +30,13 @@ from typing import Any, TypeVar
 import msgpack
 import redis.asyncio as aioredis
 from homeport.core.entry import Delivery
-from homeport.core.errors import Fenced, Unavailable
+from homeport.core.errors import (
+    BackendFailed,
+    Fenced,
+    HomeportError,
+    ResourceExhausted,
+    Unavailable,
+)
 from homeport.core.keys import GROUP, PartitionKeys, RegionKeys
 from homeport.core.settings import Settings
 from redis import exceptions as rexc
@@ -43,6 +52,40 @@ GLOBAL_POOL_SIZE = 256
 POOL_WAIT_S = 2.0
 _SCRIPTS = ("enqueue", "step", "promote", "lease", "release", "cancel", "requeue", "fence")
 _MAX_REDIRECTS = 3
+# How long a client is told to wait before resending after Redis refused for memory.
+OOM_RETRY_AFTER_MS = 1000
+# The one table from redis-py's exceptions to domain errors; first match wins, and
+# `RedisError` (their base) catches whatever the rows above it do not name.
+_REDIS_ERRORS: tuple[tuple[tuple[type[Exception], ...], Callable[[str], HomeportError]], ...] = (
+    ((rexc.OutOfMemoryError,), lambda d: ResourceExhausted("redis", d, OOM_RETRY_AFTER_MS)),
+    (
+        (
+            rexc.ConnectionError,
+            rexc.TimeoutError,
+            rexc.ClusterDownError,
+            rexc.TryAgainError,
+            rexc.BusyLoadingError,
+            rexc.ReadOnlyError,
+            rexc.MasterDownError,
+            rexc.MovedError,
+            rexc.AskError,
+        ),
+        lambda d: Unavailable("redis", d),
+    ),
+    ((rexc.RedisError,), lambda d: BackendFailed("redis", d)),
+)
+
+
+def redis_error(exc: Exception) -> HomeportError:
+    """The domain error for a redis-py exception (`_REDIS_ERRORS`)."""
+    # A pipeline's error repeats the whole command (task blobs included): keep the reason.
+    text = str(exc.args[0]) if exc.args else str(exc)
+    reason = text.rpartition(" caused error: ")[2]
+    detail = f"{type(exc).__name__}: {reason[:300]}"
+    for kinds, make in _REDIS_ERRORS:
+        if isinstance(exc, kinds):
+            return make(detail)
+    return BackendFailed("redis", detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +145,17 @@ class ReplicaInfo:
     address: str
     state: str
     lag_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A task found in its partition's Redis before any worker recorded it (GetTask of a
+    task that waits): `state` is "scheduled" (delayed set, `due_ms`), "enqueued" (stream)
+    or "cancelled"; `task` is its decoded blob when still readable."""
+
+    state: str
+    due_ms: int
+    task: Delivery | None
 
 
 class Broker:
@@ -207,15 +261,8 @@ class Broker:
     async def _guard(self, op: Awaitable[T]) -> T:
         try:
             return await op
-        except (
-            rexc.ConnectionError,
-            rexc.TimeoutError,
-            rexc.ClusterDownError,
-            rexc.TryAgainError,
-            rexc.BusyLoadingError,
-            rexc.ReadOnlyError,
-        ) as exc:
-            raise Unavailable("redis", f"{type(exc).__name__}: {exc}") from exc
+        except rexc.RedisError as exc:
+            raise redis_error(exc) from exc
 
     async def _on(
         self, key: str, fn: Callable[[aioredis.Redis], Awaitable[T]], lane: str = MAIN
@@ -237,14 +284,8 @@ class Broker:
             except rexc.NoScriptError:
                 # A failover or restart emptied the script cache; nothing ran, so retry.
                 self._loaded.discard(id(client))
-            except (
-                rexc.TimeoutError,
-                rexc.ClusterDownError,
-                rexc.TryAgainError,
-                rexc.BusyLoadingError,
-                rexc.ReadOnlyError,
-            ) as exc:
-                raise Unavailable("redis", f"{type(exc).__name__}: {exc}") from exc
+            except rexc.RedisError as exc:
+                raise redis_error(exc) from exc
         raise Unavailable("redis", f"no stable node for key {key!r}")
 
     async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
@@ -328,15 +369,17 @@ class Broker:
         """XREADGROUP `>`: entries never delivered before, in stream order."""
 
         async def run(client: aioredis.Redis) -> Any:
-            return await client.xreadgroup(
-                GROUP, consumer, {pk.stream: ">"}, count=count, block=block_ms or None
-            )
+            try:
+                return await client.xreadgroup(
+                    GROUP, consumer, {pk.stream: ">"}, count=count, block=block_ms or None
+                )
+            except rexc.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                return None  # the group is missing: made below
 
-        try:
-            got = await self._on(pk.stream, run)
-        except rexc.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise Unavailable("redis", str(exc)) from exc
+        got = await self._on(pk.stream, run)
+        if got is None:
             await self.ensure_group(pk)
             return []
         if not got:
@@ -603,6 +646,52 @@ class Broker:
                 out[i] = _text(v) if v else None
         return out
 
+    async def find_waiting(
+        self, pks: Sequence[PartitionKeys], task_id: str
+    ) -> list[Waiting | None]:
+        """Where `task_id` waits, per partition of `pks`, read from the keys submit already
+        wrote (dedup key, delayed set, cancelled set): no extra write on the submit path.
+        One pipeline per node. None where a partition does not know it (or its dedup key
+        expired)."""
+        groups: dict[int, list[int]] = {}
+        for i, pk in enumerate(pks):
+            groups.setdefault(id(self._client_for(pk.stream)), []).append(i)
+        out: list[Waiting | None] = [None] * len(pks)
+
+        async def one(idx: list[int]) -> None:
+            async def run(client: aioredis.Redis) -> list[Any]:
+                async with client.pipeline(transaction=False) as pipe:
+                    for i in idx:
+                        pk = pks[i]
+                        pipe.get(pk.dedup(task_id))
+                        pipe.zscore(pk.delayed, task_id)
+                        pipe.hget(pk.delayed_data, task_id)
+                        pipe.zscore(pk.cancelled, task_id)
+                    return list(await pipe.execute())
+
+            got = await self._on(pks[idx[0]].stream, run)
+            for n, i in enumerate(idx):
+                ref, due, blob, cancelled = got[4 * n : 4 * n + 4]
+                if ref is not None or due is not None or cancelled is not None:
+                    out[i] = await self._waiting(pks[i], ref, due, blob, cancelled)
+
+        await asyncio.gather(*(one(idx) for idx in groups.values()))
+        return out
+
+    async def _waiting(
+        self, pk: PartitionKeys, ref: Any, due: Any, blob: Any, cancelled: Any
+    ) -> Waiting:
+        task = Delivery.decode("0-0", {b"t": blob}) if blob is not None else None
+        if task is None and ref is not None and not _text(ref).startswith("delayed:"):
+            entry = _text(ref)
+            rows: Any = await self._on(pk.stream, lambda c: c.xrange(pk.stream, entry, entry))
+            task = Delivery.decode(rows[0][0], rows[0][1]) if rows else None
+        if cancelled is not None:
+            return Waiting("cancelled", 0, task)
+        if due is not None:
+            return Waiting("scheduled", int(due), task)
+        return Waiting("enqueued", 0, task)
+
     async def cancel(self, pk: PartitionKeys, task_id: str, now_ms: int) -> str:
         keys = [pk.cancelled, pk.started, pk.delayed, pk.delayed_data]
         return _text(await self._script("cancel", keys, [task_id, now_ms]))
@@ -633,6 +722,17 @@ class Broker:
     async def heartbeat(self, rk: RegionKeys, worker: str, ttl_ms: int) -> None:
         now = _now_ms()
         await self._on(rk.workers, lambda c: c.zadd(rk.workers, {worker: now + ttl_ms}))
+
+    async def announce_kinds(self, rk: RegionKeys, kinds: Sequence[str]) -> None:
+        """Record that a worker of the region handles `kinds` (gateways refuse others)."""
+        if kinds:
+            now = _now_ms()
+            mapping: dict[Any, Any] = {k: now for k in kinds}
+            await self._on(rk.kinds, lambda c: c.hset(rk.kinds, mapping=mapping))
+
+    async def known_kinds(self, rk: RegionKeys) -> set[str]:
+        """Every kind a worker of the region has announced."""
+        return {_text(k) for k in await self._on(rk.kinds, lambda c: c.hkeys(rk.kinds))}
 
     async def leave(self, rk: RegionKeys, worker: str) -> None:
         await self._on(rk.workers, lambda c: c.zrem(rk.workers, worker))

@@ -12,6 +12,7 @@ Every option falls back to the settings file (`--config` / HOMEPORT_CONFIG) and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -116,6 +117,12 @@ def load_app(ref: str) -> App:
     help="Unique id of this worker process in its region (default: host:pid:random). "
     "A supervisor that names its workers can evict a dead one's leases at once.",
 )
+@click.option(
+    "--no-records",
+    is_flag=True,
+    help="Run without a record store, on purpose: tasks run but GetTask shows no "
+    "attempts, results or errors. Without it a worker refuses to start with no --pg-dsn.",
+)
 def worker(
     app_ref: str,
     config: str | None,
@@ -124,6 +131,7 @@ def worker(
     uvloop: bool,
     worker_id: str | None,
     wait_primary_epoch: int,
+    no_records: bool,
     **overrides: Any,
 ) -> None:
     """Run a worker: consume the partitions the region manager assigns to it."""
@@ -131,6 +139,7 @@ def worker(
 
     app = load_app(app_ref)
     settings = _settings(config, **overrides)
+    settings = _records_choice(settings, no_records)
 
     async def main() -> None:
         if wait_primary_epoch > 0:
@@ -143,6 +152,20 @@ def worker(
         await w.run(burst=burst, install_signals=True)
 
     _run(main(), uvloop)
+
+
+def _records_choice(settings: Settings, no_records: bool) -> Settings:
+    """A worker records every task unless told otherwise: no record store and no
+    `--no-records` is a refusal, not a worker that silently drops every record."""
+    if no_records:
+        return dataclasses.replace(settings, pg_dsn="")
+    if not settings.pg_dsn:
+        raise click.UsageError(
+            "no record store: pass --pg-dsn (or set HOMEPORT_PG_DSN, or pg_dsn in --config) "
+            "so task records are written, or --no-records to run without them on purpose",
+            ctx=click.get_current_context(),
+        )
+    return settings
 
 
 @click.command("manager")

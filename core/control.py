@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 
 from homeport.core.broker import Broker
 from homeport.core.errors import AlreadyFinished, TaskNotFound
-from homeport.core.keys import RegionKeys
+from homeport.core.keys import PartitionKeys, RegionKeys
 from homeport.core.partitioner import partition_of
 from homeport.core.settings import Settings
 from homeport.core.store import RecordStore, Status
@@ -87,4 +88,26 @@ class Control:
 
     async def requeue(self, partition: int, dead_ids: list[str]) -> list[str | None]:
         """Move dead letters back into the stream (attempts reset); new entry ids."""
-        return await self._broker.requeue(self._rk.partition(partition), dead_ids)
+        pk = self._rk.partition(partition)
+        found = {eid: f for eid, f in await self._broker.dead_letters(pk, 1_000_000)}
+        task_ids = [found[d].get("id", b"").decode() if d in found else "" for d in dead_ids]
+        return await requeue_dead(self._broker, self._store, pk, dead_ids, task_ids)
+
+
+async def requeue_dead(
+    broker: Broker,
+    store: RecordStore | None,
+    pk: PartitionKeys,
+    dead_ids: Sequence[str],
+    task_ids: Sequence[str],
+) -> list[str | None]:
+    """The one requeue rule (the gateway's RequeueDeadLetter and `Control.requeue`): each
+    task's record is reopened to `enqueued` first, then its dead letter moves back into
+    the stream, so the new run's first record is ordered after the reopening and its
+    final status becomes the task's (`RecordStore.reopen`). New entry ids, None where the
+    dead letter was gone."""
+    if store is not None:
+        for task_id in task_ids:
+            if task_id:
+                await store.reopen(task_id)
+    return await broker.requeue(pk, dead_ids)

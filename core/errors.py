@@ -10,12 +10,15 @@ They hang under the one root, `homeport.errors.HomeportError` (re-exported here,
     ├── NotReplicated             NOT_REPLICATED    WAIT reached fewer replicas than asked
     ├── TaskNotFound              NOT_FOUND         no record of that task id
     ├── AlreadyFinished           ALREADY_FINISHED  the task reached a final status already
-    └── Unavailable               UNAVAILABLE       Redis or PostgreSQL could not be reached
+    ├── Unavailable               UNAVAILABLE       Redis or PostgreSQL could not be reached
+    ├── ResourceExhausted         RESOURCE_EXHAUSTED a server is out of memory; retry later
+    └── BackendFailed             BACKEND_FAILED    a server refused a command for another reason
 
 Every error carries a `code` (an `ErrorCode`); the gateway maps codes to gRPC statuses in
 exactly one table, so a new error only needs a code here. Exceptions raised by redis-py or
 asyncpg never cross the broker or store boundary: `core.broker.Broker` and
-`core.store.RecordStore` turn them into `Unavailable` with `raise ... from exc`.
+`core.store.RecordStore` turn them into domain errors with `raise ... from exc` (every
+redis-py error: `core.broker.redis_error`).
 """
 
 from __future__ import annotations
@@ -114,12 +117,45 @@ class AlreadyFinished(HomeportError):
         self.status = status
 
 
-class Unavailable(HomeportError):
+class _ServerError(HomeportError):
+    """A failure of a backing server: `what` (redis, postgresql) and its `detail`."""
+
+    def __init__(self, what: str, detail: str, message: str) -> None:
+        super().__init__(message)
+        self.what = what
+        self.detail = detail
+
+
+class Unavailable(_ServerError):
     """A backing server (Redis, PostgreSQL) failed or could not be reached; retry later."""
 
     code = ErrorCode.UNAVAILABLE
 
     def __init__(self, what: str, detail: str) -> None:
-        super().__init__(f"{what} unavailable: {detail}")
-        self.what = what
-        self.detail = detail
+        super().__init__(what, detail, f"{what} unavailable: {detail}")
+
+
+class ResourceExhausted(_ServerError):
+    """A backing server is out of a resource (Redis at `maxmemory` with `noeviction`):
+    nothing was written; retry after `retry_after_ms`, or free memory (trim, add shards)."""
+
+    code = ErrorCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, what: str, detail: str, retry_after_ms: int = 1000) -> None:
+        super().__init__(
+            what,
+            detail,
+            f"{what} is out of memory: {detail}; nothing was written, retry in "
+            f"{retry_after_ms} ms with the same id",
+        )
+        self.retry_after_ms = retry_after_ms
+
+
+class BackendFailed(_ServerError):
+    """A backing server refused a command for a reason no other error names (a wrong key
+    type, a script error): a fault to report, not to retry blindly."""
+
+    code = ErrorCode.BACKEND_FAILED
+
+    def __init__(self, what: str, detail: str) -> None:
+        super().__init__(what, detail, f"{what} refused the command: {detail}")

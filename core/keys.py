@@ -18,6 +18,7 @@ goes to one node. Region-wide keys (worker registry, assignment, elections) use 
     hp:{us-east}:workers           zset worker id -> heartbeat expiry (ms)
     hp:{us-east}:assignment        hash partition number -> worker id
     hp:{us-east}:leader            hash owner/token: the region's active manager
+    hp:{us-east}:kinds             hash task kind -> last time a worker announced it (ms)
 """
 
 from __future__ import annotations
@@ -103,6 +104,10 @@ class RegionKeys:
     @property
     def leader_fence(self) -> str:
         return f"hp:{{{self.region}}}:leader:fence"
+
+    @property
+    def kinds(self) -> str:
+        return f"hp:{{{self.region}}}:kinds"
 
     def partition(self, number: int) -> PartitionKeys:
         return PartitionKeys(self.region, number)

@@ -388,6 +388,22 @@ class RecordStore:
             status = await conn.fetchval("SELECT status FROM tasks WHERE id = $1", task_id)
         return Status(status)
 
+    async def reopen(self, task_id: str) -> bool:
+        """A requeued dead task starts a new run: its record goes back to `enqueued`
+        (result, error, times and attempt count of the finished run cleared; its attempt
+        rows stay, so the history keeps every run). The one exception to the forward-only
+        rule, and only from `dead`. It must be written *before* the dead letter moves back
+        into the stream, so that every record of the new run comes after it. Returns
+        whether a dead record was reopened."""
+        async with self._conn() as conn:
+            done = await conn.execute(
+                "UPDATE tasks SET status = 'enqueued', status_rank = 0, attempts = 0, "
+                "result = NULL, error = NULL, started_at = NULL, finished_at = NULL, "
+                "updated_at = now() WHERE id = $1 AND status = 'dead'",
+                task_id,
+            )
+        return bool(done == "UPDATE 1")
+
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     """Per connection: the staging tables `write` COPYs into (temporary, so private to

@@ -119,6 +119,8 @@ class Worker:
                 on_assignment=membership.wake,
             )  # fmt: skip
             self._loops.insert(0, self.manager)
+        # Gateways refuse kinds no worker of the region announced (router/kinds.py).
+        await self._broker.announce_kinds(RegionKeys(s.region), self.app.kinds)
         # Register before the first manager step so a fresh region assigns at once.
         await self._broker.heartbeat(
             RegionKeys(s.region), self.worker_id, int(s.lease_ttl_s * 1000)

@@ -12,14 +12,17 @@ hung under one package root::
     │   ├── NotReplicated              WAIT reached fewer replicas than asked
     │   ├── TaskNotFound               no record of that task id
     │   ├── AlreadyFinished            the task reached a final status already
-    │   └── Unavailable                Redis or PostgreSQL could not be reached
+    │   ├── Unavailable                Redis or PostgreSQL could not be reached
+    │   ├── ResourceExhausted          a server is out of memory; retry later
+    │   └── BackendFailed              a server refused a command for another reason
     ├── Cancelled                      homeport.core.app: a handler ends a cancelled task
     ├── GatewayError                   homeport.router.errors: an SDK call failed
     │   ├── InvalidRequest             refused before anything was written
     │   ├── Misrouted                  WrongRegionError, FencedError: follow the redirect
     │   ├── TaskNotFoundError, AlreadyFinishedError
     │   ├── NotAllowed                 missing or wrong token, or not an admin token
-    │   └── RetryableError             NotReplicatedError, TransientError
+    │   ├── RetryableError             NotReplicatedError, TransientError
+    │   └── BackendFailedError         a server refused a command: report, don't retry
     ├── SettingsError                  homeport.router.settings (also a ValueError)
     ├── TlsConfigError                 homeport.router.tls (also a ValueError)
     ├── CodegenError                   homeport.router.codegen (also a RuntimeError)
@@ -61,6 +64,8 @@ class ErrorCode(enum.StrEnum):
     NOT_FOUND = "NOT_FOUND"
     ALREADY_FINISHED = "ALREADY_FINISHED"
     UNAVAILABLE = "UNAVAILABLE"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+    BACKEND_FAILED = "BACKEND_FAILED"
 
 
 class HomeportError(Exception):

@@ -24,11 +24,32 @@ from homeport.regions.errors import RegionsError
 from homeport.regions.topology import Topology, split_address
 
 # Reconnect quickly after a member or a link comes back (gRPC's default backoff grows to
-# two minutes, longer than any lease homeport holds).
+# two minutes, longer than any lease homeport holds). `min_reconnect_backoff_ms` is also
+# gRPC's connect timeout: a paused member's port still accepts TCP but never completes
+# the HTTP/2 handshake, and the attempt must give up on it quickly.
+#
+# Keep-alive: a member that is paused (SIGSTOP) or half-dead keeps its TCP connection
+# open and simply stops answering, which no reconnect logic notices. An HTTP/2 PING every
+# KEEPALIVE_MS, unanswered for KEEPALIVE_TIMEOUT_MS, closes the connection (grpcio 1.85
+# times pings out by `grpc.http2.ping_timeout_ms`, default one minute; the keep-alive
+# timeout alone was measured not to fire), and
+# `pick_first` moves on to the next member: about one second, inside the 2.5 s a lease
+# keeps counting after its last keep-alive (regions/leases.py). etcd refuses clients that
+# ping more often than its `--grpc-keepalive-min-time` (default 5 s) with GOAWAY, so the
+# members homeport runs set it to 200 ms (regions/servers.py, the Helm chart).
+KEEPALIVE_MS = 500
+KEEPALIVE_TIMEOUT_MS = 500
 CHANNEL_OPTIONS = {
     "grpc.initial_reconnect_backoff_ms": 100,
     "grpc.min_reconnect_backoff_ms": 100,
     "grpc.max_reconnect_backoff_ms": 1000,
+    "grpc.keepalive_time_ms": KEEPALIVE_MS,
+    "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
+    # Only while a call is open (a lease keep-alive, a read): etcd refuses pings on an
+    # idle connection (its enforcement policy does not permit them) with GOAWAY.
+    "grpc.keepalive_permit_without_calls": 0,
+    "grpc.http2.max_pings_without_data": 0,
+    "grpc.http2.ping_timeout_ms": KEEPALIVE_TIMEOUT_MS,
 }
 
 

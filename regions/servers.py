@@ -249,6 +249,8 @@ def etcd_argv(
         # The etcd 3.5 default: a member that rejoins after a pause or partition asks
         # before it campaigns, so it cannot depose a healthy leader with a higher term.
         "--pre-vote",
+        # Clients ping every 500 ms to notice a paused member (regions/etcd.py).
+        "--grpc-keepalive-min-time", "200ms",
         "--logger", "zap",
         "--log-outputs", "stderr",
     ]  # fmt: skip

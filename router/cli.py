@@ -340,7 +340,12 @@ def task_get(task_id: str, **kw: Any) -> None:
 
 @task.command("cancel")
 @click.argument("task_id")
-@click.option("--key", "partition_key", default="", help="Partition key (task not yet recorded).")
+@click.option(
+    "--key",
+    "partition_key",
+    default="",
+    help="Partition key (optional: goes straight to its home).",
+)
 @_client_options
 def task_cancel(task_id: str, partition_key: str, **kw: Any) -> None:
     """Cancel TASK_ID if it has not started."""

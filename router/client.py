@@ -308,8 +308,8 @@ class AsyncClient:
     async def cancel(
         self, task_id: str, *, partition_key: str = "", timeout: float | None = None
     ) -> CancelOutcome:
-        """Cancel a task that has not started. `partition_key` is needed while the task has
-        no record yet (no worker has picked it up)."""
+        """Cancel a task that has not started. `partition_key` is optional: any gateway
+        finds the task's home; with it, the gateway goes straight there."""
         request = pb.CancelTaskRequest(task_id=task_id, partition_key=partition_key)
         reply = await self._call(None, "CancelTask", request, timeout)
         return CancelOutcome(reply.cancelled, status_name(reply.status))

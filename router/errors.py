@@ -23,6 +23,10 @@ failures that never reached the servicer, such as UNAUTHENTICATED from the inter
     └── RetryableError           the outcome is unknown or transient; resend the same id
         ├── NotReplicatedError   UNAVAILABLE, NOT_REPLICATED
         └── TransientError       UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ...
+    BackendFailedError           INTERNAL, BACKEND_FAILED: a server refused a command
+
+RESOURCE_EXHAUSTED (a Redis out of memory) also carries a `google.rpc.RetryInfo` with the
+delay to wait before resending.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from homeport.core.errors import ErrorCode, HomeportError, InvalidArgument
+from homeport.core.errors import ErrorCode, HomeportError, InvalidArgument, ResourceExhausted
 from homeport.router.routing import Redirect
 
 DOMAIN = "homeport"
@@ -114,6 +118,10 @@ class NotReplicatedError(RetryableError):
     pass
 
 
+class BackendFailedError(GatewayError):
+    """A backing server refused the command (not a transient failure)."""
+
+
 class TransientError(RetryableError):
     pass
 
@@ -136,6 +144,8 @@ ERROR_TABLE: Mapping[ErrorCode, ErrorMapping] = {
         grpc.StatusCode.FAILED_PRECONDITION, AlreadyFinishedError
     ),
     ErrorCode.UNAVAILABLE: ErrorMapping(grpc.StatusCode.UNAVAILABLE, TransientError),
+    ErrorCode.RESOURCE_EXHAUSTED: ErrorMapping(grpc.StatusCode.RESOURCE_EXHAUSTED, TransientError),
+    ErrorCode.BACKEND_FAILED: ErrorMapping(grpc.StatusCode.INTERNAL, BackendFailedError),
 }
 
 # Failures raised by grpc itself or the interceptors, which carry no ErrorInfo.
@@ -166,7 +176,11 @@ def _error_metadata(exc: HomeportError, hints: Mapping[str, str]) -> dict[str, s
     return fields
 
 
-def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
+def _pack(
+    message: error_details_pb2.ErrorInfo
+    | error_details_pb2.BadRequest
+    | error_details_pb2.RetryInfo,
+) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
@@ -185,6 +199,10 @@ def to_rpc_status(exc: HomeportError, hints: Mapping[str, str] | None = None) ->
             field=exc.field, description=exc.reason
         )
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
+    if isinstance(exc, ResourceExhausted):
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromMilliseconds(exc.retry_after_ms)
+        details.append(_pack(retry))
     return status_pb2.Status(code=mapping.status.value[0], message=str(exc), details=details)
 
 

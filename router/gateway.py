@@ -31,6 +31,8 @@ from homeport.core.store import RecordStore
 from homeport.core.task import Durability
 from homeport.regions.topology import Topology
 from homeport.router.auth import SERVICE, TokenAuthInterceptor
+from homeport.router.finder import TaskFinder
+from homeport.router.kinds import KindCheck
 from homeport.router.metrics import GatewayMetrics
 from homeport.router.proto_gen import scheduler_pb2 as pb
 from homeport.router.proto_gen import scheduler_pb2_grpc as pb_grpc
@@ -145,12 +147,21 @@ class Gateway:
         self._server = server
         self.port = self._bind(server)
         producer_for = None
+        finder = None
+
+        async def own_broker(_: str) -> Broker:
+            return broker
+
+        kinds = KindCheck(own_broker)
         if isinstance(self.serving, RoutedServing):
             await self.serving.start(self.settings.advertise or self.address)
             producer_for = self.serving.producer_for
+            finder = TaskFinder(self.serving.homes, self.serving.lookup_for, self.serving.home_of)
+            kinds = KindCheck(self.serving.broker_for)
         servicer = SchedulerServicer(
-            producer, lookup, self.serving, self._servicer_config(), self.metrics, producer_for
-        )
+            producer, lookup, self.serving, self._servicer_config(), self.metrics, producer_for,
+            finder, kinds,
+        )  # fmt: skip
         _add_servicer(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(

@@ -3,19 +3,21 @@ queue depth. It drives the engine's two boundaries (`core.broker.Broker` for Red
 `core.store.RecordStore` for PostgreSQL) and hands back wire messages.
 
 A task's record appears in PostgreSQL when a worker first picks it up (the enqueue hot
-path never touches PostgreSQL), so a task that is still waiting has no record yet:
-GetTask answers NOT_FOUND for it, WatchTask waits for the record to appear, and
-CancelTask needs the task's partition key to find it in Redis.
+path never touches PostgreSQL). A task that is still waiting is found in its home's Redis
+instead (`Broker.find_waiting`: the dedup key, delayed set and cancelled set that submit
+wrote anyway), so GetTask, WatchTask and CancelTask answer ENQUEUED, SCHEDULED (with the
+due time) or CANCELLED for it from the moment it was acknowledged. docs/gateway.md says
+why this and not a record written at submit.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 from google.protobuf import timestamp_pb2
-from homeport.core.broker import Broker
+from homeport.core.broker import Broker, Waiting
+from homeport.core.control import requeue_dead
 from homeport.core.entry import Delivery
 from homeport.core.errors import InvalidArgument, TaskNotFound
 from homeport.core.keys import RegionKeys
@@ -25,6 +27,12 @@ from homeport.router.proto_gen import scheduler_pb2 as pb
 from homeport.router.serving import ServedPartition
 
 _FINAL = frozenset({Status.SUCCEEDED, Status.DEAD, Status.CANCELLED})
+_FINAL_WIRE = frozenset({pb.TASK_STATUS_SUCCEEDED, pb.TASK_STATUS_DEAD, pb.TASK_STATUS_CANCELLED})
+_WAITING_STATUS = {
+    "enqueued": pb.TASK_STATUS_ENQUEUED,
+    "scheduled": pb.TASK_STATUS_SCHEDULED,
+    "cancelled": pb.TASK_STATUS_CANCELLED,
+}
 
 
 def _ts(seconds: float | None) -> timestamp_pb2.Timestamp | None:
@@ -91,9 +99,56 @@ class TaskLookup:
         self._region_name = region
         self._partitions = partitions
 
+    @property
+    def region(self) -> str:
+        return self._region_name
+
     async def get(self, task_id: str) -> pb.TaskInfo:
-        record = await self._store.get_task(task_id)
+        """The task's record, else what its home's Redis says while it waits."""
+        found = await self.find(task_id)
+        if found is None:
+            raise TaskNotFound(task_id)
+        return found
+
+    async def find(self, task_id: str) -> pb.TaskInfo | None:
+        found = await self.recorded(task_id)
+        return found if found is not None else await self.waiting(task_id)
+
+    async def recorded(self, task_id: str) -> pb.TaskInfo | None:
+        try:
+            record = await self._store.get_task(task_id)
+        except TaskNotFound:
+            return None
         return task_to_wire(record, await self._store.attempts(task_id))
+
+    async def waiting(self, task_id: str) -> pb.TaskInfo | None:
+        """A task not recorded yet, as its partition's Redis holds it (every partition is
+        asked at once: the id alone does not say which one)."""
+        found = await self._find_waiting(task_id)
+        if found is None:
+            return None
+        number, w = found
+        t = w.task
+        scheduled_ms = w.due_ms or (t.scheduled_ms if t is not None else 0)
+        return pb.TaskInfo(
+            id=task_id,
+            status=_WAITING_STATUS[w.state],
+            region=self._region_name,
+            partition=partition_name(self._region_name, number),
+            partition_key=t.key if t is not None else "",
+            kind=t.kind if t is not None else "",
+            payload=t.payload if t is not None else b"",
+            epoch=t.epoch if t is not None else 0,
+            enqueued_at=_ts(t.enqueued_ms / 1000) if t is not None else None,
+            scheduled_at=_ts(scheduled_ms / 1000) if scheduled_ms else None,
+        )
+
+    async def _find_waiting(self, task_id: str) -> tuple[int, Waiting] | None:
+        pks = [self._region.partition(n) for n in range(self._partitions)]
+        for number, w in enumerate(await self._broker.find_waiting(pks, task_id)):
+            if w is not None:
+                return number, w
+        return None
 
     async def cancel(self, task_id: str, partition_key: str) -> tuple[bool, pb.TaskStatus]:
         """Cancel a task that has not started. Returns (cancelled, status now)."""
@@ -101,12 +156,18 @@ class TaskLookup:
             try:
                 partition_key = (await self._store.get_task(task_id)).partition_key
             except TaskNotFound:
-                raise InvalidArgument(
-                    "partition_key",
-                    "",
-                    "the task has no record yet (no worker picked it up); "
-                    "give its partition key so it can be found in its stream",
-                ) from None
+                found = await self._find_waiting(task_id)
+                if found is None:
+                    raise TaskNotFound(task_id) from None
+                if found[1].task is None:
+                    raise InvalidArgument(
+                        "partition_key",
+                        "",
+                        f"task {task_id} waits in partition "
+                        f"{partition_name(self._region_name, found[0])} but its entry "
+                        "cannot be read back; give its partition key",
+                    ) from None
+                partition_key = found[1].task.key
         number = partition_of(partition_key, self._partitions)
         try:
             record = await self._store.get_task(task_id)
@@ -121,31 +182,17 @@ class TaskLookup:
         cancelled = status == Status.CANCELLED and where != "running"
         return cancelled, status_to_wire(status)
 
-    async def watch(self, task_id: str, poll_s: float) -> AsyncIterator[pb.TaskEvent]:
-        """Yield an event per change of (status, attempts) until a final status; the
-        caller's deadline bounds it (grpc cancels this generator)."""
-        last: tuple[Status, int] | None = None
-        while True:
-            try:
-                record = await self._store.get_task(task_id)
-            except TaskNotFound:
-                await asyncio.sleep(poll_s)
-                continue
-            now = (record.status, record.attempts)
-            if now != last:
-                last = now
-                final = record.status in _FINAL
-                yield pb.TaskEvent(
-                    task_id=task_id,
-                    status=status_to_wire(record.status),
-                    attempts=record.attempts,
-                    at=_ts(time.time()),
-                    error=record.error or "",
-                    final=final,
-                )
-                if final:
-                    return
-            await asyncio.sleep(poll_s)
+    @staticmethod
+    def event(task_id: str, info: pb.TaskInfo) -> pb.TaskEvent:
+        """The WatchTask event for what is known of a task now."""
+        return pb.TaskEvent(
+            task_id=task_id,
+            status=info.status,
+            attempts=info.attempt_count,
+            at=_ts(time.time()),
+            error=info.error,
+            final=info.status in _FINAL_WIRE,
+        )
 
     async def dead_letters(self, partitions: Sequence[int], limit: int) -> list[pb.DeadLetter]:
         out: list[pb.DeadLetter] = []
@@ -182,7 +229,9 @@ class TaskLookup:
                 for entry_id, fields in page:
                     task = _dead_task(entry_id, fields)
                     if task is not None and task.task_id == task_id:
-                        [moved] = await self._broker.requeue(pk, [entry_id])
+                        [moved] = await requeue_dead(
+                            self._broker, self._store, pk, [entry_id], [task_id]
+                        )
                         if moved is not None:
                             return pk.name
                 if len(page) < 500:

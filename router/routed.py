@@ -27,11 +27,13 @@ from homeport.core.metrics import Metrics
 from homeport.core.partitioner import partition_of
 from homeport.core.producer import Producer
 from homeport.core.settings import Settings
+from homeport.core.store import RecordStore
 from homeport.regions.control import ControlPlane
 from homeport.regions.fence import WriteFence
 from homeport.regions.placement import home_region
 from homeport.regions.routing import Route, RoutingTable, store_address
 from homeport.regions.topology import Topology
+from homeport.router.records import TaskLookup
 from homeport.router.serving import Placement, ServedPartition
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ class RoutedServing:
         self._fence: WriteFence | None = None
         self._task: asyncio.Task[None] | None = None
         self._producers: dict[tuple[str, str], tuple[Broker, Producer]] = {}
+        self._stores: dict[str, RecordStore] = {}
         self._gateways = {
             r.name: topology.dial("client", r.name, "gateway", r.gateway)
             for r in topology.regions
@@ -83,6 +86,9 @@ class RoutedServing:
         for broker, _ in self._producers.values():
             await broker.close()
         self._producers.clear()
+        for store in self._stores.values():
+            await store.close()
+        self._stores.clear()
         if self._fence is not None:
             await self._fence.stop()
         if self._cp is not None:
@@ -166,3 +172,32 @@ class RoutedServing:
         producer = Producer(broker, settings, self.metrics)
         self._producers[key] = (broker, producer)
         return producer
+
+    # --- reading any home's tasks (router.finder) -------------------------------------
+
+    async def broker_for(self, home: str) -> Broker:
+        """The broker of `home`'s current copy (the one its producer writes)."""
+        await self.producer_for(home)
+        host, port = store_address(self.topology, self._route(home), self.region)
+        return self._producers[(home, f"{host}:{port}")][0]
+
+    def homes(self) -> list[str]:
+        """Every home region, this gateway's own first."""
+        names = self.topology.region_names()
+        return sorted(names, key=lambda name: name != self.region)
+
+    def home_of(self, key: str) -> str:
+        return home_region(key, self.topology)
+
+    async def lookup_for(self, home: str) -> TaskLookup:
+        """A reader of `home`'s tasks: its serving copy (as the route says now) and its
+        record store (a home's records live in its own database wherever it is served)."""
+        broker = await self.broker_for(home)
+        store = self._stores.get(home)
+        if store is None:
+            dsn = self.topology.region(home).postgres
+            server = dsn.split("@", 1)[1].split("/", 1)[0]
+            dsn = dsn.replace(server, self.topology.dial(self.region, home, "postgres", server))
+            store = await RecordStore.connect(dsn, max_size=2)
+            self._stores[home] = store
+        return TaskLookup(broker, store, home, self.topology.region(home).partitions)

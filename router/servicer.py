@@ -27,6 +27,8 @@ from homeport.core.partitioner import partition_name
 from homeport.core.producer import Producer, SubmitResult
 from homeport.core.task import Durability, Limits, Task
 from homeport.router.errors import to_rpc_status
+from homeport.router.finder import TaskFinder
+from homeport.router.kinds import KindCheck
 from homeport.router.metrics import GatewayMetrics, timed
 from homeport.router.proto_gen import scheduler_pb2 as pb
 from homeport.router.proto_gen import scheduler_pb2_grpc as pb_grpc
@@ -63,12 +65,18 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         config: ServicerConfig,
         metrics: GatewayMetrics,
         producer_for: Callable[[str], Awaitable[Producer]] | None = None,
+        finder: TaskFinder | None = None,
+        kinds: KindCheck | None = None,
     ) -> None:
         self._producer = producer
         # Multi-region serving writes each home region's keys into that home's current
         # copy; a single-region gateway has one producer for everything.
         self._producer_for = producer_for
         self._lookup = lookup
+        # GetTask, WatchTask and CancelTask find any task's home (router.finder).
+        self._finder = finder or TaskFinder.single(lookup)
+        # Kinds no worker of the home registered are refused (router.kinds); None = off.
+        self._kinds = kinds
         self._serving = serving
         self._config = config
         self._metrics = metrics
@@ -119,6 +127,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
         try:
             task = self._task(request.task, "task.")
             placement = self._serving.place(task.partition_key)
+            await self._check_kind(task, placement, "task.kind")
             self._check_time_left(context)
             producer = await self._producer_of(placement.home_region)
             [result] = await producer.submit_many([task], placement.epoch)
@@ -155,6 +164,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
                         f"tasks[{index}].id", task.id, f"repeats tasks[{seen}].id in this batch"
                     )
                 placement = self._serving.place(task.partition_key)
+                await self._check_kind(task, placement, f"tasks[{index}].kind")
             except HomeportError as exc:
                 results[index] = self._rejected(index, spec.id, exc)
                 continue
@@ -185,6 +195,10 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
             results=final, accepted=accepted_count, rejected=count - accepted_count
         )
 
+    async def _check_kind(self, task: Task, placement: Placement, field: str) -> None:
+        if self._kinds is not None:
+            await self._kinds.check(task.kind, placement.home_region, field)
+
     async def _producer_of(self, home: str) -> Producer:
         if self._producer_for is None:
             return self._producer
@@ -200,7 +214,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
     async def GetTask(self, request: pb.GetTaskRequest, context: Context) -> pb.GetTaskResponse:
         try:
             task_id = task_id_from_wire(request.task_id)
-            info = await self._lookup.get(task_id)
+            info = await self._finder.get(task_id)
         except HomeportError as exc:
             await self._abort(context, exc)
         return pb.GetTaskResponse(task=info)
@@ -210,7 +224,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
     ) -> pb.CancelTaskResponse:
         try:
             task_id = task_id_from_wire(request.task_id)
-            cancelled, status = await self._lookup.cancel(task_id, request.partition_key)
+            cancelled, status = await self._finder.cancel(task_id, request.partition_key)
         except HomeportError as exc:
             await self._abort(context, exc)
         return pb.CancelTaskResponse(cancelled=cancelled, status=status)
@@ -220,7 +234,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
     ) -> AsyncIterator[pb.TaskEvent]:
         try:
             task_id = task_id_from_wire(request.task_id)
-            async for event in self._lookup.watch(task_id, self._config.watch_poll_s):
+            async for event in self._finder.watch(task_id, self._config.watch_poll_s):
                 yield event
         except HomeportError as exc:
             await self._abort(context, exc)

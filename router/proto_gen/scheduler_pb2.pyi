@@ -30,6 +30,7 @@ class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_STATUS_DEAD: _ClassVar[TaskStatus]
     TASK_STATUS_CANCELLED: _ClassVar[TaskStatus]
     TASK_STATUS_FAILED: _ClassVar[TaskStatus]
+    TASK_STATUS_SCHEDULED: _ClassVar[TaskStatus]
 DURABILITY_UNSPECIFIED: Durability
 DURABILITY_LOCAL: Durability
 DURABILITY_REGION: Durability
@@ -42,6 +43,7 @@ TASK_STATUS_SUCCEEDED: TaskStatus
 TASK_STATUS_DEAD: TaskStatus
 TASK_STATUS_CANCELLED: TaskStatus
 TASK_STATUS_FAILED: TaskStatus
+TASK_STATUS_SCHEDULED: TaskStatus
 
 class TaskSpec(_message.Message):
     __slots__ = ("id", "partition_key", "kind", "payload", "scheduled_at", "durability", "max_attempts", "deadline")

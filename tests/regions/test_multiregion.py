@@ -277,3 +277,47 @@ def test_readme_python_example_runs_as_written(system: DevCluster, tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr
     assert re.match(r"task \S+ queued in [a-z]+-[a-z]+/\d+$", done.stdout.strip()), done.stdout
+
+
+async def test_any_gateway_answers_for_any_task_also_while_its_home_is_failed_over(
+    system: DevCluster, sdk: AsyncClient
+) -> None:
+    """Issue 18 point 1: every region's gateway finds a task of eu-west (waiting in its
+    Redis, or recorded in its database) and, after eu-west is promoted to ap-south, finds
+    the waiting one on the promoted mirror."""
+    topo = system.topology
+    key = _keys_of(topo, B, 1)[0]
+    later = await sdk.submit("noop", key, id=f"v-later-{uuid.uuid4().hex[:6]}",
+                             scheduled_at=time.time() + 600, durability="GLOBAL")  # fmt: skip
+    now = await sdk.submit("noop", key, id=f"v-now-{uuid.uuid4().hex[:6]}")
+    gateways = {
+        r.name: topo.dial("client", r.name, "gateway", r.gateway or "") for r in topo.regions
+    }
+    clients = {name: AsyncClient(address, timeout=5.0) for name, address in gateways.items()}
+
+    async def seen_everywhere(task_id: str) -> set[tuple[str, str, str]]:
+        got = [await c.get(task_id) for c in clients.values()]
+        return {(t.status, t.region, t.partition) for t in got}
+
+    plane = await ControlPlane.open(topo, "client")
+    try:
+        assert await seen_everywhere(later.task_id) == {("scheduled", B, later.partition)}
+
+        async def ran() -> bool:
+            return {s for s, _, _ in await seen_everywhere(now.task_id)} == {"succeeded"}
+
+        await wait_for(ran, 30, "the run-now task's record, read from every gateway")
+        steps: list[str] = []
+        await promote(plane, B, "ap-south", say=steps.append)
+        try:
+            assert await seen_everywhere(later.task_id) == {("scheduled", B, later.partition)}
+            cancelled = await clients["us-east"].cancel(later.task_id)  # no key: found
+            assert cancelled.cancelled, steps
+            assert {s for s, _, _ in await seen_everywhere(later.task_id)} == {"cancelled"}
+        finally:
+            back = await failback(plane, B, switch=True, say=steps.append)
+            assert back.switched, steps
+    finally:
+        for client in clients.values():
+            await client.close()
+        await plane.close()

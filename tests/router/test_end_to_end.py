@@ -9,7 +9,6 @@ import pytest
 from homeport.core.settings import Settings
 from homeport.core.worker import Worker
 from homeport.router.client import AsyncClient
-from homeport.router.errors import TaskNotFoundError
 from homeport.router.views import TaskEventView
 
 from tests.router import apps
@@ -49,8 +48,8 @@ async def test_submitted_task_runs_and_is_readable_and_watchable(client: AsyncCl
             events.append(event)
 
     watcher = asyncio.create_task(watch())
-    with pytest.raises(TaskNotFoundError):  # not recorded until a worker picks it up
-        await client.get(done.task_id)
+    # Not recorded until a worker picks it up, but visible from its home's Redis.
+    assert (await client.get(done.task_id)).status == "enqueued"
     await run()
     await asyncio.wait_for(watcher, RUN_LIMIT_S)
     task = await client.get(done.task_id)
@@ -85,7 +84,10 @@ async def test_dead_letter_is_listed_and_requeued(client: AsyncClient, run) -> N
     apps.FAILING.discard("fragile")
     assert await client.requeue(done.task_id) == done.partition
     assert await client.dead_letters() == []
+    assert (await client.get(done.task_id)).status == "enqueued"  # a new run begins
     await run()
     task = await client.get(done.task_id)
     assert apps.EXECUTIONS[done.task_id] == 3
+    # The final status is the last run's; every attempt of both runs stays in the history.
+    assert (task.status, task.error, task.attempt_count) == ("succeeded", "", 1)
     assert [a.outcome for a in task.attempts] == ["failed", "failed", "succeeded"]

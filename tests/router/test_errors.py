@@ -9,11 +9,13 @@ import pytest
 from homeport.core import errors as core_errors
 from homeport.core.errors import (
     AlreadyFinished,
+    BackendFailed,
     ErrorCode,
     Fenced,
     HomeportError,
     InvalidArgument,
     NotReplicated,
+    ResourceExhausted,
     TaskNotFound,
     Unavailable,
     WrongRegion,
@@ -39,6 +41,8 @@ SAMPLES: list[HomeportError] = [
     TaskNotFound("01J"),
     AlreadyFinished("01J", "succeeded"),
     Unavailable("redis", "connection refused"),
+    ResourceExhausted("redis", "OOM command not allowed when used memory > 'maxmemory'"),
+    BackendFailed("redis", "WRONGTYPE Operation against a key holding the wrong kind"),
 ]
 
 
@@ -49,6 +53,7 @@ def test_every_engine_error_reaches_the_client_with_its_code_status_and_class() 
     classes = {
         c for c in vars(core_errors).values()
         if inspect.isclass(c) and issubclass(c, HomeportError) and c is not HomeportError
+        and not c.__name__.startswith("_")
     }  # fmt: skip
     assert {type(e) for e in SAMPLES} == classes, "add a sample of each new error class"
     assert {e.code for e in SAMPLES} == set(ErrorCode), "a code no error class raises"
