@@ -39,6 +39,7 @@ from homeport.chaos.load import LoadGenerator, SdkRoutes
 from homeport.chaos.plan import Planned, plan
 from homeport.chaos.report import write_reports
 from homeport.chaos.scenario import Scenario
+from homeport.core.security import Identity
 from homeport.regions import protection
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
@@ -420,8 +421,9 @@ class GameDay:
             if address not in clients:
                 host, port = split_address(address)
                 clients[address] = aredis.Redis(
-                    host=host, port=port, socket_timeout=0.5, socket_connect_timeout=0.5
-                )
+                    host=host, port=port, socket_timeout=0.5, socket_connect_timeout=0.5,
+                    **Identity.of(topo.security).redis_kwargs(),
+                )  # fmt: skip
             return clients[address]
 
         try:

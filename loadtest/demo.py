@@ -27,6 +27,7 @@ from pathlib import Path
 
 import asyncpg
 import click
+from homeport.core.security import Identity
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.errors import RegionsError
@@ -92,7 +93,7 @@ async def _records(topo: Topology) -> tuple[dict[str, str], dict[str, tuple[floa
     status: dict[str, str] = {}
     runs: dict[str, tuple[float, float, int]] = {}
     for region in topo.regions:
-        conn = await asyncpg.connect(region.postgres)
+        conn = await asyncpg.connect(region.postgres, **Identity.of(topo.security).pg_kwargs())
         try:
             for row in await conn.fetch("SELECT id, status FROM tasks"):
                 status[row["id"]] = row["status"]

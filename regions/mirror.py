@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import redis.asyncio as aredis
 from homeport.core.loop import Loop
 from homeport.core.metrics import Metrics
+from homeport.core.security import Identity
 from homeport.regions.metrics import RegionsMetrics
 from homeport.regions.topology import Topology, split_address
 
@@ -76,8 +77,9 @@ class MirrorLagProbe(Loop):
         if address not in self._clients:
             host, port = split_address(address)
             self._clients[address] = aredis.Redis(
-                host=host, port=port, socket_timeout=1, socket_connect_timeout=1
-            )
+                host=host, port=port, socket_timeout=1, socket_connect_timeout=1,
+                **Identity.of(self.topology.security).redis_kwargs(),
+            )  # fmt: skip
         return self._clients[address]
 
     async def run_once(self) -> float | None:

@@ -10,20 +10,25 @@ from dataclasses import dataclass
 
 import redis.asyncio as aredis
 from homeport.core.keys import PartitionKeys, RegionKeys
+from homeport.core.security import Identity
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 
-def client(host: str, port: int, timeout: float = 1.0) -> aredis.Redis:
+def client(
+    host: str, port: int, timeout: float = 1.0, identity: Identity | None = None
+) -> aredis.Redis:
     """A control-plane client: no retries (redis-py retries 10 times with backoff by
-    default, which would turn one probe of a dead region into seconds)."""
+    default, which would turn one probe of a dead region into seconds). `identity`:
+    whose credentials (`core.security`); default this process's role."""
     return aredis.Redis(
         host=host,
         port=port,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
+        **(identity or Identity.from_env()).redis_kwargs(),
     )
 
 
