@@ -324,10 +324,11 @@ def etcd_jwt_keys(state_dir: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     private, public = folder / "etcd-jwt.key", folder / "etcd-jwt.pub"
     _write_secret(private, _pem_key(key))
-    public.write_bytes(
+    _write_secret(
+        public,
         key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        ),
     )
     return private, public
 
