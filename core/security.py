@@ -167,6 +167,9 @@ class _FileCredentials(CredentialProvider):
     def get_credentials(self) -> tuple[str, str]:
         return self._login.user, self._login.password.read(self._where)
 
+    async def get_credentials_async(self) -> tuple[str, str]:
+        return self.get_credentials()
+
 
 @dataclass(frozen=True)
 class Identity:

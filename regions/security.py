@@ -55,7 +55,7 @@ _CLIENT_CMDS = (
     "-@all +@read +@write +@scripting +@connection +@transaction +@stream +@hash "
     "+@sortedset +@string +@keyspace -@admin -@dangerous "
     "+info +wait +cluster|slots +cluster|shards +cluster|info +cluster|myid "
-    "+client|setname +client|id"
+    "+client|setname +client|id +role"
 )
 
 

@@ -252,7 +252,9 @@ async def test_tasks_run_end_to_end_and_no_secret_reaches_a_log_or_status(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     async with sdk_for(secure) as sdk:
-        ids = [(await sdk.submit("noop", f"{run}-{i}", durability="REGION")).id for i in range(20)]
+        ids = [
+            (await sdk.submit("noop", f"{run}-{i}", durability="REGION")).task_id for i in range(20)
+        ]
     dsn = topo.region(HOME).postgres
     owner = Identity.of(topo.security, "operator").pg_kwargs()
     done: set[str] = set()
@@ -274,7 +276,7 @@ async def test_tasks_run_end_to_end_and_no_secret_reaches_a_log_or_status(
         [sys.executable, "-m", "homeport", "dev", "status", "--state-dir", str(secure.state_dir)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert status.returncode == 0 and "healthy" in status.stdout
+    assert status.returncode == 0 and "healthy" in status.stdout, status.stdout
     logs = {p: p.read_text(errors="replace") for p in secure.logs.glob("*") if p.is_file()}
     assert any(p.name.startswith("worker-") for p in logs)
     for name, value in _secret_values(secure).items():
