@@ -23,7 +23,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -410,7 +411,7 @@ class DevCluster:
             owner=None if sec.insecure else security.pg_owner(sec),
         )
         progress("postgres: migrations and grants")
-        asyncio.run(security.prepare_databases(topo))
+        _run_async(security.prepare_databases(topo))
         for record, probe in redis_waits:
             wait_ready(record, probe, READY_TIMEOUT)
         for region in topo.regions:
@@ -421,7 +422,7 @@ class DevCluster:
             probe = partial(servers.etcd_probe, client_port)
             wait_ready(record, probe, READY_TIMEOUT, "healthy")
         progress("etcd: users, roles and the routing table")
-        asyncio.run(security.prepare_etcd(topo, self.state_dir))
+        _run_async(security.prepare_etcd(topo, self.state_dir))
         progress(f"all {len(table.records)} processes ready in {time.monotonic() - started:.1f}s")
 
     def _start_services(
@@ -612,6 +613,14 @@ class DevCluster:
             address=region.etcd,
         )
         return record, client
+
+
+def _run_async(coro: Coroutine[Any, Any, None]) -> None:
+    """Run `coro` to completion from this synchronous code, also when the caller is
+    itself inside an event loop (a game day starts its cluster from one): on a thread
+    with a loop of its own."""
+    with ThreadPoolExecutor(1, thread_name_prefix="devcluster") as pool:
+        pool.submit(asyncio.run, coro).result()
 
 
 def _link_listen(topo: Topology, name: str) -> str:

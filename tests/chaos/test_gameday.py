@@ -21,7 +21,10 @@ REST = [p for p in FILES if not load_scenario(p).ci]
 
 def _run(path: Path, out: Path) -> None:
     scenario = load_scenario(path)
-    result = GameDay(scenario, yaml.safe_load(path.read_text()), 1, out, say=print).run()
+    game = GameDay(scenario, yaml.safe_load(path.read_text()), 1, out, say=print)
+    result = game.run()
+    # Game days run secure (the launcher's default): no secret in any log or report.
+    assert game.secrets_checked >= 10 and game.secret_leaks == [], game.secret_leaks
     history = result.verdict
     applied = [f for f in GameDay.last_faults(result.history)]
     assert len(applied) >= len(scenario.timeline), "every step was applied"

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import datetime
 import os
+import secrets
 import stat
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from homeport.core.security import Identity, SecretRef
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.etcd import connect, endpoints_for
-from homeport.regions.security import issue
+from homeport.regions.security import find_leaks, issue, rotate_redis_password, secret_values
 from homeport.regions.topology import Topology, split_address
 from redis import exceptions as rexc
 
@@ -57,27 +58,20 @@ def topo(secure: DevCluster) -> Topology:
     return secure.topology
 
 
-def _redis(topo: Topology, role: str | None, *, tls: bool = True, **extra: object) -> redis.Redis:
-    host, port = split_address(topo.region(HOME).redis.primary or "")
+def _redis(
+    topo: Topology, role: str | None, *, tls: bool = True, host_region: str = HOME, **extra: object
+) -> redis.Redis:
+    host, port = split_address(topo.region(host_region).redis.primary or "")
     kwargs = Identity.of(topo.security, role).redis_kwargs() if role else {}
     if role is None and tls:
         kwargs = {"ssl": True, "ssl_ca_certs": str(topo.security.tls.ca)}  # type: ignore[union-attr]
     return redis.Redis(host=host, port=port, socket_timeout=2, **{**kwargs, **extra})
 
 
-def _secret_values(secure: DevCluster) -> dict[str, str]:
-    folder = secure.state_dir / "secrets"
-    return {
-        p.name: p.read_text().strip()
-        for p in folder.iterdir()
-        if p.name.startswith(("redis-", "postgres-", "etcd-")) and not p.name.startswith("etcd-jwt")
-    }
-
-
 def test_secret_files_are_private_and_the_topology_names_them_only(secure: DevCluster) -> None:
     folder = secure.state_dir / "secrets"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    values = _secret_values(secure)
+    values = secret_values(secure.state_dir)
     assert len(values) >= 10  # 4 roles x their servers, the replicator, etcd root
     for path in [*folder.iterdir(), secure.state_dir / "tls" / "server.key"]:
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
@@ -277,12 +271,66 @@ async def test_tasks_run_end_to_end_and_no_secret_reaches_a_log_or_status(
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert status.returncode == 0 and "healthy" in status.stdout, status.stdout
-    logs = {p: p.read_text(errors="replace") for p in secure.logs.glob("*") if p.is_file()}
-    assert any(p.name.startswith("worker-") for p in logs)
-    for name, value in _secret_values(secure).items():
+    assert any(p.name.startswith("worker-") for p in secure.logs.iterdir())
+    checked, leaks = find_leaks(secure.state_dir)
+    assert checked >= 10 and leaks == []
+    for name, value in secret_values(secure.state_dir).items():
         assert value not in status.stdout + status.stderr, f"{name} in dev status"
-        for path, text in logs.items():
-            assert value not in text, f"{name} appears in {path}"
+
+
+async def test_rotating_the_gateway_redis_password_loses_no_submit(
+    secure: DevCluster, topo: Topology
+) -> None:
+    """Rotation under load: every submit is acknowledged while the password changes and
+    while every gateway connection is forced to log in again, which only the new
+    password can do by then."""
+    old = secret_values(secure.state_dir)["redis-gateway"]
+    new = secrets.token_urlsafe(24)
+    acked: list[str] = []
+    failed: list[Exception] = []
+    stop = asyncio.Event()
+
+    async def until(n: int) -> None:
+        for _ in range(600):
+            if len(acked) >= n or failed:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"only {len(acked)} of {n} submits acknowledged in 30 s")
+
+    async with sdk_for(secure) as sdk:
+
+        async def load() -> None:
+            i = 0
+            while not stop.is_set():
+                try:
+                    done = await sdk.submit("noop", f"rot-{i}", durability="REGION")
+                    acked.append(done.task_id)
+                except Exception as exc:  # noqa: BLE001 - counted and asserted below
+                    failed.append(exc)
+                i += 1
+
+        task = asyncio.create_task(load())
+        await until(10)
+        await rotate_redis_password(topo, "gateway", new)
+        killed = 0
+        for region in topo.regions:
+            operator = _redis(topo, "operator", host_region=region.name)
+            killed += int(operator.execute_command("CLIENT", "KILL", "USER", "gateway"))
+            operator.close()
+        assert killed > 0, "the gateways held connections to kill"
+        await until(len(acked) + 30)
+        stop.set()
+        await task
+    assert failed == []
+    with pytest.raises(rexc.AuthenticationError):
+        _redis(topo, None, username="gateway", password=old).ping()
+    fresh = _redis(topo, None, username="gateway", password=new)
+    assert fresh.ping()
+    fresh.close()
+    operator = _redis(topo, "operator")
+    users = [c["user"] for c in operator.client_list()]
+    operator.close()
+    assert "gateway" in users, "the gateways logged in again, with the new password"
 
 
 def test_a_production_role_without_credentials_refuses_to_start(tmp_path: Path) -> None:
