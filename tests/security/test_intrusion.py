@@ -270,12 +270,13 @@ async def test_tasks_run_end_to_end_and_no_secret_reaches_a_log_or_status(
         [sys.executable, "-m", "homeport", "dev", "status", "--state-dir", str(secure.state_dir)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert status.returncode == 0 and "healthy" in status.stdout, status.stdout
+    shown = status.stdout + status.stderr  # the table goes to the terminal (stderr)
+    assert status.returncode == 0 and "healthy" in shown, shown
     assert any(p.name.startswith("worker-") for p in secure.logs.iterdir())
     checked, leaks = find_leaks(secure.state_dir)
     assert checked >= 10 and leaks == []
     for name, value in secret_values(secure.state_dir).items():
-        assert value not in status.stdout + status.stderr, f"{name} in dev status"
+        assert value not in shown, f"{name} in dev status"
 
 
 async def test_rotating_the_gateway_redis_password_loses_no_submit(
