@@ -42,7 +42,13 @@ def chaos() -> None:
     help="Each run writes to OUT/<scenario>-<seed>/.",
 )
 @click.option("--keep", is_flag=True, help="Keep the cluster's state directory (logs).")
-def run(files: tuple[Path, ...], seed: int, out: Path, keep: bool) -> None:
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Run the cluster without credentials and TLS (docs/security.md), e.g. to measure "
+    "what security costs; game days run secure by default.",
+)
+def run(files: tuple[Path, ...], seed: int, out: Path, keep: bool, insecure: bool) -> None:
     """Run scenario FILES one after another; exit 1 if any verdict fails."""
     require("chaos", "matplotlib")
     from homeport.chaos.runner import GameDay
@@ -63,6 +69,7 @@ def run(files: tuple[Path, ...], seed: int, out: Path, keep: bool) -> None:
                 out / f"{scenario.name}-{seed}",
                 say=lambda m: click.echo(m, err=True),
                 keep=keep,
+                insecure=insecure,
             ).run()
         except ChaosError as exc:
             click.echo(f"error: {exc}", err=True)

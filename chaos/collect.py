@@ -17,6 +17,7 @@ from pathlib import Path
 
 import asyncpg
 from homeport.chaos.history import Execution
+from homeport.core.security import Identity
 from homeport.regions.topology import Topology
 
 _ATTEMPTS = """
@@ -61,7 +62,9 @@ async def executions(topology: Topology, run: str, journal: Path) -> list[Execut
     rows: dict[tuple[str, int], tuple[str, int, str]] = {}
     for region in topology.regions:
         try:
-            conn = await asyncpg.connect(region.postgres, timeout=10)
+            conn = await asyncpg.connect(
+                region.postgres, timeout=10, **Identity.of(topology.security).pg_kwargs()
+            )
         except (OSError, asyncpg.PostgresError):
             continue
         try:

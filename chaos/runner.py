@@ -39,11 +39,13 @@ from homeport.chaos.load import LoadGenerator, SdkRoutes
 from homeport.chaos.plan import Planned, plan
 from homeport.chaos.report import write_reports
 from homeport.chaos.scenario import Scenario
+from homeport.core.security import Identity
 from homeport.regions import protection, stores
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.mirror import measure
 from homeport.regions.processes import is_alive
+from homeport.regions.security import find_leaks
 from homeport.regions.servers import Binaries
 from homeport.regions.topology import Topology, split_address
 from homeport.regions.toxiproxy import ToxiproxyClient
@@ -73,6 +75,7 @@ class GameDay:
         out: Path,
         say: Say = print,
         keep: bool = False,
+        insecure: bool = False,
     ) -> None:
         self.scenario = scenario
         self.raw = raw
@@ -80,6 +83,11 @@ class GameDay:
         self.out = out
         self.say = say
         self.keep = keep
+        self.insecure = insecure  # run the cluster --insecure (to measure what security costs)
+        # Set by `run`: how many secrets were searched for in its logs and reports, and
+        # where any of them leaked (regions.security.find_leaks).
+        self.secrets_checked = 0
+        self.secret_leaks: list[str] = []
         self.run_id = f"{scenario.name[:20]}{seed}x{uuid.uuid4().hex[:6]}"
         self.history = History()
         self.t0 = 0.0
@@ -119,6 +127,7 @@ class GameDay:
             ClusterSpec.default(shape.regions, shape.partitions),
             services=APP,
             workers=shape.workers_per_region,
+            insecure=self.insecure,
             # Without a built binary the alerts cannot be judged: `chaos.alerts` says so.
             with_prometheus=bool(self.scenario.alerts.fire or self.scenario.alerts.resolve)
             and shutil.which(Binaries().prometheus) is not None,
@@ -133,6 +142,8 @@ class GameDay:
         finally:
             with contextlib.suppress(Exception):
                 cluster.down()
+            # Every secret of the cluster, searched in every log and report of the run.
+            self.secrets_checked, self.secret_leaks = find_leaks(cluster.state_dir, (self.out,))
             if saved is None:
                 os.environ.pop(JOURNAL_ENV, None)
             else:
@@ -419,7 +430,9 @@ class GameDay:
         def client(address: str) -> aredis.Redis:
             if address not in clients:
                 host, port = split_address(address)
-                clients[address] = stores.client(host, port, timeout=0.5)
+                clients[address] = stores.client(
+                    host, port, timeout=0.5, identity=Identity.of(topo.security)
+                )
             return clients[address]
 
         try:

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from homeport.core import targets
 from homeport.core.metrics import Metrics
+from homeport.core.security import INSECURE_BANNER, Identity
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 
@@ -55,7 +56,7 @@ class AdminServer:
         app = web.Application()
         app.router.add_get("/metrics", self._get_metrics)
         app.router.add_get("/healthz", self._probe(self._healthy))
-        app.router.add_get("/readyz", self._probe(self._ready))
+        app.router.add_get("/readyz", self._probe(self._ready, Identity.from_env().insecure))
         app.router.add_get("/v1/status", self._get_status)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -84,10 +85,16 @@ class AdminServer:
         body = generate_latest(self._metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    def _probe(self, check: Callable[[], bool]) -> Callable[[web.Request], Any]:
+    def _probe(
+        self, check: Callable[[], bool], insecure: bool = False
+    ) -> Callable[[web.Request], Any]:
+        # A process without credentials says so wherever it reports ready (core.security).
+        note = INSECURE_BANNER + "\n" if insecure else ""
+
         async def handle(_: web.Request) -> web.Response:
             ok = check()
-            return web.Response(status=200 if ok else 503, text="ok\n" if ok else "not ok\n")
+            text = ("ok\n" if ok else "not ok\n") + note
+            return web.Response(status=200 if ok else 503, text=text)
 
         return handle
 

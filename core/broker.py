@@ -38,6 +38,7 @@ from homeport.core.errors import (
     Unavailable,
 )
 from homeport.core.keys import GROUP, PartitionKeys, RegionKeys
+from homeport.core.security import Identity
 from homeport.core.settings import Settings
 from redis import exceptions as rexc
 from redis.crc import key_slot
@@ -169,7 +170,10 @@ class Broker:
         pool_size: int = POOL_SIZE,
         global_pool_size: int = GLOBAL_POOL_SIZE,
         pool_wait_s: float = POOL_WAIT_S,
+        identity: Identity | None = None,
     ) -> None:
+        # Credentials and TLS of this process's role (`core.security`), read per connection.
+        self._auth = (identity or Identity.from_env()).redis_pool_kwargs()
         self._url = url
         self._cluster = cluster
         self._pool_size = {MAIN: pool_size, GLOBAL_LANE: global_pool_size}
@@ -197,9 +201,13 @@ class Broker:
         connection (redis-py's default pool raises at once when all are busy)."""
         size, wait = self._pool_size[lane], self._pool_wait_s
         if url is not None:
-            pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=size, timeout=wait)
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=size, timeout=wait, **self._auth
+            )
         else:
-            pool = aioredis.BlockingConnectionPool(max_connections=size, timeout=wait, **kwargs)
+            pool = aioredis.BlockingConnectionPool(
+                max_connections=size, timeout=wait, **kwargs, **self._auth
+            )
         return aioredis.Redis.from_pool(pool)
 
     async def connect(self) -> None:

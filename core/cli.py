@@ -20,6 +20,8 @@ from typing import Any
 import click
 from homeport.core import logs
 from homeport.core.app import App
+from homeport.core.errors import InvalidArgument
+from homeport.core.security import start_role
 from homeport.core.settings import Settings
 
 
@@ -105,6 +107,13 @@ def load_app(ref: str) -> App:
 @click.option("--manager/--no-manager", default=True, help="Also stand as region manager.")
 @click.option("--uvloop/--no-uvloop", default=True, help="Run on uvloop.")
 @click.option(
+    "--insecure",
+    is_flag=True,
+    envvar="HOMEPORT_INSECURE",
+    help="Run without credentials for the servers (docs/security.md); without it, "
+    "starting with no credentials fails naming the missing setting.",
+)
+@click.option(
     "--wait-primary-epoch",
     type=int,
     default=0,
@@ -132,11 +141,20 @@ def worker(
     worker_id: str | None,
     wait_primary_epoch: int,
     no_records: bool,
+    insecure: bool,
     **overrides: Any,
 ) -> None:
-    """Run a worker: consume the partitions the region manager assigns to it."""
+    """Run a worker: consume the partitions the region manager assigns to it.
+
+    Its credentials come from the `security` section of the file named by
+    HOMEPORT_SECURITY_FILE (the agent that starts it sets it; docs/security.md)."""
     from homeport.core.worker import Worker, wait_for_promotion
 
+    logs.configure()
+    try:
+        start_role("worker", None, insecure)
+    except InvalidArgument as exc:
+        raise click.UsageError(str(exc)) from None
     app = load_app(app_ref)
     settings = _settings(config, **overrides)
     settings = _records_choice(settings, no_records)

@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 from homeport.core.errors import TaskNotFound, Unavailable
+from homeport.core.security import Identity
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = 0x686F6D65  # "home": serialises concurrent `db migrate` runs
@@ -213,10 +214,13 @@ class RecordStore:
         self._pool = pool
 
     @classmethod
-    async def connect(cls, dsn: str, *, max_size: int = 4) -> RecordStore:
+    async def connect(
+        cls, dsn: str, *, max_size: int = 4, identity: Identity | None = None
+    ) -> RecordStore:
+        auth = (identity or Identity.from_env()).pg_kwargs()
         try:
             pool = await asyncpg.create_pool(
-                dsn, min_size=1, max_size=max_size, init=_init_connection
+                dsn, min_size=1, max_size=max_size, init=_init_connection, **auth
             )
         except (OSError, asyncpg.PostgresError) as exc:
             raise Unavailable("postgresql", f"{type(exc).__name__}: {exc}") from exc
@@ -242,6 +246,12 @@ class RecordStore:
         """Apply the SQL files of core/migrations not applied yet, in name order."""
         applied: list[str] = []
         async with self._conn() as conn:
+            # Up to date: nothing to lock or create, so a role that may only read the
+            # records (a gateway, docs/security.md) passes through.
+            if await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+                done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+                if {p.stem for p in _MIGRATIONS.glob("*.sql")} <= done:
+                    return applied
             await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_ID)
             try:
                 await conn.execute(

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import asyncpg
 import click
+from homeport.core.security import Identity
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.errors import RegionsError
@@ -92,7 +93,7 @@ async def _records(topo: Topology) -> tuple[dict[str, str], dict[str, tuple[floa
     status: dict[str, str] = {}
     runs: dict[str, tuple[float, float, int]] = {}
     for region in topo.regions:
-        conn = await asyncpg.connect(region.postgres)
+        conn = await asyncpg.connect(region.postgres, **Identity.of(topo.security).pg_kwargs())
         try:
             for row in await conn.fetch("SELECT id, status FROM tasks"):
                 status[row["id"]] = row["status"]
@@ -308,7 +309,13 @@ def _order_violations(ops: list[Op], runs: dict[str, tuple[float, float, int]]) 
     "--steady", "steady_s", default=8.0, show_default=True, help="Seconds before the kill."
 )
 @click.option("--keep-state", is_flag=True, help="Keep logs and topology after the demo.")
-def demo(n: int, keys_n: int, steady_s: float, keep_state: bool) -> None:
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Run the cluster without credentials and TLS (docs/security.md), to compare: "
+    "the demo runs secure by default.",
+)
+def demo(n: int, keys_n: int, steady_s: float, keep_state: bool, insecure: bool) -> None:
     """Start a 3-region cluster, run keyed load, lose a region, fail over, fail back,
     judge the history, and stop everything it started."""
     if n < 3:
@@ -319,7 +326,9 @@ def demo(n: int, keys_n: int, steady_s: float, keep_state: bool) -> None:
     state.chmod(0o755)  # PostgreSQL runs as `postgres`, which must enter this directory
     cluster = DevCluster(state / "cluster")
     spec = dataclasses.replace(
-        ClusterSpec.default(n, partitions=8), services="homeport.loadtest.apps:app"
+        ClusterSpec.default(n, partitions=8),
+        services="homeport.loadtest.apps:app",
+        insecure=insecure,
     )
     started = time.monotonic()
     try:

@@ -15,6 +15,8 @@ from typing import Any, TypeVar, cast
 
 import click
 from homeport.core import logs
+from homeport.core.errors import InvalidArgument
+from homeport.core.security import start_role
 from homeport.regions import history, protection
 from homeport.regions.capacity import CapacityModel
 from homeport.regions.control import ControlPlane
@@ -92,6 +94,14 @@ def dev() -> None:
     is_flag=True,
     help="Also run Prometheus (built by scripts/install.sh) with deploy/prometheus rules.",
 )
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="No credentials, no TLS: every server accepts anyone who reaches it. By default "
+    "`up` makes a throwaway CA, a password per role and server (secrets/, mode 0600) and "
+    "turns on Redis ACLs and TLS, PostgreSQL SCRAM and TLS, etcd auth and peer TLS "
+    "(docs/security.md).",
+)
 @state_dir_option
 def up(
     n: int,
@@ -102,6 +112,7 @@ def up(
     servers_only: bool,
     workers: int,
     with_prometheus: bool,
+    insecure: bool,
     state_dir: Path,
 ) -> None:
     """Start the local cluster and write its topology file.
@@ -125,6 +136,7 @@ def up(
         services=None if servers_only else app,
         workers=workers,
         with_prometheus=with_prometheus,
+        insecure=insecure,
     )
     cluster = DevCluster(state_dir)
     started = time.monotonic()
@@ -450,6 +462,13 @@ def load_capacity_model(ref: str) -> CapacityModel | None:
     "(regions.capacity); `none` promotes unchecked. The default is an Erlang C check in "
     "pure Python: it needs no extra. The topology's `capacity:` sets the SLO and limits.",
 )
+@click.option(
+    "--insecure",
+    is_flag=True,
+    envvar="HOMEPORT_INSECURE",
+    help="Run without credentials for the servers (docs/security.md); without it, "
+    "starting with no credentials fails naming the missing setting.",
+)
 @topology_option
 @state_dir_option
 def agent(
@@ -465,14 +484,20 @@ def agent(
     capacity_model: str,
     topology_path: Path | None,
     state_dir: Path,
+    insecure: bool,
 ) -> None:
     """Run REGION's agent: health observer, failover controller candidate, mirror-lag
     probe, and the worker processes of every home region REGION serves."""
     import uvloop
     from homeport.regions.agent import Agent, AgentSettings
 
+    logs.configure()
     topo = _topology(topology_path, state_dir)
     topo.region(region_name)
+    try:
+        start_role("agent", topology_path or state_dir / "topology.yaml", insecure)
+    except InvalidArgument as exc:
+        raise click.UsageError(str(exc)) from None
     if metrics_targets_dir:
         # The workers this agent starts announce themselves in the same directory.
         os.environ["HOMEPORT_METRICS_TARGETS_DIR"] = metrics_targets_dir
@@ -487,7 +512,6 @@ def agent(
         metrics_targets_dir=metrics_targets_dir,
     )
     runner = Agent(topo, region_name, settings, load_capacity_model(capacity_model))
-    logs.configure()
 
     async def go() -> None:
         runner.stop_on_signals()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import aetcd
 import redis.asyncio as aredis
+from homeport.core.security import Identity
 from homeport.regions import stores
 from homeport.regions.etcd import connect, endpoints_for
 from homeport.regions.routing import Route, RoutingStore, spare_address, store_address
@@ -27,7 +28,8 @@ class ControlPlane:
 
     @classmethod
     async def open(cls, topology: Topology, src: str) -> ControlPlane:
-        return cls(topology, await connect(endpoints_for(topology, src)), src)
+        etcd = await connect(endpoints_for(topology, src), identity=Identity.of(topology.security))
+        return cls(topology, etcd, src)
 
     async def close(self) -> None:
         for client in self._redis.values():
@@ -38,7 +40,9 @@ class ControlPlane:
     def _client(self, address: str) -> aredis.Redis:
         if address not in self._redis:
             host, port = split_address(address)
-            self._redis[address] = stores.client(host, port)
+            self._redis[address] = stores.client(
+                host, port, identity=Identity.of(self.topology.security)
+            )
         return self._redis[address]
 
     def primary(self, home: str) -> aredis.Redis:

@@ -13,6 +13,7 @@ and one log per process under `logs/`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import random
@@ -22,14 +23,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import requests
-from homeport.regions import prometheus, servers, spares
+from homeport.core.security import Identity, SecurityConfig
+from homeport.regions import prometheus, security, servers, spares
 from homeport.regions.errors import ClusterStateError, LaunchError
 from homeport.regions.ports import PortPicker
 from homeport.regions.processes import (
@@ -82,6 +85,8 @@ class ClusterSpec:
     workers: int = 2  # worker processes per served home region (with services)
     # Also run a Prometheus server with the project's rules (`regions.prometheus`).
     with_prometheus: bool = False
+    # No credentials and no TLS anywhere (docs/security.md says what that gives up).
+    insecure: bool = False
 
     @classmethod
     def default(
@@ -127,7 +132,7 @@ class _Plan:
     etcd_ports: dict[str, tuple[int, int]]  # region -> (client, peer)
 
 
-def _plan(spec: ClusterSpec, picker: PortPicker) -> _Plan:
+def _plan(spec: ClusterSpec, picker: PortPicker, security: SecurityConfig | None = None) -> _Plan:
     names = [r.name for r in spec.regions]
     pg_port, tox_api = picker.take(), picker.take()
     regions: list[Region] = []
@@ -185,6 +190,7 @@ def _plan(spec: ClusterSpec, picker: PortPicker) -> _Plan:
         etcd_prefix=f"/homeport-{spec.seed}",
         toxiproxy=Toxiproxy(api=f"http://{HOST}:{tox_api}"),
         links=links,
+        security=security,
     )
     return _Plan(topology, pg_port, tox_api, etcd_ports)
 
@@ -201,6 +207,11 @@ class DevCluster:
         # Every /metrics endpoint announces itself here (`core.targets`).
         self.targets_dir = self.state_dir / "targets"
         self._handles: dict[int, subprocess.Popen[bytes]] = {}
+        # The cluster's security section while `up` runs (probes log in as operator).
+        self._security: SecurityConfig | None = None
+
+    def _auth(self) -> dict[str, Any]:
+        return Identity.of(self._security, "operator").redis_kwargs()
 
     # ---- queries -----------------------------------------------------------------------
 
@@ -221,9 +232,13 @@ class DevCluster:
         return any(is_alive(r) for r in self.records())
 
     def status(self) -> list[ComponentStatus]:
+        try:
+            auth = Identity.of(self.topology.security, "operator").redis_kwargs()
+        except ClusterStateError:
+            auth = {}
         rows = [
             ComponentStatus(
-                r.name, r.kind, r.region, r.address, r.pid, is_alive(r), _healthy(r), r.log
+                r.name, r.kind, r.region, r.address, r.pid, is_alive(r), _healthy(r, auth), r.log
             )
             for r in self.records()
         ]
@@ -301,7 +316,7 @@ class DevCluster:
         table = ProcessTable(self.table_path, handles=self._handles)
         table.save()
         picker = PortPicker(random.Random(spec.seed))
-        plan = _plan(spec, picker)
+        plan = _plan(spec, picker, security.generate(self.state_dir, spec.insecure))
         try:
             self._start(plan, spec, table, progress)
             self.topology_path.write_text(plan.topology.to_yaml())
@@ -358,17 +373,22 @@ class DevCluster:
         progress: Callable[[str], None],
     ) -> None:
         topo = plan.topology
+        self._security = topo.security
         started = time.monotonic()
         progress(f"toxiproxy: {len(topo.links)} proxies")
         tox = self._start_toxiproxy(plan, spec, table)
         progress("postgres: initdb")
         pg_dir = self.state_dir / "postgres" / "data"
         servers.pg_initdb(self.binaries.pg_bindir, pg_dir, self.logs / "postgres.log")
+        sec = topo.security or SecurityConfig(insecure=True)
+        security.write_redis_conf(sec, self.state_dir / "secrets")
+        (pg_dir / "pg_hba.conf").write_text(security.pg_hba(sec))
+        pg_tls = security.pg_tls_files(sec, pg_dir, servers.pg_user())
         pg = spawn(
             table,
             "postgres",
             "postgres",
-            servers.pg_argv(self.binaries.pg_bindir, pg_dir, plan.pg_port),
+            servers.pg_argv(self.binaries.pg_bindir, pg_dir, plan.pg_port, pg_tls),
             self.logs / "postgres.log",
             address=f"{HOST}:{plan.pg_port}",
             user=servers.pg_user(),
@@ -386,7 +406,12 @@ class DevCluster:
             plan.pg_port,
             [database_name(r.name) for r in topo.regions],
             self.logs / "postgres.log",
+            socket_dir=pg_dir.parent,
+            setup="" if sec.insecure else security.pg_roles_sql(sec),
+            owner=None if sec.insecure else security.pg_owner(sec),
         )
+        progress("postgres: migrations and grants")
+        _run_async(security.prepare_databases(topo))
         for record, probe in redis_waits:
             wait_ready(record, probe, READY_TIMEOUT)
         for region in topo.regions:
@@ -396,6 +421,8 @@ class DevCluster:
         for record, client_port in etcd:
             probe = partial(servers.etcd_probe, client_port)
             wait_ready(record, probe, READY_TIMEOUT, "healthy")
+        progress("etcd: users, roles and the routing table")
+        _run_async(security.prepare_etcd(topo, self.state_dir))
         progress(f"all {len(table.records)} processes ready in {time.monotonic() - started:.1f}s")
 
     def _start_services(
@@ -479,7 +506,13 @@ class DevCluster:
         name = f"redis-{region.name}-{role}"
         data = self.state_dir / "redis" / name
         data.mkdir(parents=True, exist_ok=True)
-        argv = servers.redis_argv(self.binaries.redis_server, port, data, replica_of, cluster)
+        sec = self._security
+        tls = sec is not None and not sec.insecure and sec.tls is not None and sec.tls.redis
+        argv = servers.redis_argv(
+            self.binaries.redis_server, port, data, replica_of, cluster,
+            conf=self.state_dir / "secrets" / "redis.conf" if sec and not sec.insecure else None,
+            tls=tls,
+        )  # fmt: skip
         host = (region.standby or region.name) if role.startswith("mirror") else region.name
         return spawn(
             table, name, "redis", argv, self.logs / f"{name}.log", region=host, address=address
@@ -492,28 +525,33 @@ class DevCluster:
         waits: list[tuple[ProcessRecord, Callable[[], bool]]] = []
         if r.mode == "single" and r.primary is not None:
             primary = self._redis(table, region, "primary", r.primary)
-            waits.append((primary, _redis_probe(r.primary)))
+            waits.append((primary, _redis_probe(r.primary, auth=self._auth())))
             for i, replica in enumerate(r.replicas):
                 rec = self._redis(table, region, f"replica{i}", replica, replica_of=r.primary)
-                waits.append((rec, _redis_probe(replica, replica=True)))
+                waits.append((rec, _redis_probe(replica, replica=True, auth=self._auth())))
             if r.mirror is not None:
                 # The mirror lives in the standby region, so it reaches the primary through
                 # the cross-region proxy: cutting that link stalls its replication.
                 upstream = topo.dial(region.standby or "", region.name, "redis", r.primary)
                 rec = self._redis(table, region, "mirror", r.mirror, replica_of=upstream)
-                waits.append((rec, _redis_probe(r.mirror, replica=True)))
+                waits.append((rec, _redis_probe(r.mirror, replica=True, auth=self._auth())))
                 for i, address in enumerate(r.mirror_replicas):
                     rec = self._redis(
                         table, region, f"mirror-replica{i}", address, replica_of=r.mirror
                     )
-                    waits.append((rec, _redis_probe(address, replica=True)))
+                    waits.append((rec, _redis_probe(address, replica=True, auth=self._auth())))
             if r.spare is not None:  # empty until re-protection lends it (regions.spares)
-                waits.append((self._redis(table, region, "spare", r.spare), _redis_probe(r.spare)))
+                waits.append(
+                    (
+                        self._redis(table, region, "spare", r.spare),
+                        _redis_probe(r.spare, auth=self._auth()),
+                    )
+                )
             return waits
         for role, nodes in (("node", r.nodes), ("replica", r.replicas), ("mirror", r.mirrors)):
             for i, address in enumerate(nodes):
                 rec = self._redis(table, region, f"{role}{i}", address, cluster=True)
-                waits.append((rec, _redis_probe(address)))
+                waits.append((rec, _redis_probe(address, auth=self._auth())))
         return waits
 
     def _form_cluster(self, region: Region, table: ProcessTable) -> None:
@@ -524,26 +562,31 @@ class DevCluster:
             r.nodes,
             [[a, b] for a, b in zip(r.replicas, r.mirrors, strict=True)],
             log,
+            Identity.of(self._security, "operator").redis_cli_args(),
         )
         by_address = {rec.address: rec for rec in table.records}
         for address in r.nodes:
             wait_ready(
                 by_address[address],
-                _redis_probe(address, cluster=True),
+                _redis_probe(address, cluster=True, auth=self._auth()),
                 READY_TIMEOUT,
                 "in cluster",
             )
         for address in [*r.replicas, *r.mirrors]:
             wait_ready(
-                by_address[address], _redis_probe(address, replica=True), READY_TIMEOUT, "in sync"
+                by_address[address],
+                _redis_probe(address, replica=True, auth=self._auth()),
+                READY_TIMEOUT,
+                "in sync",
             )
 
     def _start_etcd(
         self, region: Region, plan: _Plan, table: ProcessTable
     ) -> tuple[ProcessRecord, int]:
         topo = plan.topology
+        scheme, extra = security.etcd_flags(topo.security, self.state_dir)
         members = ",".join(
-            f"{r.name}=http://{_link_listen(topo, f'peers->{r.name}:etcd-peer')}"
+            f"{r.name}={scheme}://{_link_listen(topo, f'peers->{r.name}:etcd-peer')}"
             for r in topo.regions
         )
         client, peer = plan.etcd_ports[region.name]
@@ -557,6 +600,8 @@ class DevCluster:
             _link_listen(topo, f"peers->{region.name}:etcd-peer"),
             members,
             f"homeport-{plan.topology.etcd_prefix.strip('/')}",
+            peer_scheme=scheme,
+            extra=extra,
         )
         record = spawn(
             table,
@@ -570,6 +615,14 @@ class DevCluster:
         return record, client
 
 
+def _run_async(coro: Coroutine[Any, Any, None]) -> None:
+    """Run `coro` to completion from this synchronous code, also when the caller is
+    itself inside an event loop (a game day starts its cluster from one): on a thread
+    with a loop of its own."""
+    with ThreadPoolExecutor(1, thread_name_prefix="devcluster") as pool:
+        pool.submit(asyncio.run, coro).result()
+
+
 def _link_listen(topo: Topology, name: str) -> str:
     link = topo.link(name)
     if link is None:
@@ -577,18 +630,20 @@ def _link_listen(topo: Topology, name: str) -> str:
     return link.listen
 
 
-def _redis_probe(address: str, replica: bool = False, cluster: bool = False) -> Callable[[], bool]:
+def _redis_probe(
+    address: str, replica: bool = False, cluster: bool = False, auth: dict[str, Any] | None = None
+) -> Callable[[], bool]:
     port = split_address(address)[1]
-    return lambda: servers.redis_probe(port, replica=replica, cluster=cluster)
+    return lambda: servers.redis_probe(port, replica=replica, cluster=cluster, auth=auth)
 
 
-def _healthy(record: ProcessRecord) -> bool:
+def _healthy(record: ProcessRecord, auth: dict[str, Any] | None = None) -> bool:
     if not is_alive(record):
         return False
     port = split_address(record.address)[1] if record.address else 0
     try:
         if record.kind == "redis":
-            return servers.redis_probe(port)
+            return servers.redis_probe(port, auth=auth)
         if record.kind == "etcd":
             return servers.etcd_probe(port)
         if record.kind == "postgres":

@@ -20,6 +20,7 @@ import asyncio
 import socket
 
 import aetcd
+from homeport.core.security import Identity
 from homeport.regions.errors import RegionsError
 from homeport.regions.topology import Topology, split_address
 
@@ -73,16 +74,22 @@ def channel_target(endpoints: list[str]) -> str:
     return "ipv4:" + ",".join(resolved)
 
 
-async def connect(endpoints: list[str], timeout: float = 2.0) -> aetcd.Client:
+async def connect(
+    endpoints: list[str], timeout: float = 2.0, identity: Identity | None = None
+) -> aetcd.Client:
     """A client over every endpoint, once one of them answers a status call within
-    `timeout` seconds."""
+    `timeout` seconds; as `identity`'s etcd user (default: this process's role)."""
     try:
         target = channel_target(endpoints)
     except OSError as exc:
         raise ControlStoreUnavailable(f"cannot resolve etcd endpoints {endpoints}: {exc}") from exc
     host, port = split_address(target)
     client = aetcd.Client(
-        host=host, port=port, timeout=int(max(timeout, 1)), options=CHANNEL_OPTIONS
+        host=host,
+        port=port,
+        timeout=int(max(timeout, 1)),
+        options=CHANNEL_OPTIONS,
+        **(identity or Identity.from_env()).etcd_kwargs(),
     )
     try:
         await asyncio.wait_for(client.status(), timeout)

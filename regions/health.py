@@ -22,6 +22,7 @@ import aetcd
 import redis.asyncio as aredis
 from homeport.core.loop import Loop
 from homeport.core.metrics import Metrics
+from homeport.core.security import Identity
 from homeport.regions import stores
 from homeport.regions.leases import HeldLease
 from homeport.regions.metrics import RegionsMetrics
@@ -73,7 +74,9 @@ class Observer(Loop):
             return None
         if target not in self._stores:
             host, port = split_address(self.topology.dial(self.region, target, "redis", address))
-            self._stores[target] = stores.client(host, port, self.timeout)
+            self._stores[target] = stores.client(
+                host, port, self.timeout, Identity.of(self.topology.security)
+            )
         return self._stores[target]
 
     async def probe(self, target: str) -> bool:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import redis.asyncio as aredis
 from homeport.core.loop import Loop
 from homeport.core.metrics import Metrics
+from homeport.core.security import Identity
 from homeport.regions import stores
 from homeport.regions.metrics import RegionsMetrics
 from homeport.regions.topology import Topology, split_address
@@ -71,7 +72,9 @@ class MirrorLagProbe(Loop):
     def _client(self, address: str) -> aredis.Redis:
         if address not in self._clients:
             host, port = split_address(address)
-            self._clients[address] = stores.client(host, port, timeout=1.0)
+            self._clients[address] = stores.client(
+                host, port, timeout=1.0, identity=Identity.of(self.topology.security)
+            )
         return self._clients[address]
 
     async def run_once(self) -> float | None:

@@ -38,6 +38,7 @@ from typing import Any, cast
 import redis.asyncio as aredis
 from homeport.core.entry import Delivery
 from homeport.core.keys import PartitionKeys
+from homeport.core.security import Identity
 from homeport.regions import history, stores
 from homeport.regions.control import ControlPlane
 from homeport.regions.errors import RegionsError
@@ -225,7 +226,7 @@ async def _requeue(cp: ControlPlane, route: Route, orphans: list[Orphan]) -> int
         return 0
     region = cp.topology.region(route.home)
     host, port = (cp.store(route).connection_pool.connection_kwargs[k] for k in ("host", "port"))
-    broker = Broker(f"redis://{host}:{port}/0")
+    broker = Broker(f"redis://{host}:{port}/0", identity=Identity.of(cp.topology.security))
     await broker.connect()
     try:
         producer = Producer(broker, Settings(region=route.home, partitions=region.partitions))

@@ -103,8 +103,13 @@ class RoutingStore:
 
     async def bootstrap(self, topology: Topology) -> RoutingTable:
         """Create the route of every home region that has none (epoch 1, served at home).
-        Existing routes are left alone, so restarting a process never undoes a failover."""
-        for region in topology.regions:
+        Existing routes are left alone, so restarting a process never undoes a failover.
+        Routes that exist are not written at all: a gateway may only read them."""
+        table = await self.load()
+        missing = [r for r in topology.regions if r.name not in table.routes]
+        if not missing:
+            return table
+        for region in missing:
             route = Route(
                 region.name, region.name, 1, "primary", "normal", time.time(), "bootstrap"
             )

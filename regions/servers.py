@@ -12,6 +12,7 @@ import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 import requests
@@ -72,11 +73,21 @@ class Binaries:
 
 
 def redis_argv(
-    binary: str, port: int, data_dir: Path, replica_of: str | None = None, cluster: bool = False
+    binary: str,
+    port: int,
+    data_dir: Path,
+    replica_of: str | None = None,
+    cluster: bool = False,
+    conf: Path | None = None,
+    tls: bool = False,
 ) -> list[str]:
+    """`conf`: the secured cluster's config file (ACL file, replication login, TLS
+    files: `regions.security`); with `tls` the node listens for TLS only."""
+    ports = ["--port", "0", "--tls-port", str(port)] if tls else ["--port", str(port)]
     argv = [
         binary,
-        "--port", str(port),
+        *([str(conf)] if conf is not None else []),
+        *ports,
         "--bind", "127.0.0.1",
         "--dir", str(data_dir),
         "--save", "",
@@ -100,8 +111,11 @@ def redis_argv(
     return argv
 
 
-def redis_probe(port: int, replica: bool = False, cluster: bool = False) -> bool:
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.5)
+def redis_probe(
+    port: int, replica: bool = False, cluster: bool = False, auth: dict[str, Any] | None = None
+) -> bool:
+    """`auth`: credentials and TLS arguments (`Identity.redis_kwargs`)."""
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.5, **(auth or {}))
     try:
         if not client.ping():
             return False
@@ -117,7 +131,11 @@ def redis_probe(port: int, replica: bool = False, cluster: bool = False) -> bool
 
 
 def create_redis_cluster(
-    redis_cli: str, masters: list[str], replicas: list[list[str]], log: Path
+    redis_cli: str,
+    masters: list[str],
+    replicas: list[list[str]],
+    log: Path,
+    cli: tuple[list[str], dict[str, str]] = ([], {}),
 ) -> None:
     """Make a Redis Cluster of `masters`, then attach `replicas[i]` to master i.
 
@@ -125,29 +143,43 @@ def create_redis_cluster(
     `--cluster-replicas`, so placement is exact: the in-region replica and the standby
     region's mirror of each master are the nodes the topology says.
     """
-    run = _logged(log)
-    run([redis_cli, "--cluster", "create", *masters, "--cluster-replicas", "0", "--cluster-yes"])
+    args, env = cli  # credentials go in the environment, never in argv (`ps`)
+    env = {**os.environ, **env}
+    run = _logged(log, env)
+    redis_cli_auth = [redis_cli, *args]
+    run(
+        [
+            *redis_cli_auth,
+            "--cluster",
+            "create",
+            *masters,
+            "--cluster-replicas",
+            "0",
+            "--cluster-yes",
+        ]
+    )
     for master, extra in zip(masters, replicas, strict=True):
         host, _, port = master.rpartition(":")
         node_id = subprocess.run(
-            [redis_cli, "-h", host, "-p", port, "CLUSTER", "MYID"],
+            [*redis_cli_auth, "-h", host, "-p", port, "CLUSTER", "MYID"],
             capture_output=True,
             text=True,
             check=True,
+            env=env,
         ).stdout.strip()
         for replica in extra:
             run(
                 [
-                    redis_cli, "--cluster", "add-node", replica, master,
+                    *redis_cli_auth, "--cluster", "add-node", replica, master,
                     "--cluster-slave", "--cluster-master-id", node_id,
                 ]
             )  # fmt: skip
 
 
-def _logged(log: Path):  # type: ignore[no-untyped-def]
+def _logged(log: Path, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     def run(argv: list[str]) -> None:
         with log.open("ab") as out:
-            done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=60)
+            done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=60, env=env)
         if done.returncode != 0:
             raise LaunchError("redis-cluster-create", f"{' '.join(argv[:3])} failed", log)
 
@@ -181,7 +213,12 @@ def pg_initdb(bindir: Path, data_dir: Path, log: Path) -> None:
         raise LaunchError("postgres", f"initdb exited with {done.returncode}", log)
 
 
-def pg_argv(bindir: Path, data_dir: Path, port: int) -> list[str]:
+def pg_argv(bindir: Path, data_dir: Path, port: int, extra: list[str] | None = None) -> list[str]:
+    """`extra`: more `-c` options (TLS, from `regions.security`)."""
+    return [*_pg_argv(bindir, data_dir, port), *(extra or [])]
+
+
+def _pg_argv(bindir: Path, data_dir: Path, port: int) -> list[str]:
     return [
         str(bindir / "postgres"),
         "-D", str(data_dir),
@@ -205,11 +242,24 @@ def pg_probe(bindir: Path, port: int) -> bool:
     return done.returncode == 0
 
 
-def pg_create_databases(bindir: Path, port: int, names: list[str], log: Path) -> None:
-    sql = "".join(f'CREATE DATABASE "{n}";\n' for n in names)
+def pg_create_databases(
+    bindir: Path,
+    port: int,
+    names: list[str],
+    log: Path,
+    *,
+    socket_dir: Path,
+    setup: str = "",
+    owner: str | None = None,
+) -> None:
+    """Create the region databases (owned by `owner`), after the SQL `setup` (roles).
+    Runs as the superuser over the Unix socket in the state directory: TCP accepts only
+    the roles' passwords."""
+    owned = f' OWNER "{owner}"' if owner else ""
+    sql = setup + "".join(f'CREATE DATABASE "{n}"{owned};\n' for n in names)
     with log.open("ab") as out:
         done = subprocess.run(
-            [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+            [str(bindir / "psql"), "-h", str(socket_dir), "-p", str(port), "-U", "postgres",
              "-v", "ON_ERROR_STOP=1", "-q", "-d", "postgres"],
             input=sql.encode(),
             stdout=out,
@@ -232,15 +282,19 @@ def etcd_argv(
     advertise_peer: str,
     initial_cluster: str,
     token: str,
+    peer_scheme: str = "http",
+    extra: list[str] | None = None,
 ) -> list[str]:
+    """`peer_scheme` https: peer TLS; `extra`: the auth and TLS flags (`regions.security`)."""
     return [
         binary,
         "--name", name,
         "--data-dir", str(data_dir),
         "--listen-client-urls", f"http://127.0.0.1:{client_port}",
         "--advertise-client-urls", f"http://127.0.0.1:{client_port}",
-        "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
-        "--initial-advertise-peer-urls", f"http://{advertise_peer}",
+        "--listen-peer-urls", f"{peer_scheme}://127.0.0.1:{peer_port}",
+        "--initial-advertise-peer-urls", f"{peer_scheme}://{advertise_peer}",
+        *(extra or []),
         "--initial-cluster", initial_cluster,
         "--initial-cluster-state", "new",
         "--initial-cluster-token", token,

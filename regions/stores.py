@@ -21,6 +21,7 @@ from pathlib import Path
 import homeport.core
 import redis.asyncio as aredis
 from homeport.core.keys import PartitionKeys, RegionKeys
+from homeport.core.security import Identity
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -28,15 +29,19 @@ from redis.exceptions import RedisError
 _FENCE_LUA = (Path(homeport.core.__file__).parent / "scripts" / "fence.lua").read_text()
 
 
-def client(host: str, port: int, timeout: float = 1.0) -> aredis.Redis:
+def client(
+    host: str, port: int, timeout: float = 1.0, identity: Identity | None = None
+) -> aredis.Redis:
     """A control-plane client: no retries (redis-py retries 10 times with backoff by
-    default, which would turn one probe of a dead region into seconds)."""
+    default, which would turn one probe of a dead region into seconds). `identity`:
+    whose credentials (`core.security`); default this process's role."""
     return aredis.Redis(
         host=host,
         port=port,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
+        **(identity or Identity.from_env()).redis_kwargs(),
     )
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from homeport.core.security import SecurityConfig
 from homeport.regions.deployment import Deployment, RegionDeploy, check_deployment
 from homeport.regions.errors import TopologyError
 from pydantic import (
@@ -200,6 +201,9 @@ class Topology(_Model):
     links: list[Link] = []
     deployment: Deployment | None = None  # only `homeport deploy render` needs it
     capacity: CapacityPolicy = CapacityPolicy()
+    # Who each role is to each server and where its secrets live (`core.security`);
+    # None: no credentials at all, which production roles refuse without --insecure.
+    security: SecurityConfig | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Topology:

@@ -39,6 +39,7 @@ from typing import Any
 from homeport.core.broker import Broker
 from homeport.core.errors import HomeportError
 from homeport.core.keys import RegionKeys
+from homeport.core.security import ROLE_ENV
 
 log = logging.getLogger(__name__)
 EVICT_TIMEOUT_S = 2.0
@@ -205,6 +206,7 @@ class Workforce:
             proc = subprocess.Popen(
                 [*group.argv, *group.extra, "--worker-id", worker_id],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                env={**os.environ, ROLE_ENV: "worker"},  # its credentials (core.security)
             )  # fmt: skip
         if index < len(group.procs):
             group.procs[index], group.ids[index] = proc, worker_id

@@ -21,7 +21,9 @@ from typing import Any, TypeVar
 import click
 import uvloop
 from homeport.core import logs
+from homeport.core.errors import InvalidArgument
 from homeport.core.metrics import Metrics
+from homeport.core.security import start_role
 from homeport.core.settings import Settings
 from homeport.regions.topology import Topology, load_topology
 from homeport.router.client import AsyncClient
@@ -92,6 +94,14 @@ def _engine_overrides(topology: Topology | None, region: str | None) -> dict[str
     help="CA for client certificates: turns on mutual TLS.",
 )
 @click.option(
+    "--insecure",
+    is_flag=True,
+    envvar="HOMEPORT_INSECURE",
+    help="Run without credentials for Redis, PostgreSQL and etcd (docs/security.md). "
+    "Without it the gateway refuses to start unless the topology's `security` section "
+    "names its credentials.",
+)
+@click.option(
     "--routing",
     type=click.Choice(["static", "etcd"]),
     default="static",
@@ -117,8 +127,14 @@ def gateway(
     tls_key: Path | None,
     tls_client_ca: Path | None,
     routing: str,
+    insecure: bool,
 ) -> None:
     """Serve the gRPC API of one home region until SIGTERM (graceful) or SIGINT."""
+    logs.configure()
+    try:
+        start_role("gateway", topology, insecure)
+    except InvalidArgument as exc:
+        raise click.UsageError(str(exc)) from None
     topo = load_topology(topology) if topology else None
     overrides = _engine_overrides(topo, region)
     overrides.update(
@@ -160,7 +176,6 @@ def gateway(
     if routing == "etcd" and topo is not None:
         serving = RoutedServing(topo, engine.region, engine, metrics)
     gw = Gateway(engine, settings, topology=topo, serving=serving, engine_metrics=metrics)
-    logs.configure()
     uvloop.run(_serve(gw))
 
 

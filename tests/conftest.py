@@ -112,7 +112,9 @@ def _start(spec: ClusterSpec, prefix: str, made: list[Path]) -> Iterator[DevClus
     state = make_state_dir(prefix)
     made.append(state)
     cluster = DevCluster(state / "cluster")
-    cluster.up(spec)
+    # The engine and system tests hand plain URLs and DSNs to code under test, so their
+    # clusters run --insecure; tests/security starts secure ones (docs/security.md).
+    cluster.up(dataclasses.replace(spec, insecure=True))
     try:
         yield cluster
     finally:

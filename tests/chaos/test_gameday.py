@@ -25,7 +25,10 @@ RUNS = [(p, seed) for p in REST for seed in SEEDS]
 
 def _run(path: Path, out: Path, seed: int = 1) -> None:
     scenario = load_scenario(path)
-    result = GameDay(scenario, yaml.safe_load(path.read_text()), seed, out, say=print).run()
+    game = GameDay(scenario, yaml.safe_load(path.read_text()), seed, out, say=print)
+    result = game.run()
+    # Game days run secure (the launcher's default): no secret in any log or report.
+    assert game.secrets_checked >= 10 and game.secret_leaks == [], game.secret_leaks
     history = result.verdict
     applied = [f for f in GameDay.last_faults(result.history)]
     assert len(applied) >= len(scenario.timeline), "every step was applied"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -99,7 +100,7 @@ def test_missing_binary_names_component_and_leaves_nothing_running() -> None:
     state = make_state_dir("missing") / "c"
     cluster = DevCluster(state, Binaries(etcd="/nonexistent/bin/etcd"))
     with pytest.raises(LaunchError) as info:
-        cluster.up(ClusterSpec.default(1))
+        cluster.up(dataclasses.replace(ClusterSpec.default(1), insecure=True))
     assert info.value.component == "etcd-us-east"
     assert "/nonexistent/bin/etcd" in str(info.value)
     records = ProcessTable.load(state / "processes.json").records
@@ -112,7 +113,7 @@ def test_component_that_exits_at_start_is_reported_with_its_log() -> None:
     state = make_state_dir("exits") / "c"
     cluster = DevCluster(state, Binaries(redis_server="/bin/false"))
     with pytest.raises(LaunchError) as info:
-        cluster.up(ClusterSpec.default(1))
+        cluster.up(dataclasses.replace(ClusterSpec.default(1), insecure=True))
     assert info.value.component.startswith("redis-us-east-")
     assert info.value.log is not None and info.value.log.name.endswith(".log")
     assert "exited before it was ready" in str(info.value)
