@@ -116,6 +116,14 @@ def load_app(ref: str) -> App:
     help="Unique id of this worker process in its region (default: host:pid:random). "
     "A supervisor that names its workers can evict a dead one's leases at once.",
 )
+@click.option(
+    "--processes",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Worker processes of this App, forked from this one (one per core uses every "
+    "core; see docs/benchmarks.md). Each is a worker of its own, with its own partitions.",
+)
 def worker(
     app_ref: str,
     config: str | None,
@@ -124,25 +132,49 @@ def worker(
     uvloop: bool,
     worker_id: str | None,
     wait_primary_epoch: int,
+    processes: int,
     **overrides: Any,
 ) -> None:
     """Run a worker: consume the partitions the region manager assigns to it."""
+    import dataclasses
+
     from homeport.core.worker import Worker, wait_for_promotion
 
+    if processes < 1:
+        raise click.BadParameter(
+            f"{processes}: give 1 or more worker processes (1 = this process only)",
+            param_hint="--processes",
+        )
     app = load_app(app_ref)
     settings = _settings(config, **overrides)
 
-    async def main() -> None:
-        if wait_primary_epoch > 0:
-            await wait_for_promotion(settings, wait_primary_epoch)
-        w = Worker(app, settings, with_manager=manager, worker_id=worker_id)
-        await w.start()
-        click.echo(
-            f"worker {w.worker_id} region={settings.region} admin_port={w.admin_port}", err=True
-        )
-        await w.run(burst=burst, install_signals=True)
+    def one(index: int) -> None:
+        s, wid = settings, worker_id
+        if processes > 1:
+            # Each child needs its own admin port (a fixed one is offset by the index)
+            # and worker id; partitions are balanced over the children by the manager.
+            if s.admin_port > 0:
+                s = dataclasses.replace(s, admin_port=s.admin_port + index)
+            wid = f"{worker_id}/{index}" if worker_id else None
 
-    _run(main(), uvloop)
+        async def main() -> None:
+            if wait_primary_epoch > 0:
+                await wait_for_promotion(s, wait_primary_epoch)
+            w = Worker(app, s, with_manager=manager, worker_id=wid)
+            await w.start()
+            click.echo(
+                f"worker {w.worker_id} region={s.region} admin_port={w.admin_port}", err=True
+            )
+            await w.run(burst=burst, install_signals=True)
+
+        _run(main(), uvloop)
+
+    if processes == 1:
+        one(0)
+        return
+    from homeport.core.processes import run_processes
+
+    raise SystemExit(run_processes(processes, one))
 
 
 @click.command("manager")
@@ -225,8 +257,10 @@ def bench() -> None:
 
 def _mount_bench() -> None:
     from homeport.core.bench import engine
+    from homeport.core.drain_bench import drain
 
     bench.add_command(engine)
+    bench.add_command(drain)
 
 
 _mount_bench()
