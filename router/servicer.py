@@ -121,7 +121,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
             placement = self._serving.place(task.partition_key)
             self._check_time_left(context)
             producer = await self._producer_of(placement.home_region)
-            [result] = await producer.submit_many([task], placement.epoch)
+            result = await producer.submit(task, placement.epoch)  # group-committed
             if result.error is not None:
                 raise result.error
         except HomeportError as exc:
