@@ -49,11 +49,29 @@ class TaskContext:
     deliveries: int
     region: str
     partition: int
-    cancel_requested: asyncio.Event
+    # The cancel signal's Event is made on first use: most handlers never look at it,
+    # and an Event per task is measurable on the worker's hot path.
+    _cancel: asyncio.Event | None = None
+    _cancel_set: bool = False
+
+    @property
+    def cancel_requested(self) -> asyncio.Event:
+        """Set when someone cancels the task while it runs."""
+        if self._cancel is None:
+            self._cancel = asyncio.Event()
+            if self._cancel_set:
+                self._cancel.set()
+        return self._cancel
 
     @property
     def cancelled(self) -> bool:
-        return self.cancel_requested.is_set()
+        return self._cancel_set or (self._cancel is not None and self._cancel.is_set())
+
+    def request_cancel(self) -> None:
+        """Raise the cancel signal (the worker calls it when a cancel arrives)."""
+        self._cancel_set = True
+        if self._cancel is not None:
+            self._cancel.set()
 
 
 class Cancelled(HomeportError):

@@ -158,20 +158,8 @@ def _timed(target: Any, args: tuple[Any, ...], produce: Any) -> float:
     return ended - started
 
 
-@click.command("engine")
-@click.option("--redis-url", default="redis://127.0.0.1:6379/0", show_default=True)
-@click.option("--pg-dsn", default="", help="Record store DSN; empty = do not record.")
-@click.option("--tasks", "n", type=int, default=50_000, show_default=True)
-@click.option("--runs", type=int, default=3, show_default=True)
-@click.option("--partitions", type=int, default=16, show_default=True)
-@click.option("--payload-bytes", type=int, default=64, show_default=True)
-@click.option("--region", default="bench", show_default=True, help="Region name used.")
-def engine(
-    redis_url: str, pg_dsn: str, n: int, runs: int, partitions: int, payload_bytes: int, region: str
-) -> None:
-    """Produce, consume (and record) N no-op tasks; compare with raw stream commands."""
-    import msgpack
-
+def bench_settings(region: str, partitions: int, redis_url: str, pg_dsn: str) -> Settings:
+    """Settings of a bench region (no admin port); migrates the record store if any."""
     settings = Settings(
         region=region,
         partitions=partitions,
@@ -189,11 +177,35 @@ def engine(
             await store.close()
 
         asyncio.run(migrate())
-    payload = b"x" * payload_bytes
-    blob = msgpack.packb(
+    return settings
+
+
+def raw_blob(payload: bytes) -> bytes:
+    """A task blob of the entry layout's size, for the raw stream phase."""
+    import msgpack
+
+    blob: bytes = msgpack.packb(
         ["01" * 13, "key-0000000", "noop", payload, 0, 3, 0, "L", int(time.time() * 1000), 0, 0],
         use_bin_type=True,
     )
+    return blob
+
+
+@click.command("engine")
+@click.option("--redis-url", default="redis://127.0.0.1:6379/0", show_default=True)
+@click.option("--pg-dsn", default="", help="Record store DSN; empty = do not record.")
+@click.option("--tasks", "n", type=int, default=50_000, show_default=True)
+@click.option("--runs", type=int, default=3, show_default=True)
+@click.option("--partitions", type=int, default=16, show_default=True)
+@click.option("--payload-bytes", type=int, default=64, show_default=True)
+@click.option("--region", default="bench", show_default=True, help="Region name used.")
+def engine(
+    redis_url: str, pg_dsn: str, n: int, runs: int, partitions: int, payload_bytes: int, region: str
+) -> None:
+    """Produce, consume (and record) N no-op tasks; compare with raw stream commands."""
+    settings = bench_settings(region, partitions, redis_url, pg_dsn)
+    payload = b"x" * payload_bytes
+    blob = raw_blob(payload)
     streams = [f"hpbench:{{{p}}}" for p in range(partitions)]
     engine_rates: list[float] = []
     raw_rates: list[float] = []

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import msgpack
 import redis.asyncio as aioredis
-from homeport.core.entry import Delivery
+from homeport.core.entry import Delivery, Undecodable
 from homeport.core.errors import (
     BackendFailed,
     Fenced,
@@ -372,9 +372,15 @@ class Broker:
         await self._on(pk.stream, run)
 
     async def read_new(
-        self, pk: PartitionKeys, consumer: str, count: int, block_ms: int
+        self,
+        pk: PartitionKeys,
+        consumer: str,
+        count: int,
+        block_ms: int,
+        bad: list[Undecodable] | None = None,
     ) -> list[Delivery]:
-        """XREADGROUP `>`: entries never delivered before, in stream order."""
+        """XREADGROUP `>`: entries never delivered before, in stream order. Entries that
+        are no task blob of this version are left out, and appended to `bad` if given."""
 
         async def run(client: aioredis.Redis) -> Any:
             try:
@@ -392,11 +398,17 @@ class Broker:
             return []
         if not got:
             return []
-        out = [Delivery.decode(eid, fields) for eid, fields in got[0][1] if fields]
-        return [d for d in out if d is not None]
+        return _split([Delivery.parse(eid, fields) for eid, fields in got[0][1] if fields], bad)
 
-    async def claim_pending(self, pk: PartitionKeys, consumer: str, batch: int) -> list[Delivery]:
+    async def claim_pending(
+        self,
+        pk: PartitionKeys,
+        consumer: str,
+        batch: int,
+        bad: list[Undecodable] | None = None,
+    ) -> list[Delivery]:
         """Take over every pending entry of the group, oldest first, with delivery counts.
+        Undecodable entries are left out, and appended to `bad` if given.
 
         Runs when a worker gains a partition: the previous owner's unacknowledged entries
         must run before anything new, in stream order. XCLAIM raises each delivery count
@@ -420,11 +432,9 @@ class Broker:
                 pk.stream,
                 lambda c, ids=ids: c.xclaim(pk.stream, GROUP, consumer, 0, ids),  # type: ignore[misc]
             )
-            found = []
-            for eid, fields in got:
-                d = Delivery.decode(eid, fields, counts[_text(eid)] + 1) if fields else None
-                if d is not None:
-                    found.append(d)
+            found = _split(
+                [Delivery.parse(eid, f, counts[_text(eid)] + 1) for eid, f in got if f], bad
+            )
             if found:
                 tids = [d.task_id for d in found]
                 marks: list[Any] = await self._on(
@@ -847,6 +857,16 @@ class Broker:
     async def raw(self, key: str, fn: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
         """Run `fn` on the client serving `key`. For the raw baseline of `bench` only."""
         return await self._on(key, fn)
+
+
+def _split(parsed: list[Delivery | Undecodable], bad: list[Undecodable] | None) -> list[Delivery]:
+    out = []
+    for d in parsed:
+        if isinstance(d, Delivery):
+            out.append(d)
+        elif bad is not None:
+            bad.append(d)
+    return out
 
 
 def _key_for_slot(slot: int) -> str:

@@ -132,6 +132,14 @@ def load_app(ref: str) -> App:
     help="Run without a record store, on purpose: tasks run but GetTask shows no "
     "attempts, results or errors. Without it a worker refuses to start with no --pg-dsn.",
 )
+@click.option(
+    "--processes",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Worker processes of this App, forked from this one (one per core uses every "
+    "core; see docs/benchmarks.md). Each is a worker of its own, with its own partitions.",
+)
 def worker(
     app_ref: str,
     config: str | None,
@@ -142,15 +150,23 @@ def worker(
     wait_primary_epoch: int,
     no_records: bool,
     insecure: bool,
+    processes: int,
     **overrides: Any,
 ) -> None:
     """Run a worker: consume the partitions the region manager assigns to it.
 
     Its credentials come from the `security` section of the file named by
     HOMEPORT_SECURITY_FILE (the agent that starts it sets it; docs/security.md)."""
+    import dataclasses
+
     from homeport.core.worker import Worker, wait_for_promotion
 
     logs.configure()
+    if processes < 1:
+        raise click.BadParameter(
+            f"{processes}: give 1 or more worker processes (1 = this process only)",
+            param_hint="--processes",
+        )
     try:
         start_role("worker", None, insecure)
     except InvalidArgument as exc:
@@ -159,17 +175,33 @@ def worker(
     settings = _settings(config, **overrides)
     settings = _records_choice(settings, no_records)
 
-    async def main() -> None:
-        if wait_primary_epoch > 0:
-            await wait_for_promotion(settings, wait_primary_epoch)
-        w = Worker(app, settings, with_manager=manager, worker_id=worker_id)
-        await w.start()
-        click.echo(
-            f"worker {w.worker_id} region={settings.region} admin_port={w.admin_port}", err=True
-        )
-        await w.run(burst=burst, install_signals=True)
+    def one(index: int) -> None:
+        s, wid = settings, worker_id
+        if processes > 1:
+            # Each child needs its own admin port (a fixed one is offset by the index)
+            # and worker id; partitions are balanced over the children by the manager.
+            if s.admin_port > 0:
+                s = dataclasses.replace(s, admin_port=s.admin_port + index)
+            wid = f"{worker_id}/{index}" if worker_id else None
 
-    _run(main(), uvloop)
+        async def main() -> None:
+            if wait_primary_epoch > 0:
+                await wait_for_promotion(s, wait_primary_epoch)
+            w = Worker(app, s, with_manager=manager, worker_id=wid)
+            await w.start()
+            click.echo(
+                f"worker {w.worker_id} region={s.region} admin_port={w.admin_port}", err=True
+            )
+            await w.run(burst=burst, install_signals=True)
+
+        _run(main(), uvloop)
+
+    if processes == 1:
+        one(0)
+        return
+    from homeport.core.processes import run_processes
+
+    raise SystemExit(run_processes(processes, one))
 
 
 def _records_choice(settings: Settings, no_records: bool) -> Settings:
@@ -266,8 +298,10 @@ def bench() -> None:
 
 def _mount_bench() -> None:
     from homeport.core.bench import engine
+    from homeport.core.drain_bench import drain
 
     bench.add_command(engine)
+    bench.add_command(drain)
 
 
 _mount_bench()

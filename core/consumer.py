@@ -25,7 +25,7 @@ from typing import Any
 
 from homeport.core.app import App, Cancelled, Registration, TaskContext, TaskOptions, call_handler
 from homeport.core.broker import Broker, Finish
-from homeport.core.entry import Delivery
+from homeport.core.entry import Delivery, Undecodable
 from homeport.core.errors import Fenced, HomeportError
 from homeport.core.gate import Gate
 from homeport.core.keys import PartitionKeys
@@ -125,7 +125,7 @@ class PartitionConsumer:
         self._stepper = Stepper(rt.broker, pk, token, rt.worker_id, rt.settings.dead_maxlen)
         self._keys: dict[str, deque[Delivery]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._running: dict[str, asyncio.Event] = {}
+        self._running: dict[str, TaskContext] = {}
         self._buffered = 0
         self._space = asyncio.Event()
         self._space.set()
@@ -198,7 +198,7 @@ class PartitionConsumer:
     def signal_cancel(self, task_ids: set[str]) -> None:
         """Set the cancel signal of running handlers whose task id is in `task_ids`."""
         for tid in task_ids & self._running.keys():
-            self._running[tid].set()
+            self._running[tid].request_cancel()
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -206,7 +206,11 @@ class PartitionConsumer:
         rt, s = self.rt, self.rt.settings
         try:
             await self._io(lambda: rt.broker.ensure_group(self.pk))
-            claimed = await self._io(lambda: rt.broker.claim_pending(self.pk, rt.worker_id, 500))
+            bad: list[Undecodable] = []
+            claimed = await self._io(
+                lambda: rt.broker.claim_pending(self.pk, rt.worker_id, 500, bad)
+            )
+            self._dead_letter_undecodable(bad)
             if claimed:
                 self._m_reclaimed.inc(len(claimed))
                 self._admit(claimed)
@@ -225,12 +229,26 @@ class PartitionConsumer:
                 )
                 got = await self._io(
                     lambda n=count: rt.broker.read_new(  # type: ignore[misc]
-                        self.pk, rt.worker_id, n, s.block_ms
+                        self.pk, rt.worker_id, n, s.block_ms, bad
                     )
                 )
+                self._dead_letter_undecodable(bad)
                 self._admit(got)
         except Fenced:
             self.lost = True
+
+    def _dead_letter_undecodable(self, bad: list[Undecodable]) -> None:
+        """Dead-letter and ack entries that are no task blob of a known version (issue 18):
+        left pending they would be redelivered to every owner forever. They have no task
+        id, so no record is written; the dead-letter entry keeps their fields and reason."""
+        for u in bad:
+            self.rt.metrics.undecodable.labels(*self._labels, u.reason).inc()
+            self._m_dead.inc()
+            log.warning(
+                "partition %s: entry %s dead-lettered: %s", self.pk.name, u.entry_id, u.detail
+            )
+            self._send_finish(Finish("D", u.entry_id, "", u.detail, 0), 0)
+        bad.clear()
 
     async def _io(self, op: Callable[[], Awaitable[Any]], what: str = "consumer") -> Any:
         """Retry `op` while Redis is unavailable (counted, log capped). Fenced ends it.
@@ -419,7 +437,6 @@ class PartitionConsumer:
     ) -> tuple[bool, bytes | None, str | None]:
         rt = self.rt
         await slot.acquire()  # held since the begin for a first attempt; again for a retry
-        cancel = asyncio.Event()
         ctx = TaskContext(
             d.task_id,
             d.key,
@@ -429,13 +446,12 @@ class PartitionConsumer:
             d.deliveries,
             self.pk.region,
             self.pk.number,
-            cancel,
         )
         started = time.time()
         self._m_started.inc()
         rt.recorder.task(self._record(d, Status.RUNNING, attempt, started=started))
         ok, value, error = False, None, None
-        self._running[d.task_id] = cancel
+        self._running[d.task_id] = ctx
         rt.inflight += 1
         try:
             value = _encode_result(await call_handler(reg, ctx, rt.run_sync))

@@ -10,6 +10,11 @@ with the argument count) and lets the worker decode an entry with one C call. St
 UTF-8; the scripts never look inside except `requeue.lua`, which resets attempts_before.
 The delayed set's data hash holds the same blob. Dead-letter entries add `err` (reason),
 `src` (original entry id) and `at` (attempts spent).
+
+Versions: an entry without a `v` field is version 1, the layout above. An entry with
+another `v` (written by a newer engine), or whose blob does not decode, cannot run here:
+`Delivery.parse` returns an `Undecodable` naming why, and the worker dead-letters it with
+that reason and acks it, so it neither stays pending forever nor blocks its partition.
 """
 
 from __future__ import annotations
@@ -21,6 +26,25 @@ import msgpack
 from homeport.core.task import Task
 
 ATTEMPTS_INDEX = 9  # position of attempts_before in the blob (0-based)
+VERSION = b"1"  # the entry layout this engine writes and reads (the `v` field; absent = 1)
+_DECODE_ERRORS = (
+    KeyError,
+    ValueError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    msgpack.UnpackException,
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Undecodable:
+    """A stream entry this engine cannot run: `reason` is "version" or "decode", `detail`
+    says what was found (dead-letter reason)."""
+
+    entry_id: str
+    reason: str
+    detail: str
 
 
 def pack(task: Task, now_ms: int, epoch: int) -> tuple[int, bytes]:
@@ -77,7 +101,24 @@ class Delivery:
         cls, entry_id: bytes | str, fields: dict[bytes, bytes], deliveries: int = 1
     ) -> Delivery | None:
         """The delivery of a stream entry, or None if the entry is not a task blob."""
+        got = cls.parse(entry_id, fields, deliveries)
+        return got if isinstance(got, Delivery) else None
+
+    @classmethod
+    def parse(
+        cls, entry_id: bytes | str, fields: dict[bytes, bytes], deliveries: int = 1
+    ) -> Delivery | Undecodable:
+        """The delivery of a stream entry, or why it cannot be one (`Undecodable`)."""
         eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        version = fields.get(b"v", VERSION)
+        if version != VERSION:
+            return Undecodable(
+                eid,
+                "version",
+                f"entry version {version!r} is unknown to this worker (it reads version "
+                f"{VERSION!r}); it was written by a newer engine: upgrade the worker and "
+                "requeue it from the dead-letter stream",
+            )
         try:
             v = msgpack.unpackb(fields[b"t"], raw=True)
             return cls(
@@ -95,15 +136,13 @@ class Delivery:
                 int(v[10]),
                 deliveries,
             )
-        except (
-            KeyError,
-            ValueError,
-            TypeError,
-            IndexError,
-            AttributeError,
-            msgpack.UnpackException,
-        ):
-            return None
+        except _DECODE_ERRORS as exc:
+            return Undecodable(
+                eid,
+                "decode",
+                f"entry is not a task blob (field 't' of fields {sorted(fields)!r}: "
+                f"{type(exc).__name__}: {exc})",
+            )
 
     def repack(self, attempts_before: int) -> bytes:
         """The blob of this task with a new attempts_before (unordered retries)."""

@@ -76,6 +76,13 @@ class Metrics:
             _RP,
             registry=r,
         )
+        self.undecodable = Counter(
+            "homeport_undecodable_entries",
+            "Stream entries that were no task blob of a known version, dead-lettered and acked"
+            " (reason: decode or version)",
+            (*_RP, "reason"),
+            registry=r,
+        )
         self.reclaimed = Counter(
             "homeport_reclaimed",
             "Pending entries taken over from a previous partition owner",

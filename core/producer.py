@@ -8,6 +8,12 @@ One call groups the tasks by partition and sends one pipeline per partition: the
 script (fence, dedup, XADD or ZADD, atomically) and, if any task of the batch asks for
 REGION or GLOBAL durability, a `WAIT` on the same connection. The pipelines of different
 partitions run concurrently.
+
+`submit(task, epoch)` (one task, the gateway's single Submit) group-commits: the submits
+made during one event-loop turn for the same partition, epoch and durability go to Redis
+in one enqueue call (up to `_CHUNK` tasks), and each caller gets its own task's result,
+as if it had called alone (a duplicate id in the same group is answered as a duplicate,
+as the script dedups in order).
 """
 
 from __future__ import annotations
@@ -51,6 +57,9 @@ class SubmitResult:
         return self.error is None
 
 
+_Group = list[tuple[Task, "asyncio.Future[SubmitResult]"]]
+
+
 class Producer:
     """Enqueues tasks of one region; safe to share between coroutines."""
 
@@ -66,9 +75,46 @@ class Producer:
             Durability.REGION: (settings.region_replicas, settings.wait_timeout_ms),
             Durability.GLOBAL: (settings.global_replicas, settings.global_wait_timeout_ms),
         }
+        # Single submits of this event-loop turn, by (partition, epoch, durability), and
+        # the enqueue calls under way for earlier groups.
+        self._groups: dict[tuple[int, int, Durability], _Group] = {}
+        self._committing: set[asyncio.Future[list[SubmitResult]]] = set()
 
     async def submit(self, task: Task, epoch: int) -> SubmitResult:
-        return (await self.submit_many([task], epoch))[0]
+        """Enqueue one task, group-committed with this turn's other single submits to its
+        partition (see the module docstring)."""
+        loop = asyncio.get_running_loop()
+        key = (partition_of(task.partition_key, self._settings.partitions), epoch, task.durability)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = []
+            loop.call_soon(self._commit, key, group)
+        fut: asyncio.Future[SubmitResult] = loop.create_future()
+        group.append((task, fut))
+        if len(group) >= _CHUNK:
+            del self._groups[key]  # full: the next submit starts a new group
+        return await fut
+
+    def _commit(self, key: tuple[int, int, Durability], group: _Group) -> None:
+        if self._groups.get(key) is group:
+            del self._groups[key]
+        call = asyncio.ensure_future(self._submit_partition(key[0], [t for t, _ in group], key[1]))
+        self._committing.add(call)
+
+        def answer(call: asyncio.Future[list[SubmitResult]]) -> None:
+            self._committing.discard(call)
+            exc = None if call.cancelled() else call.exception()
+            for i, (_, fut) in enumerate(group):
+                if fut.done():
+                    continue  # its caller went away (cancelled)
+                if call.cancelled():
+                    fut.cancel()
+                elif exc is not None:
+                    fut.set_exception(exc)
+                else:
+                    fut.set_result(call.result()[i])
+
+        call.add_done_callback(answer)
 
     async def submit_many(self, tasks: Sequence[Task], epoch: int) -> list[SubmitResult]:
         """Enqueue `tasks` (already validated by `new_task`) under the caller's `epoch`."""

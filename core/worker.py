@@ -22,9 +22,8 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from homeport.core.admin import AdminServer
 from homeport.core.app import App
 from homeport.core.broker import Broker
 from homeport.core.consumer import WorkerRuntime
@@ -39,6 +38,9 @@ from homeport.core.settings import Settings
 from homeport.core.store import RecordStore
 from homeport.core.trimmer import Trimmer
 from ulid import ULID
+
+if TYPE_CHECKING:
+    from homeport.core.admin import AdminServer
 
 log = logging.getLogger(__name__)
 _BURST_POLL_S = 0.05
@@ -128,6 +130,10 @@ class Worker:
         for lp in self._loops:
             lp.start()
         if s.admin_port >= 0:
+            # Imported here: aiohttp is the largest import of a worker (a third of its
+            # start-up on the bench machine) and a worker without admin port needs none.
+            from homeport.core.admin import AdminServer
+
             self._admin = AdminServer(
                 self.metrics,
                 status=self.status,

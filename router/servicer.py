@@ -130,7 +130,7 @@ class SchedulerServicer(pb_grpc.SchedulerServicer):
             await self._check_kind(task, placement, "task.kind")
             self._check_time_left(context)
             producer = await self._producer_of(placement.home_region)
-            [result] = await producer.submit_many([task], placement.epoch)
+            result = await producer.submit(task, placement.epoch)  # group-committed
             if result.error is not None:
                 raise result.error
         except HomeportError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -117,3 +118,30 @@ async def test_delayed_task_goes_to_the_delayed_set(redis_url: str, broker: Brok
     assert await broker.stream_length(pk) == 0
     depth = await broker.depth(pk, 0)
     assert depth.delayed == 1
+
+
+async def test_concurrent_single_submits_to_a_partition_share_one_enqueue_call(
+    redis_url: str, broker: Broker
+) -> None:
+    settings = make_settings(redis_url)
+    producer = Producer(broker, settings)
+    keys = [f"k{i}" for i in range(5000) if partition_of(f"k{i}", settings.partitions) == 3]
+    tasks = [new_task(k, "noop", b"x") for k in keys[:200]]
+    again = new_task(keys[0], "noop", b"x", id=tasks[0].id)  # same id, same turn
+    pk = RegionKeys(REGION).partition(3)
+
+    async def script_calls() -> int:
+        stats = await broker.raw(pk.stream, lambda c: c.info("commandstats"))
+        return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+    before = await script_calls()
+    results = await asyncio.gather(*(producer.submit(t, epoch=0) for t in [*tasks, again]))
+    calls = await script_calls() - before
+    assert calls == 1, f"{len(results)} single submits took {calls} enqueue calls, not one"
+    assert all(r.ok and r.partition == 3 for r in results)
+    assert [r.task_id for r in results] == [t.id for t in [*tasks, again]]
+    assert not any(r.duplicate for r in results[:-1])
+    assert results[-1].duplicate and results[-1].entry_id == results[0].entry_id
+    assert await broker.stream_length(pk) == 200
+    fenced = await asyncio.gather(*(producer.submit(t, epoch=-1) for t in tasks[:3]))
+    assert all(isinstance(r.error, Fenced) for r in fenced), "errors reach every caller"
