@@ -7,6 +7,7 @@ hung under one package root::
     HomeportError                      homeport.errors (this module)
     ├── engine domain errors           homeport.core.errors: each has a wire `code`
     │   ├── InvalidArgument            bad input; nothing was written
+    │   │   └── MissingCredentials     homeport.core.security: a role started without them
     │   ├── Fenced                     the caller's epoch or lease token is stale
     │   ├── WrongRegion                the key lives in another region (redirect)
     │   ├── NotReplicated              WAIT reached fewer replicas than asked
