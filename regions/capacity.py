@@ -187,7 +187,7 @@ def question(
     topology: Topology, home: str, standby: str, reports: dict[str, LoadReport], now: float
 ) -> AbsorbQuestion | str:
     """The model's question from `home`'s reports, or why none can be asked."""
-    policy: CapacityPolicy = topology.capacity
+    policy: CapacityPolicy = topology.capacity_policy
     served = reports.get(home)
     if served is None or served.parked or served.at < now - STALE_REPORT_S:
         return f"no recent load report of {home}'s own workers"

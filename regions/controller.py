@@ -152,7 +152,7 @@ class Controller(Loop):
     async def _check_capacity(self, home: str, standby: str) -> capacity.CapacityDecision | None:
         """Ask the capacity model about `standby` (regions.capacity); never blocks the
         promotion, whatever it answers."""
-        if self.capacity_model is None or not self.cp.topology.capacity.check:
+        if self.capacity_model is None or not self.cp.topology.capacity_policy.check:
             return None
         decision = await capacity.decide(
             self.cp.etcd, self.cp.topology, home, standby, self.capacity_model

@@ -200,10 +200,17 @@ class Topology(_Model):
     toxiproxy: Toxiproxy | None = None
     links: list[Link] = []
     deployment: Deployment | None = None  # only `homeport deploy render` needs it
-    capacity: CapacityPolicy = CapacityPolicy()
     # Who each role is to each server and where its secrets live (`core.security`);
     # None: no credentials at all, which production roles refuse without --insecure.
     security: SecurityConfig | None = None
+    # None = the defaults of `CapacityPolicy` (read it through `capacity_policy`); kept
+    # optional so that a topology written back (`to_yaml`, rendered deployments) carries
+    # the block only when it was set.
+    capacity: CapacityPolicy | None = None
+
+    @property
+    def capacity_policy(self) -> CapacityPolicy:
+        return self.capacity or CapacityPolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> Topology:

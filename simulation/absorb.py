@@ -19,7 +19,8 @@ opinion), written for the controller's question:
 
 The standby can absorb when the busiest worker's utilisation is below 1, its p99 queue
 wait is within the SLO and the backlog drains within the limit. If not, the planner's
-worker count is the smallest W up to `max_workers` that passes (or `max_workers`).
+worker count is the smallest W up to `max_workers` that passes (or the most that can
+help: `max_workers`, or one worker per partition when that is fewer).
 """
 
 from __future__ import annotations
@@ -68,17 +69,20 @@ def answer(question: AbsorbQuestion) -> AbsorbAnswer:
     now = _judge(question, question.workers)
     if now.ok:
         return now
-    for workers in range(question.workers + 1, question.max_workers + 1):
+    # Workers beyond one per partition own nothing: they would not help.
+    useful = min(question.max_workers, question.partitions)
+    for workers in range(question.workers + 1, useful + 1):
         found = _judge(question, workers)
         if found.ok:
             return AbsorbAnswer(
                 False, now.reason, workers, now.utilisation, now.p99_wait_s, now.drain_s,
                 after_p99_wait_s=found.p99_wait_s, after_drain_s=found.drain_s,
             )  # fmt: skip
-    most = max(question.max_workers, question.workers)
+    most = max(useful, question.workers)
+    limit = "the limit" if useful == question.max_workers else "one per partition"
     capped = _judge(question, most)
     return AbsorbAnswer(
-        False, f"{now.reason}; even {most} workers (the limit) fall short",
+        False, f"{now.reason}; even {most} workers ({limit}) fall short",
         most, now.utilisation, now.p99_wait_s, now.drain_s,
         after_p99_wait_s=capped.p99_wait_s, after_drain_s=capped.drain_s,
     )  # fmt: skip

@@ -126,3 +126,22 @@ def test_unreadable_and_non_yaml_files_are_refused(tmp_path: Path) -> None:
     bad.write_text("- a list\n")
     with pytest.raises(TopologyError, match="must be a YAML mapping"):
         load_topology(bad)
+
+
+def test_capacity_policy_defaults_when_absent_and_bad_values_name_their_field(
+    tmp_path: Path,
+) -> None:
+    topo = parse_topology(copy.deepcopy(GOOD))
+    assert topo.capacity is None and topo.capacity_policy.check
+    assert "capacity" not in topo.to_yaml()  # written back only when it was set
+    data = copy.deepcopy(GOOD)
+    data["capacity"] = {"p99_wait_s": 0.25, "max_workers": 4}
+    set_ = parse_topology(data)
+    assert set_.capacity_policy.p99_wait_s == 0.25 and set_.capacity_policy.max_workers == 4
+    path = tmp_path / "t.yaml"
+    path.write_text(set_.to_yaml())
+    assert load_topology(path) == set_
+    data["capacity"] = {"max_workers": 0}
+    assert _refused(data).field == "capacity.max_workers"
+    data["capacity"] = {"p99_wait_s": -1}
+    assert _refused(data).field == "capacity.p99_wait_s"

@@ -75,3 +75,9 @@ def test_the_check_imports_no_test_lab_package() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_no_more_workers_than_partitions_are_ordered() -> None:
+    got = answer(replace(BASE, partitions=4, workers=1, rate_per_s=400.0, max_workers=8))
+    assert not got.ok and got.workers_needed == 4
+    assert "even 4 workers (one per partition) fall short" in got.reason
