@@ -13,9 +13,10 @@ names the home directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-from homeport.core.errors import TaskNotFound
+from homeport.core.errors import HomeportError, TaskNotFound
 from homeport.router.proto_gen import scheduler_pb2 as pb
 from homeport.router.records import TaskLookup
 
@@ -43,14 +44,31 @@ class TaskFinder:
         return cls(lambda: [lookup.region], own, lambda _: lookup.region)
 
     async def locate(self, task_id: str) -> tuple[str, pb.TaskInfo] | None:
-        """(home, what it knows of the task), records before Redis; None if unknown."""
+        """(home, what it knows of the task), records before Redis; None if unknown.
+
+        A home that cannot be read (its database or serving copy unreachable) does not
+        hide a task found elsewhere; if the task is found nowhere and some home could not
+        be read, that home's error is raised instead of NOT_FOUND."""
+        failed: list[HomeportError] = []
+
+        async def read(home: str, recorded: bool) -> pb.TaskInfo | None:
+            try:
+                lookup = await self._lookup_for(home)
+                if recorded:
+                    return await lookup.recorded(task_id)
+                return await lookup.waiting(task_id)
+            except HomeportError as exc:
+                failed.append(exc)
+                return None
+
         homes = list(self._homes())
-        lookups = await asyncio.gather(*(self._lookup_for(h) for h in homes))
-        for reader in (TaskLookup.recorded, TaskLookup.waiting):
-            got = await asyncio.gather(*(reader(lk, task_id) for lk in lookups))
+        for recorded in (True, False):
+            got = await asyncio.gather(*(read(h, recorded) for h in homes))
             for home, info in zip(homes, got, strict=True):
                 if info is not None:
                     return home, info
+        if failed:
+            raise failed[0]
         return None
 
     async def get(self, task_id: str) -> pb.TaskInfo:
@@ -72,13 +90,20 @@ class TaskFinder:
     async def watch(self, task_id: str, poll_s: float) -> AsyncIterator[pb.TaskEvent]:
         """Find the task's home (waiting for a task submitted a moment from now), then
         follow it there; the home's lookup is taken afresh each poll so a failover
-        meanwhile moves the watch to the serving copy."""
-        while (found := await self.locate(task_id)) is None:
-            await asyncio.sleep(poll_s)
+        meanwhile moves the watch to the serving copy. An unreachable home is polled
+        again; the caller's deadline bounds the watch."""
+        found = None
+        while found is None:
+            with contextlib.suppress(HomeportError):  # a home unreachable: look again
+                found = await self.locate(task_id)
+            if found is None:
+                await asyncio.sleep(poll_s)
         home = found[0]
         last: tuple[int, int] | None = None
         while True:
-            info = await (await self._lookup_for(home)).find(task_id)
+            info = None
+            with contextlib.suppress(HomeportError):  # e.g. mid-failover: poll again
+                info = await (await self._lookup_for(home)).find(task_id)
             if info is not None:
                 event = TaskLookup.event(task_id, info)
                 if (int(info.status), info.attempt_count) != last:

@@ -4,6 +4,8 @@ every kind is accepted. Real gateway, Redis, PostgreSQL and worker."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis.asyncio as aioredis
 from homeport.core.broker import Broker
@@ -23,6 +25,7 @@ async def test_unregistered_kinds_are_refused_once_workers_announced(
     cold = await client.submit("not_a_handler", "k-cold")  # no worker announced yet
     assert not cold.duplicate
     await run_worker_until_drained(redis_url, pg_dsn)  # a worker of apps.app started
+    await asyncio.sleep(1.0)  # past the cold-start re-read interval (router/kinds.py)
     announced = {k.decode() for k in await redis.hkeys(RegionKeys(REGION).kinds)}
     assert announced == set(apps.app.kinds)
 

@@ -8,12 +8,18 @@ import asyncio
 import time
 
 import pytest
+from homeport.core.broker import Broker
+from homeport.core.errors import Unavailable
+from homeport.core.store import RecordStore
 from homeport.router.client import AsyncClient
 from homeport.router.errors import TaskNotFoundError
+from homeport.router.finder import TaskFinder
+from homeport.router.proto_gen import scheduler_pb2 as pb
+from homeport.router.records import TaskLookup
 from homeport.router.views import TaskEventView
 
 from tests.router import apps
-from tests.router.conftest import REGION
+from tests.router.conftest import PARTITIONS, REGION
 from tests.router.test_end_to_end import RUN_LIMIT_S, run_worker_until_drained
 
 
@@ -74,3 +80,32 @@ async def test_watch_starts_at_enqueued_and_ends_at_the_final_status(
     await asyncio.wait_for(watcher, RUN_LIMIT_S)
     assert events[0].status == "enqueued" and not events[0].final
     assert events[-1].status == "succeeded" and events[-1].final
+
+
+async def test_an_unreachable_home_neither_hides_a_task_nor_fakes_not_found(
+    client: AsyncClient, redis_url: str, pg_dsn: str
+) -> None:
+    """`TaskFinder` over two homes, one of them a Redis nobody listens on (connection
+    refused, for real): a task of the reachable home is still found; an unknown id is
+    UNAVAILABLE (the other home could not be asked), not NOT_FOUND."""
+    done = await client.submit("noop", "visible-6")
+    broker, dead = Broker(redis_url), Broker("redis://127.0.0.1:1/0")
+    await broker.connect()
+    store = await RecordStore.connect(pg_dsn)
+    lookups = {
+        REGION: TaskLookup(broker, store, REGION, PARTITIONS),
+        "nowhere": TaskLookup(dead, store, "nowhere", 2),
+    }
+
+    async def lookup_for(home: str) -> TaskLookup:
+        return lookups[home]
+
+    finder = TaskFinder(lambda: ["nowhere", REGION], lookup_for, lambda _: REGION)
+    try:
+        assert (await finder.get(done.task_id)).status == pb.TASK_STATUS_ENQUEUED
+        with pytest.raises(Unavailable):
+            await finder.get("never-submitted")
+    finally:
+        await broker.close()
+        await dead.close()
+        await store.close()
