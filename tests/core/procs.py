@@ -62,6 +62,7 @@ class WorkerProcess:
             "--admin-port",
             "0",
             "--redis-cluster" if cluster else "--redis-single",
+            "--insecure",  # the engine tests' Redis is the --insecure test cluster's
             *extra,
         ]
         with open(self.stderr_path, "wb") as err:

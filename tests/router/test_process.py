@@ -33,7 +33,7 @@ def gateway_process(
         proc = subprocess.Popen(
             [*HOMEPORT, "gateway", "--region", REGION, "--redis-url", redis_url,
              "--pg-dsn", pg_dsn, "--partitions", str(PARTITIONS), "--listen", "127.0.0.1:0",
-             "--admin-port", "-1", "--token", "t0k3n"],
+             "--admin-port", "-1", "--token", "t0k3n", "--insecure"],
             stderr=sink, stdout=subprocess.DEVNULL, text=True,
         )  # fmt: skip
     try:
