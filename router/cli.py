@@ -109,6 +109,14 @@ def _engine_overrides(topology: Topology | None, region: str | None) -> dict[str
     help="static: serve --region's keys only. etcd (needs --topology): follow the routing "
     "table, place keys over all regions, hold an etcd lease as the write fence.",
 )
+@click.option(
+    "--processes",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Gateway processes sharing the --listen port (SO_REUSEPORT; the kernel spreads "
+    "connections over them). Port 0 picks one free port for all. 1 = this process only.",
+)
 def gateway(
     config: Path | None,
     gateway_config: Path | None,
@@ -128,9 +136,15 @@ def gateway(
     tls_client_ca: Path | None,
     routing: str,
     insecure: bool,
+    processes: int,
 ) -> None:
     """Serve the gRPC API of one home region until SIGTERM (graceful) or SIGINT."""
     logs.configure()
+    if processes < 1:
+        raise click.BadParameter(
+            f"{processes}: give 1 or more gateway processes (1 = this process only)",
+            param_hint="--processes",
+        )
     try:
         start_role("gateway", topology, insecure)
     except InvalidArgument as exc:
@@ -153,6 +167,8 @@ def gateway(
     engine = Settings.load(config, **overrides)
     if listen is None and topo is not None:
         listen = topo.region(engine.region).gateway
+    if processes > 1 and listen is not None:
+        listen = _shared_listen(listen)
     try:
         settings = load_settings(
             gateway_config,
@@ -171,12 +187,44 @@ def gateway(
     # uvloop: about a fifth more gRPC calls/s on this hardware (docs/gateway.md).
     if routing == "etcd" and topo is None:
         raise click.UsageError("--routing etcd needs --topology (the etcd endpoints live there)")
-    serving = None
-    metrics = Metrics()
-    if routing == "etcd" and topo is not None:
-        serving = RoutedServing(topo, engine.region, engine, metrics)
-    gw = Gateway(engine, settings, topology=topo, serving=serving, engine_metrics=metrics)
-    uvloop.run(_serve(gw))
+
+    def one(index: int) -> None:
+        eng = engine
+        if processes > 1 and eng.admin_port > 0:
+            eng = dataclasses.replace(eng, admin_port=eng.admin_port + index)
+        serving = None
+        metrics = Metrics()
+        if routing == "etcd" and topo is not None:
+            serving = RoutedServing(topo, eng.region, eng, metrics)
+        gw = Gateway(
+            eng,
+            settings,
+            topology=topo,
+            serving=serving,
+            engine_metrics=metrics,
+            reuse_port=processes > 1,
+        )
+        logs.configure()
+        uvloop.run(_serve(gw))
+
+    if processes == 1:
+        one(0)
+        return
+    from homeport.core.processes import run_processes
+
+    raise SystemExit(run_processes(processes, one))
+
+
+def _shared_listen(listen: str) -> str:
+    """`listen` with port 0 replaced by one free port, so N processes share it."""
+    import socket
+
+    host, _, port = listen.rpartition(":")
+    if port != "0":
+        return listen
+    with socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET) as sock:
+        sock.bind((host.strip("[]"), 0))
+        return f"{host}:{sock.getsockname()[1]}"
 
 
 async def _serve(gw: Gateway) -> None:

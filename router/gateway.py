@@ -84,7 +84,11 @@ class Gateway:
         registry: CollectorRegistry | None = None,
         interceptors: Sequence[aio.ServerInterceptor] = (),  # type: ignore[type-arg]
         engine_metrics: Metrics | None = None,
+        reuse_port: bool = False,
     ) -> None:
+        """`reuse_port`: bind with SO_REUSEPORT, so that the gateway processes of
+        `homeport gateway --processes N` share one port (the kernel spreads connections
+        over them); off otherwise, so that a port in use is an error."""
         self.engine = engine
         self.settings = settings
         self.topology = topology
@@ -97,6 +101,7 @@ class Gateway:
         self._admin: AdminServer | None = None
         self._serving_now = False
         self._server: aio.Server | None = None
+        self._reuse_port = reuse_port
         self._backends: _Backends | None = None
         self._health = health_async.HealthServicer()
         self._stopped = asyncio.Event()
@@ -123,7 +128,7 @@ class Gateway:
         return [
             ("grpc.max_send_message_length", size),
             ("grpc.max_receive_message_length", size),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if self._reuse_port else 0),
         ]
 
     async def start(self) -> None:

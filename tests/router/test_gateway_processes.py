@@ -1,0 +1,72 @@
+"""`homeport gateway --processes N`: N gateway processes share one port (SO_REUSEPORT)."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from homeport import Client
+from tests.router.conftest import PARTITIONS, REGION
+
+_LISTENING = re.compile(r"listening on (\S+)")
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _listens_on(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a TCP socket listening on `port` (Linux /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = fd.readlink().as_posix() if fd.is_symlink() else ""
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            cols = row.split()
+            local, state, inode = cols[1], cols[3], cols[9]
+            if state == "0A" and int(local.rpartition(":")[2], 16) == port and inode in inodes:
+                return True
+    return False
+
+
+def test_two_gateway_processes_listen_on_one_port_and_stop_on_one_sigterm(
+    redis_url: str, pg_dsn: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "gateway.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "homeport", "gateway", "--region", REGION,
+             "--redis-url", redis_url, "--pg-dsn", pg_dsn, "--partitions", str(PARTITIONS),
+             "--listen", "127.0.0.1:0", "--admin-port", "-1", "--token", "t0k3n",
+             "--processes", "2"],
+            stderr=sink, stdout=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(addresses := _LISTENING.findall(log.read_text())) < 2:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"two gateway processes did not start:\n{log.read_text()}")
+            time.sleep(0.05)  # polling a log file for the port, not synchronising work
+        assert addresses[0] == addresses[1], "both processes serve the one port"
+        port = int(addresses[0].rpartition(":")[2])
+        children = _children(proc.pid)
+        listening = [c for c in children if _listens_on(c, port)]
+        assert len(listening) == 2, f"listening on {port}: {listening} of {children}"
+        with Client(addresses[0], token="t0k3n") as client:
+            ids = [client.submit("noop", f"key-{i}", b"x").task_id for i in range(20)]
+        assert len(set(ids)) == 20
+        proc.send_signal(signal.SIGTERM)  # forwarded to both
+        assert proc.wait(timeout=30) == 0, log.read_text()
+        assert not any(Path(f"/proc/{c}").exists() for c in children), "children reaped"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
