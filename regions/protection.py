@@ -66,7 +66,7 @@ from typing import Literal
 from homeport.regions import stores
 from homeport.regions.control import ControlPlane
 from homeport.regions.errors import RegionsError
-from homeport.regions.routing import Route, RoutingTable, store_address
+from homeport.regions.routing import Route, RouteSnapshot, store_address
 from homeport.regions.topology import Topology, split_address
 from redis.exceptions import RedisError
 
@@ -182,7 +182,7 @@ class Protector:
 
     # ---- one step ----------------------------------------------------------------------
 
-    async def run_once(self, table: RoutingTable, down: set[str], force: bool = False) -> None:
+    async def run_once(self, table: RouteSnapshot, down: set[str], force: bool = False) -> None:
         """One pass. Runs at every call while a region is down (or when `force`d, right
         after a promotion), else at most every `check_s` seconds."""
         now = time.monotonic()

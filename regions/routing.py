@@ -75,7 +75,7 @@ class Route:
 
 
 @dataclass(frozen=True)
-class RoutingTable:
+class RouteSnapshot:
     """A snapshot of every route, as read at one etcd revision."""
 
     routes: dict[str, Route]
@@ -101,7 +101,7 @@ class RoutingStore:
     def _key(self, home: str) -> bytes:
         return (self.prefix + home).encode()
 
-    async def bootstrap(self, topology: Topology) -> RoutingTable:
+    async def bootstrap(self, topology: Topology) -> RouteSnapshot:
         """Create the route of every home region that has none (epoch 1, served at home).
         Existing routes are left alone, so restarting a process never undoes a failover.
         Routes that exist are not written at all: a gateway may only read them."""
@@ -120,7 +120,7 @@ class RoutingStore:
             )
         return await self.load()
 
-    async def load(self) -> RoutingTable:
+    async def load(self) -> RouteSnapshot:
         found = await self.client.get_prefix(self.prefix.encode())
         routes = {}
         revision = 0
@@ -128,7 +128,7 @@ class RoutingStore:
             route = Route.decode(kv.value)
             routes[route.home] = route
             revision = max(revision, kv.mod_revision)
-        return RoutingTable(routes, revision)
+        return RouteSnapshot(routes, revision)
 
     async def move(
         self,

@@ -18,7 +18,7 @@ import aetcd
 from homeport.regions.control import ControlPlane
 from homeport.regions.placement import home_region
 from homeport.regions.routing import Route
-from homeport.regions.routing import RoutingTable as Routes
+from homeport.regions.routing import RouteSnapshot as Routes
 from homeport.regions.topology import Topology
 from homeport.router.routing import Redirect
 

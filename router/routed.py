@@ -31,7 +31,7 @@ from homeport.core.store import RecordStore
 from homeport.regions.control import ControlPlane
 from homeport.regions.fence import WriteFence
 from homeport.regions.placement import home_region
-from homeport.regions.routing import Route, RoutingTable, store_address
+from homeport.regions.routing import Route, RouteSnapshot, store_address
 from homeport.regions.topology import Topology
 from homeport.router.records import TaskLookup
 from homeport.router.serving import Placement, ServedPartition
@@ -56,7 +56,7 @@ class RoutedServing:
         self.metrics = metrics
         self.refresh_s = refresh_s
         self.lease_ttl_s = lease_ttl_s
-        self.table = RoutingTable({})
+        self.table = RouteSnapshot({})
         self._cp: ControlPlane | None = None
         self._fence: WriteFence | None = None
         self._task: asyncio.Task[None] | None = None
