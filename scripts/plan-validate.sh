@@ -40,3 +40,5 @@ for rep in $(seq 1 "$REPS"); do
     $HP plan validate "$d"/u*/export.json
   done
 done
+# Medians over the repeats, beside the handler-time calibration it replaced.
+.venv/bin/python scripts/plan_validate_medians.py "$OUT"

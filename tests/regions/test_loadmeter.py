@@ -53,10 +53,12 @@ async def test_meter_measures_rate_and_hold_of_its_workers_and_a_scale_order_add
         assert len(group.procs) == 2 and group.procs[0].pid == first
         assert all(p.poll() is None for p in group.procs)
 
-        deadline = time.monotonic() + 60
+        # Bounds, not sleeps: two Python processes starting on a shared, loaded machine.
+        deadline = time.monotonic() + 180
         while not all(meter._port(r["id"], r["log"]) for r in workforce.rows()):
             assert time.monotonic() < deadline, "workers never printed their admin port"
             await asyncio.sleep(0.1)
+        deadline = time.monotonic() + 180
         (idle,) = await meter.measure(time.time())
         assert idle.workers == 2 and idle.rate_per_s == 0 and idle.hold_mean_s == 0
         assert idle.concurrency == Settings().concurrency  # read from the workers' gauge
@@ -68,7 +70,7 @@ async def test_meter_measures_rate_and_hold_of_its_workers_and_a_scale_order_add
             (report,) = await meter.measure(time.time())
             if report.rate_per_s * report.window_s >= TASKS - 0.5:
                 break
-            assert time.monotonic() < deadline + 60, f"only {report} after the submit"
+            assert time.monotonic() < deadline, f"only {report} after the submit"
             await asyncio.sleep(0.2)
         assert report.rate_per_s * report.window_s < TASKS + 0.5
         # The hold covers the begin step and the 20 ms handler; on a loaded machine
