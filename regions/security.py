@@ -65,8 +65,10 @@ def _keys(patterns: list[str], prefix: str = "~") -> str:
 
 
 REDIS_RULES = {
-    "gateway": f"resetkeys {_keys([*_DATA, 'epoch'])} %R~hp:{{*}}:started {_CLIENT_CMDS}",
-    "worker": f"resetkeys {_keys([*_DATA, *_OWNERSHIP])} %R~hp:{{*}}:epoch {_CLIENT_CMDS}",
+    # `kinds`: workers announce the kinds they run, gateways read them (refuse others).
+    "gateway": f"resetkeys {_keys([*_DATA, 'epoch'])} %R~hp:{{*}}:started %R~hp:{{*}}:kinds "
+    f"{_CLIENT_CMDS}",
+    "worker": f"resetkeys {_keys([*_DATA, *_OWNERSHIP, 'kinds'])} %R~hp:{{*}}:epoch {_CLIENT_CMDS}",
     "agent": f"resetkeys ~hp:* resetchannels {_ADMIN_CMDS}",
     "operator": f"resetkeys ~hp:* resetchannels {_ADMIN_CMDS}",
 }
