@@ -115,6 +115,7 @@ def _worker_argv(settings: Settings, processes: int) -> list[str]:
         "--admin-port",
         "-1",
         "--burst",
+        "--insecure",  # a bench takes plain URLs (docs/benchmarks.md)
     ]
     if processes > 1:
         argv += ["--processes", str(processes)]

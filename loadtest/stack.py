@@ -104,13 +104,20 @@ class LocalStack:
                 raise StackError(f"db migrate failed:\n{migrate.tail()}")
             self._children.remove(migrate)
             gateway = self._spawn(
-                "gateway", ["gateway", *self._engine_args(), "--listen", "127.0.0.1:0"]
+                "gateway",
+                ["gateway", *self._engine_args(), "--listen", "127.0.0.1:0", "--insecure"],
             )
             workers = [
                 self._spawn(
                     f"worker-{i}",
                     # An admin port for /metrics: the export reads the slot hold times there.
-                    ["worker", "--app", "homeport.loadtest.apps:app", *self._engine_args("0")],
+                    [
+                        "worker",
+                        "--app",
+                        "homeport.loadtest.apps:app",
+                        *self._engine_args("0"),
+                        "--insecure",
+                    ],
                 )
                 for i in range(1, self.workers + 1)
             ]

@@ -35,6 +35,10 @@ class HeldLease:
     def valid(self) -> bool:
         return self.lease_id is not None and time.monotonic() < self._valid_until
 
+    def remaining(self) -> float:
+        """Seconds this holder still believes in its lease (0 once it lapsed)."""
+        return max(0.0, self._valid_until - time.monotonic())
+
     async def grant(self) -> int:
         asked = time.monotonic()
         lease = await self.client.lease(self.ttl)

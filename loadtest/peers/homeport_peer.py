@@ -63,7 +63,11 @@ class _Homeport(Contender):
         from homeport.router.bench import launch
 
         self.gateway = self._stack.enter_context(
-            launch(python_m("homeport", "gateway", *self._engine(), "--listen", "127.0.0.1:0"))
+            launch(
+                python_m(
+                    "homeport", "gateway", *self._engine(), "--listen", "127.0.0.1:0", "--insecure"
+                )
+            )
         )
 
     def teardown(self) -> None:
@@ -76,6 +80,7 @@ class _Homeport(Contender):
             "--app",
             "homeport.loadtest.peers.homeport_peer:app",
             *self._engine(),
+            "--insecure",  # the peers bench runs its own plain Redis and PostgreSQL
         )
 
     def _id(self) -> str:

@@ -12,7 +12,7 @@ import redis
 def _worker(*args: str) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "homeport", "worker", "--app", "tests.router.apps:app",
             "--region", "norec", "--partitions", "2", "--admin-port", "-1", "--burst",
-            *args]  # fmt: skip
+            "--insecure", *args]  # fmt: skip
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}  # no HOMEPORT_* from the caller
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
 

@@ -30,7 +30,7 @@ async def test_meter_measures_rate_and_hold_of_its_workers_and_a_scale_order_add
     argv = [
         sys.executable, "-m", "homeport", "worker", "--app", "homeport.loadtest.apps:app",
         "--region", "us-east", "--partitions", "4", "--redis-url", redis_url,
-        "--pg-dsn", pg_dsn, "--manager", "--admin-port", "0",
+        "--pg-dsn", pg_dsn, "--manager", "--admin-port", "0", "--insecure",
     ]  # fmt: skip
     workforce = Workforce("eu-west", tmp_path, 1)
     cp = await ControlPlane.open(topology, "eu-west")

@@ -46,7 +46,7 @@ def test_two_gateway_processes_listen_on_one_port_and_stop_on_one_sigterm(
             [sys.executable, "-m", "homeport", "gateway", "--region", REGION,
              "--redis-url", redis_url, "--pg-dsn", pg_dsn, "--partitions", str(PARTITIONS),
              "--listen", "127.0.0.1:0", "--admin-port", "-1", "--token", "t0k3n",
-             "--processes", "2"],
+             "--processes", "2", "--insecure"],
             stderr=sink, stdout=subprocess.DEVNULL, text=True,
         )  # fmt: skip
     try:
