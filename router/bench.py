@@ -320,6 +320,7 @@ def gateway_bench(
         "127.0.0.1:0",
         "--admin-port",
         "-1",
+        "--insecure",  # a bench takes plain URLs (docs/benchmarks.md)
     ]
     with (
         launch(gateway_cmd) as gateway,
