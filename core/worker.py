@@ -236,6 +236,10 @@ async def wait_for_promotion(settings: Settings, epoch: int, poll_s: float = 0.0
     a parked (warm standby) worker on a mirror starts the moment a failover promotes it,
     and not when a failback merely passes through. Returns the seconds waited."""
     started = time.monotonic()
+    # Warm means imported too: the admin server's aiohttp is the largest import of a
+    # worker, and importing it after the promotion would block the first steps.
+    import homeport.core.admin  # noqa: F401
+
     broker = Broker.from_settings(settings)
     pk = RegionKeys(settings.region).partition(0)
     log.info("parked: waiting for %s to be promoted at epoch >= %d", settings.redis_url, epoch)

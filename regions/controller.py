@@ -183,8 +183,8 @@ class Controller(Loop):
             return
         region = self.cp.topology.region(route.home)
         await stores.make_primary(serving)
-        await stores.fence(serving, route.home, region.partitions, route.epoch)
         await stores.reset_ownership(serving, route.home, region.partitions)
+        await stores.fence(serving, route.home, region.partitions, route.epoch)
         self._event(
             "completed", route.home, f"finished an interrupted promotion at epoch {route.epoch}"
         )

@@ -167,8 +167,11 @@ async def promote(
         json.dumps({"to": to_region, "at": time.time(), "tails": point}).encode(),
     )
     await stores.make_primary(standby)
-    await stores.fence(standby, home, region.partitions, new.epoch)
+    # Leases broken before the epoch is raised: the raised epoch is what wakes the parked
+    # workers (core.worker.wait_for_promotion), and they must find no dead owner's lease,
+    # and keep the registrations they make at once.
     await stores.reset_ownership(standby, home, region.partitions)
+    await stores.fence(standby, home, region.partitions, new.epoch)
     step(
         f"3. promoted {home}'s {copy} in {to_region}: REPLICAOF NO ONE, epochs set to "
         f"{new.epoch}, the old owners' leases broken"
@@ -317,8 +320,8 @@ async def switch_back(
     await stores.fence(serving, home, region.partitions, new.epoch)
     caught_up = await stores.wait_caught_up(old, serving, CATCH_UP_S)
     await stores.make_primary(old)
+    await stores.reset_ownership(old, home, region.partitions)  # before the wake-up fence
     await stores.fence(old, home, region.partitions, new.epoch)
-    await stores.reset_ownership(old, home, region.partitions)
     step(f"5. fenced the {route.copy} in {route.serving}, promoted {home}'s primary "
          f"(caught up: {caught_up})")  # fmt: skip
     primary_at = cp.topology.dial(region.standby or home, home, "redis", region.redis.primary or "")
