@@ -20,8 +20,7 @@ from typing import Any
 import click
 from homeport.core import logs
 from homeport.core.app import App
-from homeport.core.errors import InvalidArgument
-from homeport.core.security import start_role
+from homeport.core.security import insecure_option, start_role_or_usage
 from homeport.core.settings import Settings
 
 
@@ -106,13 +105,7 @@ def load_app(ref: str) -> App:
 @click.option("--burst", is_flag=True, help="Drain the region, then exit.")
 @click.option("--manager/--no-manager", default=True, help="Also stand as region manager.")
 @click.option("--uvloop/--no-uvloop", default=True, help="Run on uvloop.")
-@click.option(
-    "--insecure",
-    is_flag=True,
-    envvar="HOMEPORT_INSECURE",
-    help="Run without credentials for the servers (docs/security.md); without it, "
-    "starting with no credentials fails naming the missing setting.",
-)
+@insecure_option("worker")
 @click.option(
     "--wait-primary-epoch",
     type=int,
@@ -134,7 +127,7 @@ def load_app(ref: str) -> App:
 )
 @click.option(
     "--processes",
-    type=int,
+    type=click.IntRange(min=1),
     default=1,
     show_default=True,
     help="Worker processes of this App, forked from this one (one per core uses every "
@@ -162,15 +155,7 @@ def worker(
     from homeport.core.worker import Worker, wait_for_promotion
 
     logs.configure()
-    if processes < 1:
-        raise click.BadParameter(
-            f"{processes}: give 1 or more worker processes (1 = this process only)",
-            param_hint="--processes",
-        )
-    try:
-        start_role("worker", None, insecure)
-    except InvalidArgument as exc:
-        raise click.UsageError(str(exc)) from None
+    start_role_or_usage("worker", None, insecure)
     app = load_app(app_ref)
     settings = _settings(config, **overrides)
     settings = _records_choice(settings, no_records)

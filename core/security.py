@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import click
 import yaml
 from homeport.core.errors import InvalidArgument
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -323,6 +324,25 @@ def client_tls_context(ca: Path) -> ssl.SSLContext:
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+def insecure_option(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The `--insecure` flag of a server command (`HOMEPORT_INSECURE` too), one wording."""
+    return click.option(
+        "--insecure",
+        is_flag=True,
+        envvar="HOMEPORT_INSECURE",
+        help=f"Run without credentials for the servers (docs/security.md); without it, a "
+        f"{role} with no credentials refuses to start, naming the missing setting.",
+    )
+
+
+def start_role_or_usage(role: Role, security_file: Path | None, insecure: bool) -> None:
+    """`start_role` for a CLI command: a missing credential is a usage error."""
+    try:
+        start_role(role, security_file, insecure)
+    except InvalidArgument as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def start_role(role: Role, security_file: Path | None, insecure: bool = False) -> Identity:

@@ -15,8 +15,7 @@ from typing import Any, TypeVar, cast
 
 import click
 from homeport.core import logs
-from homeport.core.errors import InvalidArgument
-from homeport.core.security import start_role
+from homeport.core.security import insecure_option, start_role_or_usage
 from homeport.regions import history, protection
 from homeport.regions.capacity import CapacityModel
 from homeport.regions.control import ControlPlane
@@ -94,14 +93,7 @@ def dev() -> None:
     is_flag=True,
     help="Also run Prometheus (built by scripts/install.sh) with deploy/prometheus rules.",
 )
-@click.option(
-    "--insecure",
-    is_flag=True,
-    help="No credentials, no TLS: every server accepts anyone who reaches it. By default "
-    "`up` makes a throwaway CA, a password per role and server (secrets/, mode 0600) and "
-    "turns on Redis ACLs and TLS, PostgreSQL SCRAM and TLS, etcd auth and peer TLS "
-    "(docs/security.md).",
-)
+@insecure_option("agent")
 @state_dir_option
 def up(
     n: int,
@@ -494,10 +486,7 @@ def agent(
     logs.configure()
     topo = _topology(topology_path, state_dir)
     topo.region(region_name)
-    try:
-        start_role("agent", topology_path or state_dir / "topology.yaml", insecure)
-    except InvalidArgument as exc:
-        raise click.UsageError(str(exc)) from None
+    start_role_or_usage("agent", topology_path or state_dir / "topology.yaml", insecure)
     if metrics_targets_dir:
         # The workers this agent starts announce themselves in the same directory.
         os.environ["HOMEPORT_METRICS_TARGETS_DIR"] = metrics_targets_dir

@@ -21,9 +21,8 @@ from typing import Any, TypeVar
 import click
 import uvloop
 from homeport.core import logs
-from homeport.core.errors import InvalidArgument
 from homeport.core.metrics import Metrics
-from homeport.core.security import start_role
+from homeport.core.security import insecure_option, start_role_or_usage
 from homeport.core.settings import Settings
 from homeport.regions.topology import Topology, load_topology
 from homeport.router.client import AsyncClient
@@ -93,14 +92,7 @@ def _engine_overrides(topology: Topology | None, region: str | None) -> dict[str
     type=click.Path(path_type=Path, exists=True),
     help="CA for client certificates: turns on mutual TLS.",
 )
-@click.option(
-    "--insecure",
-    is_flag=True,
-    envvar="HOMEPORT_INSECURE",
-    help="Run without credentials for Redis, PostgreSQL and etcd (docs/security.md). "
-    "Without it the gateway refuses to start unless the topology's `security` section "
-    "names its credentials.",
-)
+@insecure_option("gateway")
 @click.option(
     "--routing",
     type=click.Choice(["static", "etcd"]),
@@ -111,7 +103,7 @@ def _engine_overrides(topology: Topology | None, region: str | None) -> dict[str
 )
 @click.option(
     "--processes",
-    type=int,
+    type=click.IntRange(min=1),
     default=1,
     show_default=True,
     help="Gateway processes sharing the --listen port (SO_REUSEPORT; the kernel spreads "
@@ -140,15 +132,7 @@ def gateway(
 ) -> None:
     """Serve the gRPC API of one home region until SIGTERM (graceful) or SIGINT."""
     logs.configure()
-    if processes < 1:
-        raise click.BadParameter(
-            f"{processes}: give 1 or more gateway processes (1 = this process only)",
-            param_hint="--processes",
-        )
-    try:
-        start_role("gateway", topology, insecure)
-    except InvalidArgument as exc:
-        raise click.UsageError(str(exc)) from None
+    start_role_or_usage("gateway", topology, insecure)
     topo = load_topology(topology) if topology else None
     overrides = _engine_overrides(topo, region)
     overrides.update(
