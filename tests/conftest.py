@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import redis
 from homeport.regions.devcluster import ClusterSpec, DevCluster
@@ -69,6 +70,15 @@ def wait_for_sync(cond: Callable[[], bool], timeout: float, what: str, poll: flo
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(poll)
     return time.monotonic()
+
+
+async def record_statuses(topo: Topology, home: str) -> dict[str, str]:
+    """Record status per task id, from `home`'s own database (the others may be down)."""
+    conn = await asyncpg.connect(topo.region(home).postgres)
+    try:
+        return {r["id"]: r["status"] for r in await conn.fetch("SELECT id, status FROM tasks")}
+    finally:
+        await conn.close()
 
 
 def make_state_dir(prefix: str) -> Path:

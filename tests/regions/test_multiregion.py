@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import DevCluster
@@ -23,7 +22,7 @@ from homeport.router.client import AsyncClient, RetryPolicy
 from homeport.router.errors import GatewayError
 from homeport.router.etcd_routing import EtcdRoutingTable
 
-from tests.conftest import sdk_for, start_services, wait_for
+from tests.conftest import record_statuses, sdk_for, start_services, wait_for
 
 A, B = "us-east", "eu-west"
 
@@ -51,14 +50,6 @@ async def sdk(system: DevCluster) -> AsyncIterator[AsyncClient]:
 def _keys_of(topo: Topology, home: str, n: int) -> list[str]:
     keys = (f"k-{i}" for i in range(10_000))
     return [k for k in keys if home_region(k, topo) == home][:n]
-
-
-async def _statuses(topo: Topology, home: str) -> dict[str, str]:
-    conn = await asyncpg.connect(topo.region(home).postgres)
-    try:
-        return {r["id"]: r["status"] for r in await conn.fetch("SELECT id, status FROM tasks")}
-    finally:
-        await conn.close()
 
 
 async def test_stale_sdk_route_is_corrected_by_a_redirect(
@@ -177,7 +168,7 @@ async def test_manual_promote_and_failback_under_load_lose_no_global_task(
     assert [e for e in errors if not e.startswith("GLOBAL")] == []
 
     async def all_ran() -> bool:
-        status = await _statuses(topo, B)
+        status = await record_statuses(topo, B)
         return all(status.get(t) == "succeeded" for t in acked)
 
     await wait_for(all_ran, 120, "every acknowledged task to run")
@@ -252,7 +243,7 @@ async def test_isolated_region_stops_writing_is_failed_over_and_its_orphans_reco
         assert after_cut <= orphan_ids, "a write accepted after the cut was not recovered"
 
         async def all_ran() -> bool:
-            status = await _statuses(topo, A)
+            status = await record_statuses(topo, A)
             return all(status.get(t) == "succeeded" for t in acked)
 
         await wait_for(all_ran, 120, "every acknowledged task to run")

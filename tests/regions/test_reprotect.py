@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import asyncpg
 import pytest
 import redis.asyncio as aredis
 from homeport.loadtest.demo import (
@@ -43,7 +42,7 @@ from homeport.router.client import AsyncClient, RetryPolicy
 from homeport.router.errors import GatewayError
 from homeport.router.etcd_routing import EtcdRoutingTable
 
-from tests.conftest import _start, sdk_for, start_services, wait_for
+from tests.conftest import _start, record_statuses, sdk_for, start_services, wait_for
 
 LOST, SURVIVOR, THIRD = "us-east", "eu-west", "ap-south"
 BOUND_S = 60.0  # issue 13: region loss -> GLOBAL acknowledged again, every home
@@ -347,15 +346,6 @@ async def _parked_on(system: DevCluster, region: str, home: str) -> bool:
     )  # fmt: skip
 
 
-async def _statuses(topo: Topology, home: str) -> dict[str, str]:
-    """Record status per task id, from `home`'s own database (the others may be down)."""
-    conn = await asyncpg.connect(topo.region(home).postgres)
-    try:
-        return {r["id"]: r["status"] for r in await conn.fetch("SELECT id, status FROM tasks")}
-    finally:
-        await conn.close()
-
-
 @pytest.mark.timeout(420)
 async def test_a_reprotected_home_fails_over_to_its_spare_and_fails_back_home(
     system: DevCluster, client: AsyncClient
@@ -408,7 +398,7 @@ async def test_a_reprotected_home_fails_over_to_its_spare_and_fails_back_home(
 
         async def ran_after_promotion() -> bool:
             fresh = [o for o in ops if o.acked is not None and o.sent > promoted_at]
-            status = await _statuses(topo, LOST)
+            status = await record_statuses(topo, LOST)
             return any(status.get(o.task_id) == "succeeded" for o in fresh)
 
         first_run = await wait_for(ran_after_promotion, 30, f"{LOST}'s tasks to run on the spare")
@@ -444,7 +434,7 @@ async def test_a_reprotected_home_fails_over_to_its_spare_and_fails_back_home(
     assert len([o for o in acked if o.sent > promoted_at]) > 0
 
     async def all_ran() -> bool:
-        status = await _statuses(topo, LOST)
+        status = await record_statuses(topo, LOST)
         return all(status.get(o.task_id) == "succeeded" for o in acked)
 
     await wait_for(all_ran, 120, "every acknowledged task to run")
