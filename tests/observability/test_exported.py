@@ -101,5 +101,13 @@ def test_prometheus_scrapes_every_process_and_evaluates_every_rule(observed: Dev
     assert [r["name"] for r in rules if r.get("health") != "ok"] == []
     for e in expressions():
         prom.query(e.expr)  # raises on a query Prometheus refuses
-    served = prom.query("homeport:route_epoch:max")
-    assert {s["metric"]["home"] for s in served} == {"us-east", "eu-west", "ap-south"}
+    # The recording rule's first evaluation may precede the agents' first route scrape:
+    # wait (bounded) for the recorded series, every home in it.
+    deadline = time.monotonic() + 30
+    while True:
+        served = prom.query("homeport:route_epoch:max")
+        homes = {s["metric"]["home"] for s in served}
+        if homes == {"us-east", "eu-west", "ap-south"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert homes == {"us-east", "eu-west", "ap-south"}
