@@ -52,6 +52,12 @@ def _journal(record: dict[str, object]) -> None:
     os.write(_fd[0], (json.dumps(record) + "\n").encode())
 
 
+@app.task("probe")
+async def probe(ctx: TaskContext) -> None:
+    """The runner's warm-up task (`chaos.runner`): runs, journals nothing, so it is no part
+    of the history the checker judges."""
+
+
 @app.task("step")
 async def step(ctx: TaskContext) -> None:
     base = {"task_id": ctx.task_id, "attempt": ctx.attempt, "pid": os.getpid(),

@@ -219,6 +219,8 @@ class GameDay:
     ) -> RunResult:
         load = self.scenario.load
         gen = LoadGenerator(topo, load, self.seed, self.run_id, self.history.ops, routes)
+        probes, took = await gen.warm_up()
+        self.say(f"warm-up: {probes} probes acknowledged and run in {took:.1f}s")
         self.t0 = time.time()
         self.history.meta = {
             "scenario": self.raw,
