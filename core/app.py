@@ -28,6 +28,7 @@ from typing import Any
 
 from croniter import croniter
 from homeport.core.errors import InvalidArgument
+from homeport.core.retry import equal_jitter
 
 from homeport.errors import HomeportError
 
@@ -92,8 +93,7 @@ class TaskOptions:
 
     def backoff_s(self, attempt: int, rng: random.Random) -> float:
         """Delay before attempt `attempt + 1`: base * 2^(attempt-1), capped, equal jitter."""
-        full = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** max(0, attempt - 1))
-        return full / 2 + rng.random() * full / 2
+        return equal_jitter(self.backoff_base_s, self.backoff_max_s, attempt - 1, rng)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ MAIN, GLOBAL_LANE = "main", "global"
 POOL_SIZE = 128
 GLOBAL_POOL_SIZE = 256
 POOL_WAIT_S = 2.0
-_SCRIPTS = ("enqueue", "step", "promote", "lease", "release", "cancel", "requeue", "fence")
+_SCRIPTS = ("enqueue", "step", "forward", "lease", "release", "cancel", "requeue", "fence")
 _MAX_REDIRECTS = 3
 # How long a client is told to wait before resending after Redis refused for memory.
 OOM_RETRY_AFTER_MS = 1000
@@ -481,19 +481,19 @@ class Broker:
             raise Fenced(pk.name, token, int(reply[1]))
         return [int(v) for v in reply]
 
-    async def promote(self, pk: PartitionKeys, now_ms: int, limit: int) -> tuple[int, int]:
+    async def forward(self, pk: PartitionKeys, now_ms: int, limit: int) -> tuple[int, int]:
         """Move due delayed tasks into the stream: (moved, next due ms or -1)."""
         moved, nxt = await self._script(
-            "promote", [pk.delayed, pk.delayed_data, pk.stream], [now_ms, limit]
+            "forward", [pk.delayed, pk.delayed_data, pk.stream], [now_ms, limit]
         )
         return int(moved), int(nxt)
 
-    async def promote_many(
+    async def forward_many(
         self, pks: Sequence[PartitionKeys], now_ms: int, limit: int
     ) -> list[tuple[int, int]]:
-        """`promote` for many partitions, pipelined per node (re-running is harmless)."""
+        """`forward` for many partitions, pipelined per node (re-running is harmless)."""
         got = await self._script_many(
-            "promote", [([pk.delayed, pk.delayed_data, pk.stream], [now_ms, limit]) for pk in pks]
+            "forward", [([pk.delayed, pk.delayed_data, pk.stream], [now_ms, limit]) for pk in pks]
         )
         return [(int(moved), int(nxt)) for moved, nxt in got]
 
@@ -510,7 +510,7 @@ class Broker:
         """Run one script many times, one pipeline per node; results in call order.
 
         Only for scripts that are safe to run twice (a pipeline is retried whole after
-        NOSCRIPT or MOVED): promote.lua, lease.lua and release.lua are.
+        NOSCRIPT or MOVED): forward.lua, lease.lua and release.lua are.
         """
         groups: dict[int, list[int]] = {}
         for i, (keys, _) in enumerate(calls):

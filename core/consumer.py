@@ -16,6 +16,7 @@ a second SIGTERM) cancels running handlers at once, unacked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -31,6 +32,7 @@ from homeport.core.gate import Gate
 from homeport.core.keys import PartitionKeys
 from homeport.core.metrics import Metrics
 from homeport.core.recorder import RecordWriter
+from homeport.core.retry import warn_repeated
 from homeport.core.settings import Settings
 from homeport.core.stepper import BEGIN_CANCELLED, Stepper
 from homeport.core.store import AttemptRecord, Status, TaskRecord
@@ -185,10 +187,8 @@ class PartitionConsumer:
     async def _stop_reader(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-            except asyncio.CancelledError:
-                pass
             self._reader = None
 
     @property
@@ -265,14 +265,7 @@ class PartitionConsumer:
             except HomeportError as exc:
                 failures += 1
                 self.rt.metrics.loop_errors.labels(what).inc()
-                if failures <= 3 or failures % 100 == 0:
-                    log.warning(
-                        "partition %s: %s failed (%d in a row): %s",
-                        self.pk.name,
-                        what,
-                        failures,
-                        exc,
-                    )
+                warn_repeated(log, f"partition {self.pk.name}: {what}", failures, exc)
                 await asyncio.sleep(_RETRY_IO_S)
 
     def _admit(self, deliveries: list[Delivery]) -> None:
@@ -514,10 +507,7 @@ class PartitionConsumer:
             # A failed step call changed nothing; queue the finish again shortly (the
             # key's next begin failed with it and retries after the same pause).
             self.rt.metrics.loop_errors.labels("finish").inc()
-            if failures < 3 or failures % 100 == 0:
-                log.warning(
-                    "partition %s: finish failed (%d in a row): %s", self.pk.name, failures + 1, exc
-                )
+            warn_repeated(log, f"partition {self.pk.name}: finish", failures + 1, exc)
             asyncio.get_running_loop().call_later(
                 _RETRY_IO_S / 2, self._send_finish, f, failures + 1
             )

@@ -2,8 +2,8 @@
 
 A loop calls `run_once()`, sleeps what it returns (or its interval, cut short by
 `wake()`), and repeats. Errors
-are counted in `homeport_loop_errors{loop=...}` and logged, at most the first three in a
-row and then every hundredth, so a down Redis does not flood the log; the loop carries on.
+are counted in `homeport_loop_errors{loop=...}` and logged quietly (`core.retry.warn_repeated`:
+the first three in a row, then every hundredth); the loop carries on.
 Tests call `run_once()` directly to drive one step.
 """
 
@@ -13,6 +13,7 @@ import asyncio
 import logging
 
 from homeport.core.metrics import Metrics
+from homeport.core.retry import warn_repeated
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,7 @@ class Loop:
             except Exception as exc:  # noqa: BLE001 - a loop survives any step failure
                 self._failures += 1
                 self.metrics.loop_errors.labels(self.name).inc()
-                if self._failures <= 3 or self._failures % 100 == 0:
-                    log.warning("%s step failed (%d in a row): %s", self.name, self._failures, exc)
+                warn_repeated(log, f"{self.name} step", self._failures, exc)
             sleep = self.interval_s if delay is None else max(0.0, delay)
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=sleep)

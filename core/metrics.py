@@ -89,8 +89,8 @@ class Metrics:
             _RP,
             registry=r,
         )
-        self.promoted = Counter(
-            "homeport_promoted", "Delayed tasks moved into the stream", _RP, registry=r
+        self.forwarded = Counter(
+            "homeport_forwarded", "Delayed tasks moved into the stream", _RP, registry=r
         )
         self.trimmed = Counter(
             "homeport_trimmed", "Acknowledged entries trimmed from the stream", _RP, registry=r

@@ -15,6 +15,7 @@ import logging
 import time
 
 from homeport.core.metrics import Metrics
+from homeport.core.retry import warn_repeated
 from homeport.core.store import AttemptRecord, RecordStore, Status, TaskRecord
 
 log = logging.getLogger(__name__)
@@ -169,8 +170,7 @@ class RecordWriter:
                 failures += 1
                 self._metrics.loop_errors.labels("record-writer").inc()
                 self._metrics.record_write_failures.inc()
-                if failures <= 3 or failures % 100 == 0:
-                    log.warning("record write failed (%d in a row): %s", failures, exc)
+                warn_repeated(log, "record write", failures, exc)
                 await asyncio.sleep(_RETRY_S)
                 self._wake.set()
             else:

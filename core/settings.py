@@ -80,10 +80,10 @@ class Settings:
     # Times an entry may begin without finishing (its worker died meanwhile) before it is
     # a poison task and dead-lettered instead of run again. Default 5. Must be >= 1.
     max_deliveries: int = 5
-    # Seconds the delayed promoter sleeps at most between scans: bounds the lateness of
+    # Seconds the delayed-task forwarder sleeps at most between scans: bounds the lateness of
     # delayed tasks, and is the idle cost (one pipelined call per node per scan).
     # Default 0.02. Must be > 0.
-    promote_interval_s: float = 0.02
+    forward_interval_s: float = 0.02
     # Seconds between stream trims (XTRIM MINID) per partition. Default 1. Must be > 0.
     trim_interval_s: float = 1.0
     # Seconds the record writer waits to fill a batch. Default 0.005. Zero = flush at once.
@@ -124,7 +124,7 @@ class Settings:
             "lease_ttl_s",
             "heartbeat_s",
             "max_deliveries",
-            "promote_interval_s",
+            "forward_interval_s",
             "trim_interval_s",
             "record_batch_max",
             "max_payload_bytes",

@@ -12,6 +12,7 @@ previous one is acked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from homeport.core.broker import Broker, Finish
@@ -59,10 +60,8 @@ class Stepper:
             await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
         except TimeoutError:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         self._task = None
 
     def finish(self, f: Finish) -> asyncio.Future[None]:

@@ -2,7 +2,7 @@
 
 Public facade: `RecordStore` (`connect`, `migrate`, `write`, `get_task`, `attempts`,
 `cancel`, `close`), `TaskRecord`, `AttemptRecord`, `Status`. Cancelling a task fully
-(Redis first, so a worker cannot begin it) is `core.control.Control.cancel`; `cancel`
+(Redis first, so a worker cannot begin it) is `core.verbs.cancel`; `cancel`
 here is only the record.
 
 Writes are batched by `core.recorder.RecordWriter`; `write` sends a whole batch as one
@@ -49,6 +49,7 @@ class Status(enum.StrEnum):
 
 
 _RANK = {s: {"enqueued": 0, "running": 1, "retrying": 1}.get(s.value, 3) for s in Status}
+FINAL = frozenset({Status.SUCCEEDED, Status.DEAD, Status.CANCELLED})
 
 
 @dataclasses.dataclass(slots=True)

@@ -1,8 +1,8 @@
 """`Worker`: one worker process of a region — consumers, loops, records, admin server.
 
 A worker registers in the region, gets partitions from the manager (`Membership`), runs
-one `PartitionConsumer` per owned partition, promotes and trims what it owns
-(`Promoter`, `Trimmer`), records every state change through one `RecordWriter`, and by
+one `PartitionConsumer` per owned partition, forwards due delayed tasks and trims what
+it owns (`Forwarder`, `Trimmer`), records every state change through one `RecordWriter`, and by
 default also stands as a manager candidate (`Manager`), so a region needs no extra
 process. `run(burst=True)` drains the region and returns — tests end when work ends.
 
@@ -28,11 +28,11 @@ from homeport.core.app import App
 from homeport.core.broker import Broker
 from homeport.core.consumer import WorkerRuntime
 from homeport.core.errors import HomeportError
+from homeport.core.forwarder import Forwarder
 from homeport.core.keys import RegionKeys
 from homeport.core.manager import Manager
 from homeport.core.membership import Membership
 from homeport.core.metrics import Metrics
-from homeport.core.promoter import Promoter
 from homeport.core.recorder import RecordWriter
 from homeport.core.settings import Settings
 from homeport.core.store import RecordStore
@@ -111,7 +111,7 @@ class Worker:
         owned = self._owned
         self._loops = [
             self.membership,
-            Promoter(self._broker, owned, s.promote_interval_s, self.metrics),
+            Forwarder(self._broker, owned, s.forward_interval_s, self.metrics),
             Trimmer(self._broker, owned, s.trim_interval_s, s.dedup_window_s, self.metrics),
         ]
         if self._with_manager:

@@ -11,6 +11,7 @@ a region is down").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -83,10 +84,8 @@ class HeldLease:
     async def stop(self, revoke: bool = True) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         if revoke and self.lease_id is not None:
             try:

@@ -27,6 +27,7 @@ from typing import Any, TypeVar, cast
 
 import grpc
 from grpc import aio
+from homeport.core.retry import equal_jitter
 from homeport.router.auth import bearer_metadata
 from homeport.router.errors import (
     GatewayError,
@@ -69,8 +70,7 @@ class RetryPolicy:
     backoff_cap_s: float = 1.0
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
-        ceiling = min(self.backoff_cap_s, self.backoff_base_s * 2.0**attempt)
-        return ceiling * (0.5 + rng.random() / 2)
+        return equal_jitter(self.backoff_base_s, self.backoff_cap_s, attempt, rng)
 
 
 @dataclass

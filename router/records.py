@@ -16,9 +16,8 @@ import time
 from collections.abc import Sequence
 
 from google.protobuf import timestamp_pb2
+from homeport.core import verbs
 from homeport.core.broker import Broker, Waiting
-from homeport.core.control import requeue_dead
-from homeport.core.entry import Delivery
 from homeport.core.errors import InvalidArgument, TaskNotFound
 from homeport.core.keys import RegionKeys
 from homeport.core.partitioner import partition_name, partition_of
@@ -26,7 +25,6 @@ from homeport.core.store import AttemptRecord, RecordStore, Status, TaskRecord
 from homeport.router.proto_gen import scheduler_pb2 as pb
 from homeport.router.serving import ServedPartition
 
-_FINAL = frozenset({Status.SUCCEEDED, Status.DEAD, Status.CANCELLED})
 _FINAL_WIRE = frozenset({pb.TASK_STATUS_SUCCEEDED, pb.TASK_STATUS_DEAD, pb.TASK_STATUS_CANCELLED})
 _WAITING_STATUS = {
     "enqueued": pb.TASK_STATUS_ENQUEUED,
@@ -78,15 +76,6 @@ def task_to_wire(t: TaskRecord, attempts: Sequence[AttemptRecord]) -> pb.TaskInf
         payload=t.payload or b"",
         epoch=t.epoch,
     )
-
-
-def _field(fields: dict[str, bytes], name: str) -> str:
-    return fields.get(name, b"").decode("utf-8", errors="replace")
-
-
-def _dead_task(entry_id: str, fields: dict[str, bytes]) -> Delivery | None:
-    """The task blob of a dead-letter entry (the engine's own decoder)."""
-    return Delivery.decode(entry_id, {k.encode(): v for k, v in fields.items()})
 
 
 class TaskLookup:
@@ -169,17 +158,14 @@ class TaskLookup:
                     ) from None
                 partition_key = found[1].task.key
         number = partition_of(partition_key, self._partitions)
-        try:
-            record = await self._store.get_task(task_id)
-        except TaskNotFound:
-            record = None
-        if record is not None and record.status in _FINAL:
-            return False, status_to_wire(record.status)
-        where = await self._broker.cancel(
-            self._region.partition(number), task_id, int(time.time() * 1000)
+        cancelled, status = await verbs.cancel(
+            self._broker,
+            self._store,
+            self._region.partition(number),
+            task_id,
+            partition_key,
+            self._region_name,
         )
-        status = await self._store.mark_cancelled(task_id, partition_key, number, self._region_name)
-        cancelled = status == Status.CANCELLED and where != "running"
         return cancelled, status_to_wire(status)
 
     @staticmethod
@@ -198,23 +184,20 @@ class TaskLookup:
         out: list[pb.DeadLetter] = []
         for number in partitions:
             pk = self._region.partition(number)
-            for entry_id, fields in await self._broker.dead_letters(pk, limit - len(out)):
-                task = _dead_task(entry_id, fields)
-                if task is None:
-                    continue
+            for dead in await verbs.dead_letters(self._broker, pk, limit - len(out)):
                 out.append(
                     pb.DeadLetter(
-                        task_id=task.task_id,
+                        task_id=dead.task_id,
                         partition=pk.name,
-                        partition_key=task.key,
-                        kind=task.kind,
-                        attempts=int(fields.get("at") or 0),
-                        error=_field(fields, "err"),
-                        dead_at=_ts(int(entry_id.split("-")[0]) / 1000),
+                        partition_key=dead.partition_key,
+                        kind=dead.kind,
+                        attempts=dead.attempts,
+                        error=dead.error,
+                        dead_at=_ts(dead.dead_at),
                     )
                 )
-                if len(out) >= limit:
-                    return out
+            if len(out) >= limit:
+                return out
         return out
 
     async def requeue(self, task_id: str, partition_key: str, partitions: Sequence[int]) -> str:
@@ -223,20 +206,13 @@ class TaskLookup:
             partitions = [partition_of(partition_key, self._partitions)]
         for number in partitions:
             pk = self._region.partition(number)
-            after = "-"
-            while True:
-                page = await self._broker.dead_letters(pk, 500, after)
-                for entry_id, fields in page:
-                    task = _dead_task(entry_id, fields)
-                    if task is not None and task.task_id == task_id:
-                        [moved] = await requeue_dead(
-                            self._broker, self._store, pk, [entry_id], [task_id]
-                        )
-                        if moved is not None:
-                            return pk.name
-                if len(page) < 500:
-                    break
-                after = "(" + page[-1][0]
+            entry_id = await verbs.find_dead(self._broker, pk, task_id)
+            if entry_id is not None:
+                [moved] = await verbs.requeue_dead(
+                    self._broker, self._store, pk, [entry_id], [task_id]
+                )
+                if moved is not None:
+                    return pk.name
         raise TaskNotFound(task_id)
 
     async def partition_status(self, served: Sequence[ServedPartition]) -> list[pb.PartitionStatus]:

@@ -26,6 +26,7 @@ from homeport.core.errors import Unavailable, WrongRegion
 from homeport.core.metrics import Metrics
 from homeport.core.partitioner import partition_of
 from homeport.core.producer import Producer
+from homeport.core.retry import warn_repeated
 from homeport.core.settings import Settings
 from homeport.core.store import RecordStore
 from homeport.regions.control import ControlPlane
@@ -105,8 +106,7 @@ class RoutedServing:
             except Exception as exc:  # noqa: BLE001 - keep the last table; the fence decides
                 failures += 1
                 self.metrics.loop_errors.labels("routing-follow").inc()
-                if failures <= 3 or failures % 100 == 0:
-                    log.warning("routing table refresh failed (%d in a row): %s", failures, exc)
+                warn_repeated(log, "routing table refresh", failures, exc)
 
     # --- ServingCheck ---------------------------------------------------------------
 

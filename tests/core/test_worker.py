@@ -7,9 +7,9 @@ import asyncio
 import threading
 import time
 
+from homeport.core import verbs
 from homeport.core.app import App, Cancelled, TaskContext
 from homeport.core.broker import Broker
-from homeport.core.control import Control
 from homeport.core.keys import RegionKeys
 from homeport.core.manager import Manager
 from homeport.core.metrics import Metrics
@@ -80,21 +80,20 @@ async def test_attempts_exhausted_goes_to_dead_letters_and_can_be_requeued(
             raise ValueError("always")
 
     settings = make_settings(redis_url, pg_dsn)
-    control = Control(broker, store, settings)
     task = new_task("k1", "fragile", b"data", max_attempts=2)
-    p = partition_of("k1", settings.partitions)
+    p = RegionKeys(settings.region).partition(partition_of("k1", settings.partitions))
     async with running_worker(app, settings):
         await Producer(broker, settings).submit(task, epoch=0)
         await _final(store, [task.id])
         rec = await store.get_task(task.id)
         assert rec.status == Status.DEAD and rec.attempts == 2
         assert rec.error is not None and "attempts exhausted (2 of 2)" in rec.error
-        dead = await control.dead_letters(p)
+        dead = await verbs.dead_letters(broker, p)
         assert [(d.task_id, d.attempts, d.payload) for d in dead] == [(task.id, 2, b"data")]
         assert "ValueError: always" in dead[0].error
 
         fail[0] = False
-        moved = await control.requeue(p, [dead[0].dead_id])
+        moved = await verbs.requeue_dead(broker, store, p, [dead[0].dead_id], [task.id])
         assert moved[0] is not None
 
         async def succeeded() -> bool:
@@ -104,7 +103,7 @@ async def test_attempts_exhausted_goes_to_dead_letters_and_can_be_requeued(
         # first run's attempts stay in the history.
         await wait_for(succeeded, 20, "the requeued run to succeed")
         await wait_for(lambda: _attempt_count(store, task.id, 3), 20, "the requeued attempt")
-        assert await control.dead_letters(p) == []
+        assert await verbs.dead_letters(broker, p) == []
         assert [a.status for a in await store.attempts(task.id)] == [
             Status.FAILED, Status.FAILED, Status.SUCCEEDED
         ]  # fmt: skip
@@ -125,7 +124,6 @@ async def test_unknown_kind_is_dead_lettered_and_worker_goes_on(
         ran.append(ctx.task_id)
 
     settings = make_settings(redis_url, pg_dsn)
-    control = Control(broker, store, settings)
     async with running_worker(app, settings) as w:
         bad = new_task("same-key", "nobody_handles_this")
         good = [new_task("same-key", "known"), new_task("other", "known")]
@@ -136,7 +134,8 @@ async def test_unknown_kind_is_dead_lettered_and_worker_goes_on(
     rec = await store.get_task(bad.id)
     assert rec.status == Status.DEAD
     assert rec.error is not None and "unknown kind 'nobody_handles_this'" in rec.error
-    dead = await control.dead_letters(partition_of("same-key", settings.partitions))
+    pk = RegionKeys(settings.region).partition(partition_of("same-key", settings.partitions))
+    dead = await verbs.dead_letters(broker, pk)
     assert [d.task_id for d in dead] == [bad.id]
 
 
@@ -193,7 +192,7 @@ async def test_delayed_tasks_never_start_early(redis_url: str, broker: Broker) -
     early = [x for x in lateness if x < 0]
     assert not early, f"{len(early)} tasks started early, worst by {-lateness[0]:.4f}s"
     # How late is a figure for benchmarks on a quiet machine, not a timed test; this
-    # bound only catches a promoter that waits for something else (an idle block, a
+    # bound only catches a forwarder that waits for something else (an idle block, a
     # trim) instead of the due time, on a machine as loaded as CI's can get.
     p99 = lateness[int(0.99 * n) - 1]
     p50 = lateness[n // 2]
@@ -215,16 +214,17 @@ async def test_task_cancelled_before_start_never_runs(
             await gate.wait()
 
     settings = make_settings(redis_url, pg_dsn)
-    control = Control(broker, store, settings)
     producer = Producer(broker, settings)
+    pk = RegionKeys(settings.region).partition(partition_of("acct", settings.partitions))
     first = new_task("acct", "step", b"block")
     victim = new_task("acct", "step")
     later = new_task("acct", "step", scheduled_at=time.time() + 30)
     async with running_worker(app, settings):
         await producer.submit_many([first, victim, later], epoch=0)
         await wait_for(lambda: _true(bool(ran)), 10, "the blocking task to start")
-        assert await control.cancel(victim.id, "acct") == "cancelled"
-        assert await control.cancel(later.id, "acct") == "cancelled"
+        for task in (victim, later):
+            cancelled = await verbs.cancel(broker, store, pk, task.id, "acct", settings.region)
+            assert cancelled == (True, Status.CANCELLED)
         gate.set()
         await _final(store, [first.id, victim.id, later.id])
         tail = new_task("acct", "step")
@@ -252,12 +252,13 @@ async def test_running_task_gets_a_cooperative_cancel_signal(
         raise Cancelled()
 
     settings = make_settings(redis_url, pg_dsn)
-    control = Control(broker, store, settings)
     task = new_task("k", "long")
+    pk = RegionKeys(settings.region).partition(partition_of("k", settings.partitions))
     async with running_worker(app, settings):
         await Producer(broker, settings).submit(task, epoch=0)
         await asyncio.wait_for(started.wait(), 10)
-        assert await control.cancel(task.id, "k") == "signalled"
+        signalled = await verbs.cancel(broker, store, pk, task.id, "k", settings.region)
+        assert signalled == (False, Status.RUNNING)
         await _final(store, [task.id])
     assert (await store.get_task(task.id)).status == Status.CANCELLED
 

@@ -1,9 +1,9 @@
-"""`Promoter`: moves due delayed tasks of the owned partitions into their streams.
+"""`Forwarder`: moves due delayed tasks of the owned partitions into their streams.
 
-The partition owner promotes its own partitions (one promote.lua call each per step), so
-promotion scales with workers and never runs twice for one partition. One step costs one
+The partition owner forwards its own partitions (one forward.lua call each per step), so
+forwarding scales with workers and never runs twice for one partition. One step costs one
 pipelined round trip per Redis node for all owned partitions. A step sleeps until
-the earliest known due time, but at most `promote_interval_s`, which bounds lateness for
+the earliest known due time, but at most `forward_interval_s`, which bounds lateness for
 tasks scheduled after the step looked.
 """
 
@@ -20,10 +20,10 @@ from homeport.core.metrics import Metrics
 _LIMIT = 1000
 
 
-class Promoter(Loop):
-    """Delayed-task promoter of a set of partitions given by `partitions()`."""
+class Forwarder(Loop):
+    """Delayed-task forwarder of a set of partitions given by `partitions()`."""
 
-    name = "promoter"
+    name = "forwarder"
 
     def __init__(
         self,
@@ -41,11 +41,11 @@ class Promoter(Loop):
         if not pks:
             return None
         now_ms = int(time.time() * 1000)
-        got = await self._broker.promote_many(pks, now_ms, _LIMIT)
+        got = await self._broker.forward_many(pks, now_ms, _LIMIT)
         soonest = self.interval_s
         for pk, (moved, nxt) in zip(pks, got, strict=True):
             if moved:
-                self.metrics.promoted.labels(pk.region, str(pk.number)).inc(moved)
+                self.metrics.forwarded.labels(pk.region, str(pk.number)).inc(moved)
             if moved >= _LIMIT:
                 soonest = 0.0
             elif nxt >= 0:
