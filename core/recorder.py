@@ -16,7 +16,7 @@ import time
 
 from homeport.core.metrics import Metrics
 from homeport.core.retry import warn_repeated
-from homeport.core.store import AttemptRecord, RecordStore, Status, TaskRecord
+from homeport.core.store import AttemptRecord, RecordStore, Status, TaskRecord, supersedes
 
 log = logging.getLogger(__name__)
 _RETRY_S = 0.2
@@ -24,9 +24,7 @@ _RETRY_S = 0.2
 
 def _merge(old: TaskRecord, new: TaskRecord) -> TaskRecord:
     """The record that wins by the forward-only rule, with gaps filled from the other."""
-    o, n = old.status.rank, new.status.rank
-    wins = n > o or (n == o and o < 3 and new.attempts >= old.attempts)
-    win, lose = (new, old) if wins else (old, new)
+    win, lose = (new, old) if supersedes(old, new) else (old, new)
     win.attempts = max(win.attempts, lose.attempts)
     for name in ("payload", "enqueued_at", "started_at", "scheduled_at"):
         if getattr(win, name) is None:

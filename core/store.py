@@ -48,8 +48,18 @@ class Status(enum.StrEnum):
         return _RANK[self]
 
 
-_RANK = {s: {"enqueued": 0, "running": 1, "retrying": 1}.get(s.value, 3) for s in Status}
+FINAL_RANK = 3
+_RANK = {s: {"enqueued": 0, "running": 1, "retrying": 1}.get(s.value, FINAL_RANK) for s in Status}
 FINAL = frozenset({Status.SUCCEEDED, Status.DEAD, Status.CANCELLED})
+
+
+def supersedes(old: TaskRecord, new: TaskRecord) -> bool:
+    """The forward-only rule: does `new` replace the recorded `old`? A higher rank wins;
+    within a non-final rank a later (or the same) attempt wins; the first final status
+    wins. `_FORWARD_ONLY` below is the same rule for PostgreSQL (the batch upsert), and
+    tests/core/test_store.py checks the two agree on every pair of statuses."""
+    o, n = old.status.rank, new.status.rank
+    return n > o or (n == o and o < FINAL_RANK and new.attempts >= old.attempts)
 
 
 @dataclasses.dataclass(slots=True)
@@ -90,9 +100,11 @@ class AttemptRecord:
     error: str | None = None
 
 
-# The forward-only rule, shared by both write paths: a row moves to a higher rank, or
-# within a non-final rank to a later attempt; the first final status wins.
-_UPSERT = """  ON CONFLICT (id) DO UPDATE SET
+# `supersedes` in SQL (t = the row, EXCLUDED = the new record), shared by both write paths.
+_FORWARD_ONLY = f"""EXCLUDED.status_rank > t.status_rank
+     OR (EXCLUDED.status_rank = t.status_rank AND t.status_rank < {FINAL_RANK}
+         AND EXCLUDED.attempts >= t.attempts)"""
+_UPSERT = f"""  ON CONFLICT (id) DO UPDATE SET
     status = EXCLUDED.status, status_rank = EXCLUDED.status_rank,
     attempts = GREATEST(t.attempts, EXCLUDED.attempts),
     kind = CASE WHEN t.kind = '' THEN EXCLUDED.kind ELSE t.kind END,
@@ -104,9 +116,7 @@ _UPSERT = """  ON CONFLICT (id) DO UPDATE SET
     started_at = COALESCE(t.started_at, EXCLUDED.started_at),
     finished_at = COALESCE(EXCLUDED.finished_at, t.finished_at),
     updated_at = now()
-  WHERE EXCLUDED.status_rank > t.status_rank
-     OR (EXCLUDED.status_rank = t.status_rank AND t.status_rank < 3
-         AND EXCLUDED.attempts >= t.attempts)
+  WHERE {_FORWARD_ONLY}
 """
 
 # A large batch is COPYed (binary, fast per row) into two per-connection staging tables,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
-from homeport.core.store import AttemptRecord, RecordStore, Status, TaskRecord
+from homeport.core.store import AttemptRecord, RecordStore, Status, TaskRecord, supersedes
 
 
 def _rec(status: Status, attempts: int, **kw: object) -> TaskRecord:
@@ -57,3 +58,22 @@ async def test_cancel_does_not_touch_a_started_task(store: RecordStore) -> None:
     await store.write([_rec(Status.RUNNING, 1)], [])
     assert await store.mark_cancelled("t1", "k", 3, "us-east") == Status.RUNNING
     assert await store.mark_cancelled("t2", "k", 3, "us-east") == Status.CANCELLED
+
+
+async def test_sql_and_python_agree_on_the_forward_only_rule(store: RecordStore) -> None:
+    """`supersedes` (the recorder's in-memory merge) and the upsert's SQL are one rule in
+    two languages: for every pair of recorded and new (status, attempts), PostgreSQL keeps
+    what `supersedes` says."""
+    states = [(s, a) for s in Status if s is not Status.FAILED for a in (1, 2)]
+    pairs = [(old, new) for old in states for new in states]
+    olds, news = [], []
+    for n, ((os_, oa), (ns, na)) in enumerate(pairs):
+        olds.append(dataclasses.replace(_rec(os_, oa), id=f"rule-{n}"))
+        news.append(dataclasses.replace(_rec(ns, na), id=f"rule-{n}"))
+    await store.write(olds, [])
+    await store.write(news, [])
+    for old, new in zip(olds, news, strict=True):
+        kept = (await store.get_task(old.id)).status
+        expected = new.status if supersedes(old, new) else old.status
+        assert kept == expected, f"{old.status}#{old.attempts} then {new.status}#{new.attempts}"
+    assert sum(supersedes(o, n) for o, n in zip(olds, news, strict=True)) not in (0, len(pairs))
