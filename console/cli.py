@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 import click
-from homeport.console.settings import ConsoleSettingsError, from_env
+from homeport.console.settings import SettingsError, from_env
 from homeport.regions.cli import state_dir_option, topology_option
 from homeport.regions.devcluster import DevCluster
 
@@ -59,7 +59,7 @@ def console(
             topology, region=region, host=host, port=port, token=token,
             admin_token=admin_token, reports=reports, refresh_s=refresh_s,
         )  # fmt: skip
-    except ConsoleSettingsError as exc:
+    except SettingsError as exc:
         raise click.BadParameter(str(exc)) from exc
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     mode = "admin" if settings.admin else "read-only" if settings.read_only else "operator"

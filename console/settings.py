@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from homeport.errors import HomeportError
+from homeport.core import config
+from homeport.core.config import SettingsError
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ConsoleSettings", "SettingsError", "from_env"]
 
 
-class ConsoleSettingsError(HomeportError, ValueError):
-    """A console setting is invalid; the message names it, its value and the fix."""
-
-
-@dataclass(frozen=True)
-class ConsoleSettings:
+class ConsoleSettings(BaseModel):
     """How the console runs and what it may do.
 
     - `topology`: the deployment's topology file (the local cluster's by default).
@@ -33,22 +31,17 @@ class ConsoleSettings:
     - `gateway_timeout_s`: deadline of one gateway call in seconds. Default 3; > 0.
     """
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     topology: Path
     region: str | None = None
     host: str = "127.0.0.1"
-    port: int = 8470
+    port: int = Field(default=8470, ge=0, le=65535)  # 0 = any free port
     token: str | None = None
     admin_token: str | None = None
     reports: Path = Path("reports")
-    refresh_s: float = 2.0
-    gateway_timeout_s: float = 3.0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConsoleSettingsError(f"port {self.port}: choose 0 (any free port) to 65535")
-        for name in ("refresh_s", "gateway_timeout_s"):
-            if getattr(self, name) <= 0:
-                raise ConsoleSettingsError(f"{name} {getattr(self, name)}: must be above zero")
+    refresh_s: float = Field(default=2.0, gt=0)
+    gateway_timeout_s: float = Field(default=3.0, gt=0)
 
     @property
     def read_only(self) -> bool:
@@ -71,4 +64,4 @@ def from_env(topology: Path, **given: object) -> ConsoleSettings:
     values = {k: v for k, v in given.items() if v is not None}
     values.setdefault("token", os.environ.get("HOMEPORT_TOKEN") or None)
     values.setdefault("admin_token", os.environ.get("HOMEPORT_ADMIN_TOKEN") or None)
-    return ConsoleSettings(topology=topology, **values)  # type: ignore[arg-type]
+    return config.validate(ConsoleSettings, {"topology": topology, **values}, "HOMEPORT_CONSOLE_")

@@ -12,7 +12,6 @@ Every option falls back to the settings file (`--config` / HOMEPORT_CONFIG) and
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import importlib
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import click
 from homeport.core import logs
 from homeport.core.app import App
+from homeport.core.config import SettingsError
 from homeport.core.security import insecure_option, start_role_or_usage
 from homeport.core.settings import Settings
 
@@ -53,7 +53,11 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _settings(config: str | None, **overrides: Any) -> Settings:
-    return Settings.load(config, **overrides)
+    """Settings, or exit 2 with the error naming the field, the value and its variable."""
+    try:
+        return Settings.load(config, **overrides)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _run(main: Coroutine[Any, Any, None], use_uvloop: bool = True) -> None:
@@ -150,7 +154,6 @@ def worker(
 
     Its credentials come from the `security` section of the file named by
     HOMEPORT_SECURITY_FILE (the agent that starts it sets it; docs/security.md)."""
-    import dataclasses
 
     from homeport.core.worker import Worker, wait_for_promotion
 
@@ -166,7 +169,7 @@ def worker(
             # Each child needs its own admin port (a fixed one is offset by the index)
             # and worker id; partitions are balanced over the children by the manager.
             if s.admin_port > 0:
-                s = dataclasses.replace(s, admin_port=s.admin_port + index)
+                s = s.but(admin_port=s.admin_port + index)
             wid = f"{worker_id}/{index}" if worker_id else None
 
         async def main() -> None:
@@ -193,7 +196,7 @@ def _records_choice(settings: Settings, no_records: bool) -> Settings:
     """A worker records every task unless told otherwise: no record store and no
     `--no-records` is a refusal, not a worker that silently drops every record."""
     if no_records:
-        return dataclasses.replace(settings, pg_dsn="")
+        return settings.but(pg_dsn="")
     if not settings.pg_dsn:
         raise click.UsageError(
             "no record store: pass --pg-dsn (or set HOMEPORT_PG_DSN, or pg_dsn in --config) "

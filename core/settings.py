@@ -2,32 +2,33 @@
 
 Precedence, lowest first: the defaults below, the YAML file (`HOMEPORT_CONFIG` or
 `--config`), `HOMEPORT_<FIELD>` environment variables, then explicit overrides (CLI flags).
-Every field's comment states its unit, default and what zero means.
+Every field's comment states its unit, default and what zero means; the bounds are
+declared on the field. Read through `core.config`, the one settings loader of homeport.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-from homeport.core.errors import InvalidArgument
+from homeport.core import config
 from homeport.core.task import Limits
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ENV_PREFIX = "HOMEPORT_"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(BaseModel):
     """Process configuration; see the module docstring for where values come from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     # Name of the region this process serves, e.g. "us-east". Never empty.
     region: str = "us-east"
     # Number of partitions P of the region (fixed by the topology). Must be >= 1.
-    partitions: int = 16
+    partitions: int = Field(default=16, gt=0)
     # Redis URL of the region store (for a cluster: any seed node).
     redis_url: str = "redis://127.0.0.1:6379/0"
     # True when the region store is a Redis Cluster rather than a single primary.
@@ -35,64 +36,64 @@ class Settings:
     # PostgreSQL DSN of the region's record store. Empty = do not record (bench raw runs).
     pg_dsn: str = ""
     # Seconds a task id is remembered for submit dedup. Default 3600. Zero is refused.
-    dedup_window_s: float = 3600.0
+    dedup_window_s: float = Field(default=3600.0, gt=0)
     # Milliseconds WAIT blocks for the in-region replica's ack (REGION durability).
     # Default 100. Zero would block forever in Redis, so it is refused.
-    wait_timeout_ms: int = 100
+    wait_timeout_ms: int = Field(default=100, gt=0)
     # Milliseconds WAIT blocks for GLOBAL durability, whose last ack crosses regions (one
     # replication round trip to the standby region). Default 1000. Zero is refused.
-    global_wait_timeout_ms: int = 1000
+    global_wait_timeout_ms: int = Field(default=1000, gt=0)
     # Connections per Redis node in a process's main pool. Default 128. Must be >= 1.
-    redis_pool_size: int = 128
+    redis_pool_size: int = Field(default=128, gt=0)
     # Connections per Redis node for GLOBAL submits, whose WAIT for the standby region
     # holds a connection up to `global_wait_timeout_ms`; kept apart so they cannot starve
     # LOCAL and REGION submits. Default 256. Must be >= 1.
-    redis_global_pool_size: int = 256
+    redis_global_pool_size: int = Field(default=256, gt=0)
     # Seconds a call waits for a free pooled connection before it fails as unavailable
     # (retryable). Default 2. Must be > 0.
-    redis_pool_wait_s: float = 2.0
+    redis_pool_wait_s: float = Field(default=2.0, gt=0)
     # Replica acks for REGION durability (in-region replica). Default 1. Zero = like LOCAL.
-    region_replicas: int = 1
+    region_replicas: int = Field(default=1, ge=0)
     # Replica acks for GLOBAL durability (all replicas incl. the standby region's).
     # Default 2 (the dev cluster: one in-region replica, one cross-region mirror).
-    global_replicas: int = 2
+    global_replicas: int = Field(default=2, ge=0)
     # Entries per XREADGROUP call. Default 256. Must be >= 1.
-    batch_size: int = 256
+    batch_size: int = Field(default=256, gt=0)
     # Milliseconds an idle XREADGROUP blocks (a new entry wakes it at once, so this only
     # sets the idle polling rate). Default 1000. Zero = poll without blocking.
-    block_ms: int = 1000
+    block_ms: int = Field(default=1000, ge=0)
     # Most handlers running at once in one worker (a hard bound: a task takes a slot
     # before it begins and gives it back when its handler returns), and the budget of
     # fetched-but-unfinished entries (a soft one: each partition's reader may land one
     # read past it). Also bounds the work of one event-loop turn, and so how late lease
     # renewals can be under load. Default 256. Must be >= 1.
-    concurrency: int = 256
+    concurrency: int = Field(default=256, gt=0)
     # Threads for sync handlers. Default 16. Must be >= 1.
-    sync_threads: int = 16
+    sync_threads: int = Field(default=16, gt=0)
     # Most fetched-but-unfinished entries per partition in a worker (fairness between
     # partitions). Default 512. Must be >= 1.
-    max_buffered: int = 512
+    max_buffered: int = Field(default=512, gt=0)
     # Seconds a partition lease / worker heartbeat / manager lease lives unless renewed.
     # Default 5. A dead worker's partitions move within about this long. Must be > 0.
-    lease_ttl_s: float = 5.0
+    lease_ttl_s: float = Field(default=5.0, gt=0)
     # Seconds between lease renewals, heartbeats and assignment polls. Default 0.5. > 0.
-    heartbeat_s: float = 0.5
+    heartbeat_s: float = Field(default=0.5, gt=0)
     # Times an entry may begin without finishing (its worker died meanwhile) before it is
     # a poison task and dead-lettered instead of run again. Default 5. Must be >= 1.
-    max_deliveries: int = 5
+    max_deliveries: int = Field(default=5, gt=0)
     # Seconds the delayed-task forwarder sleeps at most between scans: bounds the lateness of
     # delayed tasks, and is the idle cost (one pipelined call per node per scan).
     # Default 0.02. Must be > 0.
-    forward_interval_s: float = 0.02
+    forward_interval_s: float = Field(default=0.02, gt=0)
     # Seconds between stream trims (XTRIM MINID) per partition. Default 1. Must be > 0.
-    trim_interval_s: float = 1.0
+    trim_interval_s: float = Field(default=1.0, gt=0)
     # Seconds the record writer waits to fill a batch. Default 0.005. Zero = flush at once.
-    record_flush_s: float = 0.005
+    record_flush_s: float = Field(default=0.005, ge=0)
     # Most rows in one record-store write. Default 5000. Must be >= 1.
-    record_batch_max: int = 5000
+    record_batch_max: int = Field(default=5000, gt=0)
     # Seconds in-flight handlers get to finish after the first SIGTERM. Default 10.
     # Zero = stop at once (in-flight work is redelivered).
-    shutdown_grace_s: float = 10.0
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
     # Port of the admin HTTP server (/metrics, /healthz, ...). Default 0 = any free port
     # (printed at start); -1 = no admin server.
     admin_port: int = 0
@@ -102,49 +103,18 @@ class Settings:
     # file-based discovery (`core.targets`). Default empty = do not announce.
     metrics_targets_dir: str = ""
     # Dead-letter stream approximate cap per partition (entries). Default 100000. 0 = none.
-    dead_maxlen: int = 100_000
+    dead_maxlen: int = Field(default=100_000, ge=0)
     # Largest payload accepted, in bytes. Default 1 MiB. Zero is refused.
-    max_payload_bytes: int = 1024 * 1024
+    max_payload_bytes: int = Field(default=1024 * 1024, gt=0)
     # Largest partition key accepted, in UTF-8 bytes. Default 1024. Zero is refused.
-    max_key_bytes: int = 1024
+    max_key_bytes: int = Field(default=1024, gt=0)
 
-    def __post_init__(self) -> None:
-        positive = (
-            "partitions",
-            "dedup_window_s",
-            "wait_timeout_ms",
-            "global_wait_timeout_ms",
-            "redis_pool_size",
-            "redis_global_pool_size",
-            "redis_pool_wait_s",
-            "batch_size",
-            "concurrency",
-            "sync_threads",
-            "max_buffered",
-            "lease_ttl_s",
-            "heartbeat_s",
-            "max_deliveries",
-            "forward_interval_s",
-            "trim_interval_s",
-            "record_batch_max",
-            "max_payload_bytes",
-            "max_key_bytes",
-        )
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise InvalidArgument(name, getattr(self, name), "must be greater than zero")
-        for name in (
-            "region_replicas",
-            "global_replicas",
-            "block_ms",
-            "record_flush_s",
-            "shutdown_grace_s",
-            "dead_maxlen",
-        ):
-            if getattr(self, name) < 0:
-                raise InvalidArgument(name, getattr(self, name), "must not be negative")
-        if not self.region or "/" in self.region or "{" in self.region:
-            raise InvalidArgument("region", self.region, "must be a non-empty name without '/'")
+    @field_validator("region")
+    @classmethod
+    def _region_name(cls, region: str) -> str:
+        if not region or "/" in region or "{" in region:
+            raise ValueError("must be a non-empty name without '/' or '{'")
+        return region
 
     @property
     def limits(self) -> Limits:
@@ -159,36 +129,8 @@ class Settings:
     ) -> Settings:
         """Build settings from defaults, a YAML file, `HOMEPORT_*` env and overrides."""
         env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        path = path or env.get("HOMEPORT_CONFIG")
-        if path:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-            if not isinstance(loaded, dict):
-                raise InvalidArgument("config", str(path), "must be a YAML mapping")
-            values.update(loaded)
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        for name in fields:
-            raw = env.get(f"HOMEPORT_{name.upper()}")
-            if raw is not None:
-                values[name] = raw
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = set(values) - set(fields)
-        if unknown:
-            raise InvalidArgument("config", sorted(unknown), "unknown setting name(s)")
-        hints = typing.get_type_hints(cls)
-        return cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
+        return config.load(cls, ENV_PREFIX, path or env.get("HOMEPORT_CONFIG"), env, overrides)
 
-
-def _coerce(name: str, value: Any, kind: Any) -> Any:
-    if isinstance(kind, types.UnionType):
-        kind = next(a for a in typing.get_args(kind) if a is not type(None))
-    try:
-        if kind is bool:
-            if isinstance(value, str):
-                if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                    raise ValueError(value)
-                return value.lower() in ("1", "true", "yes")
-            return bool(value)
-        return kind(value)
-    except (TypeError, ValueError):
-        raise InvalidArgument(name, value, f"must be a {kind.__name__}") from None
+    def but(self, **changes: Any) -> Settings:
+        """A copy with `changes`, validated like any other source."""
+        return config.validate(type(self), {**self.model_dump(), **changes}, ENV_PREFIX)

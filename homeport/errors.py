@@ -7,7 +7,8 @@ hung under one package root::
     HomeportError                      homeport.errors (this module)
     ├── engine domain errors           homeport.core.errors: each has a wire `code`
     │   ├── InvalidArgument            bad input; nothing was written
-    │   │   └── MissingCredentials     homeport.core.security: a role started without them
+    │   │   ├── MissingCredentials     homeport.core.security: a role started without them
+    │   │   └── SettingsError          homeport.core.config: a bad setting (also a ValueError)
     │   ├── Fenced                     the caller's epoch or lease token is stale
     │   ├── WrongRegion                the key lives in another region (redirect)
     │   ├── NotReplicated              WAIT reached fewer replicas than asked
@@ -24,7 +25,6 @@ hung under one package root::
     │   ├── NotAllowed                 missing or wrong token, or not an admin token
     │   ├── RetryableError             NotReplicatedError, TransientError
     │   └── BackendFailedError         a server refused a command: report, don't retry
-    ├── SettingsError                  homeport.router.settings (also a ValueError)
     ├── TlsConfigError                 homeport.router.tls (also a ValueError)
     ├── CodegenError                   homeport.router.codegen (also a RuntimeError)
     ├── RegionsError                   homeport.regions.errors
@@ -41,7 +41,6 @@ hung under one package root::
     ├── SimulationError                homeport.simulation.errors
     │   ├── ParameterError             UnstableLoadError, EmptyTraceError
     │   └── CalibrationError
-    ├── ConsoleSettingsError           homeport.console.settings (also a ValueError)
     └── TaskNowhere                    homeport.console.gateways
 
 `code` is the wire-visible class of a failure (`ErrorCode`). The engine's errors set

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import uuid
 
@@ -159,8 +158,7 @@ class RoutedServing:
         if found is not None:
             return found[1]
         region = self.topology.region(home)
-        settings = dataclasses.replace(
-            self.engine,
+        settings = self.engine.but(
             region=home,
             partitions=region.partitions,
             redis_url=f"redis://{host}:{port}/0",

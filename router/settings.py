@@ -9,22 +9,18 @@ a YAML file (`--gateway-config`), environment variables (lists comma-separated, 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from homeport.core import config as core_config
+from homeport.core.config import SettingsError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from homeport.errors import HomeportError
+__all__ = ["ENV_PREFIX", "GatewaySettings", "SettingsError", "load_settings"]
 
 ENV_PREFIX = "HOMEPORT_GATEWAY_"
 MAX_BATCH = 10_000
-
-
-class SettingsError(HomeportError, ValueError):
-    """A setting is missing or malformed; the message names it and its source."""
 
 
 class GatewaySettings(BaseModel):
@@ -79,48 +75,11 @@ class GatewaySettings(BaseModel):
         return bool(self.tokens)
 
 
-_LIST_FIELDS = frozenset({"tokens", "admin_tokens"})
-
-
-def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in GatewaySettings.model_fields:
-        raw = env.get(ENV_PREFIX + name.upper())
-        if raw is None:
-            continue
-        out[name] = tuple(v for v in raw.split(",") if v) if name in _LIST_FIELDS else raw
-    return out
-
-
-def _from_file(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise SettingsError(f"gateway config {path}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"gateway config {path}: not valid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise SettingsError(f"gateway config {path}: must be a mapping of setting: value")
-    return data
-
-
 def load_settings(
     config: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> GatewaySettings:
-    """Merge file, environment and `overrides` (None values skipped) into settings."""
-    merged: dict[str, Any] = _from_file(config) if config is not None else {}
-    merged.update(_from_env(os.environ if env is None else env))
-    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    try:
-        return GatewaySettings.model_validate(merged)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "<settings>"
-        raise SettingsError(
-            f"gateway setting {field!r} = {err.get('input')!r}: {err['msg']} "
-            f"(env {ENV_PREFIX}{field.upper()})"
-        ) from None
+    """Merge file, environment and `overrides` (None values skipped) into settings
+    (`core.config`, the one loader)."""
+    return core_config.load(GatewaySettings, ENV_PREFIX, config, env, overrides)

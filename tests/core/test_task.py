@@ -102,3 +102,17 @@ def test_assignment_moves_only_a_dead_workers_partitions() -> None:
     moved = {p for p in range(16) if before[p] != after[p]}
     assert moved == {p for p in range(16) if before[p] == "c"}
     assert balance(before, [], 16) == {}
+
+
+def test_a_bad_setting_stops_the_worker_with_a_usage_error_naming_its_variable() -> None:
+    from click.testing import CliRunner
+
+    from homeport.cli import main
+
+    got = CliRunner().invoke(
+        main,
+        ["worker", "--app", "homeport.loadtest.apps:app", "--insecure"],
+        env={"HOMEPORT_PARTITIONS": "many"},
+    )
+    assert got.exit_code == 2, got.output
+    assert "invalid partitions='many'" in got.output and "HOMEPORT_PARTITIONS" in got.output
