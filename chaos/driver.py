@@ -26,6 +26,7 @@ from pathlib import Path
 
 from homeport.chaos.errors import FaultError
 from homeport.chaos.history import Event
+from homeport.core.supervisor import Child, signal_group, stop_all
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import DevCluster
 from homeport.regions.processes import ProcessRecord, is_alive
@@ -51,7 +52,7 @@ class _Restartable:
 class ProcessControl:
     cluster: DevCluster
     killed: dict[str, _Restartable] = field(default_factory=dict)
-    restarted: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    restarted: dict[str, Child] = field(default_factory=dict)
     paused: dict[str, int] = field(default_factory=dict)  # name -> the pid stopped
     lost_infra: dict[str, list[str]] = field(default_factory=dict)
 
@@ -60,9 +61,7 @@ class ProcessControl:
 
     def _agent_pids(self) -> set[int]:
         pids = {r.pid for r in self.cluster.records() if r.kind == "agent" and is_alive(r)}
-        pids |= {
-            p.pid for n, p in self.restarted.items() if n.startswith("agent-") and p.poll() is None
-        }
+        pids |= {p.pid for n, p in self.restarted.items() if n.startswith("agent-") and p.running}
         return pids
 
     def _parked_pids(self) -> set[int]:
@@ -103,7 +102,7 @@ class ProcessControl:
             return self.workers().get(name)
         again = self.restarted.get(name)
         if again is not None:
-            return again.pid if again.poll() is None else None
+            return again.pid if again.running else None
         record = self._record(name)
         if record is None:
             raise FaultError(
@@ -115,7 +114,7 @@ class ProcessControl:
         if name.startswith("worker-"):
             _kill(pid, sig)  # it shares its agent's group: this process only
         else:
-            _killpg(pid, sig)
+            signal_group(pid, sig)
 
     def kill(self, name: str) -> bool:
         pid = self._pid(name)
@@ -147,15 +146,7 @@ class ProcessControl:
         saved = self.killed.pop(name, None)
         if saved is None:
             return False
-        with open(saved.log, "ab") as out:
-            self.restarted[name] = subprocess.Popen(
-                saved.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=saved.cwd,
-                start_new_session=True,
-            )
+        self.restarted[name] = Child.start(name, saved.argv, Path(saved.log), cwd=Path(saved.cwd))
         return True
 
     def _restarted_by_agent(self, name: str) -> bool:
@@ -197,15 +188,7 @@ class ProcessControl:
     def close(self) -> None:
         for name in list(self.paused):
             self.resume(name)
-        for proc in self.restarted.values():
-            if proc.poll() is None:
-                _killpg(proc.pid, signal.SIGTERM)
-        for proc in self.restarted.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                _killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        stop_all(list(self.restarted.values()))
 
 
 def _kill(pid: int, sig: signal.Signals) -> None:
@@ -215,22 +198,13 @@ def _kill(pid: int, sig: signal.Signals) -> None:
         pass
 
 
-def _killpg(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        os.kill(pid, sig)
-
-
-def _wait_gone(pid: int, handle: subprocess.Popen[bytes] | None) -> None:
+def _wait_gone(pid: int, handle: Child | None) -> None:
     """Bounded wait until `pid` has exited, so a restart never races the old process for
     its port."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         if handle is not None:
-            if handle.poll() is not None:
+            if not handle.running:
                 return
         else:
             try:

@@ -22,7 +22,6 @@ import json
 import multiprocessing as mp
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 import click
 from homeport.core.app import App, TaskContext
 from homeport.core.settings import Settings
+from homeport.core.supervisor import Child, ChildFailed
 
 drain_app = App("drainbench")
 _KEYS = 1024
@@ -135,21 +135,17 @@ def drain_once(
         out = Path(tmp) / "drain.json"
         env = {**os.environ, "HP_DRAIN_N": str(n), "HP_DRAIN_OUT": str(out)}
         spawned = time.time()
-        proc = subprocess.Popen(_worker_argv(settings, processes), env=env)
+        worker = Child.start("worker", _worker_argv(settings, processes), Path(tmp) / "worker.log",
+                             env=env)  # fmt: skip
         try:
-            deadline = time.monotonic() + 600
-            while not out.exists():
-                if proc.poll() is not None and not out.exists():
-                    raise click.ClickException(f"worker exited with {proc.returncode}")
-                if time.monotonic() > deadline:
-                    raise click.ClickException("worker did not finish within 600 s")
-                time.sleep(0.02)
+            worker.wait_ready(out.exists, 600, "done draining")
             doc = json.loads(out.read_text())
-            proc.wait(timeout=60)
+            worker.proc.wait(timeout=60)
+        except ChildFailed as exc:
+            raise click.ClickException(str(exc)) from None
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            if worker.running:
+                worker.kill()
     asyncio.run(_clean(settings))
     first, last = float(doc["first"]), float(doc["last"])
     return first - spawned, (n - 1) / max(1e-9, last - first), float(doc["cpu"]) * 1e6 / (n - 1)

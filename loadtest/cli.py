@@ -326,31 +326,19 @@ def _bench_servers(pg_dsn: str | None, workdir: Path, need_pg: bool) -> Iterator
     runs) and a record store (the given DSN, or a one-region local cluster's)."""
     import subprocess
 
+    from homeport.core.supervisor import Child
     from homeport.loadtest.stack import ROOT
     from homeport.regions.devcluster import ClusterSpec, DevCluster
     from homeport.regions.ports import PortPicker
+    from homeport.regions.servers import redis_probe
 
     with ExitStack() as stack:
         port = PortPicker().take()
-        proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-            ],
-            stdout=(workdir / "redis.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        stack.callback(proc.wait, 10)
-        stack.callback(proc.terminate)
+        argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(workdir)]  # fmt: skip
+        server = Child.start("redis-server", argv, workdir / "redis.log", append=False)
+        stack.callback(server.stop)
+        server.wait_ready(lambda: redis_probe(port), 10, "listening")
         if need_pg and not pg_dsn:
             state = Path(tempfile.mkdtemp(prefix="homeport-peers-"))
             state.chmod(0o755)
@@ -371,19 +359,6 @@ def _bench_servers(pg_dsn: str | None, workdir: Path, need_pg: bool) -> Iterator
                 capture_output=True,
                 timeout=60,
             )
-        import redis
-
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)  # waiting for redis-server to listen; bounded above
-        client.close()
         yield f"redis://127.0.0.1:{port}/0", pg_dsn or ""
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from homeport.core.supervisor import Child
 from homeport.loadtest.errors import RunError
 from homeport.loadtest.locuststats import AGGREGATED, RequestStats, read_history, read_stats
 from homeport.loadtest.workload import Workload
@@ -123,19 +123,17 @@ def _progress_line(cfg: RunConfig, began: float) -> str:
 def run_locust(cfg: RunConfig, progress: Callable[[str], None] = lambda _l: None) -> int:
     """Run Locust to the end of its shape; returns its exit code. Logs go to out_dir."""
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[Child] = []
     env = cfg.env()
     try:
         for i, cmd in enumerate(locust_commands(cfg)):
             name = "locust" if i == 0 else f"locust-worker-{i}"
-            with (cfg.out_dir / f"{name}.log").open("wb") as sink:
-                procs.append(
-                    subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
-                )
+            procs.append(Child.start(name, cmd, cfg.out_dir / f"{name}.log", env=env, cwd=ROOT,
+                                     append=False))  # fmt: skip
         began = time.monotonic()
         limit = cfg.duration_s + EXTRA_TIME_S + (60 if cfg.workers else 0)
         next_report = began + PROGRESS_EVERY_S
-        while procs[0].poll() is None:
+        while procs[0].running:
             now = time.monotonic()
             if now - began > limit:
                 raise RunError(
@@ -147,13 +145,12 @@ def run_locust(cfg: RunConfig, progress: Callable[[str], None] = lambda _l: None
                 next_report += PROGRESS_EVERY_S
             time.sleep(0.2)  # watching a child process; the loop is bounded by `limit`
         for worker in procs[1:]:
-            worker.wait(30)
-        return procs[0].returncode
+            worker.proc.wait(30)
+        return procs[0].proc.returncode
     finally:
         for proc in procs:
-            if proc.poll() is None:
+            if proc.running:
                 proc.kill()
-                proc.wait(10)
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from homeport.core.supervisor import Child, ChildFailed, stop_all
 from homeport.loadtest.errors import StackError
 
 START_LIMIT_S = 60.0
@@ -27,17 +25,6 @@ STOP_LIMIT_S = 20.0
 _LISTENING = re.compile(r"listening on (\S+)")
 _WORKER_UP = re.compile(r"admin_port=(-?\d+)")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class _Child:
-    name: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, lines: int = 15) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
 @dataclass
@@ -53,33 +40,26 @@ class LocalStack:
     env: dict[str, str] = field(default_factory=dict)
     gateway: str = ""
     worker_admin_ports: list[int] = field(default_factory=list)
-    _children: list[_Child] = field(default_factory=list)
+    _children: list[Child] = field(default_factory=list)
 
-    def _spawn(self, name: str, args: list[str]) -> _Child:
-        log = self.log_dir / f"{name}.log"
+    def _spawn(self, name: str, args: list[str]) -> Child:
         env = dict(os.environ, **self.env)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        with log.open("wb") as sink:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "homeport", *args],
-                cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        child = _Child(name, proc, log)
+        argv = [sys.executable, "-m", "homeport", *args]
+        child = Child.start(
+            name, argv, self.log_dir / f"{name}.log", env=env, cwd=ROOT, append=False
+        )
         self._children.append(child)
         return child
 
-    def _wait_line(self, child: _Child, pattern: re.Pattern[str]) -> re.Match[str]:
-        deadline = time.monotonic() + START_LIMIT_S
-        while True:
-            found = pattern.search(child.log.read_text(errors="replace"))
-            if found:
-                return found
-            if child.proc.poll() is not None:
-                raise StackError(f"{child.name} exited ({child.proc.returncode}):\n{child.tail()}")
-            if time.monotonic() > deadline:
-                raise StackError(f"{child.name} not up in {START_LIMIT_S:.0f}s:\n{child.tail()}")
-            time.sleep(0.05)  # polling a child's log for its ready line; bounded above
+    @staticmethod
+    def _wait_line(child: Child, pattern: re.Pattern[str]) -> re.Match[str]:
+        try:
+            found = child.wait_ready(pattern, START_LIMIT_S, "up")
+        except ChildFailed as exc:
+            raise StackError(str(exc)) from None
+        assert found is not None
+        return found
 
     def _engine_args(self, admin_port: str = "-1") -> list[str]:
         return [
@@ -138,15 +118,7 @@ class LocalStack:
 
     def stop(self) -> None:
         """SIGTERM each process (workers drain gracefully), newest first; SIGKILL stragglers."""
-        for child in reversed(self._children):
-            if child.proc.poll() is None:
-                os.killpg(child.proc.pid, signal.SIGTERM)
-        for child in reversed(self._children):
-            try:
-                child.proc.wait(STOP_LIMIT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.proc.pid, signal.SIGKILL)
-                child.proc.wait(STOP_LIMIT_S)
+        stop_all(self._children, STOP_LIMIT_S)
         self._children.clear()
 
     def __enter__(self) -> LocalStack:

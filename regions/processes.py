@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from homeport.core.supervisor import Child, ChildFailed, signal_group, wait_until
 from homeport.regions.errors import ClusterStateError, LaunchError
 
 
@@ -55,14 +56,6 @@ def is_alive(record: ProcessRecord) -> bool:
 def pid_alive(pid: int) -> bool:
     """Whether `pid` names a running (not zombie) process."""
     return _start_time(pid) is not None
-
-
-def log_tail(path: Path | str, lines: int = 12) -> str:
-    try:
-        text = Path(path).read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
 @dataclass
@@ -118,21 +111,11 @@ def spawn(
     stop_signal: int = signal.SIGTERM,
 ) -> ProcessRecord:
     """Start `argv` in a session of its own, output to `log`, and record it in `table`."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        try:
-            proc = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                user=user,
-                env=env,
-                cwd=cwd,
-            )
-        except OSError as exc:
-            raise LaunchError(name, f"cannot run {argv[0]!r}: {exc.strerror}", log) from exc
+    try:
+        child = Child.start(name, argv, log, env=env, cwd=cwd, user=user, stop_signal=stop_signal)
+    except ChildFailed as exc:
+        raise LaunchError(name, exc.reason, log) from exc
+    proc = child.proc
     started = _start_time(proc.pid)
     record = ProcessRecord(
         name=name,
@@ -149,15 +132,6 @@ def spawn(
     table.handles[proc.pid] = proc
     table.add(record)
     return record
-
-
-def _signal_group(record: ProcessRecord, sig: int) -> None:
-    try:
-        os.killpg(record.pid, sig)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        os.kill(record.pid, sig)
 
 
 def _reap(pid: int, handles: dict[int, subprocess.Popen[bytes]]) -> None:
@@ -184,7 +158,7 @@ def stop(
     handles = handles if handles is not None else {}
     running = [r for r in records if is_alive(r) or _child_running(r, handles)]
     for record in running:
-        _signal_group(record, record.stop_signal)
+        signal_group(record.pid, record.stop_signal)
     deadline = time.monotonic() + grace
     pending = list(running)
     while pending and time.monotonic() < deadline:
@@ -194,7 +168,7 @@ def stop(
         if pending:
             time.sleep(0.05)
     for record in pending:
-        _signal_group(record, signal.SIGKILL)
+        signal_group(record.pid, signal.SIGKILL)
     for record in records:
         _reap(record.pid, handles)
     for record in pending:
@@ -224,26 +198,8 @@ def wait_ready(
     what: str = "ready",
 ) -> None:
     """Poll `probe` until it is true; fail naming the process and its log when the process
-    exits or `timeout` seconds pass."""
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
-        try:
-            if probe():
-                return
-        except Exception:  # noqa: BLE001 - any failure of a probe means "not ready yet"
-            pass
-        if not is_alive(record):
-            raise LaunchError(
-                record.name,
-                f"exited before it was {what}; last log lines:\n{log_tail(record.log)}",
-                Path(record.log),
-            )
-        if time.monotonic() >= deadline:
-            raise LaunchError(
-                record.name,
-                f"not {what} after {timeout:.0f}s; last log lines:\n{log_tail(record.log)}",
-                Path(record.log),
-            )
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.25)
+    exits or `timeout` seconds pass (`core.supervisor.wait_until`)."""
+    try:
+        wait_until(record.name, probe, lambda: is_alive(record), Path(record.log), timeout, what)
+    except ChildFailed as exc:
+        raise LaunchError(record.name, exc.reason, Path(record.log)) from None

@@ -20,7 +20,6 @@ import asyncio
 import json
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from grpc import aio
 from homeport.core.broker import Broker
 from homeport.core.producer import Producer
 from homeport.core.settings import Settings
+from homeport.core.supervisor import Child, ChildFailed
 from homeport.core.task import new_task
 from homeport.router.client import AsyncClient
 from homeport.router.echo import METHOD as ECHO_METHOD
@@ -51,28 +51,20 @@ MAX_IN_FLIGHT = 512
 
 @contextmanager
 def launch(args: list[str], limit_s: float = START_LIMIT_S) -> Iterator[str]:
-    """Run `args` (a server printing `listening on HOST:PORT` on stderr); yield the address,
-    then stop the process with SIGTERM (SIGKILL after 10 s)."""
+    """Run `args` (a server printing `listening on HOST:PORT`); yield the address, then
+    stop the process with SIGTERM (SIGKILL after 10 s)."""
     with tempfile.TemporaryDirectory(prefix="homeport-bench-") as tmp:
-        log = Path(tmp) / "server.log"
-        with log.open("w") as sink:
-            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=sink)
+        server = Child.start(" ".join(args[:4]), args, Path(tmp) / "server.log")
         try:
-            deadline = time.monotonic() + limit_s
-            while (match := _LISTENING.search(log.read_text())) is None:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise click.ClickException(
-                        f"{' '.join(args[:4])} did not start in {limit_s:.0f}s:\n{log.read_text()}"
-                    )
-                time.sleep(0.05)  # waiting for a child's port line; bounded above
-            yield match[1]
+            found = server.wait_ready(_LISTENING, limit_s, "listening")
+        except ChildFailed as exc:
+            server.stop()
+            raise click.ClickException(str(exc)) from None
+        assert found is not None
+        try:
+            yield found[1]
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+            server.stop()
 
 
 @dataclass

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import redis
+from homeport.core.supervisor import Child, ChildFailed
 from homeport.loadtest.errors import StackError
 from homeport.loadtest.peers.base import Contender
 
@@ -69,49 +68,20 @@ class PeerResult:
         return self._med(self.run)
 
 
-class WorkerProcess:
-    """One contender's worker, in its own session, its output in `log`."""
-
-    def __init__(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log
-        with log.open("ab") as sink:
-            self.proc = subprocess.Popen(
-                cmd,
-                cwd=ROOT,
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def check(self) -> None:
-        if self.proc.poll() is not None:
-            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-15:])
-            raise StackError(f"worker exited ({self.proc.returncode}):\n{tail}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-
-
 def _wait_file(
-    path: Path, worker: WorkerProcess, limit_s: float, nudge: Callable[[], None] | None = None
+    path: Path, worker: Child, limit_s: float, nudge: Callable[[], None] | None = None
 ) -> None:
-    deadline = time.monotonic() + limit_s
-    while not path.exists():
-        worker.check()
-        if time.monotonic() > deadline:
-            raise StackError(
-                f"no {path.name} from the worker within {limit_s:.0f}s (log: {worker.log})"
-            )
+    """Until the worker writes `path` (`nudge`, when given, runs between two looks)."""
+
+    def written() -> bool:
         if nudge is not None:
             nudge()
-        time.sleep(0.2 if nudge else 0.02)  # polling for the handler's result file; bounded
+        return path.exists()
+
+    try:
+        worker.wait_ready(written, limit_s, f"done ({path.name} not written)")
+    except ChildFailed as exc:
+        raise StackError(str(exc)) from None
 
 
 @dataclass
@@ -135,6 +105,11 @@ class Bench:
         client.flushall()
         client.close()
 
+    def _worker(self, c: Contender, env: dict[str, str], slug: str) -> Child:
+        """One contender's worker, in its own session, its output in `<slug>.log`."""
+        return Child.start(f"{c.name} worker", c.worker_cmd(), self.workdir / f"{slug}.log",
+                           env=env, cwd=ROOT)  # fmt: skip
+
     def throughput(self, c: Contender, n: int, slug: str, run: int) -> tuple[float, float]:
         """(enqueue seconds, run seconds) of one run."""
         self._flush()
@@ -142,9 +117,7 @@ class Bench:
         c.submit(n)
         enqueue_s = time.perf_counter() - began
         out = self.workdir / f"{slug}-tp{run}.json"
-        worker = WorkerProcess(
-            c.worker_cmd(), self._env("throughput", n, out), self.workdir / f"{slug}.log"
-        )
+        worker = self._worker(c, self._env("throughput", n, out), slug)
         try:
             _wait_file(out, worker, WORKER_LIMIT_S + n / 50)
         finally:
@@ -156,9 +129,7 @@ class Bench:
         self._flush()
         out = self.workdir / f"{slug}-lat.json"
         ready = Path(f"{out}.ready")
-        worker = WorkerProcess(
-            c.worker_cmd(), self._env("latency", m, out), self.workdir / f"{slug}.log"
-        )
+        worker = self._worker(c, self._env("latency", m, out), slug)
         try:
             _wait_file(ready, worker, WORKER_LIMIT_S, nudge=c.probe)
             time.sleep(0.5)  # let the probes' stragglers drain before stamped tasks start

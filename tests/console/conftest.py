@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 import requests
+from homeport.core.supervisor import Child
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.etcd import ControlStoreUnavailable
 from homeport.router.etcd_routing import EtcdRoutingTable
@@ -121,30 +122,17 @@ def _launch(
         "--refresh-s", "1", *tokens,
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEPORT_")}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=out, env=env)
+    console = Child.start(f"console-{region}", argv, log, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"console exited with {proc.returncode}: {log.read_text()}")
-            try:
-                if requests.get(f"{url}/regions", timeout=10).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"console not serving after {START_TIMEOUT_S}s: {log}")
-            time.sleep(0.3)
-        yield ConsoleProcess(url, proc, log, cluster.state_dir)
+        console.wait_ready(
+            lambda: requests.get(f"{url}/regions", timeout=10).status_code == 200,
+            START_TIMEOUT_S,
+            "serving",
+        )
+        yield ConsoleProcess(url, console.proc, log, cluster.state_dir)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        console.stop(30)
 
 
 @pytest.fixture(scope="package")

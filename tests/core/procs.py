@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from homeport.core.supervisor import Child, ChildFailed
 
 ROOT = Path(__file__).resolve().parents[2]
+_STARTED = re.compile(r"admin_port=(\d+)")
 
 
 class WorkerProcess:
@@ -65,10 +64,8 @@ class WorkerProcess:
             "--insecure",  # the engine tests' Redis is the --insecure test cluster's
             *extra,
         ]
-        with open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err
-            )
+        self.child = Child.start(name, cmd, self.stderr_path, env=env, cwd=ROOT, append=False)
+        self.proc = self.child.proc
         self.port = 0
 
     @property
@@ -76,16 +73,12 @@ class WorkerProcess:
         return self.proc.pid
 
     async def wait_started(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            m = re.search(rb"admin_port=(\d+)", self.stderr_path.read_bytes())
-            if m:
-                self.port = int(m.group(1))
-                return
-            if self.proc.poll() is not None:
-                pytest.fail(f"worker exited early ({self.proc.returncode}):\n{self.log()}")
-            await asyncio.sleep(0.05)
-        pytest.fail(f"worker did not start within {timeout}s:\n{self.log()}")
+        try:
+            found = await asyncio.to_thread(self.child.wait_ready, _STARTED, timeout, "started")
+        except ChildFailed as exc:
+            pytest.fail(str(exc))
+        assert found is not None
+        self.port = int(found[1])
 
     def log(self) -> str:
         return self.stderr_path.read_text(errors="replace")[-4000:]
@@ -100,18 +93,14 @@ class WorkerProcess:
         return total
 
     def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        self.child.kill()
 
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM (graceful) and wait; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        code = self.child.stop(timeout)
+        if self.child.killed:
             pytest.fail(f"worker ignored SIGTERM for {timeout}s:\n{self.log()}")
+        return code
 
 
 def read_exec_log(path: Path) -> list[tuple[int, str, str, int, int]]:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
+from homeport.core.supervisor import Child
 
 from homeport import Client
 from tests.router.conftest import PARTITIONS, REGION
@@ -40,21 +38,16 @@ def _listens_on(pid: int, port: int) -> bool:
 def test_two_gateway_processes_listen_on_one_port_and_stop_on_one_sigterm(
     redis_url: str, pg_dsn: str, tmp_path: Path
 ) -> None:
-    log = tmp_path / "gateway.log"
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "homeport", "gateway", "--region", REGION,
-             "--redis-url", redis_url, "--pg-dsn", pg_dsn, "--partitions", str(PARTITIONS),
-             "--listen", "127.0.0.1:0", "--admin-port", "-1", "--token", "t0k3n",
-             "--processes", "2", "--insecure"],
-            stderr=sink, stdout=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
+    argv = [sys.executable, "-m", "homeport", "gateway", "--region", REGION,
+            "--redis-url", redis_url, "--pg-dsn", pg_dsn, "--partitions", str(PARTITIONS),
+            "--listen", "127.0.0.1:0", "--admin-port", "-1", "--token", "t0k3n",
+            "--processes", "2", "--insecure"]  # fmt: skip
+    gateway = Child.start("gateway", argv, tmp_path / "gateway.log")
+    log, proc = gateway.log, gateway.proc
     try:
-        deadline = time.monotonic() + 60
-        while len(addresses := _LISTENING.findall(log.read_text())) < 2:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"two gateway processes did not start:\n{log.read_text()}")
-            time.sleep(0.05)  # polling a log file for the port, not synchronising work
+        gateway.wait_ready(lambda: len(_LISTENING.findall(log.read_text())) >= 2, 60,
+                           "two processes listening")  # fmt: skip
+        addresses = _LISTENING.findall(log.read_text())
         assert addresses[0] == addresses[1], "both processes serve the one port"
         port = int(addresses[0].rpartition(":")[2])
         children = _children(proc.pid)
@@ -67,6 +60,4 @@ def test_two_gateway_processes_listen_on_one_port_and_stop_on_one_sigterm(
         assert proc.wait(timeout=30) == 0, log.read_text()
         assert not any(Path(f"/proc/{c}").exists() for c in children), "children reaped"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        gateway.kill()

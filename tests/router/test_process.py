@@ -9,11 +9,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from homeport.core.supervisor import Child
 from homeport.router.errors import InvalidRequest
 
 from homeport import Client
@@ -27,31 +27,17 @@ _LISTENING = re.compile(r"listening on (\S+)")
 @pytest.fixture
 def gateway_process(
     redis_url: str, pg_dsn: str, tmp_path: Path
-) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    log = tmp_path / "gateway.log"
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [*HOMEPORT, "gateway", "--region", REGION, "--redis-url", redis_url,
-             "--pg-dsn", pg_dsn, "--partitions", str(PARTITIONS), "--listen", "127.0.0.1:0",
-             "--admin-port", "-1", "--token", "t0k3n", "--insecure"],
-            stderr=sink, stdout=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    argv = [*HOMEPORT, "gateway", "--region", REGION, "--redis-url", redis_url,
+            "--pg-dsn", pg_dsn, "--partitions", str(PARTITIONS), "--listen", "127.0.0.1:0",
+            "--admin-port", "-1", "--token", "t0k3n", "--insecure"]  # fmt: skip
+    gateway = Child.start("gateway", argv, tmp_path / "gateway.log")
     try:
-        deadline = time.monotonic() + START_LIMIT_S
-        address = None
-        while address is None:
-            match = _LISTENING.search(log.read_text())
-            if match:
-                address = match[1]
-            elif proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gateway did not start within {START_LIMIT_S}s:\n{log.read_text()}")
-            else:
-                time.sleep(0.05)  # polling a log file for the port, not synchronising work
-        yield address, proc
+        found = gateway.wait_ready(_LISTENING, START_LIMIT_S, "listening")
+        assert found is not None
+        yield found[1], gateway.proc
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        gateway.kill()
 
 
 def _cli(address: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -60,7 +46,7 @@ def _cli(address: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_gateway_process_serves_sdk_and_cli_and_stops_gracefully(
-    gateway_process: tuple[str, subprocess.Popen[str]],
+    gateway_process: tuple[str, subprocess.Popen[bytes]],
 ) -> None:
     address, proc = gateway_process
     with Client(address, token="t0k3n") as client:
