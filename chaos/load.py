@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import itertools
 import random
 import time
@@ -120,16 +119,20 @@ class LoadGenerator:
 
         async def one(key: str, durability: str, n: int) -> None:
             task_id = f"{self.run_id}-probe-{n}-{key}-{durability}"
+            last = "not submitted yet"
             while True:
-                with contextlib.suppress(GatewayError):  # not ready yet: bounded below
+                try:  # not ready yet: retried, bounded below
                     await self.client.submit("probe", key, b"", id=task_id, durability=durability)
-                    if (await self.client.get(task_id)).status == "succeeded":
+                    last = f"status {(await self.client.get(task_id)).status}"
+                    if last == "status succeeded":
                         return
+                except GatewayError as exc:
+                    last = f"{type(exc).__name__}: {exc}"
                 if time.monotonic() - started > WARM_UP_S:
                     home = home_region(key, self.topology)
                     raise RunError(
-                        f"warm-up: home {home} did not acknowledge and run a {durability} "
-                        f"probe within {WARM_UP_S:g}s"
+                        f"warm-up: home {home} did not acknowledge and run {durability} probe "
+                        f"{task_id} within {WARM_UP_S:g}s; last: {last}"
                     )
                 await asyncio.sleep(0.1)
 
