@@ -18,22 +18,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from homeport.core.app import App, Cancelled, Registration, TaskContext, TaskOptions, call_handler
-from homeport.core.broker import Broker, Finish
+from homeport.core.app import Cancelled, Registration, TaskContext, TaskOptions, call_handler
+from homeport.core.broker import Finish
 from homeport.core.entry import Delivery, Undecodable
 from homeport.core.errors import Fenced, HomeportError
-from homeport.core.gate import Gate
 from homeport.core.keys import PartitionKeys
-from homeport.core.metrics import Metrics
-from homeport.core.recorder import RecordWriter
 from homeport.core.retry import warn_repeated
-from homeport.core.settings import Settings
+from homeport.core.runtime import Slot, WorkerRuntime
 from homeport.core.stepper import BEGIN_CANCELLED, Stepper
 from homeport.core.store import AttemptRecord, Status, TaskRecord
 
@@ -42,78 +38,6 @@ _RETRY_IO_S = 0.2
 # Unfinished earlier begins after which an entry runs alone (see `_execute`).
 ALONE_AFTER_STARTS = 2
 _DEFAULT_OPTIONS = TaskOptions()
-
-
-class WorkerRuntime:
-    """What every consumer of one worker shares (set up by `core.worker.Worker`)."""
-
-    def __init__(
-        self,
-        *,
-        worker_id: str,
-        app: App,
-        broker: Broker,
-        settings: Settings,
-        metrics: Metrics,
-        recorder: RecordWriter,
-        run_sync: Callable[[Callable[[], Any]], Awaitable[Any]],
-        rng: random.Random,
-    ) -> None:
-        self.worker_id = worker_id
-        self.app = app
-        self.broker = broker
-        self.settings = settings
-        self.metrics = metrics
-        self.recorder = recorder
-        self.run_sync = run_sync
-        self.rng = rng
-        self.inflight = 0
-        self.gate = Gate()
-        # Worker-wide budget of fetched-but-unfinished entries: bounds memory and the
-        # number of coroutines, and so the event loop's cycle time (lease renewals must
-        # not starve under load). Handlers running at once never exceed it.
-        self.buffered = 0
-        self.space = asyncio.Event()
-        self.space.set()
-        # The hard bound on tasks between begin and finish (handlers running at once).
-        # The fetch budget above is soft: every partition's reader parks in a blocking
-        # read of at least one entry, so up to one read per partition can land past it.
-        self.slots = asyncio.Semaphore(settings.concurrency)
-
-    def take(self, n: int) -> None:
-        self.buffered += n
-        if self.buffered >= self.settings.concurrency:
-            self.space.clear()
-
-    def give(self) -> None:
-        self.buffered -= 1
-        if self.buffered < self.settings.concurrency:
-            self.space.set()
-
-
-class _Slot:
-    """One task's hold on its worker's handler slots; acquire and release are idempotent."""
-
-    __slots__ = ("_held", "_slots", "_hold", "_since")
-
-    def __init__(self, slots: asyncio.Semaphore, hold: Any = None) -> None:
-        self._slots = slots
-        self._held = False
-        self._hold = hold  # histogram child observing each hold (homeport_slot_hold_seconds)
-        self._since = 0.0
-
-    async def acquire(self) -> None:
-        if not self._held:
-            await self._slots.acquire()
-            self._held = True
-            self._since = time.perf_counter()
-
-    def release(self) -> None:
-        if self._held:
-            self._held = False
-            self._slots.release()
-            if self._hold is not None:
-                self._hold.observe(time.perf_counter() - self._since)
 
 
 class PartitionConsumer:
@@ -360,7 +284,7 @@ class PartitionConsumer:
             # begin (a begun task waiting for a slot would be counted as a crash suspect
             # if the worker died), given back as soon as the handler returns (recording
             # and acking need no slot), taken again for a retry.
-            slot = _Slot(rt.slots, self._m_hold)
+            slot = Slot(rt.slots, self._m_hold)
             try:
                 await slot.acquire()
                 await self._begin_and_run(d, reg, slot)
@@ -369,7 +293,7 @@ class PartitionConsumer:
         finally:
             rt.gate.leave(alone)
 
-    async def _begin_and_run(self, d: Delivery, reg: Registration, slot: _Slot) -> None:
+    async def _begin_and_run(self, d: Delivery, reg: Registration, slot: Slot) -> None:
         rt, s = self.rt, self.rt.settings
         verdict = await self._begin(d)
         if verdict == BEGIN_CANCELLED:
@@ -426,7 +350,7 @@ class PartitionConsumer:
         return verdict
 
     async def _attempt(
-        self, d: Delivery, reg: Registration, attempt: int, unfinished_before: int, slot: _Slot
+        self, d: Delivery, reg: Registration, attempt: int, unfinished_before: int, slot: Slot
     ) -> tuple[bool, bytes | None, str | None]:
         rt = self.rt
         await slot.acquire()  # held since the begin for a first attempt; again for a retry

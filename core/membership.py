@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from homeport.core.consumer import PartitionConsumer, WorkerRuntime
+from homeport.core.consumer import PartitionConsumer
 from homeport.core.keys import PartitionKeys, RegionKeys
 from homeport.core.loop import Loop
+from homeport.core.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from homeport.core.app import App
 from homeport.core.broker import Broker
-from homeport.core.consumer import WorkerRuntime
 from homeport.core.errors import HomeportError
 from homeport.core.forwarder import Forwarder
 from homeport.core.keys import RegionKeys
@@ -34,6 +33,7 @@ from homeport.core.manager import Manager
 from homeport.core.membership import Membership
 from homeport.core.metrics import Metrics
 from homeport.core.recorder import RecordWriter
+from homeport.core.runtime import WorkerRuntime
 from homeport.core.settings import Settings
 from homeport.core.store import RecordStore
 from homeport.core.trimmer import Trimmer

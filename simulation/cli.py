@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -32,9 +31,10 @@ from homeport.simulation.errors import ParameterError, SimulationError
 from homeport.simulation.exports import load_export
 from homeport.simulation.model import simulate
 from homeport.simulation.params import KeySpace, ModelParams, RetryPolicy, load_params
-from homeport.simulation.planner import Plan, PlanRequest
+from homeport.simulation.planner import PlanRequest
 from homeport.simulation.planner import plan as make_plan
 from homeport.simulation.plots import plot_validation, write_plots
+from homeport.simulation.render import emit, finite, plan_json, render_plan
 from homeport.simulation.results import littles_law, summarise
 from homeport.simulation.scenarios import Workload
 from homeport.simulation.validation import validate
@@ -68,23 +68,6 @@ def _errors() -> Iterator[None]:
         yield
     except SimulationError as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def _emit(as_json: bool, data: dict[str, Any], render: Callable[[Console], None]) -> None:
-    if as_json:
-        click.echo(json.dumps(data, indent=2, default=_json_default))
-    else:
-        render(Console())
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return str(value)
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 @click.group(invoke_without_command=True, context_settings={"show_default": True})
@@ -173,70 +156,10 @@ def plan_group(
         )
         result = make_plan(request)
         plots = write_plots(result, plots_dir) if plots_dir else []
-    _emit(as_json, _plan_json(result, plots), lambda console: _render_plan(console, result, plots))
+    emit(as_json, plan_json(result, plots), lambda console: render_plan(console, result, plots))
 
 
 plan_group.name = "plan"
-
-
-def _plan_json(result: Plan, plots: list[Path]) -> dict[str, Any]:
-    return {
-        "workers_per_region": result.workers_per_region,
-        "headroom_normal": result.headroom_normal,
-        "headroom_after_failover": result.headroom_after_failover,
-        "scenarios": [
-            {k: v for k, v in asdict(s).items() if k != "evaluations"}
-            | {"evaluations": [asdict(e) for e in s.evaluations]}
-            for s in result.scenarios
-        ],
-        "drains": [
-            {
-                k: _finite(v) if isinstance(v, float) else v
-                for k, v in asdict(d).items()
-                if k not in ("times_s", "backlog")
-            }
-            for d in result.drains
-        ],
-        "plots": [str(p) for p in plots],
-    }
-
-
-def _render_plan(console: Console, result: Plan, plots: list[Path]) -> None:
-    request = result.request
-    table = Table(
-        title=f"Workers for {request.rate_per_s:,.0f} tasks/s, p99 wait ≤ "
-        f"{format_duration(request.p99_wait_s)}"
-    )
-    for column in ("scenario", "region", "rate/s", "workers", "p99 wait", "utilisation"):
-        table.add_column(column, justify="right" if column != "scenario" else "left")
-    for s in result.scenarios:
-        table.add_row(
-            s.name,
-            s.region,
-            f"{s.rate_per_s:,.0f}",
-            str(s.workers),
-            format_duration(s.p99_wait_s),
-            f"{s.utilisation:.0%}",
-        )
-    console.print(table)
-    needed = ", ".join(f"{k}: {v}" for k, v in result.workers_per_region.items())
-    console.print(
-        f"Workers per region to provision: [bold]{needed}[/bold] "
-        f"(concurrency {request.workload.concurrency}, "
-        f"{request.workload.partitions} partitions each)"
-    )
-    console.print(f"Headroom in normal operation: {result.headroom_normal:.0%} spare capacity")
-    if result.headroom_after_failover is not None:
-        console.print(f"Headroom with one region down: {result.headroom_after_failover:.0%}")
-    for d in result.drains:
-        console.print(
-            f"Backlog after {d.failed} fails ({d.backlog_tasks:,.0f} tasks at promotion) "
-            f"drains on {d.standby} in {format_duration(d.drain_time_s)} simulated "
-            f"(fluid estimate: {format_duration(d.fluid_busiest_worker_s)} busiest worker, "
-            f"{format_duration(d.fluid_drain_time_s)} pooled)"
-        )
-    for path in plots:
-        console.print(f"Plot written: {path}")
 
 
 @plan_group.command("failover")
@@ -290,7 +213,7 @@ def failover_command(
             simulate=simulate,
             seed=params.seed,
         )
-    data = {k: _finite(v) if isinstance(v, float) else v for k, v in asdict(verdict).items()}
+    data = {k: finite(v) if isinstance(v, float) else v for k, v in asdict(verdict).items()}
 
     def render(console: Console) -> None:
         table = Table(title=f"Can {standby} absorb {failed}?")
@@ -310,7 +233,7 @@ def failover_command(
         table.add_row("p99 wait after (analytic)", format_duration(verdict.p99_wait_after_s))
         console.print(table)
 
-    _emit(as_json, data, render)
+    emit(as_json, data, render)
     if not verdict.ok:
         raise SystemExit(2)
 
@@ -444,7 +367,7 @@ def simulate_command(params_path: str, tasks: int | None, seed: int | None, as_j
         )
         console.print(table)
 
-    _emit(as_json, data, render)
+    emit(as_json, data, render)
 
 
 @plan_group.command("validate")
@@ -481,7 +404,7 @@ def validate_command(
     written = str(plot_validation(checks, Path(plot))) if plot else None
     data = {
         "service_time": fit.service_time.model_dump(),
-        "levels": [asdict(c) | {"p99_ratio": _finite(c.p99_ratio)} for c in checks],
+        "levels": [asdict(c) | {"p99_ratio": finite(c.p99_ratio)} for c in checks],
         "plot": written,
     }
 
@@ -505,7 +428,7 @@ def validate_command(
         if written:
             console.print(f"plot: {written}")
 
-    _emit(as_json, data, render)
+    emit(as_json, data, render)
 
 
 plan = plan_group

@@ -1,0 +1,90 @@
+"""`WorkerRuntime`: what every partition consumer of one worker shares (the app, the
+broker, the record writer, the fetch budget and the handler slots), and `Slot`, one
+task's hold on those slots. Set up by `core.worker.Worker`; used by `core.consumer`."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from homeport.core.app import App
+from homeport.core.broker import Broker
+from homeport.core.gate import Gate
+from homeport.core.metrics import Metrics
+from homeport.core.recorder import RecordWriter
+from homeport.core.settings import Settings
+
+
+class WorkerRuntime:
+    """What every consumer of one worker shares (set up by `core.worker.Worker`)."""
+
+    def __init__(
+        self,
+        *,
+        worker_id: str,
+        app: App,
+        broker: Broker,
+        settings: Settings,
+        metrics: Metrics,
+        recorder: RecordWriter,
+        run_sync: Callable[[Callable[[], Any]], Awaitable[Any]],
+        rng: random.Random,
+    ) -> None:
+        self.worker_id = worker_id
+        self.app = app
+        self.broker = broker
+        self.settings = settings
+        self.metrics = metrics
+        self.recorder = recorder
+        self.run_sync = run_sync
+        self.rng = rng
+        self.inflight = 0
+        self.gate = Gate()
+        # Worker-wide budget of fetched-but-unfinished entries: bounds memory and the
+        # number of coroutines, and so the event loop's cycle time (lease renewals must
+        # not starve under load). Handlers running at once never exceed it.
+        self.buffered = 0
+        self.space = asyncio.Event()
+        self.space.set()
+        # The hard bound on tasks between begin and finish (handlers running at once).
+        # The fetch budget above is soft: every partition's reader parks in a blocking
+        # read of at least one entry, so up to one read per partition can land past it.
+        self.slots = asyncio.Semaphore(settings.concurrency)
+
+    def take(self, n: int) -> None:
+        self.buffered += n
+        if self.buffered >= self.settings.concurrency:
+            self.space.clear()
+
+    def give(self) -> None:
+        self.buffered -= 1
+        if self.buffered < self.settings.concurrency:
+            self.space.set()
+
+
+class Slot:
+    """One task's hold on its worker's handler slots; acquire and release are idempotent."""
+
+    __slots__ = ("_held", "_slots", "_hold", "_since")
+
+    def __init__(self, slots: asyncio.Semaphore, hold: Any = None) -> None:
+        self._slots = slots
+        self._held = False
+        self._hold = hold  # histogram child observing each hold (homeport_slot_hold_seconds)
+        self._since = 0.0
+
+    async def acquire(self) -> None:
+        if not self._held:
+            await self._slots.acquire()
+            self._held = True
+            self._since = time.perf_counter()
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
+            if self._hold is not None:
+                self._hold.observe(time.perf_counter() - self._since)
