@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from homeport.chaos.catalog import Catalog, catalog
 from homeport.chaos.errors import ScenarioError
+from homeport.core.config import read_yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Durability = Literal["LOCAL", "REGION", "GLOBAL"]
@@ -213,12 +213,4 @@ def parse_scenario(data: Any, source: str = "scenario") -> Scenario:
 
 
 def load_scenario(path: Path) -> Scenario:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ScenarioError("<file>", str(path), f"cannot read: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioError("<file>", str(path), f"not valid YAML: {exc}") from exc
-    return parse_scenario(data, str(path))
+    return parse_scenario(read_yaml(path, ScenarioError, "<file>"), str(path))

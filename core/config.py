@@ -16,7 +16,7 @@ reports its own format).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,14 +32,23 @@ class SettingsError(InvalidArgument, ValueError):
     where it comes from."""
 
 
+def read_yaml(path: Path, error: Callable[[str, str, str], Exception], field: str) -> Any:
+    """The YAML document in `path`; `error(field, path, reason)` when it cannot be read
+    or parsed. Every YAML file homeport reads (settings, topology, scenarios) goes
+    through here."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise error(field, str(path), f"cannot read: {exc.strerror}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise error(field, str(path), f"not valid YAML: {exc}") from exc
+
+
 def from_file(path: Path) -> dict[str, Any]:
     """A YAML mapping of setting: value ({} for an empty file)."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise SettingsError("config", str(path), f"cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise SettingsError("config", str(path), f"not valid YAML: {exc}") from None
+    data = read_yaml(path, SettingsError, "config")
     if data is None:
         return {}
     if not isinstance(data, dict):

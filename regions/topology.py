@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from homeport.core.config import read_yaml
 from homeport.core.security import SecurityConfig
 from homeport.regions.deployment import Deployment, RegionDeploy, check_deployment
 from homeport.regions.errors import TopologyError
@@ -338,12 +339,4 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
 
 
 def load_topology(path: Path) -> Topology:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise TopologyError("<file>", str(path), f"cannot read: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise TopologyError("<file>", str(path), f"not valid YAML: {exc}") from exc
-    return parse_topology(data, str(path))
+    return parse_topology(read_yaml(path, TopologyError, "<file>"), str(path))
