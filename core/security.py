@@ -123,11 +123,15 @@ class TlsFiles(_Model):
     ca: Path
     cert: Path
     key: Path
-    # Which servers speak TLS. etcd's client port is not among them: the aetcd client
-    # has no TLS channel (docs/security.md).
+    # Which servers speak TLS (etcd: its client port; etcd_peer: Raft between members).
     redis: bool = True
     postgres: bool = True
+    etcd: bool = True
     etcd_peer: bool = True
+    # The name every etcd member's certificate carries, checked on each connection; by
+    # default the host of the first endpoint a process dials (one gRPC channel spans
+    # every member, so one name is checked for all of them: regions/etcd.py).
+    etcd_server_name: str | None = None
 
 
 class SecurityConfig(_Model):
@@ -314,6 +318,11 @@ class Identity:
             return {}
         where = f"security.roles.{self.role}.etcd.password"
         return {"username": login.user, "password": login.password.read(where)}
+
+    def etcd_tls(self) -> TlsFiles | None:
+        """The CA to verify etcd members with and the certificate to present to them
+        (members run `--client-cert-auth`), or None for a plaintext client port."""
+        return self._tls("etcd")
 
 
 @functools.lru_cache(maxsize=8)

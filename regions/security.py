@@ -35,7 +35,8 @@ from homeport.core.security import (
 )
 from homeport.core.store import RecordStore
 from homeport.regions.control import ControlPlane
-from homeport.regions.topology import Topology
+from homeport.regions.etcd import tls_channel
+from homeport.regions.topology import Topology, split_address
 
 # PostgreSQL user of each role. The operator owns the databases and runs migrations;
 # workers write records; gateways (and the agent, which reads nothing today) read them.
@@ -354,7 +355,11 @@ async def etcd_enable_auth(
         "agent": [(auth_pb2.Permission.READWRITE, base)],
         "operator": [(auth_pb2.Permission.READWRITE, base)],
     }  # fmt: skip
-    channel = rpc.insecure_channel(endpoint)
+    tls = config.tls if config.tls is not None and config.tls.etcd else None
+    if tls is None:
+        channel = rpc.insecure_channel(endpoint)
+    else:
+        channel = tls_channel(endpoint, tls, tls.etcd_server_name or split_address(endpoint)[0])
     try:
         stub = rpc.AuthStub(channel)
         await stub.UserAdd(rpc.AuthUserAddRequest(name="root", password=root.read("etcd root")))
@@ -379,11 +384,13 @@ async def etcd_enable_auth(
         await channel.close()
 
 
-def etcd_flags(config: SecurityConfig | None, state_dir: Path) -> tuple[str, list[str]]:
-    """(peer URL scheme, extra flags) of every etcd member: JWT tokens once auth is on,
-    and peer TLS (Raft traffic crosses regions) with certificates from the dev CA."""
+def etcd_flags(config: SecurityConfig | None, state_dir: Path) -> tuple[str, str, list[str]]:
+    """(client URL scheme, peer URL scheme, extra flags) of every etcd member: JWT tokens
+    once auth is on, client TLS with client certificates (processes of every region dial
+    members of other regions), and peer TLS (Raft traffic crosses regions), with
+    certificates from the dev CA."""
     if config is None or config.insecure:
-        return "http", []
+        return "http", "http", []
     folder = state_dir / "secrets"
     private, public = folder / "etcd-jwt.key", folder / "etcd-jwt.pub"
     if not private.exists():
@@ -395,16 +402,18 @@ def etcd_flags(config: SecurityConfig | None, state_dir: Path) -> tuple[str, lis
         # cost 10 made each client's login take 0.3-0.8 s on a loaded 2-core machine.
         "--bcrypt-cost", "4",
     ]  # fmt: skip
-    if config.tls is None or not config.tls.etcd_peer:
-        return "http", flags
     tls = config.tls
-    return "https", [
-        *flags,
-        "--peer-cert-file", str(tls.cert),
-        "--peer-key-file", str(tls.key),
-        "--peer-trusted-ca-file", str(tls.ca),
-        "--peer-client-cert-auth",
-    ]  # fmt: skip
+    schemes = []
+    for enabled, kind in ((tls and tls.etcd, ""), (tls and tls.etcd_peer, "peer-")):
+        schemes.append("https" if enabled and tls else "http")
+        if enabled and tls:
+            flags += [
+                f"--{kind}cert-file", str(tls.cert),
+                f"--{kind}key-file", str(tls.key),
+                f"--{kind}trusted-ca-file", str(tls.ca),
+                f"--{kind}client-cert-auth",
+            ]  # fmt: skip
+    return schemes[0], schemes[1], flags
 
 
 async def prepare_etcd(topology: Topology, state_dir: Path) -> None:
