@@ -87,6 +87,9 @@ class ClusterSpec:
     with_prometheus: bool = False
     # No credentials and no TLS anywhere (docs/security.md says what that gives up).
     insecure: bool = False
+    # Credentials and CA made beforehand (`regions.security.generate`) instead of new
+    # ones: a test session's clusters share one set (`security.cluster_security`).
+    shared_security: SecurityConfig | None = None
 
     @classmethod
     def default(
@@ -325,7 +328,8 @@ class DevCluster:
         table = ProcessTable(self.table_path, handles=self._handles)
         table.save()
         picker = PortPicker(random.Random(spec.seed))
-        plan = _plan(spec, picker, security.generate(self.state_dir, spec.insecure))
+        sec = security.cluster_security(self.state_dir, spec.insecure, spec.shared_security)
+        plan = _plan(spec, picker, sec)
         try:
             self._start(plan, spec, table, progress)
             self.topology_path.write_text(plan.topology.to_yaml())

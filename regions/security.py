@@ -110,6 +110,21 @@ def generate(state_dir: Path, insecure: bool = False, tls: bool = True) -> Secur
     return SecurityConfig(tls=files, replication=replication, roles=roles)  # type: ignore[arg-type]
 
 
+def cluster_security(
+    state_dir: Path, insecure: bool = False, shared: SecurityConfig | None = None
+) -> SecurityConfig:
+    """The security of a new local cluster: fresh (`generate`), or `shared` credentials
+    and CA made once for several clusters (a test session's clusters share one set, so
+    one HOMEPORT_SECURITY_FILE serves them all). Each cluster still gets its own
+    `secrets/` for what is its alone (etcd root, JWT keys, Redis ACL and config)."""
+    if shared is None or insecure:
+        return generate(state_dir, insecure)
+    folder = state_dir / "secrets"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _password(folder, "etcd-root")
+    return shared
+
+
 # ---- TLS -------------------------------------------------------------------------------
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import insecure_flag
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -62,7 +64,7 @@ class WorkerProcess:
             "--admin-port",
             "0",
             "--redis-cluster" if cluster else "--redis-single",
-            "--insecure",  # the engine tests' Redis is the --insecure test cluster's
+            *insecure_flag(),  # the session's credentials, or none (tests/conftest.py)
             *extra,
         ]
         with open(self.stderr_path, "wb") as err:

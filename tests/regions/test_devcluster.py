@@ -18,7 +18,7 @@ from homeport.regions.servers import Binaries
 from homeport.regions.topology import Topology, split_address
 from homeport.regions.toxiproxy import ToxiproxyClient
 
-from tests.conftest import make_state_dir, wait_for_sync
+from tests.conftest import make_state_dir, session_security, wait_for_sync
 
 HOMEPORT = [sys.executable, "-m", "homeport"]
 
@@ -144,7 +144,8 @@ def test_every_expected_proxy_exists(topology: Topology) -> None:
 
 def _client(address: str) -> redis.Redis:
     host, port = split_address(address)
-    return redis.Redis(host=host, port=port, socket_timeout=1, socket_connect_timeout=1)
+    auth = session_security().redis_kwargs()
+    return redis.Redis(host=host, port=port, socket_timeout=1, socket_connect_timeout=1, **auth)
 
 
 def test_disabled_proxy_cuts_the_connection_until_reenabled(topology: Topology) -> None:

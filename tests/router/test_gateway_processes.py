@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from homeport import Client
+from tests.conftest import insecure_flag
 from tests.router.conftest import PARTITIONS, REGION
 
 _LISTENING = re.compile(r"listening on (\S+)")
@@ -38,15 +39,15 @@ def _listens_on(pid: int, port: int) -> bool:
 
 
 def test_two_gateway_processes_listen_on_one_port_and_stop_on_one_sigterm(
-    redis_url: str, pg_dsn: str, tmp_path: Path
+    redis_url: str, migrated_pg_dsn: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "gateway.log"
     with log.open("w") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "homeport", "gateway", "--region", REGION,
-             "--redis-url", redis_url, "--pg-dsn", pg_dsn, "--partitions", str(PARTITIONS),
+             "--redis-url", redis_url, "--pg-dsn", migrated_pg_dsn, "--partitions", str(PARTITIONS),
              "--listen", "127.0.0.1:0", "--admin-port", "-1", "--token", "t0k3n",
-             "--processes", "2", "--insecure"],
+             "--processes", "2", *insecure_flag()],
             stderr=sink, stdout=subprocess.DEVNULL, text=True,
         )  # fmt: skip
     try:
