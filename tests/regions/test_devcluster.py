@@ -172,20 +172,22 @@ def test_write_on_primary_reaches_cross_region_mirror_through_its_proxy(topology
     assert topology.toxiproxy is not None
     us = topology.region("us-east")
     primary, mirror = _client(us.redis.primary or ""), _client(us.redis.mirror or "")
-    primary.set("mirror-probe", "1")
-    wait_for_sync(lambda: mirror.get("mirror-probe") == b"1", 5, "the mirror to receive the write")
+    primary.set("hp:mirror-probe", "1")
+    wait_for_sync(
+        lambda: mirror.get("hp:mirror-probe") == b"1", 5, "the mirror to receive the write"
+    )
     tox = ToxiproxyClient(topology.toxiproxy.api)
     link = f"{us.standby}->us-east:redis"
     tox.set_enabled(link, False)
     try:
-        primary.set("mirror-probe", "2")
+        primary.set("hp:mirror-probe", "2")
         # WAIT counts replicas that acknowledged: with the link down only the in-region one.
         assert primary.execute_command("WAIT", 2, 300) == 1
-        assert mirror.get("mirror-probe") == b"1"
+        assert mirror.get("hp:mirror-probe") == b"1"
     finally:
         tox.set_enabled(link, True)
     wait_for_sync(
-        lambda: mirror.get("mirror-probe") == b"2", 15, "the mirror to catch up after heal"
+        lambda: mirror.get("hp:mirror-probe") == b"2", 15, "the mirror to catch up after heal"
     )
     tox.close()
 

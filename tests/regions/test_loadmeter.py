@@ -36,7 +36,8 @@ async def test_meter_measures_rate_and_hold_of_its_workers_and_a_scale_order_add
     ]  # fmt: skip
     workforce = Workforce("eu-west", tmp_path, 1)
     cp = await ControlPlane.open(topology, "eu-west")
-    prefix = f"/test-{uuid.uuid4().hex[:8]}"
+    # Under the deployment's prefix: the operator's etcd login may write only there.
+    prefix = f"{topology.etcd_prefix}/test-{uuid.uuid4().hex[:8]}"
     orders: list[dict[str, capacity.ScaleOrder]] = []
     meter = LoadMeter(
         cp.etcd, prefix, "eu-west", workforce.rows, Metrics(),
