@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from homeport.core.security import (
+    ROLES,
     Identity,
     Login,
     RoleLogins,
@@ -42,7 +43,10 @@ from homeport.regions.topology import Topology, split_address
 # workers write records; gateways (and the agent, which reads nothing today) read them.
 PG_USERS = {"operator": "hp_owner", "worker": "hp_worker", "gateway": "hp_gateway"}
 # etcd user of each role; workers never talk to etcd.
-ETCD_USERS = {"gateway": "gateway", "agent": "agent", "operator": "operator"}
+# The console's pages read etcd only (records come through the gateways' gRPC API, Redis
+# only inside promote/failback, which run as the operator): it has no Redis or
+# PostgreSQL login of its own.
+ETCD_USERS = {"gateway": "gateway", "agent": "agent", "operator": "operator", "console": "console"}
 REDIS_USERS = {"gateway": "gateway", "worker": "worker", "agent": "agent", "operator": "operator"}
 REPLICATION_USER = "replicator"
 CERT_DAYS = 30  # a throwaway CA: long enough for a dev cluster, short enough to matter
@@ -96,11 +100,10 @@ def generate(state_dir: Path, insecure: bool = False, tls: bool = True) -> Secur
     folder = state_dir / "secrets"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     roles = {}
-    for role in REDIS_USERS:
-        pg = PG_USERS.get(role)
-        etcd = ETCD_USERS.get(role)
+    for role in ROLES:
+        pg, etcd, user = PG_USERS.get(role), ETCD_USERS.get(role), REDIS_USERS.get(role)
         roles[role] = RoleLogins(
-            redis=Login(user=REDIS_USERS[role], password=_password(folder, f"redis-{role}")),
+            redis=Login(user=user, password=_password(folder, f"redis-{role}")) if user else None,
             postgres=Login(user=pg, password=_password(folder, f"postgres-{role}")) if pg else None,
             etcd=Login(user=etcd, password=_password(folder, f"etcd-{role}")) if etcd else None,
         )
@@ -369,6 +372,7 @@ async def etcd_enable_auth(
                     (auth_pb2.Permission.READWRITE, base + "gateways/")],
         "agent": [(auth_pb2.Permission.READWRITE, base)],
         "operator": [(auth_pb2.Permission.READWRITE, base)],
+        "console": [(auth_pb2.Permission.READ, base)],
     }  # fmt: skip
     tls = config.tls if config.tls is not None and config.tls.etcd else None
     if tls is None:

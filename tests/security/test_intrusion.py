@@ -211,6 +211,24 @@ async def test_etcd_refuses_anonymous_and_gateways_cannot_write_routes(topo: Top
     await client.close()
 
 
+async def test_the_console_role_reads_etcd_and_can_write_nothing(topo: Topology) -> None:
+    """The console's pages log in as `console`: routes readable, nothing writable, and
+    no Redis or PostgreSQL login at all (its actions open the operator's)."""
+    console = Identity.of(topo.security, "console")
+    assert console.redis_kwargs().get("credential_provider") is None
+    assert "user" not in console.pg_kwargs()
+    client = await connect(endpoints_for(topo, "client"), identity=console)
+    key = f"{topo.etcd_prefix}/routing/{HOME}".encode()
+    try:
+        assert await client.get(key) is not None
+        with pytest.raises(aetcd.ClientError, match="permission denied"):
+            await client.put(key, b'{"hijacked": true}')
+        with pytest.raises(aetcd.ClientError, match="permission denied"):
+            await client.delete(f"{topo.etcd_prefix}/controller/leader".encode())
+    finally:
+        await client.close()
+
+
 async def test_etcd_refuses_plaintext_no_certificate_an_expired_one_and_another_ca(
     topo: Topology, other_ca: Path, tmp_path: Path
 ) -> None:
