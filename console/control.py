@@ -4,14 +4,21 @@ and failback the Failovers page starts (the same functions the CLI runs).
 The console holds one `ControlPlane` dialled as a client (`client->X:etcd` links), like
 `homeport region ...` does. Redis is reached only inside `promote`/`failback`, which
 must move replication roles; every read the pages make is an etcd read.
+
+The pages read as the `console` role, which etcd lets read and not write
+(docs/security.md); a promotion or failback opens a control plane of its own with the
+operator's credentials for as long as it runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from homeport.core.security import Identity
 from homeport.regions import history
 from homeport.regions.control import ControlPlane
 from homeport.regions.health import Verdict, read_verdicts
@@ -44,7 +51,7 @@ class Control:
 
     @classmethod
     async def open(cls, topology: Topology) -> Control:
-        return cls(await ControlPlane.open(topology, "client"))
+        return cls(await ControlPlane.open(topology, "client", identity=_reader(topology)))
 
     async def close(self) -> None:
         await self.cp.close()
@@ -82,9 +89,31 @@ class Control:
         raw = await self.cp.etcd.get(self.cp.prefix("orphans", home, str(epoch)))
         return list(json.loads(raw.value)) if raw else []
 
+    @contextlib.asynccontextmanager
+    async def _operator(self) -> AsyncIterator[ControlPlane]:
+        """The operator's control plane, for one action: moving routes and replication
+        roles needs rights the pages never hold."""
+        operator = Identity.of(self.topology.security, "operator")
+        cp = await ControlPlane.open(self.topology, "client", identity=operator)
+        try:
+            yield cp
+        finally:
+            await cp.close()
+
     async def promote(self, home: str, say: Say) -> PromotionReport:
-        await self.cp.routing.bootstrap(self.topology)
-        return await promote(self.cp, home, reason="manual (console)", say=say)
+        async with self._operator() as cp:
+            await cp.routing.bootstrap(self.topology)
+            return await promote(cp, home, reason="manual (console)", say=say)
 
     async def failback(self, home: str, say: Say) -> FailbackReport:
-        return await failback(self.cp, home, switch=True, say=say)
+        async with self._operator() as cp:
+            return await failback(cp, home, switch=True, say=say)
+
+
+def _reader(topology: Topology) -> Identity:
+    """The read-only `console` login, or the process's own role for a topology written
+    before that role existed (or insecure)."""
+    config = topology.security
+    if config is not None and "console" in config.roles:
+        return Identity.of(config, "console")
+    return Identity.of(config)

@@ -711,8 +711,19 @@ class Broker:
         return Waiting("enqueued", 0, task)
 
     async def cancel(self, pk: PartitionKeys, task_id: str, now_ms: int) -> str:
-        keys = [pk.cancelled, pk.started, pk.delayed, pk.delayed_data]
-        return _text(await self._script("cancel", keys, [task_id, now_ms]))
+        """ "removed" (it was delayed), "running" (a handler started: it gets a cooperative
+        cancel signal) or "pending" (the worker acks it without running it).
+
+        How the race with a worker starting the task ends: the worker's step script reads
+        the cancelled zset and writes the started hash in one go, and the read of the
+        started hash here comes after the task entered the cancelled zset. So either the
+        worker started it before (the read sees it: "running") or it sees the
+        cancellation and skips it ("pending")."""
+        keys = [pk.cancelled, pk.delayed, pk.delayed_data]
+        if _text(await self._script("cancel", keys, [task_id, now_ms])) == "removed":
+            return "removed"
+        started = await self._on(pk.started, lambda c: c.hexists(pk.started, task_id))
+        return "running" if started else "pending"
 
     # --- leases, workers, assignment -----------------------------------------------------
 

@@ -16,7 +16,8 @@ and where the CA and certificates are:
 
 Roles: `gateway` (the enqueue path), `worker` (consume, record), `agent` (the region's
 control plane: health, controller, promotion), `operator` (a person: the CLI, the
-console, game days). An `Identity` is one role's view of that section; it builds the
+console's actions, game days), `console` (what the console's pages read: etcd only; its
+records come through the gateways). An `Identity` is one role's view of that section; it builds the
 connection arguments of redis-py, asyncpg and aetcd, reading each password when a
 connection is made, so a rotated secret file is picked up without a restart.
 
@@ -45,8 +46,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from redis.asyncio.connection import SSLConnection
 from redis.credentials import CredentialProvider
 
-ROLES = ("gateway", "worker", "agent", "operator")
-Role = Literal["gateway", "worker", "agent", "operator"]
+ROLES = ("gateway", "worker", "agent", "operator", "console")
+Role = Literal["gateway", "worker", "agent", "operator", "console"]
 ROLE_ENV = "HOMEPORT_ROLE"
 FILE_ENV = "HOMEPORT_SECURITY_FILE"
 INSECURE_ENV = "HOMEPORT_INSECURE"
@@ -56,6 +57,7 @@ ROLE_SERVERS = {
     "worker": ("redis", "postgres"),
     "agent": ("redis", "etcd"),
     "operator": ("redis", "postgres", "etcd"),
+    "console": ("etcd",),
 }
 INSECURE_BANNER = (
     "INSECURE: started with --insecure: servers are reached without credentials and "
@@ -123,11 +125,15 @@ class TlsFiles(_Model):
     ca: Path
     cert: Path
     key: Path
-    # Which servers speak TLS. etcd's client port is not among them: the aetcd client
-    # has no TLS channel (docs/security.md).
+    # Which servers speak TLS (etcd: its client port; etcd_peer: Raft between members).
     redis: bool = True
     postgres: bool = True
+    etcd: bool = True
     etcd_peer: bool = True
+    # The name every etcd member's certificate carries, checked on each connection; by
+    # default the host of the first endpoint a process dials (one gRPC channel spans
+    # every member, so one name is checked for all of them: regions/etcd.py).
+    etcd_server_name: str | None = None
 
 
 class SecurityConfig(_Model):
@@ -314,6 +320,11 @@ class Identity:
             return {}
         where = f"security.roles.{self.role}.etcd.password"
         return {"username": login.user, "password": login.password.read(where)}
+
+    def etcd_tls(self) -> TlsFiles | None:
+        """The CA to verify etcd members with and the certificate to present to them
+        (members run `--client-cert-auth`), or None for a plaintext client port."""
+        return self._tls("etcd")
 
 
 @functools.lru_cache(maxsize=8)

@@ -392,21 +392,19 @@ class RecordStore:
     async def mark_cancelled(
         self, task_id: str, partition_key: str, partition: int, region: str
     ) -> Status:
-        """Record `cancelled` unless the task already started; returns the status now."""
+        """Record `cancelled` unless the task already started; returns the status now.
+        Through `hp_mark_cancelled` (migration 002), which a gateway's read-only login
+        may call."""
         now = dt.datetime.now(dt.UTC)
         async with self._conn() as conn:
-            await conn.execute(
-                "INSERT INTO tasks AS t (id, partition_key, partition, region, kind, status, "
-                "status_rank, finished_at) VALUES ($1, $2, $3, $4, '', 'cancelled', 3, $5) "
-                "ON CONFLICT (id) DO UPDATE SET status = 'cancelled', status_rank = 3, "
-                "finished_at = $5, updated_at = now() WHERE t.status_rank < 1",
+            status = await conn.fetchval(
+                "SELECT hp_mark_cancelled($1, $2, $3, $4, $5)",
                 task_id,
                 partition_key,
                 partition,
                 region,
                 now,
             )
-            status = await conn.fetchval("SELECT status FROM tasks WHERE id = $1", task_id)
         return Status(status)
 
     async def reopen(self, task_id: str) -> bool:

@@ -27,8 +27,13 @@ class ControlPlane:
         self.routing = RoutingStore(self.etcd, self.topology.etcd_prefix)
 
     @classmethod
-    async def open(cls, topology: Topology, src: str) -> ControlPlane:
-        etcd = await connect(endpoints_for(topology, src), identity=Identity.of(topology.security))
+    async def open(
+        cls, topology: Topology, src: str, identity: Identity | None = None
+    ) -> ControlPlane:
+        """`identity`: whose etcd login (default: this process's role)."""
+        etcd = await connect(
+            endpoints_for(topology, src), identity=identity or Identity.of(topology.security)
+        )
         return cls(topology, etcd, src)
 
     async def close(self) -> None:

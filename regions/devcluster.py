@@ -87,6 +87,9 @@ class ClusterSpec:
     with_prometheus: bool = False
     # No credentials and no TLS anywhere (docs/security.md says what that gives up).
     insecure: bool = False
+    # Credentials and CA made beforehand (`regions.security.generate`) instead of new
+    # ones: a test session's clusters share one set (`security.cluster_security`).
+    shared_security: SecurityConfig | None = None
 
     @classmethod
     def default(
@@ -129,7 +132,9 @@ class _Plan:
     topology: Topology
     pg_port: int
     toxiproxy_api: int
-    etcd_ports: dict[str, tuple[int, int]]  # region -> (client, peer)
+    # region -> (client, peer, metrics): /metrics and /health in plaintext, without
+    # client certificates, for Prometheus (the client port may demand them).
+    etcd_ports: dict[str, tuple[int, int, int]]
 
 
 def _plan(spec: ClusterSpec, picker: PortPicker, security: SecurityConfig | None = None) -> _Plan:
@@ -137,7 +142,7 @@ def _plan(spec: ClusterSpec, picker: PortPicker, security: SecurityConfig | None
     pg_port, tox_api = picker.take(), picker.take()
     regions: list[Region] = []
     links: list[Link] = []
-    etcd_ports: dict[str, tuple[int, int]] = {}
+    etcd_ports: dict[str, tuple[int, int, int]] = {}
 
     def link(name: str, upstream: str) -> str:
         listen = f"{HOST}:{picker.take()}"
@@ -147,7 +152,7 @@ def _plan(spec: ClusterSpec, picker: PortPicker, security: SecurityConfig | None
     for i, rs in enumerate(spec.regions):
         standby = names[(i + 1) % len(names)] if len(names) > 1 else None
         client, peer = picker.take(), picker.take()
-        etcd_ports[rs.name] = (client, peer)
+        etcd_ports[rs.name] = (client, peer, picker.take())
         if rs.mode == "single":
             redis = RegionRedis(
                 mode="single",
@@ -233,12 +238,19 @@ class DevCluster:
 
     def status(self) -> list[ComponentStatus]:
         try:
-            auth = Identity.of(self.topology.security, "operator").redis_kwargs()
+            operator = Identity.of(self.topology.security, "operator")
         except ClusterStateError:
-            auth = {}
+            operator = Identity(None)
         rows = [
             ComponentStatus(
-                r.name, r.kind, r.region, r.address, r.pid, is_alive(r), _healthy(r, auth), r.log
+                r.name,
+                r.kind,
+                r.region,
+                r.address,
+                r.pid,
+                is_alive(r),
+                _healthy(r, operator),
+                r.log,
             )
             for r in self.records()
         ]
@@ -316,12 +328,13 @@ class DevCluster:
         table = ProcessTable(self.table_path, handles=self._handles)
         table.save()
         picker = PortPicker(random.Random(spec.seed))
-        plan = _plan(spec, picker, security.generate(self.state_dir, spec.insecure))
+        sec = security.cluster_security(self.state_dir, spec.insecure, spec.shared_security)
+        plan = _plan(spec, picker, sec)
         try:
             self._start(plan, spec, table, progress)
             self.topology_path.write_text(plan.topology.to_yaml())
             prometheus.write_static_targets(
-                self.targets_dir, "etcd", [r.etcd for r in plan.topology.regions]
+                self.targets_dir, "etcd", [f"{HOST}:{m}" for _, _, m in plan.etcd_ports.values()]
             )
             if spec.services is not None:
                 self._start_services(plan.topology, spec, table, progress)
@@ -418,8 +431,9 @@ class DevCluster:
             if region.redis.mode == "cluster":
                 progress(f"{region.name}: creating the Redis Cluster")
                 self._form_cluster(region, table)
+        etcd_tls = Identity.of(topo.security, "operator").etcd_tls()
         for record, client_port in etcd:
-            probe = partial(servers.etcd_probe, client_port)
+            probe = partial(servers.etcd_probe, client_port, etcd_tls)
             wait_ready(record, probe, READY_TIMEOUT, "healthy")
         progress("etcd: users, roles and the routing table")
         _run_async(security.prepare_etcd(topo, self.state_dir))
@@ -584,12 +598,12 @@ class DevCluster:
         self, region: Region, plan: _Plan, table: ProcessTable
     ) -> tuple[ProcessRecord, int]:
         topo = plan.topology
-        scheme, extra = security.etcd_flags(topo.security, self.state_dir)
+        client_scheme, scheme, extra = security.etcd_flags(topo.security, self.state_dir)
         members = ",".join(
             f"{r.name}={scheme}://{_link_listen(topo, f'peers->{r.name}:etcd-peer')}"
             for r in topo.regions
         )
-        client, peer = plan.etcd_ports[region.name]
+        client, peer, metrics = plan.etcd_ports[region.name]
         name = f"etcd-{region.name}"
         argv = servers.etcd_argv(
             self.binaries.etcd,
@@ -602,6 +616,8 @@ class DevCluster:
             f"homeport-{plan.topology.etcd_prefix.strip('/')}",
             peer_scheme=scheme,
             extra=extra,
+            client_scheme=client_scheme,
+            metrics_port=metrics,
         )
         record = spawn(
             table,
@@ -637,15 +653,15 @@ def _redis_probe(
     return lambda: servers.redis_probe(port, replica=replica, cluster=cluster, auth=auth)
 
 
-def _healthy(record: ProcessRecord, auth: dict[str, Any] | None = None) -> bool:
+def _healthy(record: ProcessRecord, operator: Identity) -> bool:
     if not is_alive(record):
         return False
     port = split_address(record.address)[1] if record.address else 0
     try:
         if record.kind == "redis":
-            return servers.redis_probe(port, auth=auth)
+            return servers.redis_probe(port, auth=operator.redis_kwargs())
         if record.kind == "etcd":
-            return servers.etcd_probe(port)
+            return servers.etcd_probe(port, operator.etcd_tls())
         if record.kind == "postgres":
             return servers.pg_probe(Binaries().pg_bindir, port)
         if record.kind == "toxiproxy":

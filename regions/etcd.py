@@ -12,6 +12,12 @@ Failover between members is gRPC's own: the channel's target lists every endpoin
 moving on in order when that connection breaks, as etcd's Go client does with its
 endpoint list. aetcd builds its target as `f"{host}:{port}"`, so the list is handed to
 it split at the last colon (a thin trick, kept to this module).
+
+TLS: aetcd 1.0's `Client.connect` opens a plaintext channel only, so `TlsClient` is a
+thin subclass whose `connect` opens a TLS channel and then does what aetcd's does (token
+login, stubs, watcher). One channel spans every member, so one name is checked for all
+of them (`TlsFiles.etcd_server_name`, default the first endpoint's host): members'
+certificates must carry it, as the dev CA's one certificate for 127.0.0.1 does.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ import asyncio
 import socket
 
 import aetcd
-from homeport.core.security import Identity
+import grpc
+from aetcd import rpc, watcher
+from aetcd.client import _handle_errors
+from homeport.core.security import Identity, TlsFiles
 from homeport.regions.errors import RegionsError
 from homeport.regions.topology import Topology, split_address
 
@@ -74,23 +83,87 @@ def channel_target(endpoints: list[str]) -> str:
     return "ipv4:" + ",".join(resolved)
 
 
-async def connect(
-    endpoints: list[str], timeout: float = 2.0, identity: Identity | None = None
+def tls_channel(
+    target: str, tls: TlsFiles, server_name: str, options: dict[str, object] | None = None
+) -> grpc.aio.Channel:
+    """A TLS channel to etcd: members verified against `tls.ca` under `server_name`,
+    this process's certificate presented (members run `--client-cert-auth`)."""
+    credentials = grpc.ssl_channel_credentials(
+        tls.ca.read_bytes(), tls.key.read_bytes(), tls.cert.read_bytes()
+    )
+    opts = {**(options or {}), "grpc.default_authority": server_name}
+    return grpc.aio.secure_channel(target, credentials, options=list(opts.items()))
+
+
+class TlsClient(aetcd.Client):  # type: ignore[misc]  # aetcd is untyped
+    """An aetcd client over a TLS channel (aetcd 1.0 opens plaintext ones only). The
+    body of `connect` after the channel is aetcd's own: log in for a token, make the
+    stubs and the watcher."""
+
+    def __init__(self, tls: TlsFiles, server_name: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self._tls = tls
+        self._server_name = server_name
+
+    @_handle_errors  # type: ignore[untyped-decorator]  # aetcd's translation into aetcd.ClientError
+    async def connect(self) -> None:
+        if self._connected.is_set():
+            return
+        if self._is_connecting:  # type: ignore[has-type]  # another task is connecting: wait for it, as aetcd does
+            await asyncio.wait_for(self._connected.wait(), self._connect_wait_timeout)
+            return
+        try:
+            self._is_connecting = True
+            target = f"{self._host}:{self._port}"
+            self.channel = tls_channel(target, self._tls, self._server_name, self._options)
+            if self._username is not None and self._password is not None:
+                self.auth_stub = rpc.AuthStub(self.channel)
+                request = rpc.AuthenticateRequest(name=self._username, password=self._password)
+                reply = await self.auth_stub.Authenticate(request, timeout=self._timeout)
+                self.metadata = (("token", reply.token),)
+            self.kvstub = rpc.KVStub(self.channel)
+            self.clusterstub = rpc.ClusterStub(self.channel)
+            self.leasestub = rpc.LeaseStub(self.channel)
+            self.maintenancestub = rpc.MaintenanceStub(self.channel)
+            self._watcher = watcher.Watcher(
+                rpc.WatchStub(self.channel), timeout=self._timeout, metadata=self.metadata
+            )
+            self._connected.set()
+        finally:
+            self._is_connecting = False
+
+
+def make_client(
+    endpoints: list[str], identity: Identity, timeout: float = 2.0, **kwargs: object
 ) -> aetcd.Client:
-    """A client over every endpoint, once one of them answers a status call within
-    `timeout` seconds; as `identity`'s etcd user (default: this process's role)."""
+    """A client (not yet connected) over every endpoint, as `identity`'s etcd user, over
+    TLS when the identity's topology says etcd's client port speaks it."""
     try:
         target = channel_target(endpoints)
     except OSError as exc:
         raise ControlStoreUnavailable(f"cannot resolve etcd endpoints {endpoints}: {exc}") from exc
     host, port = split_address(target)
-    client = aetcd.Client(
-        host=host,
-        port=port,
-        timeout=int(max(timeout, 1)),
-        options=CHANNEL_OPTIONS,
-        **(identity or Identity.from_env()).etcd_kwargs(),
-    )
+    args = {
+        "host": host,
+        "port": port,
+        "timeout": int(max(timeout, 1)),
+        "options": CHANNEL_OPTIONS,
+        **identity.etcd_kwargs(),
+        **kwargs,
+    }
+    tls = identity.etcd_tls()
+    if tls is None:
+        return aetcd.Client(**args)
+    name = tls.etcd_server_name or split_address(endpoints[0])[0]
+    return TlsClient(tls, name, **args)
+
+
+async def connect(
+    endpoints: list[str], timeout: float = 2.0, identity: Identity | None = None
+) -> aetcd.Client:
+    """A client over every endpoint, once one of them answers a status call within
+    `timeout` seconds; as `identity`'s etcd user (default: this process's role)."""
+    client = make_client(endpoints, identity or Identity.from_env(), timeout)
     try:
         await asyncio.wait_for(client.status(), timeout)
         return client

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from homeport.core.security import (
+    ROLES,
     Identity,
     Login,
     RoleLogins,
@@ -35,13 +36,17 @@ from homeport.core.security import (
 )
 from homeport.core.store import RecordStore
 from homeport.regions.control import ControlPlane
-from homeport.regions.topology import Topology
+from homeport.regions.etcd import tls_channel
+from homeport.regions.topology import Topology, split_address
 
 # PostgreSQL user of each role. The operator owns the databases and runs migrations;
 # workers write records; gateways (and the agent, which reads nothing today) read them.
 PG_USERS = {"operator": "hp_owner", "worker": "hp_worker", "gateway": "hp_gateway"}
 # etcd user of each role; workers never talk to etcd.
-ETCD_USERS = {"gateway": "gateway", "agent": "agent", "operator": "operator"}
+# The console's pages read etcd only (records come through the gateways' gRPC API, Redis
+# only inside promote/failback, which run as the operator): it has no Redis or
+# PostgreSQL login of its own.
+ETCD_USERS = {"gateway": "gateway", "agent": "agent", "operator": "operator", "console": "console"}
 REDIS_USERS = {"gateway": "gateway", "worker": "worker", "agent": "agent", "operator": "operator"}
 REPLICATION_USER = "replicator"
 CERT_DAYS = 30  # a throwaway CA: long enough for a dev cluster, short enough to matter
@@ -95,11 +100,10 @@ def generate(state_dir: Path, insecure: bool = False, tls: bool = True) -> Secur
     folder = state_dir / "secrets"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     roles = {}
-    for role in REDIS_USERS:
-        pg = PG_USERS.get(role)
-        etcd = ETCD_USERS.get(role)
+    for role in ROLES:
+        pg, etcd, user = PG_USERS.get(role), ETCD_USERS.get(role), REDIS_USERS.get(role)
         roles[role] = RoleLogins(
-            redis=Login(user=REDIS_USERS[role], password=_password(folder, f"redis-{role}")),
+            redis=Login(user=user, password=_password(folder, f"redis-{role}")) if user else None,
             postgres=Login(user=pg, password=_password(folder, f"postgres-{role}")) if pg else None,
             etcd=Login(user=etcd, password=_password(folder, f"etcd-{role}")) if etcd else None,
         )
@@ -107,6 +111,21 @@ def generate(state_dir: Path, insecure: bool = False, tls: bool = True) -> Secur
     _password(folder, "etcd-root")
     files = make_tls(state_dir / "tls") if tls else None
     return SecurityConfig(tls=files, replication=replication, roles=roles)  # type: ignore[arg-type]
+
+
+def cluster_security(
+    state_dir: Path, insecure: bool = False, shared: SecurityConfig | None = None
+) -> SecurityConfig:
+    """The security of a new local cluster: fresh (`generate`), or `shared` credentials
+    and CA made once for several clusters (a test session's clusters share one set, so
+    one HOMEPORT_SECURITY_FILE serves them all). Each cluster still gets its own
+    `secrets/` for what is its alone (etcd root, JWT keys, Redis ACL and config)."""
+    if shared is None or insecure:
+        return generate(state_dir, insecure)
+    folder = state_dir / "secrets"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _password(folder, "etcd-root")
+    return shared
 
 
 # ---- TLS -------------------------------------------------------------------------------
@@ -353,8 +372,13 @@ async def etcd_enable_auth(
                     (auth_pb2.Permission.READWRITE, base + "gateways/")],
         "agent": [(auth_pb2.Permission.READWRITE, base)],
         "operator": [(auth_pb2.Permission.READWRITE, base)],
+        "console": [(auth_pb2.Permission.READ, base)],
     }  # fmt: skip
-    channel = rpc.insecure_channel(endpoint)
+    tls = config.tls if config.tls is not None and config.tls.etcd else None
+    if tls is None:
+        channel = rpc.insecure_channel(endpoint)
+    else:
+        channel = tls_channel(endpoint, tls, tls.etcd_server_name or split_address(endpoint)[0])
     try:
         stub = rpc.AuthStub(channel)
         await stub.UserAdd(rpc.AuthUserAddRequest(name="root", password=root.read("etcd root")))
@@ -379,11 +403,13 @@ async def etcd_enable_auth(
         await channel.close()
 
 
-def etcd_flags(config: SecurityConfig | None, state_dir: Path) -> tuple[str, list[str]]:
-    """(peer URL scheme, extra flags) of every etcd member: JWT tokens once auth is on,
-    and peer TLS (Raft traffic crosses regions) with certificates from the dev CA."""
+def etcd_flags(config: SecurityConfig | None, state_dir: Path) -> tuple[str, str, list[str]]:
+    """(client URL scheme, peer URL scheme, extra flags) of every etcd member: JWT tokens
+    once auth is on, client TLS with client certificates (processes of every region dial
+    members of other regions), and peer TLS (Raft traffic crosses regions), with
+    certificates from the dev CA."""
     if config is None or config.insecure:
-        return "http", []
+        return "http", "http", []
     folder = state_dir / "secrets"
     private, public = folder / "etcd-jwt.key", folder / "etcd-jwt.pub"
     if not private.exists():
@@ -395,16 +421,18 @@ def etcd_flags(config: SecurityConfig | None, state_dir: Path) -> tuple[str, lis
         # cost 10 made each client's login take 0.3-0.8 s on a loaded 2-core machine.
         "--bcrypt-cost", "4",
     ]  # fmt: skip
-    if config.tls is None or not config.tls.etcd_peer:
-        return "http", flags
     tls = config.tls
-    return "https", [
-        *flags,
-        "--peer-cert-file", str(tls.cert),
-        "--peer-key-file", str(tls.key),
-        "--peer-trusted-ca-file", str(tls.ca),
-        "--peer-client-cert-auth",
-    ]  # fmt: skip
+    schemes = []
+    for enabled, kind in ((tls and tls.etcd, ""), (tls and tls.etcd_peer, "peer-")):
+        schemes.append("https" if enabled and tls else "http")
+        if enabled and tls:
+            flags += [
+                f"--{kind}cert-file", str(tls.cert),
+                f"--{kind}key-file", str(tls.key),
+                f"--{kind}trusted-ca-file", str(tls.ca),
+                f"--{kind}client-cert-auth",
+            ]  # fmt: skip
+    return schemes[0], schemes[1], flags
 
 
 async def prepare_etcd(topology: Topology, state_dir: Path) -> None:

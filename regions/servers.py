@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 import requests
+from homeport.core.security import TlsFiles
 from homeport.regions.errors import LaunchError
 
 _REPO_TOOLS = Path(__file__).resolve().parent.parent / ".tools" / "bin"
@@ -284,17 +285,22 @@ def etcd_argv(
     token: str,
     peer_scheme: str = "http",
     extra: list[str] | None = None,
+    client_scheme: str = "http",
+    metrics_port: int | None = None,
 ) -> list[str]:
-    """`peer_scheme` https: peer TLS; `extra`: the auth and TLS flags (`regions.security`)."""
+    """`client_scheme`/`peer_scheme` https: client/peer TLS; `extra`: the auth and TLS
+    flags (`regions.security`); `metrics_port`: plaintext /metrics and /health."""
+    metrics = ["--listen-metrics-urls", f"http://127.0.0.1:{metrics_port}"] if metrics_port else []
     return [
         binary,
         "--name", name,
         "--data-dir", str(data_dir),
-        "--listen-client-urls", f"http://127.0.0.1:{client_port}",
-        "--advertise-client-urls", f"http://127.0.0.1:{client_port}",
+        "--listen-client-urls", f"{client_scheme}://127.0.0.1:{client_port}",
+        "--advertise-client-urls", f"{client_scheme}://127.0.0.1:{client_port}",
         "--listen-peer-urls", f"{peer_scheme}://127.0.0.1:{peer_port}",
         "--initial-advertise-peer-urls", f"{peer_scheme}://{advertise_peer}",
         *(extra or []),
+        *metrics,
         "--initial-cluster", initial_cluster,
         "--initial-cluster-state", "new",
         "--initial-cluster-token", token,
@@ -310,8 +316,17 @@ def etcd_argv(
     ]  # fmt: skip
 
 
-def etcd_probe(client_port: int) -> bool:
-    reply = requests.get(f"http://127.0.0.1:{client_port}/health", timeout=1)
+def etcd_probe(client_port: int, tls: TlsFiles | None = None) -> bool:
+    """`tls`: the client port speaks TLS and wants a client certificate."""
+    if tls is None:
+        reply = requests.get(f"http://127.0.0.1:{client_port}/health", timeout=1)
+    else:
+        reply = requests.get(
+            f"https://127.0.0.1:{client_port}/health",
+            timeout=1,
+            verify=str(tls.ca),
+            cert=(str(tls.cert), str(tls.key)),
+        )
     return reply.status_code == 200 and reply.json().get("health") == "true"
 
 

@@ -6,6 +6,13 @@
 - `redis_url`, `redis_cluster_url`: a region's Redis, flushed before each test.
 - `pg_dsn`: a fresh, empty PostgreSQL database per test, dropped afterwards.
 
+These clusters are secure, as `homeport dev up` is by default: the session makes one set
+of credentials and one CA (`pytest_configure`), every shared cluster uses it, and
+`HOMEPORT_SECURITY_FILE` names it, so the code under test (and the workers and gateways
+tests start) connects as a user does, with the operator's credentials over TLS, from
+plain `redis://` URLs and DSNs. `HOMEPORT_TEST_INSECURE=1` runs them `--insecure` (to
+measure what security costs the suite, or to tell a security failure from another).
+
 State directories live under /tmp with mode 0755 (pytest's own tmp tree is 0700, which
 the `postgres` user that PostgreSQL runs as could not enter).
 """
@@ -15,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import inspect
+import os
 import shutil
 import subprocess
 import tempfile
@@ -28,6 +37,9 @@ from typing import Any
 import asyncpg
 import pytest
 import redis
+import yaml
+from homeport.core.security import FILE_ENV, Identity, load_security
+from homeport.regions import security
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.servers import Binaries
 from homeport.regions.topology import Topology, split_address
@@ -36,11 +48,50 @@ from homeport.router.etcd_routing import EtcdRoutingTable
 
 from homeport.cli import sigterm_interrupts
 
+INSECURE_ENV = "HOMEPORT_TEST_INSECURE"
+_SECURITY_DIR = pytest.StashKey[Path]()
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """SIGTERM (a CI timeout, `timeout`, a killed job) ends the run like Ctrl-C, so the
-    session fixtures still stop the clusters they started instead of leaking them."""
+    session fixtures still stop the clusters they started instead of leaking them.
+
+    Then the session's credentials and CA, shared by its clusters, named by
+    `HOMEPORT_SECURITY_FILE` for this process and the ones tests start."""
     sigterm_interrupts()
+    if os.environ.get(INSECURE_ENV, "").lower() in ("1", "true", "yes"):
+        return
+    folder = make_state_dir("security")
+    config.stash[_SECURITY_DIR] = folder
+    section = security.generate(folder).model_dump(mode="json", exclude_none=True)
+    path = folder / "security.yaml"
+    path.write_text(yaml.safe_dump({"security": section}, sort_keys=False))
+    os.environ[FILE_ENV] = str(path)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(_SECURITY_DIR, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def session_security() -> Identity:
+    """The operator's view of the session's credentials (anonymous when insecure)."""
+    path = os.environ.get(FILE_ENV)
+    return Identity.of(load_security(Path(path)) if path else None, "operator")
+
+
+def insecure_flag() -> list[str]:
+    """What a worker or gateway process a test starts needs on its command line: nothing
+    (it finds the session's credentials in HOMEPORT_SECURITY_FILE), or `--insecure`."""
+    return [] if session_security().config is not None else ["--insecure"]
+
+
+def redis_for(url: str) -> redis.Redis:
+    """A client of the Redis at `url` (`redis://host:port/db`) with the operator's
+    credentials and TLS."""
+    host, port = split_address(url.split("://", 1)[1].split("/", 1)[0])
+    return redis.Redis(host=host, port=port, **session_security().redis_kwargs())
 
 
 async def _holds(cond: Callable[[], bool | Awaitable[bool]]) -> bool:
@@ -74,7 +125,8 @@ def wait_for_sync(cond: Callable[[], bool], timeout: float, what: str, poll: flo
 
 async def record_statuses(topo: Topology, home: str) -> dict[str, str]:
     """Record status per task id, from `home`'s own database (the others may be down)."""
-    conn = await asyncpg.connect(topo.region(home).postgres)
+    owner = Identity.of(topo.security, "operator").pg_kwargs()
+    conn = await asyncpg.connect(topo.region(home).postgres, **owner)
     try:
         return {r["id"]: r["status"] for r in await conn.fetch("SELECT id, status FROM tasks")}
     finally:
@@ -119,12 +171,15 @@ async def sdk_for(cluster: DevCluster, **options: Any) -> AsyncIterator[AsyncCli
 
 
 def _start(spec: ClusterSpec, prefix: str, made: list[Path]) -> Iterator[DevCluster]:
+    """Start a cluster with the session's credentials (module docstring), or --insecure
+    when the session runs without them or `spec` says so."""
     state = make_state_dir(prefix)
     made.append(state)
     cluster = DevCluster(state / "cluster")
-    # The engine and system tests hand plain URLs and DSNs to code under test, so their
-    # clusters run --insecure; tests/security starts secure ones (docs/security.md).
-    cluster.up(dataclasses.replace(spec, insecure=True))
+    shared = session_security().config
+    cluster.up(
+        dataclasses.replace(spec, insecure=spec.insecure or shared is None, shared_security=shared)
+    )
     try:
         yield cluster
     finally:
@@ -147,14 +202,18 @@ def redis_cluster(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
     yield from _start(spec, "rcluster", state_dir_factory)
 
 
-def _flush(address: str) -> None:
+@functools.cache
+def _admin_redis(address: str) -> redis.Redis:
+    """One operator connection per node for the session: a new TLS connection costs
+    redis-py a load of the system's CA bundle (docs/security.md, Costs)."""
     host, port = split_address(address)
-    client = redis.Redis(host=host, port=port)
-    try:
-        client.flushall()
-        client.script_flush()
-    finally:
-        client.close()
+    return redis.Redis(host=host, port=port, **session_security().redis_kwargs())
+
+
+def _flush(address: str) -> None:
+    client = _admin_redis(address)
+    client.flushall()
+    client.script_flush()
 
 
 @pytest.fixture
@@ -176,11 +235,15 @@ def redis_cluster_url(redis_cluster: DevCluster) -> str:
     return f"redis://{nodes[0]}"
 
 
-def _psql(dsn_server: str, sql: str) -> None:
-    host, port = split_address(dsn_server)
+def _psql(cluster: DevCluster, sql: str, database: str = "postgres") -> None:
+    """As the superuser, over the Unix socket in the cluster's state directory (TCP
+    wants a role's password over TLS when the cluster is secure)."""
+    server = cluster.topology.region("us-east").postgres.split("@", 1)[1].split("/", 1)[0]
+    port = split_address(server)[1]
     subprocess.run(
-        [str(Binaries().pg_bindir / "psql"), "-h", host, "-p", str(port), "-U", "postgres",
-         "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
+        [str(Binaries().pg_bindir / "psql"), "-h", str(cluster.state_dir / "postgres"),
+         "-p", str(port), "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-q",
+         "-c", sql],
         check=True,
         capture_output=True,
         timeout=60,
@@ -188,11 +251,16 @@ def _psql(dsn_server: str, sql: str) -> None:
 
 
 @pytest.fixture
-def pg_dsn(topology: Topology) -> Iterator[str]:
-    """A fresh, empty database on the cluster's PostgreSQL server, dropped afterwards."""
-    dsn = topology.region("us-east").postgres
-    server = dsn.split("@", 1)[1].split("/", 1)[0]
+def pg_dsn(dev_cluster: DevCluster) -> Iterator[str]:
+    """A fresh, empty database on the cluster's PostgreSQL server, dropped afterwards.
+    On a secure cluster the owner role owns it (the tests' migrations run as the
+    operator) and the worker and gateway roles get their grants, as `dev up` does."""
+    dsn = dev_cluster.topology.region("us-east").postgres
+    config = dev_cluster.topology.security
     name = f"test_{uuid.uuid4().hex[:12]}"
-    _psql(server, f'CREATE DATABASE "{name}"')
+    owner = security.pg_owner(config) if config is not None and not config.insecure else None
+    _psql(dev_cluster, f'CREATE DATABASE "{name}"' + (f' OWNER "{owner}"' if owner else ""))
+    if config is not None and owner is not None:
+        _psql(dev_cluster, f'SET ROLE "{owner}";\n{security.pg_grants_sql(config, name)}', name)
     yield dsn.rsplit("/", 1)[0] + f"/{name}"
-    _psql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _psql(dev_cluster, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

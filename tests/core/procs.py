@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from homeport.core.supervisor import Child, ChildFailed
 
+from tests.conftest import insecure_flag
+
 ROOT = Path(__file__).resolve().parents[2]
 _STARTED = re.compile(r"admin_port=(\d+)")
 
@@ -61,7 +63,7 @@ class WorkerProcess:
             "--admin-port",
             "0",
             "--redis-cluster" if cluster else "--redis-single",
-            "--insecure",  # the engine tests' Redis is the --insecure test cluster's
+            *insecure_flag(),  # the session's credentials, or none (tests/conftest.py)
             *extra,
         ]
         self.child = Child.start(name, cmd, self.stderr_path, env=env, cwd=ROOT, append=False)

@@ -11,7 +11,7 @@ from homeport.core.metrics import Metrics
 from homeport.core.recorder import RecordWriter
 from homeport.core.store import RecordStore, Status, TaskRecord
 
-from tests.conftest import wait_for
+from tests.conftest import session_security, wait_for
 
 
 def _rec(task_id: str) -> TaskRecord:
@@ -27,10 +27,10 @@ async def test_waiters_of_a_failed_write_are_woken_by_its_retry(
     metrics = Metrics()
     writer = RecordWriter(store, metrics)
     writer.start()
-    admin = await asyncpg.connect(pg_dsn)
+    admin = await asyncpg.connect(pg_dsn, **session_security().pg_kwargs())
     try:
         # Hold the table so the writer's first write blocks in the server.
-        locker = await asyncpg.connect(pg_dsn)
+        locker = await asyncpg.connect(pg_dsn, **session_security().pg_kwargs())
         lock = locker.transaction()
         await lock.start()
         await locker.execute("LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE")

@@ -3,22 +3,27 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
-import redis
+from homeport.core.security import FILE_ENV
+
+from tests.conftest import insecure_flag, redis_for
 
 
 def _worker(*args: str) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "homeport", "worker", "--app", "tests.router.apps:app",
             "--region", "norec", "--partitions", "2", "--admin-port", "-1", "--burst",
-            "--insecure", *args]  # fmt: skip
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}  # no HOMEPORT_* from the caller
+            *insecure_flag(), *args]  # fmt: skip
+    # No HOMEPORT_* setting from the caller but the session's credentials.
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+    env |= {FILE_ENV: os.environ[FILE_ENV]} if FILE_ENV in os.environ else {}
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
 
 
 def test_a_worker_without_a_record_store_refuses_to_start(redis_url: str) -> None:
-    client = redis.Redis.from_url(redis_url)
+    client = redis_for(redis_url)
     try:
         before = client.dbsize()
         refused = _worker("--redis-url", redis_url)

@@ -18,7 +18,7 @@ from homeport.regions.servers import Binaries
 from homeport.regions.topology import Topology, split_address
 from homeport.regions.toxiproxy import ToxiproxyClient
 
-from tests.conftest import make_state_dir, wait_for_sync
+from tests.conftest import make_state_dir, session_security, wait_for_sync
 
 HOMEPORT = [sys.executable, "-m", "homeport"]
 
@@ -144,7 +144,8 @@ def test_every_expected_proxy_exists(topology: Topology) -> None:
 
 def _client(address: str) -> redis.Redis:
     host, port = split_address(address)
-    return redis.Redis(host=host, port=port, socket_timeout=1, socket_connect_timeout=1)
+    auth = session_security().redis_kwargs()
+    return redis.Redis(host=host, port=port, socket_timeout=1, socket_connect_timeout=1, **auth)
 
 
 def test_disabled_proxy_cuts_the_connection_until_reenabled(topology: Topology) -> None:
@@ -171,20 +172,22 @@ def test_write_on_primary_reaches_cross_region_mirror_through_its_proxy(topology
     assert topology.toxiproxy is not None
     us = topology.region("us-east")
     primary, mirror = _client(us.redis.primary or ""), _client(us.redis.mirror or "")
-    primary.set("mirror-probe", "1")
-    wait_for_sync(lambda: mirror.get("mirror-probe") == b"1", 5, "the mirror to receive the write")
+    primary.set("hp:mirror-probe", "1")
+    wait_for_sync(
+        lambda: mirror.get("hp:mirror-probe") == b"1", 5, "the mirror to receive the write"
+    )
     tox = ToxiproxyClient(topology.toxiproxy.api)
     link = f"{us.standby}->us-east:redis"
     tox.set_enabled(link, False)
     try:
-        primary.set("mirror-probe", "2")
+        primary.set("hp:mirror-probe", "2")
         # WAIT counts replicas that acknowledged: with the link down only the in-region one.
         assert primary.execute_command("WAIT", 2, 300) == 1
-        assert mirror.get("mirror-probe") == b"1"
+        assert mirror.get("hp:mirror-probe") == b"1"
     finally:
         tox.set_enabled(link, True)
     wait_for_sync(
-        lambda: mirror.get("mirror-probe") == b"2", 15, "the mirror to catch up after heal"
+        lambda: mirror.get("hp:mirror-probe") == b"2", 15, "the mirror to catch up after heal"
     )
     tox.close()
 

@@ -20,6 +20,8 @@ from homeport.regions.loadmeter import LoadMeter
 from homeport.regions.topology import Topology
 from homeport.regions.workforce import Wanted, Workforce
 
+from tests.conftest import insecure_flag
+
 TASKS = 200
 HANDLER_S = 0.02  # the `sleep` handler's time with payload b"20"
 
@@ -30,11 +32,12 @@ async def test_meter_measures_rate_and_hold_of_its_workers_and_a_scale_order_add
     argv = [
         sys.executable, "-m", "homeport", "worker", "--app", "homeport.loadtest.apps:app",
         "--region", "us-east", "--partitions", "4", "--redis-url", redis_url,
-        "--pg-dsn", pg_dsn, "--manager", "--admin-port", "0", "--insecure",
+        "--pg-dsn", pg_dsn, "--manager", "--admin-port", "0", *insecure_flag(),
     ]  # fmt: skip
     workforce = Workforce("eu-west", tmp_path, 1)
     cp = await ControlPlane.open(topology, "eu-west")
-    prefix = f"/test-{uuid.uuid4().hex[:8]}"
+    # Under the deployment's prefix: the operator's etcd login may write only there.
+    prefix = f"{topology.etcd_prefix}/test-{uuid.uuid4().hex[:8]}"
     orders: list[dict[str, capacity.ScaleOrder]] = []
     meter = LoadMeter(
         cp.etcd, prefix, "eu-west", workforce.rows, Metrics(),

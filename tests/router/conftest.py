@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -11,6 +13,8 @@ from homeport.core.settings import Settings
 from homeport.router.client import AsyncClient
 from homeport.router.gateway import Gateway
 from homeport.router.settings import GatewaySettings
+
+from tests.conftest import session_security
 
 REGION = "us-east"
 PARTITIONS = 16
@@ -55,6 +59,18 @@ async def client(gateway: Gateway) -> AsyncIterator[AsyncClient]:
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    r = aioredis.Redis.from_url(redis_url)
+    r = aioredis.Redis.from_url(redis_url, **session_security().redis_pool_kwargs())
     yield r
     await r.aclose()
+
+
+@pytest.fixture
+def migrated_pg_dsn(pg_dsn: str) -> str:
+    """`pg_dsn` with the schema in place, applied by `homeport db migrate` as the operator
+    (as a user does first): a gateway process logs in as `hp_gateway`, which reads the
+    records but may not create tables."""
+    subprocess.run(
+        [sys.executable, "-m", "homeport", "db", "migrate", "--pg-dsn", pg_dsn],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return pg_dsn

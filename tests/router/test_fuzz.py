@@ -20,6 +20,8 @@ from homeport.router.proto_gen import scheduler_pb2_grpc as pb_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import session_security
+
 NOW = 1_790_000_000
 
 texts = st.one_of(
@@ -56,7 +58,7 @@ FUZZ = settings(
 
 
 async def _footprint(redis: aioredis.Redis, pg_dsn: str) -> tuple[int, int]:
-    conn = await asyncpg.connect(pg_dsn)
+    conn = await asyncpg.connect(pg_dsn, **session_security().pg_kwargs())
     try:
         rows = await conn.fetchval("SELECT count(*) FROM tasks")
     finally:

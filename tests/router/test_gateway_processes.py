@@ -10,6 +10,7 @@ from pathlib import Path
 from homeport.core.supervisor import Child
 
 from homeport import Client
+from tests.conftest import insecure_flag
 from tests.router.conftest import PARTITIONS, REGION
 
 _LISTENING = re.compile(r"listening on (\S+)")
@@ -36,12 +37,12 @@ def _listens_on(pid: int, port: int) -> bool:
 
 
 def test_two_gateway_processes_listen_on_one_port_and_stop_on_one_sigterm(
-    redis_url: str, pg_dsn: str, tmp_path: Path
+    redis_url: str, migrated_pg_dsn: str, tmp_path: Path
 ) -> None:
     argv = [sys.executable, "-m", "homeport", "gateway", "--region", REGION,
-            "--redis-url", redis_url, "--pg-dsn", pg_dsn, "--partitions", str(PARTITIONS),
-            "--listen", "127.0.0.1:0", "--admin-port", "-1", "--token", "t0k3n",
-            "--processes", "2", "--insecure"]  # fmt: skip
+            "--redis-url", redis_url, "--pg-dsn", migrated_pg_dsn, "--partitions",
+            str(PARTITIONS), "--listen", "127.0.0.1:0", "--admin-port", "-1", "--token", "t0k3n",
+            "--processes", "2", *insecure_flag()]  # fmt: skip
     gateway = Child.start("gateway", argv, tmp_path / "gateway.log")
     log, proc = gateway.log, gateway.proc
     try:

@@ -17,6 +17,7 @@ from homeport.core.supervisor import Child
 from homeport.router.errors import InvalidRequest
 
 from homeport import Client
+from tests.conftest import insecure_flag
 from tests.router.conftest import PARTITIONS, REGION
 
 HOMEPORT = [sys.executable, "-m", "homeport"]
@@ -26,11 +27,12 @@ _LISTENING = re.compile(r"listening on (\S+)")
 
 @pytest.fixture
 def gateway_process(
-    redis_url: str, pg_dsn: str, tmp_path: Path
+    redis_url: str, migrated_pg_dsn: str, tmp_path: Path
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     argv = [*HOMEPORT, "gateway", "--region", REGION, "--redis-url", redis_url,
-            "--pg-dsn", pg_dsn, "--partitions", str(PARTITIONS), "--listen", "127.0.0.1:0",
-            "--admin-port", "-1", "--token", "t0k3n", "--insecure"]  # fmt: skip
+            "--pg-dsn", migrated_pg_dsn, "--partitions", str(PARTITIONS),
+            "--listen", "127.0.0.1:0", "--admin-port", "-1", "--token", "t0k3n",
+            *insecure_flag()]  # fmt: skip
     gateway = Child.start("gateway", argv, tmp_path / "gateway.log")
     try:
         found = gateway.wait_ready(_LISTENING, START_LIMIT_S, "listening")
@@ -63,6 +65,7 @@ def test_gateway_process_serves_sdk_and_cli_and_stops_gracefully(
     missing = _cli(address, "task", "get", "nope", "--json")
     assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
     cancelled = _cli(address, "task", "cancel", "proc-task-2", "--key", "cli-key", "--json")
+    assert cancelled.returncode == 0, cancelled.stderr
     assert json.loads(cancelled.stdout)["cancelled"] is True
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 0

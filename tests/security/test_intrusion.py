@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import os
 import secrets
+import ssl
 import stat
 import subprocess
 import sys
@@ -20,14 +21,16 @@ from pathlib import Path
 
 import aetcd
 import asyncpg
+import grpc
 import pytest
 import redis
+from aetcd import rpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from homeport.core.security import Identity, SecretRef
+from homeport.core.security import Identity, SecretRef, TlsFiles, client_tls_context
 from homeport.regions.devcluster import ClusterSpec, DevCluster
-from homeport.regions.etcd import connect, endpoints_for
+from homeport.regions.etcd import TlsClient, connect, endpoints_for, make_client
 from homeport.regions.security import find_leaks, issue, rotate_redis_password, secret_values
 from homeport.regions.topology import Topology, split_address
 from redis import exceptions as rexc
@@ -56,6 +59,50 @@ def secure(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
 @pytest.fixture(scope="module")
 def topo(secure: DevCluster) -> Topology:
     return secure.topology
+
+
+@pytest.fixture(scope="module")
+def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA the cluster never heard of (what a client tricked into trusting an
+    attacker's CA, or a server with a forged certificate, looks like)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "evil CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    path = tmp_path_factory.mktemp("other-ca") / "evil-ca.pem"
+    path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def _expired_client_cert(topo: Topology, folder: Path) -> tuple[Path, Path]:
+    """(certificate, key) signed by the cluster's own CA, expired yesterday."""
+    tls = topo.security.tls  # type: ignore[union-attr]
+    ca_cert = x509.load_pem_x509_certificate(tls.ca.read_bytes())
+    ca_key = serialization.load_pem_private_key((tls.ca.parent / "ca.key").read_bytes(), None)
+    now = datetime.datetime.now(datetime.UTC)
+    key, cert = issue(
+        ca_cert, ca_key, "expired client", ("127.0.0.1",),  # type: ignore[arg-type]
+        now - datetime.timedelta(days=10), now - datetime.timedelta(days=1),
+    )  # fmt: skip
+    (folder / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "c.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return folder / "c.pem", folder / "c.key"
 
 
 def _redis(
@@ -138,7 +185,9 @@ def test_worker_credentials_cannot_fence_a_home(topo: Topology) -> None:
 
 async def test_etcd_refuses_anonymous_and_gateways_cannot_write_routes(topo: Topology) -> None:
     endpoints = endpoints_for(topo, "client")
-    anonymous = await connect(endpoints, identity=Identity(None))
+    # Over TLS with the cluster's client certificate, but without a login: the
+    # certificate's name is no etcd user, so it grants nothing.
+    anonymous = make_client(endpoints, Identity.of(topo.security), username=None, password=None)
     try:
         with pytest.raises(aetcd.ClientError):
             await anonymous.get(f"{topo.etcd_prefix}/routing/{HOME}".encode())
@@ -155,11 +204,69 @@ async def test_etcd_refuses_anonymous_and_gateways_cannot_write_routes(topo: Top
             await gateway.put(f"{topo.etcd_prefix}/controller/leader".encode(), b"me")
     finally:
         await gateway.close()
-    wrong = Identity.of(topo.security, "operator").etcd_kwargs() | {"password": "guess"}
-    client = aetcd.Client(*split_address(endpoints[0]), **wrong)
-    with pytest.raises(aetcd.ClientError):
+    operator = Identity.of(topo.security, "operator")
+    client = make_client(endpoints, operator, password="guess")
+    with pytest.raises(aetcd.ClientError, match="authentication failed"):
         await client.get(key)
     await client.close()
+
+
+async def test_the_console_role_reads_etcd_and_can_write_nothing(topo: Topology) -> None:
+    """The console's pages log in as `console`: routes readable, nothing writable, and
+    no Redis or PostgreSQL login at all (its actions open the operator's)."""
+    console = Identity.of(topo.security, "console")
+    assert console.redis_kwargs().get("credential_provider") is None
+    assert "user" not in console.pg_kwargs()
+    client = await connect(endpoints_for(topo, "client"), identity=console)
+    key = f"{topo.etcd_prefix}/routing/{HOME}".encode()
+    try:
+        assert await client.get(key) is not None
+        with pytest.raises(aetcd.ClientError, match="permission denied"):
+            await client.put(key, b'{"hijacked": true}')
+        with pytest.raises(aetcd.ClientError, match="permission denied"):
+            await client.delete(f"{topo.etcd_prefix}/controller/leader".encode())
+    finally:
+        await client.close()
+
+
+async def test_etcd_refuses_plaintext_no_certificate_an_expired_one_and_another_ca(
+    topo: Topology, other_ca: Path, tmp_path: Path
+) -> None:
+    """etcd's client port speaks TLS only and wants a client certificate from the
+    cluster's CA; a client verifies the member against that CA. The same operator
+    login succeeds over the right channel, so each refusal is the channel's."""
+    operator = Identity.of(topo.security, "operator")
+    tls = operator.etcd_tls()
+    assert tls is not None, "a secure cluster's etcd client port speaks TLS"
+    endpoint = endpoints_for(topo, "client")[0]
+    host, port = split_address(endpoint)
+    key = f"{topo.etcd_prefix}/routing/{HOME}".encode()
+
+    async def read(client: aetcd.Client) -> object:
+        try:
+            return await client.get(key)
+        finally:
+            await client.close()
+
+    assert await read(TlsClient(tls, host, host=host, port=port, **operator.etcd_kwargs()))
+    plain = aetcd.Client(host=host, port=port, timeout=2, **operator.etcd_kwargs())
+    with pytest.raises(aetcd.ConnectionFailedError):
+        await read(plain)
+    evil = TlsFiles(ca=other_ca, cert=tls.cert, key=tls.key)
+    with pytest.raises(aetcd.ConnectionFailedError):
+        await read(TlsClient(evil, host, host=host, port=port, **operator.etcd_kwargs()))
+    cert, cert_key = _expired_client_cert(topo, tmp_path)
+    expired = TlsFiles(ca=tls.ca, cert=cert, key=cert_key)
+    with pytest.raises(aetcd.ConnectionFailedError):
+        await read(TlsClient(expired, host, host=host, port=port, **operator.etcd_kwargs()))
+    # No client certificate at all (a TLS client that trusts the right CA).
+    channel = grpc.aio.secure_channel(endpoint, grpc.ssl_channel_credentials(tls.ca.read_bytes()))
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await rpc.MaintenanceStub(channel).Status(rpc.StatusRequest(), timeout=2)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await channel.close()
 
 
 async def test_postgres_refuses_plaintext_and_wrong_password_and_limits_roles(
@@ -190,55 +297,35 @@ async def test_postgres_refuses_plaintext_and_wrong_password_and_limits_roles(
         await worker.close()
 
 
-def test_a_wrong_ca_or_an_expired_certificate_is_refused(topo: Topology, tmp_path: Path) -> None:
+def test_a_wrong_ca_or_an_expired_certificate_is_refused_by_redis(
+    topo: Topology, other_ca: Path, tmp_path: Path
+) -> None:
     # A client that trusts another CA refuses the server (verify-full).
-    other_key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    other_ca = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "evil CA")]))
-        .issuer_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "evil CA")]))
-        .public_key(other_key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(other_key, hashes.SHA256())
-    )
-    evil = tmp_path / "evil-ca.pem"
-    evil.write_bytes(other_ca.public_bytes(serialization.Encoding.PEM))
-    auth = Identity.of(topo.security, "operator").redis_kwargs() | {"ssl_ca_certs": str(evil)}
+    auth = Identity.of(topo.security, "operator").redis_kwargs() | {"ssl_ca_certs": str(other_ca)}
     client = _redis(topo, None, **auth)
     with pytest.raises(rexc.ConnectionError, match="certificate verify failed"):
         client.ping()
     client.close()
     # A client certificate signed by the cluster's CA but expired is refused by Redis.
-    tls = topo.security.tls  # type: ignore[union-attr]
-    ca_cert = x509.load_pem_x509_certificate(tls.ca.read_bytes())
-    ca_key = serialization.load_pem_private_key((tls.ca.parent / "ca.key").read_bytes(), None)
-    key, cert = issue(
-        ca_cert, ca_key, "expired client", ("127.0.0.1",),  # type: ignore[arg-type]
-        now - datetime.timedelta(days=10), now - datetime.timedelta(days=1),
-    )  # fmt: skip
-    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "c.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert, key = _expired_client_cert(topo, tmp_path)
     auth = Identity.of(topo.security, "operator").redis_kwargs()
-    expired = _redis(
-        topo,
-        None,
-        **auth,
-        ssl_certfile=str(tmp_path / "c.pem"),
-        ssl_keyfile=str(tmp_path / "c.key"),
-    )
+    expired = _redis(topo, None, **auth, ssl_certfile=str(cert), ssl_keyfile=str(key))
     with pytest.raises(rexc.ConnectionError):
         expired.ping()
     expired.close()
+
+
+async def test_a_postgres_client_trusting_another_ca_refuses_the_server(
+    topo: Topology, other_ca: Path
+) -> None:
+    """verify-full: the server's certificate must chain to the CA the client trusts. The
+    same login with the cluster's CA connects, so the refusal is the certificate's."""
+    dsn = topo.region(HOME).postgres
+    gateway = Identity.of(topo.security, "gateway").pg_kwargs()
+    conn = await asyncpg.connect(dsn, **gateway)
+    await conn.close()
+    with pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"):
+        await asyncpg.connect(dsn, **(gateway | {"ssl": client_tls_context(other_ca)}))
 
 
 async def test_tasks_run_end_to_end_and_no_secret_reaches_a_log_or_status(
