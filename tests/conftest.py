@@ -28,6 +28,7 @@ from typing import Any
 import asyncpg
 import pytest
 import redis
+from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.servers import Binaries
 from homeport.regions.topology import Topology, split_address
@@ -116,6 +117,15 @@ async def sdk_for(cluster: DevCluster, **options: Any) -> AsyncIterator[AsyncCli
     finally:
         await client.close()
         await table.close()
+
+
+async def control_plane(cluster: DevCluster, src: str) -> AsyncIterator[ControlPlane]:
+    """A control plane on `cluster` as a process of region `src` sees it, with the
+    routing table bootstrapped: the body of the failover tests' `cp` fixtures."""
+    plane = await ControlPlane.open(cluster.topology, src)
+    await plane.routing.bootstrap(plane.topology)
+    yield plane
+    await plane.close()
 
 
 def _start(spec: ClusterSpec, prefix: str, made: list[Path]) -> Iterator[DevCluster]:
