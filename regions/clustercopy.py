@@ -26,6 +26,8 @@ mirrors before they take over (while nothing can write to them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aredis
@@ -132,7 +134,31 @@ class ClusterCopy:
                     covered += end - first + 1
             if covered != SLOTS:
                 return False
-        return set((await self.roles()).values()) == {"master"}
+        if set((await self.roles()).values()) != {"master"}:
+            return False
+        # A new master refuses writes (CLUSTERDOWN) until its own view of the cluster is ok.
+        for address in self.nodes:
+            info = await self.node(address).cluster("INFO")
+            if not isinstance(info, dict) or info.get("cluster_state") != "ok":
+                return False
+        return True
+
+    @contextlib.asynccontextmanager
+    async def readable_while_down(self) -> AsyncIterator[None]:
+        """Let the nodes answer reads while their cluster is down (its masters lost):
+        the promotion point is read from the mirrors before they take over. The
+        nodes' own setting is restored after."""
+        option = "cluster-allow-reads-when-down"
+        before = {}
+        for address in self.nodes:
+            got = await self.node(address).config_get(option)
+            before[address] = str(got.get(option, "no"))
+            await self.node(address).config_set(option, "yes")
+        try:
+            yield
+        finally:
+            for address, value in before.items():
+                await self.node(address).config_set(option, value)
 
     async def take_over(self, *, force: bool, timeout: float) -> list[str]:
         """Make every node of the copy the master of its shard: `CLUSTER FAILOVER

@@ -89,7 +89,8 @@ async def promote_mirrors(
         if fenced:
             caught_up = await mirrors.wait_in_sync(masters, GRACEFUL_S)
             step(f"3a. {home}'s mirrors caught up with its masters: {caught_up}")
-        point = await stores.stream_tails(mirrors, home, region.partitions)
+        async with mirrors.readable_while_down():
+            point = await stores.stream_tails(mirrors, home, region.partitions)
         await keep_point(point)
         told = await _take_over(mirrors, graceful=fenced)
         # Leases broken before the epoch is raised, as for a single primary (promotion.py).

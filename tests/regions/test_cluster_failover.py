@@ -18,6 +18,7 @@ from homeport.core.producer import Producer, SubmitResult
 from homeport.core.security import Identity
 from homeport.core.settings import Settings
 from homeport.core.task import Durability, new_task
+from homeport.regions import stores
 from homeport.regions.clustercopy import ClusterCopy
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
@@ -90,6 +91,16 @@ async def test_cluster_home_lost_promotes_mirrors_by_takeover_fences_and_fails_b
     redis = cp.topology.region(HOME).redis
     identity = Identity.of(cp.topology.security)
     home_nodes, mirrors = ClusterCopy(redis.nodes, identity), ClusterCopy(redis.mirrors, identity)
+
+    async def every_master_has_its_replicas() -> bool:
+        for address in redis.nodes:
+            followers = await stores.followers(home_nodes.node(address))
+            if [f.state for f in followers] != ["online"] * redis.replicas_for_global:
+                return False
+        return True
+
+    # GLOBAL waits for both replicas of a shard: the one in us-east and the mirror.
+    await wait_for(every_master_has_its_replicas, 30, "every master's two replicas online")
     tag = uuid.uuid4().hex[:6]
     epoch = (await cp.routing.load()).route(HOME).epoch
     writer = _Writer(redis.nodes[0], redis.replicas_for_global)
@@ -105,11 +116,15 @@ async def test_cluster_home_lost_promotes_mirrors_by_takeover_fences_and_fails_b
     for record in victims:
         os.kill(record.pid, signal.SIGKILL)
     await wait_for(lambda: not any(is_alive(r) for r in victims), 10, "the home's nodes dead")
+    await home_nodes.close()  # its connections died with the nodes
 
     steps: list[str] = []
     report = await promote(cp, HOME, STANDBY, say=steps.append)
     assert (report.new_epoch, report.old_home_fenced) == (epoch + 1, False)
     assert steps[2].count("CLUSTER FAILOVER TAKEOVER") == 3, steps
+    # The promotion point (kept for failback) was read from the mirrors, cluster down.
+    assert len(report.promotion_point) == PARTITIONS
+    assert "0-0" not in report.promotion_point.values(), report.promotion_point
     route = (await cp.routing.load()).route(HOME)
     assert (route.serving, route.copy, route.epoch) == (STANDBY, "mirror", report.new_epoch)
     assert await mirrors.masters_of_all_slots(), "the mirrors serve every slot"
