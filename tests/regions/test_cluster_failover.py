@@ -20,6 +20,7 @@ from homeport.core.settings import Settings
 from homeport.core.task import Durability, new_task
 from homeport.regions import stores
 from homeport.regions.clustercopy import ClusterCopy
+from homeport.regions.clusterpromotion import complete
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.processes import is_alive
@@ -170,6 +171,8 @@ async def test_cluster_home_lost_promotes_mirrors_by_takeover_fences_and_fails_b
         return set((await mirrors.roles()).values()) == {"slave"}
 
     await wait_for(mirrors_replicate, 30, "the mirrors to replicate the home nodes again")
+    # The in-region replicas follow the home nodes too: GLOBAL is accepted again.
+    await wait_for(every_master_has_its_replicas, 30, "every master's two replicas online")
     assert {r.task_id for r in [*acked, *after]} <= await _task_ids(home_nodes)
     again = await old_writer.submit(5, Durability.GLOBAL, f"z{tag}", route.epoch)
     assert _codes(again) == {None}, [r.error for r in again if r.error]
@@ -179,3 +182,48 @@ async def test_cluster_home_lost_promotes_mirrors_by_takeover_fences_and_fails_b
         await w.broker.close()
     await home_nodes.close()
     await mirrors.close()
+
+
+@pytest.mark.timeout(180)
+async def test_controller_completes_a_cluster_promotion_interrupted_after_the_route_moved(
+    cp: ControlPlane, cluster_home: DevCluster
+) -> None:
+    """A controller that died between moving the route and the takeover: the next
+    leader's `_complete` (clusterpromotion.complete) makes the mirrors take over."""
+    redis = cp.topology.region(HOME).redis
+    mirrors = ClusterCopy(redis.mirrors, Identity.of(cp.topology.security))
+    route = (await cp.routing.load()).route(HOME)
+    assert route.copy == "primary", "the previous test failed the home back"
+    victims = [
+        r for r in cluster_home.records()
+        if r.kind == "redis" and r.name.startswith(f"redis-{HOME}-") and r.region == HOME
+    ]  # fmt: skip
+    for record in victims:
+        os.kill(record.pid, signal.SIGKILL)
+    moved = await cp.routing.move(
+        route, serving=STANDBY, copy="mirror", state="failed-over", reason="test: interrupted"
+    )
+    assert not await mirrors.masters_of_all_slots(), "the route moved, the mirrors did not"
+    assert await complete(cp, moved), "the completion took over"
+    assert await mirrors.masters_of_all_slots()
+    assert not await complete(cp, moved), "done once: nothing left to finish"
+    writer = _Writer(redis.mirrors[0], redis.replicas_for_global)
+    stale = await writer.submit(3, Durability.LOCAL, f"c{uuid.uuid4().hex[:6]}", route.epoch)
+    assert _codes(stale) == {"FENCED"}, "the completion raised the epochs to the route's"
+    await writer.broker.close()
+
+    # Leave the module's cluster as it found it: home nodes back, failed back.
+    cluster_home.restart([r.name for r in victims])
+    await wait_for(lambda: failback_ready(cp), 30, "the old masters to rejoin as replicas")
+    back = await failback(cp, HOME, switch=True)
+    assert back.switched
+    await mirrors.close()
+
+
+async def failback_ready(cp: ControlPlane) -> bool:
+    redis = cp.topology.region(HOME).redis
+    nodes = ClusterCopy(redis.nodes, Identity.of(cp.topology.security))
+    try:
+        return await nodes.reachable() and set((await nodes.roles()).values()) == {"slave"}
+    finally:
+        await nodes.close()
