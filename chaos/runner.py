@@ -124,7 +124,7 @@ class GameDay:
         journal = self.out / "journal.jsonl"
         journal.unlink(missing_ok=True)
         spec = dataclasses.replace(
-            ClusterSpec.default(shape.regions, shape.partitions),
+            ClusterSpec.default(shape.regions, shape.partitions, tuple(shape.cluster_regions)),
             services=APP,
             workers=shape.workers_per_region,
             insecure=self.insecure,

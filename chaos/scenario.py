@@ -16,7 +16,15 @@ from typing import Any, Literal
 from homeport.chaos.catalog import Catalog, catalog
 from homeport.chaos.errors import ScenarioError
 from homeport.core.config import read_yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Durability = Literal["LOCAL", "REGION", "GLOBAL"]
 DURABILITIES: tuple[Durability, ...] = ("LOCAL", "REGION", "GLOBAL")
@@ -39,6 +47,23 @@ class TopologyShape(_Model):
     regions: int = Field(default=3, ge=1, le=7)
     partitions: int = Field(default=4, ge=1, le=256)
     workers_per_region: int = Field(default=1, ge=1, le=8)
+    # Regions whose Redis runs as a real Redis Cluster (3 masters, their replicas, and
+    # mirrors in the standby: `homeport dev up --cluster-region`); the others run single.
+    cluster_regions: list[str] = []
+
+    @field_validator("cluster_regions")
+    @classmethod
+    def _known_regions(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        from homeport.regions.devcluster import REGION_NAMES
+
+        names = REGION_NAMES[: info.data.get("regions", 3)]
+        for name in value:
+            if name not in names:
+                raise ValueError(
+                    f"{name!r} is not a region of this topology; use one of {list(names)} "
+                    "(the first `regions` names)"
+                )
+        return value
 
 
 class Load(_Model):

@@ -243,9 +243,13 @@ async def wait_for_promotion(settings: Settings, epoch: int, poll_s: float = 0.0
     broker = Broker.from_settings(settings)
     pk = RegionKeys(settings.region).partition(0)
     log.info("parked: waiting for %s to be promoted at epoch >= %d", settings.redis_url, epoch)
+    connected = False
     try:
         while True:
             try:
+                if not connected:  # a Redis Cluster's slot map is learnt here
+                    await broker.connect()
+                    connected = True
                 if await broker.role() == "master" and await broker.get_epoch(pk) >= epoch:
                     break
             except HomeportError:

@@ -143,7 +143,7 @@ class Agent:
                 count = order.workers if order and order.epoch == route.epoch else None
                 count = count if order and order.region == self.region else None
                 out[home] = Wanted(self._argv(route), url, partitions, count=count)
-            elif self.settings.warm_standby and self.topology.region(home).redis.mode == "single":
+            elif self.settings.warm_standby:
                 parked = self._parked_route(route)
                 if parked is not None:
                     url, partitions = self._store_of(parked)

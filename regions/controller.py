@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from homeport.core.loop import Loop
 from homeport.core.metrics import Metrics
-from homeport.regions import capacity, stores
+from homeport.regions import capacity, clusterpromotion, stores
 from homeport.regions.control import ControlPlane
 from homeport.regions.election import Election
 from homeport.regions.health import Judgement, judge, read_verdicts
@@ -178,6 +178,10 @@ class Controller(Loop):
 
     async def _complete(self, route: Route) -> None:
         """Finish a promotion whose leader died after moving the route."""
+        if self.cp.topology.region(route.home).redis.mode == "cluster":
+            if await clusterpromotion.complete(self.cp, route):
+                self._event("completed", route.home, f"mirrors took over at epoch {route.epoch}")
+            return
         serving = self.cp.store(route)
         if (await stores.replication(serving)).role == "master":
             return

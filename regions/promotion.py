@@ -35,11 +35,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import redis.asyncio as aredis
 from homeport.core.entry import Delivery
 from homeport.core.keys import PartitionKeys
 from homeport.core.security import Identity
-from homeport.regions import history, stores
+from homeport.regions import clusterpromotion, history, stores
 from homeport.regions.control import ControlPlane
 from homeport.regions.errors import RegionsError
 from homeport.regions.routing import Route, next_standby, store_address
@@ -124,8 +123,6 @@ async def promote(
     the controller's capacity decision, kept in the failover history record."""
     started = time.monotonic()
     region = cp.topology.region(home)
-    if region.redis.mode != "single":
-        raise PromotionError(f"{home} runs Redis Cluster; use CLUSTER FAILOVER TAKEOVER (see docs)")
     route = (await cp.routing.load()).route(home)
     target = next_standby(cp.topology, route)
     if target is None:
@@ -146,6 +143,39 @@ async def promote(
         guards=await _guards(guard),
     )  # fmt: skip
     step(f"1. etcd: {home} epoch {route.epoch} -> {new.epoch}, now served by {to_region} ({copy})")
+    if region.redis.mode == "cluster":
+        fenced, caught_up, point = await clusterpromotion.promote_mirrors(
+            cp, home, new.epoch, step, lambda tails: _keep_point(cp, home, new, to_region, tails)
+        )
+    else:
+        fenced, caught_up, point = await _promote_single(cp, home, route, new, step)
+    step(f"4. clients redirected: {to_region}'s gateways accept {home}'s keys at epoch {new.epoch}")
+    seconds = time.monotonic() - started
+    await history.record(cp.etcd, cp.topology.etcd_prefix, history.FailoverEvent(
+        "promote", home, route.serving, to_region, route.epoch, new.epoch, time.time() - seconds,
+        seconds, reason, 0, steps, capacity,
+    ))  # fmt: skip
+    return PromotionReport(
+        home, to_region, route.epoch, new.epoch, fenced, caught_up, point, seconds, steps
+    )
+
+
+async def _keep_point(
+    cp: ControlPlane, home: str, new: Route, to: str, tails: dict[int, str]
+) -> None:
+    """Keep the promotion point in etcd for failback (`find_orphans`)."""
+    await cp.etcd.put(
+        cp.prefix("promotions", home, str(new.epoch)),
+        json.dumps({"to": to, "at": time.time(), "tails": tails}).encode(),
+    )
+
+
+async def _promote_single(
+    cp: ControlPlane, home: str, route: Route, new: Route, step: Say
+) -> tuple[bool, bool | None, dict[int, str]]:
+    """Steps 2-3 for a single primary; (old home fenced, mirror caught up, point)."""
+    region = cp.topology.region(home)
+    copy, to_region = new.copy, new.serving
     old, standby = cp.store(route), cp.store(new)
     fenced = False
     if await stores.reachable(old):
@@ -162,10 +192,7 @@ async def promote(
         caught_up = await stores.wait_caught_up(standby, old, CATCH_UP_S)
         step(f"3a. {copy} caught up with the copy that served {home}: {caught_up}")
     point = await stores.stream_tails(standby, home, region.partitions)
-    await cp.etcd.put(
-        cp.prefix("promotions", home, str(new.epoch)),
-        json.dumps({"to": to_region, "at": time.time(), "tails": point}).encode(),
-    )
+    await _keep_point(cp, home, new, to_region, point)
     await stores.make_primary(standby)
     # Leases broken before the epoch is raised: the raised epoch is what wakes the parked
     # workers (core.worker.wait_for_promotion), and they must find no dead owner's lease,
@@ -176,15 +203,7 @@ async def promote(
         f"3. promoted {home}'s {copy} in {to_region}: REPLICAOF NO ONE, epochs set to "
         f"{new.epoch}, the old owners' leases broken"
     )
-    step(f"4. clients redirected: {to_region}'s gateways accept {home}'s keys at epoch {new.epoch}")
-    seconds = time.monotonic() - started
-    await history.record(cp.etcd, cp.topology.etcd_prefix, history.FailoverEvent(
-        "promote", home, route.serving, to_region, route.epoch, new.epoch, time.time() - seconds,
-        seconds, reason, 0, steps, capacity,
-    ))  # fmt: skip
-    return PromotionReport(
-        home, to_region, route.epoch, new.epoch, fenced, caught_up, point, seconds, steps
-    )
+    return fenced, caught_up, point
 
 
 def _after(entry_id: str, point: str) -> bool:
@@ -193,7 +212,7 @@ def _after(entry_id: str, point: str) -> bool:
 
 
 async def find_orphans(
-    old: aredis.Redis, serving: aredis.Redis, home: str, partitions: int, point: dict[int, str]
+    old: stores.Store, serving: stores.Store, home: str, partitions: int, point: dict[int, str]
 ) -> list[Orphan]:
     """Writes on the old primary that the serving copy has never seen (no dedup key there):
     stream entries past the promotion point, and scheduled tasks in the delayed set.
@@ -203,15 +222,16 @@ async def find_orphans(
         pk = PartitionKeys(home, p)
         start = point.get(p, "0-0")
         found: list[tuple[str, Delivery | None]] = []
-        for entry_id, fields in await old.xrange(pk.stream, min=f"({start}", max="+") or []:
+        at_old = stores.node_for(old, pk.stream)  # a partition's keys share one slot
+        for entry_id, fields in await at_old.xrange(pk.stream, min=f"({start}", max="+") or []:
             d = Delivery.decode(cast(bytes, entry_id), cast(dict[bytes, bytes], fields))
             found.append((d.entry_id if d else "", d))
-        for blob in (await old.hgetall(pk.delayed_data)).values():
+        for blob in (await at_old.hgetall(pk.delayed_data)).values():
             found.append(("delayed", Delivery.decode("0-0", {b"t": cast(bytes, blob)})))
         for entry_id, d in found:
             if d is None or (entry_id != "delayed" and not _after(entry_id, start)):
                 continue
-            if await serving.exists(pk.dedup(d.task_id)):
+            if await stores.node_for(serving, pk.stream).exists(pk.dedup(d.task_id)):
                 continue
             orphans.append(Orphan(p, entry_id, d.task_id, d.key, d.kind, d))
     return orphans
@@ -229,7 +249,11 @@ async def _requeue(cp: ControlPlane, route: Route, orphans: list[Orphan]) -> int
         return 0
     region = cp.topology.region(route.home)
     host, port = (cp.store(route).connection_pool.connection_kwargs[k] for k in ("host", "port"))
-    broker = Broker(f"redis://{host}:{port}/0", identity=Identity.of(cp.topology.security))
+    broker = Broker(
+        f"redis://{host}:{port}/0",
+        cluster=region.redis.mode == "cluster",
+        identity=Identity.of(cp.topology.security),
+    )
     await broker.connect()
     try:
         producer = Producer(broker, Settings(region=route.home, partitions=region.partitions))
@@ -256,6 +280,47 @@ async def _requeue(cp: ControlPlane, route: Route, orphans: list[Orphan]) -> int
         await broker.close()
 
 
+async def _recover(
+    cp: ControlPlane, route: Route, old: stores.Store, serving: stores.Store, step: Say
+) -> tuple[list[Orphan], int]:
+    """Failback steps 1-2: find the orphans on the old home's copy, re-enqueue them into
+    the serving copy and record them in etcd."""
+    home = route.home
+    raw = await cp.etcd.get(cp.prefix("promotions", home, str(route.epoch)))
+    point = {int(k): v for k, v in json.loads(raw.value)["tails"].items()} if raw else {}
+    partitions = cp.topology.region(home).partitions
+    orphans = await find_orphans(old, serving, home, partitions, point)
+    step(f"1. {len(orphans)} orphans on {home}'s old primary (entries the {route.copy} never got)")
+    requeued = await _requeue(cp, route, orphans)
+    if orphans:
+        await cp.etcd.put(
+            cp.prefix("orphans", home, str(route.epoch)),
+            json.dumps([o.describe() for o in orphans]).encode(),
+        )
+    step(f"2. re-enqueued {requeued} recovered orphans into {route.serving} at epoch {route.epoch}")
+    return orphans, requeued
+
+
+async def _fail_back_cluster(
+    cp: ControlPlane, route: Route, step: Say
+) -> tuple[list[Orphan], int, bool]:
+    """Failback steps 1-3 for a Cluster-mode home (`regions.clusterpromotion`): orphans
+    looked for shard by shard on the home's nodes, which rejoin as replicas on their own."""
+    old, serving = clusterpromotion.copies(cp, route.home)
+    try:
+        if not await old.reachable():
+            raise PromotionError(
+                f"{route.home}'s nodes are not all reachable yet; fail back once they are"
+            )
+        await old.refresh()
+        await serving.refresh()
+        orphans, requeued = await _recover(cp, route, old, serving, step)
+    finally:
+        await old.close()
+        await serving.close()
+    return orphans, requeued, await clusterpromotion.rejoined(cp, route.home, step)
+
+
 async def failback(
     cp: ControlPlane,
     home: str,
@@ -271,26 +336,19 @@ async def failback(
         raise PromotionError(
             f"{home} is served from its own primary (epoch {route.epoch}); nothing to fail back"
         )
-    old = cp.primary(home)
-    if not await stores.reachable(old):
-        raise PromotionError(f"{home}'s old primary is not reachable yet; fail back once it is")
     steps: list[str] = []
     step = _stepper(say, steps)
-    serving = cp.store(route)
-    raw = await cp.etcd.get(cp.prefix("promotions", home, str(route.epoch)))
-    point = {int(k): v for k, v in json.loads(raw.value)["tails"].items()} if raw else {}
-    orphans = await find_orphans(old, serving, home, region.partitions, point)
-    step(f"1. {len(orphans)} orphans on {home}'s old primary (entries the {route.copy} never got)")
-    requeued = await _requeue(cp, route, orphans)
-    if orphans:
-        await cp.etcd.put(
-            cp.prefix("orphans", home, str(route.epoch)),
-            json.dumps([o.describe() for o in orphans]).encode(),
-        )
-    step(f"2. re-enqueued {requeued} recovered orphans into {route.serving} at epoch {route.epoch}")
-    await stores.make_replica(old, *store_address(cp.topology, route, home))
-    in_sync = await stores.wait_caught_up(old, serving, 30.0)
-    step(f"3. {home}'s old primary now replicates the serving copy; in sync: {in_sync}")
+    if region.redis.mode == "cluster":
+        orphans, requeued, in_sync = await _fail_back_cluster(cp, route, step)
+    else:
+        old = cp.primary(home)
+        if not await stores.reachable(old):
+            raise PromotionError(f"{home}'s old primary is not reachable yet; fail back once it is")
+        serving = cp.store(route)
+        orphans, requeued = await _recover(cp, route, old, serving, step)
+        await stores.make_replica(old, *store_address(cp.topology, route, home))
+        in_sync = await stores.wait_caught_up(old, serving, 30.0)
+        step(f"3. {home}'s old primary now replicates the serving copy; in sync: {in_sync}")
     epoch = route.epoch
     if switch:
         if not in_sync:
@@ -311,12 +369,15 @@ async def switch_back(
 ) -> int:
     region = cp.topology.region(home)
     route = (await cp.routing.load()).route(home)
-    old, serving = cp.primary(home), cp.store(route)
     new = await cp.routing.move(
         route, serving=home, copy="primary", state="normal", reason="failback",
         guards=await _guards(guard),
     )  # fmt: skip
     step(f"4. etcd: {home} epoch {route.epoch} -> {new.epoch}, served by {home} again")
+    if region.redis.mode == "cluster":
+        await clusterpromotion.switch_home(cp, home, new.epoch, step)
+        return new.epoch
+    old, serving = cp.primary(home), cp.store(route)
     await stores.fence(serving, home, region.partitions, new.epoch)
     caught_up = await stores.wait_caught_up(old, serving, CATCH_UP_S)
     await stores.make_primary(old)

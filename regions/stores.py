@@ -17,32 +17,64 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import homeport.core
 import redis.asyncio as aredis
 from homeport.core.keys import PartitionKeys, RegionKeys
 from homeport.core.security import Identity
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.utils import str_if_bytes
 
 _FENCE_LUA = (Path(homeport.core.__file__).parent / "scripts" / "fence.lua").read_text()
 
 
+class KeyRouter(Protocol):
+    """A copy spread over several nodes (a Redis Cluster, `regions.clustercopy`): the
+    client of the node that holds `key`'s slot."""
+
+    def at(self, key: str) -> aredis.Redis: ...
+
+
+Store = aredis.Redis | KeyRouter
+
+
+def node_for(store: Store, key: str) -> aredis.Redis:
+    """The client that serves `key` on `store`: the store itself for a single server."""
+    return store if isinstance(store, aredis.Redis) else store.at(key)
+
+
 def client(
-    host: str, port: int, timeout: float = 1.0, identity: Identity | None = None
+    host: str,
+    port: int,
+    timeout: float = 1.0,
+    identity: Identity | None = None,
+    readonly: bool = False,
 ) -> aredis.Redis:
     """A control-plane client: no retries (redis-py retries 10 times with backoff by
     default, which would turn one probe of a dead region into seconds). `identity`:
-    whose credentials (`core.security`); default this process's role."""
+    whose credentials (`core.security`); default this process's role.
+    `readonly`: every connection sends READONLY first, so a Redis Cluster replica
+    answers reads of its master's slots instead of redirecting them."""
     return aredis.Redis(
         host=host,
         port=port,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
+        redis_connect_func=_readonly if readonly else None,
         **(identity or Identity.from_env()).redis_kwargs(),
     )
+
+
+async def _readonly(connection: AbstractConnection) -> None:
+    await connection.on_connect()
+    await connection.send_command("READONLY")
+    if str_if_bytes(await connection.read_response()) != "OK":
+        raise RedisError("READONLY refused: the node is not a Redis Cluster node")
 
 
 async def reachable(store: aredis.Redis) -> bool:
@@ -57,14 +89,14 @@ async def reachable(store: aredis.Redis) -> bool:
     return False
 
 
-async def fence(store: aredis.Redis, home: str, partitions: int, epoch: int) -> None:
+async def fence(store: Store, home: str, partitions: int, epoch: int) -> None:
     """Raise every partition's epoch on `store` to `epoch` (never lower it), with the
     broker's own fence.lua. From then on the enqueue script refuses writers that carry an
     older epoch."""
     keys = [PartitionKeys(home, p).epoch for p in range(partitions)]
     # One call per partition keeps the script valid in cluster mode (one slot per call).
     for key in keys:
-        await store.eval(_FENCE_LUA, 1, key, epoch)
+        await node_for(store, key).eval(_FENCE_LUA, 1, key, epoch)
 
 
 async def mirror_lag(
@@ -81,7 +113,7 @@ async def mirror_lag(
     return gap, seconds, m_info.get("master_link_status") == "up"
 
 
-async def reset_ownership(store: aredis.Redis, home: str, partitions: int) -> None:
+async def reset_ownership(store: Store, home: str, partitions: int) -> None:
     """Break every lease and worker registration of `home` on `store`, a copy that was
     just promoted: the leases it holds belong to workers of the copy it replicated, dead
     or fenced, and waiting out their TTL would keep the promoted partitions idle for
@@ -89,18 +121,19 @@ async def reset_ownership(store: aredis.Redis, home: str, partitions: int) -> No
     old owners held, and the new epoch already refuses their writes."""
     rk = RegionKeys(home)
     # One DEL per hash slot keeps this valid for a Redis Cluster copy too.
-    await store.delete(rk.leader, rk.workers, rk.assignment)
+    await node_for(store, rk.leader).delete(rk.leader, rk.workers, rk.assignment)
     for p in range(partitions):
-        await store.delete(rk.partition(p).lease)
+        lease = rk.partition(p).lease
+        await node_for(store, lease).delete(lease)
 
 
-async def stream_tails(store: aredis.Redis, home: str, partitions: int) -> dict[int, str]:
+async def stream_tails(store: Store, home: str, partitions: int) -> dict[int, str]:
     """The last entry id each partition stream has generated on `store` (0-0 if none)."""
     tails: dict[int, str] = {}
     for p in range(partitions):
         key = PartitionKeys(home, p).stream
         try:
-            info = await store.xinfo_stream(key)
+            info = await node_for(store, key).xinfo_stream(key)
             last = info["last-generated-id"]
             tails[p] = last.decode() if isinstance(last, bytes) else str(last)
         except RedisError:

@@ -40,6 +40,7 @@ import redis
 import yaml
 from homeport.core.security import FILE_ENV, Identity, load_security
 from homeport.regions import security
+from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.servers import Binaries
 from homeport.regions.topology import Topology, split_address
@@ -168,6 +169,24 @@ async def sdk_for(cluster: DevCluster, **options: Any) -> AsyncIterator[AsyncCli
     finally:
         await client.close()
         await table.close()
+
+
+def assert_per_key_order(ops: list[Any], spans: dict[str, tuple[float, float, int]]) -> None:
+    """Per-key order over every task that ran (`loadtest.demo` ops and record spans):
+    starts in submission order, each after the previous task of its key finished."""
+    for key in sorted({o.key for o in ops}):
+        ran = sorted((o.seq, o.task_id) for o in ops if o.key == key and o.task_id in spans)
+        for (_, prev), (_, nxt) in zip(ran, ran[1:], strict=False):
+            assert spans[nxt][0] >= spans[prev][1] - 1e-3, f"order broken on {key}: {prev} {nxt}"
+
+
+async def control_plane(cluster: DevCluster, src: str) -> AsyncIterator[ControlPlane]:
+    """A control plane on `cluster` as a process of region `src` sees it, with the
+    routing table bootstrapped: the body of the failover tests' `cp` fixtures."""
+    plane = await ControlPlane.open(cluster.topology, src)
+    await plane.routing.bootstrap(plane.topology)
+    yield plane
+    await plane.close()
 
 
 def _start(spec: ClusterSpec, prefix: str, made: list[Path]) -> Iterator[DevCluster]:

@@ -110,6 +110,16 @@ def test_schema_errors_name_the_field() -> None:
     assert err.field == "timeline[0].target.count"
 
 
+def test_a_cluster_region_outside_the_topology_is_refused_naming_the_regions() -> None:
+    err = _refused({**BASE, "topology": {"regions": 2, "cluster_regions": ["ap-south"]}})
+    assert err.field == "topology.cluster_regions" and err.value == ["ap-south"]
+    assert "'us-east', 'eu-west'" in err.reason
+    ok = parse_scenario({**BASE, "topology": {"cluster_regions": ["us-east"]}})
+    assert ok.topology.cluster_regions == ["us-east"]
+    shipped = load_scenario(SCENARIOS / "region-loss-cluster.yaml")
+    assert shipped.topology.cluster_regions == ["us-east"]
+
+
 def test_file_errors_name_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed")

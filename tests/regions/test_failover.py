@@ -23,7 +23,7 @@ from homeport.regions.routing import NotLeader
 from homeport.regions.topology import Topology
 from homeport.regions.toxiproxy import ToxiproxyClient
 
-from tests.conftest import _start
+from tests.conftest import _start, control_plane
 
 HOME, STANDBY, THIRD = "us-east", "eu-west", "ap-south"
 PARTITIONS = 4
@@ -37,10 +37,8 @@ def failover_cluster(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
 
 @pytest.fixture
 async def cp(failover_cluster: DevCluster) -> AsyncIterator[ControlPlane]:
-    plane = await ControlPlane.open(failover_cluster.topology, THIRD)
-    await plane.routing.bootstrap(plane.topology)
-    yield plane
-    await plane.close()
+    async for plane in control_plane(failover_cluster, THIRD):
+        yield plane
 
 
 async def _producer(address: str) -> tuple[Broker, Producer]:

@@ -21,7 +21,7 @@ from homeport.regions.placement import home_region
 from homeport.regions.processes import is_alive
 from homeport.router.client import AsyncClient
 
-from tests.conftest import sdk_for, start_services, wait_for
+from tests.conftest import assert_per_key_order, sdk_for, start_services, wait_for
 
 LOST, SURVIVOR, THIRD = "us-east", "eu-west", "ap-south"
 
@@ -106,12 +106,7 @@ async def test_region_loss_promotes_standby_and_loses_no_global_task(
         f"RTO {rto:.2f}s, GLOBAL acked {sum(o.durability == 'GLOBAL' for o in acked)}"
     )
 
-    # Per-key order over every task that ran: starts in submission order, each after the
-    # previous task of its key finished.
-    for key in keys:
-        ran = sorted((o.seq, o.task_id) for o in ops if o.key == key and o.task_id in spans)
-        for (_, prev), (_, nxt) in zip(ran, ran[1:], strict=False):
-            assert spans[nxt][0] >= spans[prev][1] - 1e-3, f"order broken on {key}: {prev} {nxt}"
+    assert_per_key_order(ops, spans)
 
     # Client errors: confined to the outage window, except the designed GLOBAL refusals
     # of homes whose cross-region copy is gone (us-east failed over; ap-south's mirror
