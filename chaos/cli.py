@@ -19,7 +19,8 @@ from types import FrameType
 
 import click
 import yaml
-from homeport.chaos.errors import ChaosError
+from homeport.chaos.errors import ChaosError, ScenarioError
+from homeport.core.config import read_yaml
 from homeport.core.extras import require
 
 SCENARIOS = Path("scenarios")
@@ -49,7 +50,8 @@ def chaos() -> None:
     "what security costs; game days run secure by default.",
 )
 def run(files: tuple[Path, ...], seed: int, out: Path, keep: bool, insecure: bool) -> None:
-    """Run scenario FILES one after another; exit 1 if any verdict fails."""
+    """Run scenario FILES one after another; exit 1 if any verdict fails, 2 if any run
+    could not be judged (it says why; the other scenarios still run)."""
     require("chaos", "matplotlib")
     from homeport.chaos.runner import GameDay
     from homeport.chaos.scenario import load_scenario
@@ -57,14 +59,14 @@ def run(files: tuple[Path, ...], seed: int, out: Path, keep: bool, insecure: boo
     # SIGTERM (e.g. from `timeout`) must unwind like Ctrl-C, so the run stops every
     # process it started instead of leaving a cluster behind.
     signal.signal(signal.SIGTERM, _interrupt)
-    failed = 0
+    failed: list[str] = []
+    errored: list[str] = []
     for path in files:
         try:
             scenario = load_scenario(path)
-            raw = yaml.safe_load(path.read_text())
             result = GameDay(
                 scenario,
-                raw,
+                read_yaml(path, ScenarioError, "<file>"),
                 seed,
                 out / f"{scenario.name}-{seed}",
                 say=lambda m: click.echo(m, err=True),
@@ -72,16 +74,24 @@ def run(files: tuple[Path, ...], seed: int, out: Path, keep: bool, insecure: boo
                 insecure=insecure,
             ).run()
         except ChaosError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_ERROR)
+            click.echo(f"error: {path}: {exc}", err=True)
+            errored.append(str(path))
+            continue
         click.echo(
             json.dumps(
                 {"scenario": scenario.name, "seed": seed, **result.verdict.summary()}, default=str
             )
         )
         click.echo(f"report: {result.reports[0]}", err=True)
-        failed += 0 if result.verdict.ok else 1
-    sys.exit(EXIT_FAIL if failed else 0)
+        if not result.verdict.ok:
+            failed.append(scenario.name)
+    if len(files) > 1:
+        click.echo(
+            f"{len(files) - len(failed) - len(errored)} passed, {len(failed)} failed "
+            f"{failed or ''}, {len(errored)} not judged {errored or ''}",
+            err=True,
+        )
+    sys.exit(EXIT_ERROR if errored else EXIT_FAIL if failed else 0)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -19,74 +19,22 @@ as `Fenced`. No redis-py exception leaves the broker.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
 from homeport.core.entry import Delivery, Undecodable
 from homeport.core.errors import (
-    BackendFailed,
     Fenced,
-    HomeportError,
-    ResourceExhausted,
-    Unavailable,
 )
 from homeport.core.keys import GROUP, PartitionKeys, RegionKeys
-from homeport.core.security import Identity
+from homeport.core.nodes import GLOBAL_LANE, MAIN, text
+from homeport.core.readouts import Readouts, id_tuple
 from homeport.core.settings import Settings
 from redis import exceptions as rexc
-from redis.crc import key_slot
-
-T = TypeVar("T")
-_SCRIPT_DIR = Path(__file__).parent / "scripts"
-# Connection pools per Redis node: the main lane, and one for GLOBAL submits' cross-region
-# WAITs. A caller waits up to POOL_WAIT_S for a free connection, then gets Unavailable.
-MAIN, GLOBAL_LANE = "main", "global"
-POOL_SIZE = 128
-GLOBAL_POOL_SIZE = 256
-POOL_WAIT_S = 2.0
-_SCRIPTS = ("enqueue", "step", "forward", "lease", "release", "cancel", "requeue", "fence")
-_MAX_REDIRECTS = 3
-# How long a client is told to wait before resending after Redis refused for memory.
-OOM_RETRY_AFTER_MS = 1000
-# The one table from redis-py's exceptions to domain errors; first match wins, and
-# `RedisError` (their base) catches whatever the rows above it do not name.
-_REDIS_ERRORS: tuple[tuple[tuple[type[Exception], ...], Callable[[str], HomeportError]], ...] = (
-    ((rexc.OutOfMemoryError,), lambda d: ResourceExhausted("redis", d, OOM_RETRY_AFTER_MS)),
-    (
-        (
-            rexc.ConnectionError,
-            rexc.TimeoutError,
-            rexc.ClusterDownError,
-            rexc.TryAgainError,
-            rexc.BusyLoadingError,
-            rexc.ReadOnlyError,
-            rexc.MasterDownError,
-            rexc.MovedError,
-            rexc.AskError,
-        ),
-        lambda d: Unavailable("redis", d),
-    ),
-    ((rexc.RedisError,), lambda d: BackendFailed("redis", d)),
-)
-
-
-def redis_error(exc: Exception) -> HomeportError:
-    """The domain error for a redis-py exception (`_REDIS_ERRORS`)."""
-    # A pipeline's error repeats the whole command (task blobs included): keep the reason.
-    text = str(exc.args[0]) if exc.args else str(exc)
-    reason = text.rpartition(" caused error: ")[2]
-    detail = f"{type(exc).__name__}: {reason[:300]}"
-    for kinds, make in _REDIS_ERRORS:
-        if isinstance(exc, kinds):
-            return make(detail)
-    return BackendFailed("redis", detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,83 +56,9 @@ class EnqueueReply:
     ref: str
 
 
-@dataclass(frozen=True, slots=True)
-class PartitionDepth:
-    """Queue state of one partition: undelivered entries, pending entries, their age."""
-
-    ready: int
-    pending: int
-    delayed: int
-    oldest_pending_ms: int
-    # Age of the oldest undelivered entry: the task that has waited longest to start.
-    oldest_ready_ms: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    """One partition as an operator sees it: backlog, ages, lifetime counters (XINFO's
-    entries-added and entries-read, monotonic and replicated with the data) and the
-    worker holding its lease ("" when none)."""
-
-    length: int
-    ready: int
-    pending: int
-    delayed: int
-    oldest_ready_ms: int
-    oldest_pending_ms: int
-    added_total: int
-    delivered_total: int
-    dead: int
-    dead_total: int
-    worker: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReplicaInfo:
-    """One replica of a single-mode primary, as its INFO replication lists it."""
-
-    address: str
-    state: str
-    lag_bytes: int
-
-
-@dataclass(frozen=True, slots=True)
-class Waiting:
-    """A task found in its partition's Redis before any worker recorded it (GetTask of a
-    task that waits): `state` is "scheduled" (delayed set, `due_ms`), "enqueued" (stream)
-    or "cancelled"; `task` is its decoded blob when still readable."""
-
-    state: str
-    due_ms: int
-    task: Delivery | None
-
-
-class Broker:
-    """The engine's Redis boundary; one per process, shared by all its components."""
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        cluster: bool = False,
-        pool_size: int = POOL_SIZE,
-        global_pool_size: int = GLOBAL_POOL_SIZE,
-        pool_wait_s: float = POOL_WAIT_S,
-        identity: Identity | None = None,
-    ) -> None:
-        # Credentials and TLS of this process's role (`core.security`), read per connection.
-        self._auth = (identity or Identity.from_env()).redis_pool_kwargs()
-        self._url = url
-        self._cluster = cluster
-        self._pool_size = {MAIN: pool_size, GLOBAL_LANE: global_pool_size}
-        self._pool_wait_s = pool_wait_s
-        self._seed = self._new_client(MAIN, url=url)
-        self._seed_global: aioredis.Redis | None = None
-        self._nodes: dict[tuple[tuple[str, int], str], aioredis.Redis] = {}
-        self._slots: list[tuple[str, int]] = []
-        self._loaded: set[int] = set()
-        self._src = {n: (_SCRIPT_DIR / f"{n}.lua").read_text() for n in _SCRIPTS}
-        self._sha = {n: hashlib.sha1(s.encode()).hexdigest() for n, s in self._src.items()}
+class Broker(Readouts):
+    """The engine's Redis boundary; one per process, shared by all its components. Its
+    connections, slot routing, scripts and error table are `core.nodes.Nodes`."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Broker:
@@ -195,110 +69,6 @@ class Broker:
             global_pool_size=settings.redis_global_pool_size,
             pool_wait_s=settings.redis_pool_wait_s,
         )
-
-    def _new_client(self, lane: str, *, url: str | None = None, **kwargs: Any) -> aioredis.Redis:
-        """A client of its own bounded pool: a caller waits up to `pool_wait_s` for a free
-        connection (redis-py's default pool raises at once when all are busy)."""
-        size, wait = self._pool_size[lane], self._pool_wait_s
-        if url is not None:
-            pool = aioredis.BlockingConnectionPool.from_url(
-                url, max_connections=size, timeout=wait, **self._auth
-            )
-        else:
-            pool = aioredis.BlockingConnectionPool(
-                max_connections=size, timeout=wait, **kwargs, **self._auth
-            )
-        return aioredis.Redis.from_pool(pool)
-
-    async def connect(self) -> None:
-        """Check the server is reachable and, for a cluster, learn the slot map."""
-        await self._guard(self._refresh())
-
-    async def close(self) -> None:
-        for client in self._nodes.values():
-            await client.aclose()
-        if self._seed_global is not None:
-            await self._seed_global.aclose()
-        await self._seed.aclose()
-
-    async def _refresh(self) -> None:
-        if not self._cluster:
-            return
-        last: Exception | None = None
-        for client in [self._seed, *self._nodes.values()]:
-            try:
-                rows = await client.execute_command("CLUSTER SLOTS")  # type: ignore[no-untyped-call]
-            except (rexc.ConnectionError, rexc.TimeoutError) as exc:
-                last = exc
-                continue
-            slots: list[tuple[str, int]] = [("", 0)] * 16384
-            for row in rows:
-                host = row[2][0].decode() if isinstance(row[2][0], bytes) else row[2][0]
-                addr = (host or "127.0.0.1", int(row[2][1]))
-                for s in range(int(row[0]), int(row[1]) + 1):
-                    slots[s] = addr
-            self._slots = slots
-            return
-        raise rexc.ConnectionError(f"no cluster node answered CLUSTER SLOTS: {last}")
-
-    def _client_for(self, key: str, lane: str = MAIN) -> aioredis.Redis:
-        if not self._cluster:
-            if lane == MAIN:
-                return self._seed
-            if self._seed_global is None:
-                self._seed_global = self._new_client(GLOBAL_LANE, url=self._url)
-            return self._seed_global
-        addr = self._slots[key_slot(key.encode())]
-        client = self._nodes.get((addr, lane))
-        if client is None:
-            kwargs = dict(self._seed.connection_pool.connection_kwargs)
-            kwargs.update(host=addr[0], port=addr[1], db=0)
-            allowed = (
-                "host",
-                "port",
-                "db",
-                "username",
-                "password",
-                "socket_timeout",
-                "socket_connect_timeout",
-            )
-            client = self._new_client(lane, **{k: v for k, v in kwargs.items() if k in allowed})
-            self._nodes[(addr, lane)] = client
-        return client
-
-    async def _guard(self, op: Awaitable[T]) -> T:
-        try:
-            return await op
-        except rexc.RedisError as exc:
-            raise redis_error(exc) from exc
-
-    async def _on(
-        self, key: str, fn: Callable[[aioredis.Redis], Awaitable[T]], lane: str = MAIN
-    ) -> T:
-        """Run `fn` on the client serving `key`, following MOVED and reloading scripts."""
-        for attempt in range(_MAX_REDIRECTS + 1):
-            client = self._client_for(key, lane)
-            try:
-                if id(client) not in self._loaded:
-                    for name in _SCRIPTS:
-                        await client.script_load(self._src[name])
-                    self._loaded.add(id(client))
-                return await fn(client)
-            except (rexc.MovedError, rexc.AskError, rexc.ConnectionError) as exc:
-                self._loaded.discard(id(client))
-                if not self._cluster or attempt == _MAX_REDIRECTS:
-                    raise Unavailable("redis", f"{type(exc).__name__}: {exc}") from exc
-                await self._guard(self._refresh())
-            except rexc.NoScriptError:
-                # A failover or restart emptied the script cache; nothing ran, so retry.
-                self._loaded.discard(id(client))
-            except rexc.RedisError as exc:
-                raise redis_error(exc) from exc
-        raise Unavailable("redis", f"no stable node for key {key!r}")
-
-    async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        sha = self._sha[name]
-        return await self._on(keys[0], lambda c: c.evalsha(sha, len(keys), *keys, *args))
 
     # --- enqueue -------------------------------------------------------------------------
 
@@ -339,9 +109,7 @@ class Broker:
         if reply and reply[0] == b"FENCED":
             raise Fenced(pk.name, epoch, int(reply[1]))
         acked = int(out[1]) if wait_replicas > 0 else wait_replicas
-        replies = [
-            EnqueueReply(int(reply[i]), _text(reply[i + 1])) for i in range(0, len(reply), 2)
-        ]
+        replies = [EnqueueReply(int(reply[i]), text(reply[i + 1])) for i in range(0, len(reply), 2)]
         return replies, acked
 
     async def set_epoch(self, pk: PartitionKeys, epoch: int) -> int:
@@ -351,7 +119,7 @@ class Broker:
     async def role(self) -> str:
         """The seed node's replication role: `master` or `slave`."""
         reply = await self._guard(self._seed.execute_command("ROLE"))  # type: ignore[no-untyped-call]
-        return _text(reply[0])
+        return text(reply[0])
 
     async def get_epoch(self, pk: PartitionKeys) -> int:
         raw = await self._on(pk.epoch, lambda c: c.get(pk.epoch))
@@ -423,17 +191,17 @@ class Broker:
             )
             if not rows:
                 return out
-            counts = {_text(r["message_id"]): int(r["times_delivered"]) for r in rows}
+            counts = {text(r["message_id"]): int(r["times_delivered"]) for r in rows}
             # Entries this very process had (it lost the lease, say, and got it back) did
             # not crash a worker: they are no suspects, whatever their begin count says.
-            ours = {_text(r["message_id"]) for r in rows if _text(r["consumer"]) == consumer}
+            ours = {text(r["message_id"]) for r in rows if text(r["consumer"]) == consumer}
             ids = list(counts)
             got = await self._on(
                 pk.stream,
                 lambda c, ids=ids: c.xclaim(pk.stream, GROUP, consumer, 0, ids),  # type: ignore[misc]
             )
             found = _split(
-                [Delivery.parse(eid, f, counts[_text(eid)] + 1) for eid, f in got if f], bad
+                [Delivery.parse(eid, f, counts[text(eid)] + 1) for eid, f in got if f], bad
             )
             if found:
                 tids = [d.task_id for d in found]
@@ -442,7 +210,7 @@ class Broker:
                     lambda c, t=tids: c.hmget(pk.started, t),  # type: ignore[misc]
                 )
                 for d, mark in zip(found, marks, strict=True):
-                    entry, _, n = _text(mark).rpartition("|") if mark else ("", "", "0")
+                    entry, _, n = text(mark).rpartition("|") if mark else ("", "", "0")
                     mine = d.entry_id in ours
                     d.prior_starts = int(n) if entry == d.entry_id and not mine else 0
             out.extend(found)
@@ -504,37 +272,9 @@ class Broker:
         got = await self._script_many("lease", [([lk, fk], [owner, ttl_ms]) for lk, fk in leases])
         return [int(v) for v in got]
 
-    async def _script_many(
-        self, name: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
-    ) -> list[Any]:
-        """Run one script many times, one pipeline per node; results in call order.
-
-        Only for scripts that are safe to run twice (a pipeline is retried whole after
-        NOSCRIPT or MOVED): forward.lua, lease.lua and release.lua are.
-        """
-        groups: dict[int, list[int]] = {}
-        for i, (keys, _) in enumerate(calls):
-            groups.setdefault(id(self._client_for(keys[0])), []).append(i)
-        out: list[Any] = [None] * len(calls)
-        sha = self._sha[name]
-
-        async def one(idx: list[int]) -> None:
-            async def run(client: aioredis.Redis) -> list[Any]:
-                async with client.pipeline(transaction=False) as pipe:
-                    for i in idx:
-                        keys, args = calls[i]
-                        pipe.evalsha(sha, len(keys), *keys, *args)
-                    return list(await pipe.execute())
-
-            for i, v in zip(idx, await self._on(calls[idx[0]][0][0], run), strict=True):
-                out[i] = v
-
-        await asyncio.gather(*(one(idx) for idx in groups.values()))
-        return out
-
     async def cancelled_ids(self, pk: PartitionKeys) -> set[str]:
         got = await self._on(pk.cancelled, lambda c: c.zrange(pk.cancelled, 0, -1))
-        return {_text(v) for v in got}
+        return {text(v) for v in got}
 
     async def trim(self, pk: PartitionKeys, cancel_horizon_ms: int) -> int:
         """XTRIM MINID below the oldest entry still needed; returns entries removed.
@@ -552,67 +292,15 @@ class Broker:
                 summary, groups, _ = await pipe.execute(raise_on_error=False)
             if isinstance(summary, Exception) or isinstance(groups, Exception):
                 return 0
-            group = next((g for g in groups if _text(g["name"]) == GROUP), None)
+            group = next((g for g in groups if text(g["name"]) == GROUP), None)
             if group is None:
                 return 0
-            bound = _next_id(_text(group["last-delivered-id"]))
+            bound = _next_id(text(group["last-delivered-id"]))
             if summary["pending"]:
-                bound = min(bound, _text(summary["min"]), key=_id_tuple)
+                bound = min(bound, text(summary["min"]), key=id_tuple)
             return int(await client.xtrim(pk.stream, minid=bound, approximate=False))
 
         return await self._on(pk.stream, run)
-
-    async def depth(self, pk: PartitionKeys, now_ms: int) -> PartitionDepth:
-        async def run(client: aioredis.Redis) -> PartitionDepth:
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.xinfo_groups(pk.stream)
-                pipe.xpending(pk.stream, GROUP)
-                pipe.zcard(pk.delayed)
-                groups, summary, delayed = await pipe.execute(raise_on_error=False)
-            if isinstance(groups, Exception) or isinstance(summary, Exception):
-                return PartitionDepth(0, 0, int(delayed) if isinstance(delayed, int) else 0, 0)
-            group = next((g for g in groups if _text(g["name"]) == GROUP), None)
-            ready = int(group.get("lag") or 0) if group else 0
-            oldest = 0
-            if summary["pending"]:
-                oldest = max(0, now_ms - _id_tuple(_text(summary["min"]))[0])
-            waiting = 0
-            # Lag is None when Redis cannot count it (after XDEL): look then too. The
-            # first entry past the group's last-delivered id is the oldest undelivered
-            # one; its id is its enqueue (or due) time. One extra read, only with a backlog.
-            if group is not None and (ready or group.get("lag") is None):
-                first = await client.xrange(
-                    pk.stream, "(" + _text(group["last-delivered-id"]), "+", count=1
-                )
-                if first:
-                    waiting = max(0, now_ms - _id_tuple(_text(first[0][0]))[0])
-            return PartitionDepth(ready, int(summary["pending"]), int(delayed), oldest, waiting)
-
-        return await self._on(pk.stream, run)
-
-    async def drained(self, pk: PartitionKeys) -> bool:
-        """True when nothing is waiting, running or delayed in the partition."""
-
-        async def run(client: aioredis.Redis) -> bool:
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.xinfo_groups(pk.stream)
-                pipe.xinfo_stream(pk.stream)
-                pipe.zcard(pk.delayed)
-                groups, stream, delayed = await pipe.execute(raise_on_error=False)
-            if isinstance(groups, Exception) or isinstance(stream, Exception):
-                return int(delayed) == 0 if isinstance(delayed, int) else False
-            group = next((g for g in groups if _text(g["name"]) == GROUP), None)
-            if group is None:
-                return stream["length"] == 0 and int(delayed) == 0
-            return (
-                int(group["pending"]) == 0
-                and _text(group["last-delivered-id"]) == _text(stream["last-generated-id"])
-                and int(delayed) == 0
-            )
-
-        return await self._on(pk.stream, run)
-
-    # --- dead letters and cancellation --------------------------------------------------
 
     async def dead_letters(
         self, pk: PartitionKeys, count: int, after: str = "-"
@@ -625,13 +313,13 @@ class Broker:
         got: Any = await self._on(pk.dead, lambda c: c.xrange(pk.dead, after, "+", count=count))
         out = []
         for eid, f in got:
-            fields = {_text(k): v for k, v in f.items()}
+            fields = {text(k): v for k, v in f.items()}
             d = Delivery.decode(eid, f)
             if d is not None:
                 fields.update(
                     id=d.task_id.encode(), k=d.key.encode(), n=d.kind.encode(), p=d.payload
                 )
-            out.append((_text(eid), fields))
+            out.append((text(eid), fields))
         return out
 
     async def requeue(self, pk: PartitionKeys, dead_ids: Sequence[str]) -> list[str | None]:
@@ -661,54 +349,8 @@ class Broker:
         if args:
             got = await self._script("requeue", [pk.dead, pk.stream], args)
             for i, v in zip(index, got, strict=True):
-                out[i] = _text(v) if v else None
+                out[i] = text(v) if v else None
         return out
-
-    async def find_waiting(
-        self, pks: Sequence[PartitionKeys], task_id: str
-    ) -> list[Waiting | None]:
-        """Where `task_id` waits, per partition of `pks`, read from the keys submit already
-        wrote (dedup key, delayed set, cancelled set): no extra write on the submit path.
-        One pipeline per node. None where a partition does not know it (or its dedup key
-        expired)."""
-        groups: dict[int, list[int]] = {}
-        for i, pk in enumerate(pks):
-            groups.setdefault(id(self._client_for(pk.stream)), []).append(i)
-        out: list[Waiting | None] = [None] * len(pks)
-
-        async def one(idx: list[int]) -> None:
-            async def run(client: aioredis.Redis) -> list[Any]:
-                async with client.pipeline(transaction=False) as pipe:
-                    for i in idx:
-                        pk = pks[i]
-                        pipe.get(pk.dedup(task_id))
-                        pipe.zscore(pk.delayed, task_id)
-                        pipe.hget(pk.delayed_data, task_id)
-                        pipe.zscore(pk.cancelled, task_id)
-                    return list(await pipe.execute())
-
-            got = await self._on(pks[idx[0]].stream, run)
-            for n, i in enumerate(idx):
-                ref, due, blob, cancelled = got[4 * n : 4 * n + 4]
-                if ref is not None or due is not None or cancelled is not None:
-                    out[i] = await self._waiting(pks[i], ref, due, blob, cancelled)
-
-        await asyncio.gather(*(one(idx) for idx in groups.values()))
-        return out
-
-    async def _waiting(
-        self, pk: PartitionKeys, ref: Any, due: Any, blob: Any, cancelled: Any
-    ) -> Waiting:
-        task = Delivery.decode("0-0", {b"t": blob}) if blob is not None else None
-        if task is None and ref is not None and not _text(ref).startswith("delayed:"):
-            entry = _text(ref)
-            rows: Any = await self._on(pk.stream, lambda c: c.xrange(pk.stream, entry, entry))
-            task = Delivery.decode(rows[0][0], rows[0][1]) if rows else None
-        if cancelled is not None:
-            return Waiting("cancelled", 0, task)
-        if due is not None:
-            return Waiting("scheduled", int(due), task)
-        return Waiting("enqueued", 0, task)
 
     async def cancel(self, pk: PartitionKeys, task_id: str, now_ms: int) -> str:
         """ "removed" (it was delayed), "running" (a handler started: it gets a cooperative
@@ -720,7 +362,7 @@ class Broker:
         worker started it before (the read sees it: "running") or it sees the
         cancellation and skips it ("pending")."""
         keys = [pk.cancelled, pk.delayed, pk.delayed_data]
-        if _text(await self._script("cancel", keys, [task_id, now_ms])) == "removed":
+        if text(await self._script("cancel", keys, [task_id, now_ms])) == "removed":
             return "removed"
         started = await self._on(pk.started, lambda c: c.hexists(pk.started, task_id))
         return "running" if started else "pending"
@@ -761,7 +403,7 @@ class Broker:
 
     async def known_kinds(self, rk: RegionKeys) -> set[str]:
         """Every kind a worker of the region has announced."""
-        return {_text(k) for k in await self._on(rk.kinds, lambda c: c.hkeys(rk.kinds))}
+        return {text(k) for k in await self._on(rk.kinds, lambda c: c.hkeys(rk.kinds))}
 
     async def leave(self, rk: RegionKeys, worker: str) -> None:
         await self._on(rk.workers, lambda c: c.zrem(rk.workers, worker))
@@ -776,98 +418,16 @@ class Broker:
                 pipe.zrange(rk.workers, 0, -1)
                 return list(await pipe.execute())
 
-        return sorted(_text(w) for w in (await self._on(rk.workers, run))[1])
+        return sorted(text(w) for w in (await self._on(rk.workers, run))[1])
 
     async def assignment(self, rk: RegionKeys) -> dict[int, str]:
         got = await self._on(rk.assignment, lambda c: c.hgetall(rk.assignment))
-        return {int(k): _text(v) for k, v in got.items()}
+        return {int(k): text(v) for k, v in got.items()}
 
     async def set_assignment(self, rk: RegionKeys, changes: dict[int, str]) -> None:
         if changes:
             mapping: dict[Any, Any] = {str(k): v for k, v in changes.items()}
             await self._on(rk.assignment, lambda c: c.hset(rk.assignment, mapping=mapping))
-
-    async def memory_used(self) -> int:
-        """Bytes of memory used, summed over every primary of the region store."""
-        if not self._cluster:
-            info = await self._guard(self._seed.info("memory"))
-            return int(info["used_memory"])
-        total = 0
-        for addr in set(self._slots):
-            info = await self._on_addr(addr, lambda c: c.info("memory"))
-            total += int(info["used_memory"])
-        return total
-
-    async def _on_addr(
-        self, addr: tuple[str, int], fn: Callable[[aioredis.Redis], Awaitable[T]]
-    ) -> T:
-        slot = self._slots.index(addr)
-        key = _key_for_slot(slot)
-        return await self._on(key, fn)
-
-    async def stream_length(self, pk: PartitionKeys) -> int:
-        return int(await self._on(pk.stream, lambda c: c.xlen(pk.stream)))
-
-    async def queue_stats(self, pk: PartitionKeys, now_ms: int) -> QueueStats:
-        """Backlog, ages and counters of one partition (RegionStatus, the web console).
-        Read-only: two round trips, nothing written on the hot path to count rates."""
-
-        async def run(client: aioredis.Redis) -> QueueStats:
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.xinfo_stream(pk.stream)
-                pipe.xinfo_groups(pk.stream)
-                pipe.xpending(pk.stream, GROUP)
-                pipe.zcard(pk.delayed)
-                pipe.xinfo_stream(pk.dead)
-                pipe.hget(pk.lease, "owner")
-                got = await pipe.execute(raise_on_error=False)
-            stream, groups, summary, delayed, dead, owner = (
-                None if isinstance(v, Exception) else v for v in got
-            )
-            group = next((g for g in groups or [] if _text(g["name"]) == GROUP), None)
-            pending = oldest_pending = 0
-            if summary and summary["pending"]:
-                pending = int(summary["pending"])
-                oldest_pending = max(0, now_ms - _id_tuple(_text(summary["min"]))[0])
-            length = int(stream["length"]) if stream else 0
-            ready = length if group is None else int(group.get("lag") or 0)
-            oldest_ready = 0
-            if ready:
-                after = "-" if group is None else "(" + _text(group["last-delivered-id"])
-                first = await client.xrange(pk.stream, min=after, max="+", count=1)
-                if first:
-                    oldest_ready = max(0, now_ms - _id_tuple(_text(first[0][0]))[0])
-            return QueueStats(
-                length, ready, pending, int(delayed or 0), oldest_ready, oldest_pending,
-                int(stream.get("entries-added") or 0) if stream else 0,
-                int(group.get("entries-read") or 0) if group else 0,
-                int(dead["length"]) if dead else 0,
-                int(dead.get("entries-added") or 0) if dead else 0,
-                _text(owner) if owner else "",
-            )  # fmt: skip
-
-        return await self._on(pk.stream, run)
-
-    async def replicas(self) -> list[ReplicaInfo]:
-        """Replicas of a single-mode primary and how far behind each is; [] in cluster
-        mode. Tells whether WAIT can count enough replicas for GLOBAL durability."""
-        if self._cluster:
-            return []
-        info = await self._guard(self._seed.info("replication"))
-        offset = int(info.get("master_repl_offset", 0))
-        return [
-            ReplicaInfo(
-                f"{v['ip']}:{v['port']}", str(v["state"]), max(0, offset - int(v["offset"]))
-            )
-            for k, v in sorted(info.items())
-            if k.startswith("slave") and isinstance(v, dict)
-        ]
-
-    # --- raw access for the benchmark's baseline ---------------------------------------
-
-    async def raw(self, key: str, fn: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
-        """Run `fn` on the client serving `key`. For the raw baseline of `bench` only."""
-        return await self._on(key, fn)
 
 
 def _split(parsed: list[Delivery | Undecodable], bad: list[Undecodable] | None) -> list[Delivery]:
@@ -880,24 +440,8 @@ def _split(parsed: list[Delivery | Undecodable], bad: list[Undecodable] | None) 
     return out
 
 
-def _key_for_slot(slot: int) -> str:
-    i = 0
-    while key_slot(f"hp:slot:{{{i}}}".encode()) != slot:
-        i += 1
-    return f"hp:slot:{{{i}}}"
-
-
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def _id_tuple(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
 def _next_id(entry_id: str) -> str:
-    ms, seq = _id_tuple(entry_id)
+    ms, seq = id_tuple(entry_id)
     return f"{ms}-{seq + 1}"
 
 

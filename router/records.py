@@ -17,10 +17,11 @@ from collections.abc import Sequence
 
 from google.protobuf import timestamp_pb2
 from homeport.core import verbs
-from homeport.core.broker import Broker, Waiting
+from homeport.core.broker import Broker
 from homeport.core.errors import InvalidArgument, TaskNotFound
 from homeport.core.keys import RegionKeys
 from homeport.core.partitioner import partition_name, partition_of
+from homeport.core.readouts import Waiting
 from homeport.core.store import AttemptRecord, RecordStore, Status, TaskRecord
 from homeport.router.proto_gen import scheduler_pb2 as pb
 from homeport.router.serving import ServedPartition

@@ -105,14 +105,14 @@ def test_assignment_moves_only_a_dead_workers_partitions() -> None:
 
 
 def test_a_bad_setting_stops_the_worker_with_a_usage_error_naming_its_variable() -> None:
-    from click.testing import CliRunner
+    # A child process: the worker command records its role in the environment, which
+    # must not leak into the tests that run after this one.
+    import os
+    import subprocess
+    import sys
 
-    from homeport.cli import main
-
-    got = CliRunner().invoke(
-        main,
-        ["worker", "--app", "homeport.loadtest.apps:app", "--insecure"],
-        env={"HOMEPORT_PARTITIONS": "many"},
-    )
-    assert got.exit_code == 2, got.output
-    assert "invalid partitions='many'" in got.output and "HOMEPORT_PARTITIONS" in got.output
+    argv = [sys.executable, "-m", "homeport", "worker", "--app", "homeport.loadtest.apps:app"]
+    env = {**os.environ, "HOMEPORT_PARTITIONS": "many"}
+    got = subprocess.run([*argv, "--insecure"], env=env, capture_output=True, text=True, timeout=60)
+    assert got.returncode == 2, got.stderr
+    assert "invalid partitions='many'" in got.stderr and "HOMEPORT_PARTITIONS" in got.stderr
