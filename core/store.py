@@ -413,15 +413,10 @@ class RecordStore:
         rows stay, so the history keeps every run). The one exception to the forward-only
         rule, and only from `dead`. It must be written *before* the dead letter moves back
         into the stream, so that every record of the new run comes after it. Returns
-        whether a dead record was reopened."""
+        whether a dead record was reopened. Through `hp_reopen_task` (migration 003),
+        which a gateway's read-only login may call."""
         async with self._conn() as conn:
-            done = await conn.execute(
-                "UPDATE tasks SET status = 'enqueued', status_rank = 0, attempts = 0, "
-                "result = NULL, error = NULL, started_at = NULL, finished_at = NULL, "
-                "updated_at = now() WHERE id = $1 AND status = 'dead'",
-                task_id,
-            )
-        return bool(done == "UPDATE 1")
+            return bool(await conn.fetchval("SELECT hp_reopen_task($1)", task_id))
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

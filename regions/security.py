@@ -71,8 +71,9 @@ def _keys(patterns: list[str], prefix: str = "~") -> str:
 
 REDIS_RULES = {
     # `kinds`: workers announce the kinds they run, gateways read them (refuse others).
+    # `lease`: read only, for the partition's owner in RegionStatus (the console shows it).
     "gateway": f"resetkeys {_keys([*_DATA, 'epoch'])} %R~hp:{{*}}:started %R~hp:{{*}}:kinds "
-    f"{_CLIENT_CMDS}",
+    f"%R~hp:{{*}}:lease {_CLIENT_CMDS}",
     "worker": f"resetkeys {_keys([*_DATA, *_OWNERSHIP, 'kinds'])} %R~hp:{{*}}:epoch {_CLIENT_CMDS}",
     "agent": f"resetkeys ~hp:* resetchannels {_ADMIN_CMDS}",
     "operator": f"resetkeys ~hp:* resetchannels {_ADMIN_CMDS}",
