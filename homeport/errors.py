@@ -25,11 +25,13 @@ hung under one package root::
     │   ├── NotAllowed                 missing or wrong token, or not an admin token
     │   ├── RetryableError             NotReplicatedError, TransientError
     │   └── BackendFailedError         a server refused a command: report, don't retry
+    ├── ChildFailed                    homeport.core.supervisor: a child did not start
     ├── TlsConfigError                 homeport.router.tls (also a ValueError)
     ├── CodegenError                   homeport.router.codegen (also a RuntimeError)
     ├── RegionsError                   homeport.regions.errors
     │   ├── TopologyError, LaunchError, ClusterStateError
     │   ├── PromotionError, ProtectionError     (regions.promotion, regions.protection)
+    │   ├── ClusterFailoverError                (regions.clustercopy): a Cluster-mode step
     │   ├── StaleRoute, NotLeader               (regions.routing)
     │   └── ControlStoreUnavailable             (regions.etcd): no etcd member answered
     ├── ToxiproxyError                 homeport.regions.toxiproxy (also a RuntimeError)
