@@ -36,9 +36,11 @@ from homeport.regions import stores
 from homeport.regions.errors import RegionsError
 from homeport.regions.topology import split_address
 from redis.crc import key_slot
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 SLOTS = 16384  # hash slots of every Redis Cluster
+ELECTION_S = 3.0  # seconds a replica told CLUSTER FAILOVER may take before it is asked again
+STABLE_S = 0.5  # seconds a newly elected master must stay master to count as elected
 
 
 class ClusterFailoverError(RegionsError):
@@ -172,6 +174,12 @@ class ClusterCopy:
                 continue
             await self.node(address).execute_command("CLUSTER", "FAILOVER", *mode)  # type: ignore[no-untyped-call]
             told.append(f"{address}: CLUSTER FAILOVER {' '.join(mode)}".rstrip())
+            # One election at a time: a master votes once per epoch, so replicas elected
+            # together may split the votes and all fail. TAKEOVER needs no votes.
+            if not force and not await self._elected(address, timeout):
+                raise ClusterFailoverError(
+                    f"{address} did not become master within {timeout:.0f}s of CLUSTER FAILOVER"
+                )
         if not await self.wait_masters(timeout):
             raise ClusterFailoverError(
                 f"{self.nodes} are not the masters of all {SLOTS} slots after {timeout:.0f}s "
@@ -179,6 +187,46 @@ class ClusterCopy:
             )
         await self.refresh()
         return told
+
+    async def _elected(self, address: str, timeout: float) -> bool:
+        """Wait until `address`, told CLUSTER FAILOVER, is master and stays so for
+        `STABLE_S`; ask again when it lost the election, or won it and was demoted at
+        once (seen with Redis 7.0 when two manual failovers of one shard follow each
+        other within a node timeout: the second one "wins" on the first one's votes
+        without a new config epoch, and the old master keeps its slots)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            left = deadline - loop.time()
+            if await self._wait_master(address, min(left, ELECTION_S)) and await self._stays_master(
+                address
+            ):
+                return True
+            if loop.time() >= deadline:
+                return False
+            with contextlib.suppress(ResponseError):  # a master already: checked above
+                await self.node(address).execute_command("CLUSTER", "FAILOVER")  # type: ignore[no-untyped-call]
+
+    async def _stays_master(self, address: str) -> bool:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + STABLE_S
+        while loop.time() < until:
+            if (await stores.replication(self.node(address))).role != "master":
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    async def _wait_master(self, address: str, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            try:
+                if (await stores.replication(self.node(address))).role == "master":
+                    return True
+            except (RedisError, OSError):
+                pass  # mid-failover: ask again
+            await asyncio.sleep(0.05)
+        return False
 
     async def wait_masters(self, timeout: float) -> bool:
         loop = asyncio.get_running_loop()

@@ -108,6 +108,11 @@ def redis_argv(
             "--cluster-enabled", "yes",
             "--cluster-config-file", str(data_dir / "nodes.conf"),
             "--cluster-node-timeout", "1000",
+            # Placement is the topology's: a replica never moves to another master (Redis
+            # would move one to a master left without replicas, e.g. while the cluster is
+            # formed, or after a failover), which could leave a shard without its mirror
+            # in the standby region while GLOBAL's WAIT still counts two replicas.
+            "--cluster-allow-replica-migration", "no",
         ]  # fmt: skip
     return argv
 

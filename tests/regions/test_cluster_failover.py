@@ -25,6 +25,7 @@ from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.processes import is_alive
 from homeport.regions.promotion import PromotionError, failback, promote
+from redis.exceptions import RedisError
 
 from tests.conftest import _start, control_plane, wait_for
 
@@ -81,6 +82,25 @@ async def _task_ids(copy: ClusterCopy) -> set[str]:
     return ids
 
 
+async def _all_replicas(copy: ClusterCopy) -> bool:
+    """Every node of `copy` is a replica (a node still restarting is not yet)."""
+    try:
+        return set((await copy.roles()).values()) == {"slave"}
+    except (RedisError, OSError):
+        await copy.close()  # reconnect at the next ask
+        return False
+
+
+async def _replicas_online(home_nodes: ClusterCopy) -> bool:
+    """Every home master has its two replicas (in us-east and the mirror) online: GLOBAL
+    waits for both."""
+    for address in home_nodes.nodes:
+        followers = await stores.followers(home_nodes.node(address))
+        if [f.state for f in followers] != ["online", "online"]:
+            return False
+    return True
+
+
 def _codes(results: list[SubmitResult]) -> set[str | None]:
     return {r.error.code if r.error else None for r in results}
 
@@ -93,15 +113,8 @@ async def test_cluster_home_lost_promotes_mirrors_by_takeover_fences_and_fails_b
     identity = Identity.of(cp.topology.security)
     home_nodes, mirrors = ClusterCopy(redis.nodes, identity), ClusterCopy(redis.mirrors, identity)
 
-    async def every_master_has_its_replicas() -> bool:
-        for address in redis.nodes:
-            followers = await stores.followers(home_nodes.node(address))
-            if [f.state for f in followers] != ["online"] * redis.replicas_for_global:
-                return False
-        return True
-
     # GLOBAL waits for both replicas of a shard: the one in us-east and the mirror.
-    await wait_for(every_master_has_its_replicas, 30, "every master's two replicas online")
+    await wait_for(lambda: _replicas_online(home_nodes), 30, "every master's two replicas online")
     tag = uuid.uuid4().hex[:6]
     epoch = (await cp.routing.load()).route(HOME).epoch
     writer = _Writer(redis.nodes[0], redis.replicas_for_global)
@@ -149,10 +162,7 @@ async def test_cluster_home_lost_promotes_mirrors_by_takeover_fences_and_fails_b
     # mirrors; a writer that still dials them with the old epoch is redirected and fenced.
     cluster_home.restart([r.name for r in victims])
 
-    async def home_nodes_replicate() -> bool:
-        return set((await home_nodes.roles()).values()) == {"slave"}
-
-    await wait_for(home_nodes_replicate, 30, "the old masters to rejoin as replicas")
+    await wait_for(lambda: _all_replicas(home_nodes), 30, "the old masters to rejoin as replicas")
     old_writer = _Writer(redis.nodes[0], redis.replicas_for_global)
     fenced = await old_writer.submit(5, Durability.LOCAL, f"o{tag}", epoch)
     assert _codes(fenced) == {"FENCED"}
@@ -167,12 +177,11 @@ async def test_cluster_home_lost_promotes_mirrors_by_takeover_fences_and_fails_b
     await home_nodes.refresh()
     assert await home_nodes.masters_of_all_slots(), "the home nodes serve every slot again"
 
-    async def mirrors_replicate() -> bool:
-        return set((await mirrors.roles()).values()) == {"slave"}
-
-    await wait_for(mirrors_replicate, 30, "the mirrors to replicate the home nodes again")
+    await wait_for(
+        lambda: _all_replicas(mirrors), 30, "the mirrors to replicate the home nodes again"
+    )
     # The in-region replicas follow the home nodes too: GLOBAL is accepted again.
-    await wait_for(every_master_has_its_replicas, 30, "every master's two replicas online")
+    await wait_for(lambda: _replicas_online(home_nodes), 30, "every master's two replicas online")
     assert {r.task_id for r in [*acked, *after]} <= await _task_ids(home_nodes)
     again = await old_writer.submit(5, Durability.GLOBAL, f"z{tag}", route.epoch)
     assert _codes(again) == {None}, [r.error for r in again if r.error]
@@ -214,16 +223,44 @@ async def test_controller_completes_a_cluster_promotion_interrupted_after_the_ro
 
     # Leave the module's cluster as it found it: home nodes back, failed back.
     cluster_home.restart([r.name for r in victims])
-    await wait_for(lambda: failback_ready(cp), 30, "the old masters to rejoin as replicas")
+    home_nodes = ClusterCopy(redis.nodes, Identity.of(cp.topology.security))
+    await wait_for(lambda: _all_replicas(home_nodes), 30, "the old masters to rejoin as replicas")
+    await home_nodes.close()
     back = await failback(cp, HOME, switch=True)
     assert back.switched
     await mirrors.close()
 
 
-async def failback_ready(cp: ControlPlane) -> bool:
+@pytest.mark.timeout(180)
+async def test_manual_promotion_of_a_healthy_cluster_home_is_lossless_and_fenced(
+    cp: ControlPlane,
+) -> None:
+    """The home answers: its masters are fenced first, the mirrors catch up, and a plain
+    CLUSTER FAILOVER (no TAKEOVER) moves every shard: even LOCAL tasks survive."""
     redis = cp.topology.region(HOME).redis
-    nodes = ClusterCopy(redis.nodes, Identity.of(cp.topology.security))
-    try:
-        return await nodes.reachable() and set((await nodes.roles()).values()) == {"slave"}
-    finally:
-        await nodes.close()
+    identity = Identity.of(cp.topology.security)
+    home_nodes, mirrors = ClusterCopy(redis.nodes, identity), ClusterCopy(redis.mirrors, identity)
+    route = (await cp.routing.load()).route(HOME)
+    assert route.copy == "primary", "the previous tests failed the home back"
+    await wait_for(lambda: _replicas_online(home_nodes), 30, "a healthy home: replicas online")
+    tag = uuid.uuid4().hex[:6]
+    writer = _Writer(redis.nodes[0], redis.replicas_for_global)
+    local = await writer.submit(200, Durability.LOCAL, f"m{tag}", route.epoch)
+    assert _codes(local) == {None}
+
+    steps: list[str] = []
+    report = await promote(cp, HOME, STANDBY, say=steps.append)
+    assert report.old_home_fenced and report.mirror_caught_up, steps
+    takeover = next(s for s in steps if s.startswith("3. "))
+    assert takeover.count("CLUSTER FAILOVER") == 3 and "TAKEOVER" not in takeover, steps
+    assert await mirrors.masters_of_all_slots()
+    assert {r.task_id for r in local} <= await _task_ids(mirrors), "nothing lost"
+
+    await wait_for(lambda: _all_replicas(home_nodes), 30, "the old masters to follow the mirrors")
+    stale = await writer.submit(3, Durability.LOCAL, f"s{tag}", route.epoch)
+    assert _codes(stale) == {"FENCED"}
+    back = await failback(cp, HOME, switch=True)
+    assert back.orphans == [] and back.switched and back.epoch == report.new_epoch + 1
+    await writer.broker.close()
+    await home_nodes.close()
+    await mirrors.close()
