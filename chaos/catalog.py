@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from functools import lru_cache
 
-from homeport.regions.devcluster import ClusterSpec, _plan
+from homeport.regions.devplan import ClusterSpec, plan_cluster
 from homeport.regions.ports import PortPicker
 from homeport.regions.topology import Topology
 
@@ -60,7 +60,7 @@ class Catalog:
 
 @lru_cache(maxsize=16)
 def _dry_topology(regions: int) -> Topology:
-    return _plan(ClusterSpec.default(regions, 1), PortPicker(random.Random(0))).topology
+    return plan_cluster(ClusterSpec.default(regions, 1), PortPicker(random.Random(0))).topology
 
 
 @lru_cache(maxsize=16)

@@ -13,6 +13,15 @@ and one log per process under `logs/`.
 
 from __future__ import annotations
 
+__all__ = [
+    "REGION_NAMES",
+    "ClusterSpec",
+    "ComponentStatus",
+    "DevCluster",
+    "RegionSpec",
+    "database_name",
+]
+
 import asyncio
 import dataclasses
 import json
@@ -25,179 +34,43 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import requests
 from homeport.core.security import Identity, SecurityConfig
-from homeport.regions import prometheus, security, servers, spares
+from homeport.regions import devstatus, prometheus, security, servers
+from homeport.regions.devplan import (
+    HOST,
+    REGION_NAMES,
+    ClusterSpec,
+    Plan,
+    RegionSpec,
+    database_name,
+    plan_cluster,
+)
+from homeport.regions.devstatus import ComponentStatus
 from homeport.regions.errors import ClusterStateError, LaunchError
 from homeport.regions.ports import PortPicker
 from homeport.regions.processes import (
     ProcessRecord,
     ProcessTable,
     is_alive,
-    pid_alive,
     spawn,
     stop,
     wait_ready,
 )
 from homeport.regions.servers import Binaries
 from homeport.regions.topology import (
-    Link,
     Region,
-    RegionRedis,
     Topology,
-    Toxiproxy,
     load_topology,
     split_address,
 )
 
-REGION_NAMES = ("us-east", "eu-west", "ap-south", "sa-east", "af-south", "me-central", "ca-west")
-HOST = "127.0.0.1"
-CLUSTER_BUS = 10000  # Redis Cluster nodes also listen on port + 10000
 READY_TIMEOUT = 30.0  # seconds any one server may take to become ready
 PORT_RACE_ATTEMPTS = 3  # fresh port plans tried when a picked port is taken meanwhile
-RESTART_UNHEALTHY_S = 10.0  # a worker restarted this recently is reported unhealthy
 STATE_MARKER = ".homeport-dev"  # marks a state directory `up` made (and may empty again)
-
-
-@dataclass(frozen=True)
-class RegionSpec:
-    """What to run for one region. `mode="cluster"` starts a real Redis Cluster."""
-
-    name: str
-    mode: Literal["single", "cluster"] = "single"
-    partitions: int = 16
-
-
-@dataclass(frozen=True)
-class ClusterSpec:
-    """What `up` starts. `services`: the App (`pkg.module:attr`) whose workers the region
-    agents run; when set, every region also gets a gateway and an agent process. None
-    starts the servers only."""
-
-    regions: tuple[RegionSpec, ...]
-    seed: int = field(default_factory=lambda: secrets.randbelow(2**31))
-    services: str | None = None
-    workers: int = 2  # worker processes per served home region (with services)
-    # Also run a Prometheus server with the project's rules (`regions.prometheus`).
-    with_prometheus: bool = False
-    # No credentials and no TLS anywhere (docs/security.md says what that gives up).
-    insecure: bool = False
-    # Credentials and CA made beforehand (`regions.security.generate`) instead of new
-    # ones: a test session's clusters share one set (`security.cluster_security`).
-    shared_security: SecurityConfig | None = None
-
-    @classmethod
-    def default(
-        cls, n: int = 3, partitions: int = 16, cluster_regions: tuple[str, ...] = ()
-    ) -> ClusterSpec:
-        if not 1 <= n <= len(REGION_NAMES):
-            raise ValueError(f"--regions {n}: choose between 1 and {len(REGION_NAMES)}")
-        names = REGION_NAMES[:n]
-        unknown = sorted(set(cluster_regions) - set(names))
-        if unknown:
-            raise ValueError(f"--cluster-region {unknown[0]!r} is not one of {list(names)}")
-        return cls(
-            tuple(
-                RegionSpec(name, "cluster" if name in cluster_regions else "single", partitions)
-                for name in names
-            )
-        )
-
-
-@dataclass(frozen=True)
-class ComponentStatus:
-    name: str
-    kind: str
-    region: str
-    address: str
-    pid: int
-    running: bool
-    healthy: bool
-    log: str
-
-
-def database_name(region: str) -> str:
-    return "homeport_" + region.replace("-", "_")
-
-
-@dataclass
-class _Plan:
-    """Ports and addresses chosen for one `up`, before anything starts."""
-
-    topology: Topology
-    pg_port: int
-    toxiproxy_api: int
-    # region -> (client, peer, metrics): /metrics and /health in plaintext, without
-    # client certificates, for Prometheus (the client port may demand them).
-    etcd_ports: dict[str, tuple[int, int, int]]
-
-
-def _plan(spec: ClusterSpec, picker: PortPicker, security: SecurityConfig | None = None) -> _Plan:
-    names = [r.name for r in spec.regions]
-    pg_port, tox_api = picker.take(), picker.take()
-    regions: list[Region] = []
-    links: list[Link] = []
-    etcd_ports: dict[str, tuple[int, int, int]] = {}
-
-    def link(name: str, upstream: str) -> str:
-        listen = f"{HOST}:{picker.take()}"
-        links.append(Link(name=name, listen=listen, upstream=upstream))
-        return listen
-
-    for i, rs in enumerate(spec.regions):
-        standby = names[(i + 1) % len(names)] if len(names) > 1 else None
-        client, peer = picker.take(), picker.take()
-        etcd_ports[rs.name] = (client, peer, picker.take())
-        if rs.mode == "single":
-            redis = RegionRedis(
-                mode="single",
-                primary=f"{HOST}:{picker.take()}",
-                replicas=[f"{HOST}:{picker.take()}"],
-                mirror=f"{HOST}:{picker.take()}",
-                mirror_replicas=[f"{HOST}:{picker.take()}"] if standby is not None else [],
-                spare=f"{HOST}:{picker.take()}" if standby is not None else None,
-            )
-        else:
-            redis = RegionRedis(
-                mode="cluster",
-                nodes=[f"{HOST}:{picker.take(CLUSTER_BUS)}" for _ in range(3)],
-                replicas=[f"{HOST}:{picker.take(CLUSTER_BUS)}" for _ in range(3)],
-                mirrors=[f"{HOST}:{picker.take(CLUSTER_BUS)}" for _ in range(3)],
-            )
-        region = Region(
-            name=rs.name,
-            partitions=rs.partitions,
-            standby=standby,
-            redis=redis,
-            postgres=f"postgresql://postgres@{HOST}:{pg_port}/{database_name(rs.name)}",
-            etcd=f"{HOST}:{client}",
-            etcd_peer=f"{HOST}:{peer}",
-            gateway=f"{HOST}:{picker.take()}",
-            admin=f"{HOST}:{picker.take()}",
-        )
-        regions.append(region)
-        link(f"client->{rs.name}:gateway", region.gateway or "")
-        link(f"client->{rs.name}:etcd", region.etcd)
-        # Every region reaches every member through a link of its own: a region's
-        # processes use their own member first and fail over to the others.
-        for src in names:
-            link(f"{src}->{rs.name}:etcd", region.etcd)
-        link(f"peers->{rs.name}:etcd-peer", region.etcd_peer or "")
-        link(f"{rs.name}->{rs.name}:postgres", f"{HOST}:{pg_port}")
-        spares.plan_links(rs.name, standby, redis, names, link)
-    topology = Topology(
-        regions=regions,
-        etcd_prefix=f"/homeport-{spec.seed}",
-        toxiproxy=Toxiproxy(api=f"http://{HOST}:{tox_api}"),
-        links=links,
-        security=security,
-    )
-    return _Plan(topology, pg_port, tox_api, etcd_ports)
 
 
 class DevCluster:
@@ -237,47 +110,9 @@ class DevCluster:
         return any(is_alive(r) for r in self.records())
 
     def status(self) -> list[ComponentStatus]:
-        try:
-            operator = Identity.of(self.topology.security, "operator")
-        except ClusterStateError:
-            operator = Identity(None)
-        rows = [
-            ComponentStatus(
-                r.name,
-                r.kind,
-                r.region,
-                r.address,
-                r.pid,
-                is_alive(r),
-                _healthy(r, operator),
-                r.log,
-            )
-            for r in self.records()
-        ]
-        return rows + self.worker_status()
-
-    def worker_status(self) -> list[ComponentStatus]:
-        """The workers the agents run (from the table each agent publishes): a worker
-        restarted in the last `RESTART_UNHEALTHY_S` seconds counts as unhealthy, so a
-        crash-looping app shows in `dev status`."""
-        rows = []
-        now = time.time()
-        for path in sorted(self.logs.glob("workers-*.json")):
-            region = path.stem.removeprefix("workers-")
-            try:
-                table = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            for w in table:
-                alive = pid_alive(int(w["pid"]))
-                restarting = w["restarts"] > 0 and now - w["started_at"] < RESTART_UNHEALTHY_S
-                rows.append(
-                    ComponentStatus(
-                        f"worker {w['id']}", "worker", region, f"home {w['home']}",
-                        int(w["pid"]), alive, alive and not restarting, w["log"],
-                    )
-                )  # fmt: skip
-        return rows
+        """Every process of the cluster and every worker of its agents, with a health
+        probe each (`regions.devstatus`)."""
+        return devstatus.status(self)
 
     # ---- up / down ---------------------------------------------------------------------
 
@@ -329,7 +164,7 @@ class DevCluster:
         table.save()
         picker = PortPicker(random.Random(spec.seed))
         sec = security.cluster_security(self.state_dir, spec.insecure, spec.shared_security)
-        plan = _plan(spec, picker, sec)
+        plan = plan_cluster(spec, picker, sec)
         try:
             self._start(plan, spec, table, progress)
             self.topology_path.write_text(plan.topology.to_yaml())
@@ -380,7 +215,7 @@ class DevCluster:
 
     def _start(
         self,
-        plan: _Plan,
+        plan: Plan,
         spec: ClusterSpec,
         table: ProcessTable,
         progress: Callable[[str], None],
@@ -483,9 +318,7 @@ class DevCluster:
         found = [r for r in self.records() if r.kind == "prometheus"]
         return f"http://{found[0].address}" if found else None
 
-    def _start_toxiproxy(
-        self, plan: _Plan, spec: ClusterSpec, table: ProcessTable
-    ) -> ProcessRecord:
+    def _start_toxiproxy(self, plan: Plan, spec: ClusterSpec, table: ProcessTable) -> ProcessRecord:
         config = self.state_dir / "toxiproxy.json"
         config.write_text(
             json.dumps(
@@ -595,7 +428,7 @@ class DevCluster:
             )
 
     def _start_etcd(
-        self, region: Region, plan: _Plan, table: ProcessTable
+        self, region: Region, plan: Plan, table: ProcessTable
     ) -> tuple[ProcessRecord, int]:
         topo = plan.topology
         client_scheme, scheme, extra = security.etcd_flags(topo.security, self.state_dir)
@@ -651,21 +484,3 @@ def _redis_probe(
 ) -> Callable[[], bool]:
     port = split_address(address)[1]
     return lambda: servers.redis_probe(port, replica=replica, cluster=cluster, auth=auth)
-
-
-def _healthy(record: ProcessRecord, operator: Identity) -> bool:
-    if not is_alive(record):
-        return False
-    port = split_address(record.address)[1] if record.address else 0
-    try:
-        if record.kind == "redis":
-            return servers.redis_probe(port, auth=operator.redis_kwargs())
-        if record.kind == "etcd":
-            return servers.etcd_probe(port, operator.etcd_tls())
-        if record.kind == "postgres":
-            return servers.pg_probe(Binaries().pg_bindir, port)
-        if record.kind == "toxiproxy":
-            return requests.get(f"http://{record.address}/version", timeout=1).ok
-    except Exception:  # noqa: BLE001 - a failing probe means unhealthy, whatever the cause
-        return False
-    return True

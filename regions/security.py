@@ -9,9 +9,7 @@ The topology written next to them names the files, never the values
 
 from __future__ import annotations
 
-import datetime
 import hashlib
-import ipaddress
 import os
 import secrets
 import shutil
@@ -21,10 +19,8 @@ import asyncpg
 import redis.asyncio as aredis
 from aetcd import rpc
 from aetcd.rpc import auth_pb2
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from homeport.core.security import (
     ROLES,
     Identity,
@@ -32,9 +28,9 @@ from homeport.core.security import (
     RoleLogins,
     SecretRef,
     SecurityConfig,
-    TlsFiles,
 )
 from homeport.core.store import RecordStore
+from homeport.regions.certs import make_tls, pem_key, write_secret
 from homeport.regions.control import ControlPlane
 from homeport.regions.etcd import tls_channel
 from homeport.regions.topology import Topology, split_address
@@ -49,7 +45,6 @@ PG_USERS = {"operator": "hp_owner", "worker": "hp_worker", "gateway": "hp_gatewa
 ETCD_USERS = {"gateway": "gateway", "agent": "agent", "operator": "operator", "console": "console"}
 REDIS_USERS = {"gateway": "gateway", "worker": "worker", "agent": "agent", "operator": "operator"}
 REPLICATION_USER = "replicator"
-CERT_DAYS = 30  # a throwaway CA: long enough for a dev cluster, short enough to matter
 
 # Redis key patterns (core/keys.py). The epoch of a partition is what fencing raises: the
 # gateway may raise it only through the enqueue script, carrying the epoch of the route
@@ -80,17 +75,9 @@ REDIS_RULES = {
 }
 
 
-def _write_secret(path: Path, value: str | bytes) -> None:
-    """Create `path` 0600 before any byte is written (no window where it is readable)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(value.encode() if isinstance(value, str) else value)
-    os.chmod(path, 0o600)
-
-
 def _password(folder: Path, name: str) -> SecretRef:
     path = folder / name
-    _write_secret(path, secrets.token_urlsafe(24))
+    write_secret(path, secrets.token_urlsafe(24))
     return SecretRef(file=path)
 
 
@@ -132,86 +119,6 @@ def cluster_security(
 # ---- TLS -------------------------------------------------------------------------------
 
 
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
-def make_tls(folder: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> TlsFiles:
-    """A throwaway CA and one certificate for every server of the cluster, valid for
-    `hosts` (IP SANs for addresses: clients dial loopback IPs, also through Toxiproxy's
-    TCP proxies, and verify the name). Usable as server and as client (etcd peers)."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("homeport dev CA"))
-        .issuer_name(_name("homeport dev CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key, cert = issue(
-        ca, ca_key, "homeport server", hosts, now, now + datetime.timedelta(days=CERT_DAYS)
-    )
-    files = TlsFiles(ca=folder / "ca.pem", cert=folder / "server.pem", key=folder / "server.key")
-    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    _write_secret(folder / "ca.key", _pem_key(ca_key))
-    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_secret(files.key, _pem_key(key))
-    return files
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def issue(
-    ca: x509.Certificate,
-    ca_key: ec.EllipticCurvePrivateKey,
-    common: str,
-    hosts: tuple[str, ...],
-    not_before: datetime.datetime,
-    not_after: datetime.datetime,
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A key and a certificate signed by `ca` for `hosts` (tests issue expired ones)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    sans: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            sans.append(x509.DNSName(host))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    return key, cert
-
-
 # ---- Redis -----------------------------------------------------------------------------
 
 
@@ -245,7 +152,7 @@ def write_redis_conf(config: SecurityConfig, folder: Path) -> Path | None:
     if config.insecure:
         return None
     acl = folder / "redis.acl"
-    _write_secret(acl, redis_acl(config))
+    write_secret(acl, redis_acl(config))
     lines = [f"aclfile {acl}"]
     if config.replication is not None:
         password = config.replication.password.read("security.replication.password")
@@ -260,7 +167,7 @@ def write_redis_conf(config: SecurityConfig, folder: Path) -> Path | None:
             "tls-cluster yes",
         ]
     conf = folder / "redis.conf"
-    _write_secret(conf, "\n".join(lines) + "\n")
+    write_secret(conf, "\n".join(lines) + "\n")
     return conf
 
 
@@ -346,8 +253,8 @@ def etcd_jwt_keys(state_dir: Path) -> tuple[Path, Path]:
     folder = state_dir / "secrets"
     key = ec.generate_private_key(ec.SECP256R1())
     private, public = folder / "etcd-jwt.key", folder / "etcd-jwt.pub"
-    _write_secret(private, _pem_key(key))
-    _write_secret(
+    write_secret(private, pem_key(key))
+    write_secret(
         public,
         key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -527,8 +434,8 @@ async def rotate_redis_password(topology: Topology, role: str, new: str) -> None
                 await client.aclose()
 
     await on_every_node(f"+{new}")
-    _write_secret(secret.file, new)
+    write_secret(secret.file, new)
     await on_every_node(f"-{old}")
     acl = secret.file.parent / "redis.acl"
     if acl.exists():
-        _write_secret(acl, redis_acl(config))
+        write_secret(acl, redis_acl(config))

@@ -17,12 +17,12 @@ import pytest
 from homeport.core.metrics import Metrics
 from homeport.regions import capacity, history
 from homeport.regions.capacity import AbsorbQuestion, LoadReport
-from homeport.regions.cli import _capacity_cell, _history_table
 from homeport.regions.control import ControlPlane
 from homeport.regions.controller import Controller
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.health import Observer, read_verdicts
 from homeport.regions.metrics import RegionsMetrics
+from homeport.regions.statusview import _capacity_cell, _history_table
 from homeport.simulation.absorb import answer
 from prometheus_client import CollectorRegistry
 from rich.console import Console

@@ -30,13 +30,13 @@ from homeport.loadtest.demo import (
     _wait_ready,
 )
 from homeport.regions import protection, servers, stores
-from homeport.regions.cli import _status
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.placement import home_region
 from homeport.regions.promotion import promote
 from homeport.regions.protection import Protector, candidates, needs_protection
 from homeport.regions.routing import Route, next_standby, store_address
+from homeport.regions.statusview import region_rows as _status
 from homeport.regions.topology import Topology, split_address
 from homeport.router.client import AsyncClient, RetryPolicy
 from homeport.router.errors import GatewayError

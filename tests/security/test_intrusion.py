@@ -29,9 +29,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from homeport.core.security import Identity, SecretRef, TlsFiles, client_tls_context
+from homeport.regions.certs import issue
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.etcd import TlsClient, connect, endpoints_for, make_client
-from homeport.regions.security import find_leaks, issue, rotate_redis_password, secret_values
+from homeport.regions.security import find_leaks, rotate_redis_password, secret_values
 from homeport.regions.topology import Topology, split_address
 from redis import exceptions as rexc
 
