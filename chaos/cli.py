@@ -22,6 +22,7 @@ import yaml
 from homeport.chaos.errors import ChaosError, ScenarioError
 from homeport.core.config import read_yaml
 from homeport.core.extras import require
+from homeport.core.security import cluster_insecure_option
 
 SCENARIOS = Path("scenarios")
 EXIT_FAIL, EXIT_ERROR = 1, 2
@@ -43,12 +44,7 @@ def chaos() -> None:
     help="Each run writes to OUT/<scenario>-<seed>/.",
 )
 @click.option("--keep", is_flag=True, help="Keep the cluster's state directory (logs).")
-@click.option(
-    "--insecure",
-    is_flag=True,
-    help="Run the cluster without credentials and TLS (docs/security.md), e.g. to measure "
-    "what security costs; game days run secure by default.",
-)
+@cluster_insecure_option("game days run")
 def run(files: tuple[Path, ...], seed: int, out: Path, keep: bool, insecure: bool) -> None:
     """Run scenario FILES one after another; exit 1 if any verdict fails, 2 if any run
     could not be judged (it says why; the other scenarios still run)."""

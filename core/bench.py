@@ -19,6 +19,7 @@ import asyncio
 import multiprocessing as mp
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -66,6 +67,37 @@ def _engine_consumer(settings: Settings, n: int, ready: Any, finished: Any) -> N
     uvloop.run(main())
 
 
+async def consume_raw(
+    client: Any,
+    group: str,
+    streams: list[str],
+    count: int,
+    *,
+    until: int | None = None,
+    each: Callable[[dict[bytes, bytes]], None] | None = None,
+) -> int:
+    """The raw limit's consumer: XREADGROUP every stream (COUNT `count`), call `each` on
+    every entry's fields, XACK each reply in one pipeline. Runs until `until` entries are
+    acked (for ever if None); returns how many were. Used by `bench engine`, `bench drain`
+    and the peers bench, so all three measure the same floor."""
+    acked = 0
+    while until is None or acked < until:
+        got: Any = await client.xreadgroup(
+            group, "raw", dict.fromkeys(streams, ">"), count=count, block=100
+        )
+        if not got:
+            continue
+        async with client.pipeline(transaction=False) as pipe:
+            for name, entries in got:
+                if each is not None:
+                    for _eid, fields in entries:
+                        each(fields)
+                pipe.xack(name, group, *[eid for eid, _ in entries])
+                acked += len(entries)
+            await pipe.execute()
+    return acked
+
+
 def _raw_consumer(url: str, streams: list[str], n: int, ready: Any, finished: Any) -> None:
     import redis.asyncio as aioredis
     import uvloop
@@ -75,18 +107,7 @@ def _raw_consumer(url: str, streams: list[str], n: int, ready: Any, finished: An
         for s in streams:
             await client.xgroup_create(s, GROUP, id="0", mkstream=True)
         ready.put(True)
-        acked = 0
-        while acked < n:
-            got: Any = await client.xreadgroup(
-                GROUP, "raw", dict.fromkeys(streams, ">"), count=_RAW_PIPE, block=100
-            )
-            if not got:
-                continue
-            async with client.pipeline(transaction=False) as pipe:
-                for name, entries in got:
-                    pipe.xack(name, GROUP, *[eid for eid, _ in entries])
-                    acked += len(entries)
-                await pipe.execute()
+        await consume_raw(client, GROUP, streams, _RAW_PIPE, until=n)
         finished.put(time.time())
         await client.aclose()
 

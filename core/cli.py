@@ -20,6 +20,7 @@ import click
 from homeport.core import logs
 from homeport.core.app import App
 from homeport.core.config import SettingsError
+from homeport.core.processes import processes_option
 from homeport.core.security import insecure_option, start_role_or_usage
 from homeport.core.settings import Settings
 
@@ -129,13 +130,9 @@ def load_app(ref: str) -> App:
     help="Run without a record store, on purpose: tasks run but GetTask shows no "
     "attempts, results or errors. Without it a worker refuses to start with no --pg-dsn.",
 )
-@click.option(
-    "--processes",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Worker processes of this App, forked from this one (one per core uses every "
-    "core; see docs/benchmarks.md). Each is a worker of its own, with its own partitions.",
+@processes_option(
+    "Worker processes of this App, forked from this one (one per core uses every "
+    "core; see docs/benchmarks.md). Each is a worker of its own, with its own partitions."
 )
 def worker(
     app_ref: str,
@@ -296,6 +293,6 @@ _mount_bench()
 
 
 if __name__ == "__main__":
-    # `python -m core.cli worker ...`: how tests start real worker processes.
+    # `python -m homeport.core.cli worker ...`: how tests start real worker processes.
     cli = click.Group(commands=[worker, manager, db, bench])
     cli()

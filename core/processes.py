@@ -22,6 +22,9 @@ import os
 import signal
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
+
+import click
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +58,14 @@ def run_processes(n: int, child: Callable[[int], None]) -> int:
         for s, handler in old.items():
             signal.signal(s, handler)
     return max(abs(p.exitcode or 0) for p in procs)
+
+
+def processes_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The `--processes N` option of `homeport worker` and `homeport gateway`."""
+    return click.option(
+        "--processes",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help=help_text,
+    )

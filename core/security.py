@@ -339,12 +339,24 @@ def client_tls_context(ca: Path) -> ssl.SSLContext:
 
 def insecure_option(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The `--insecure` flag of a server command (`HOMEPORT_INSECURE` too), one wording."""
+    article = "an" if role[:1] in "aeiou" else "a"
     return click.option(
         "--insecure",
         is_flag=True,
         envvar="HOMEPORT_INSECURE",
-        help=f"Run without credentials for the servers (docs/security.md); without it, a "
-        f"{role} with no credentials refuses to start, naming the missing setting.",
+        help=f"Run without credentials for the servers (docs/security.md); without it, "
+        f"{article} {role} with no credentials refuses to start, naming the missing setting.",
+    )
+
+
+def cluster_insecure_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The `--insecure` flag of a command that starts a whole local cluster (`dev up`,
+    the demo, game days): the servers get no credentials and no TLS. One wording."""
+    return click.option(
+        "--insecure",
+        is_flag=True,
+        help=f"Run the cluster without credentials and TLS (docs/security.md), e.g. to "
+        f"measure what security costs; {what} secure by default.",
     )
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import asyncpg
 import click
-from homeport.core.security import Identity
+from homeport.core.security import Identity, cluster_insecure_option
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.errors import RegionsError
@@ -309,12 +309,7 @@ def _order_violations(ops: list[Op], runs: dict[str, tuple[float, float, int]]) 
     "--steady", "steady_s", default=8.0, show_default=True, help="Seconds before the kill."
 )
 @click.option("--keep-state", is_flag=True, help="Keep logs and topology after the demo.")
-@click.option(
-    "--insecure",
-    is_flag=True,
-    help="Run the cluster without credentials and TLS (docs/security.md), to compare: "
-    "the demo runs secure by default.",
-)
+@cluster_insecure_option("the demo runs")
 def demo(n: int, keys_n: int, steady_s: float, keep_state: bool, insecure: bool) -> None:
     """Start a 3-region cluster, run keyed load, lose a region, fail over, fail back,
     judge the history, and stop everything it started."""

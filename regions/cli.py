@@ -15,7 +15,11 @@ from typing import Any, TypeVar, cast
 
 import click
 from homeport.core import logs
-from homeport.core.security import insecure_option, start_role_or_usage
+from homeport.core.security import (
+    cluster_insecure_option,
+    insecure_option,
+    start_role_or_usage,
+)
 from homeport.regions.capacity import CapacityModel
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, ComponentStatus, DevCluster
@@ -90,7 +94,7 @@ def dev() -> None:
     is_flag=True,
     help="Also run Prometheus (built by scripts/install.sh) with deploy/prometheus rules.",
 )
-@insecure_option("agent")
+@cluster_insecure_option("`dev up` runs")
 @state_dir_option
 def up(
     n: int,
@@ -374,13 +378,7 @@ def load_capacity_model(ref: str) -> CapacityModel | None:
     "(regions.capacity); `none` promotes unchecked. The default is an Erlang C check in "
     "pure Python: it needs no extra. The topology's `capacity:` sets the SLO and limits.",
 )
-@click.option(
-    "--insecure",
-    is_flag=True,
-    envvar="HOMEPORT_INSECURE",
-    help="Run without credentials for the servers (docs/security.md); without it, "
-    "starting with no credentials fails naming the missing setting.",
-)
+@insecure_option("agent")
 @topology_option
 @state_dir_option
 def agent(

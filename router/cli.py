@@ -22,6 +22,7 @@ import click
 import uvloop
 from homeport.core import logs
 from homeport.core.metrics import Metrics
+from homeport.core.processes import processes_option
 from homeport.core.security import insecure_option, start_role_or_usage
 from homeport.core.settings import Settings
 from homeport.regions.topology import Topology, load_topology
@@ -101,13 +102,9 @@ def _engine_overrides(topology: Topology | None, region: str | None) -> dict[str
     help="static: serve --region's keys only. etcd (needs --topology): follow the routing "
     "table, place keys over all regions, hold an etcd lease as the write fence.",
 )
-@click.option(
-    "--processes",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Gateway processes sharing the --listen port (SO_REUSEPORT; the kernel spreads "
-    "connections over them). Port 0 picks one free port for all. 1 = this process only.",
+@processes_option(
+    "Gateway processes sharing the --listen port (SO_REUSEPORT; the kernel spreads "
+    "connections over them). Port 0 picks one free port for all. 1 = this process only."
 )
 def gateway(
     config: Path | None,

@@ -1,7 +1,7 @@
 """The raw limit: Redis stream commands from Python with nothing on top.
 
 Enqueue: pipelined XADD (500 per pipeline) of a 64-byte msgpack blob, round-robin over 16
-streams. Worker (`python -m loadtest.peers.raw_peer`): one asyncio process on uvloop that
+streams. Worker (`python -m homeport.loadtest.peers.raw_peer`): one asyncio process on uvloop that
 XREADGROUPs (COUNT 500) all streams, calls the same `mark` per entry as every no-op
 handler, and XACKs each batch in one pipeline. This is the floor every queue on Redis
 streams (homeport included) pays: no validation, no records, no ordering, no retries.
@@ -10,9 +10,9 @@ streams (homeport included) pays: no validation, no records, no ordering, no ret
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import redis
+from homeport.core.bench import consume_raw
 from homeport.loadtest.peers.base import Contender, paced, python_m
 from homeport.loadtest.peers.marker import mark
 
@@ -67,18 +67,7 @@ async def _consume(url: str) -> None:
             await client.xgroup_create(stream, GROUP, id="0", mkstream=True)
         except redis.ResponseError:  # BUSYGROUP: made by an earlier start
             pass
-    while True:
-        got: Any = await client.xreadgroup(
-            GROUP, "raw", dict.fromkeys(STREAMS, ">"), count=_PIPE, block=100
-        )
-        if not got:
-            continue
-        async with client.pipeline(transaction=False) as pipe:
-            for name, entries in got:
-                for _eid, fields in entries:
-                    mark(float(fields[b"s"]))
-                pipe.xack(name, GROUP, *[eid for eid, _ in entries])
-            await pipe.execute()
+    await consume_raw(client, GROUP, STREAMS, _PIPE, each=lambda fields: mark(float(fields[b"s"])))
 
 
 if __name__ == "__main__":
