@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 from homeport.core.errors import InvalidArgument
@@ -63,9 +64,19 @@ def from_env(model: type[BaseModel], prefix: str, env: Mapping[str, str]) -> dic
         raw = env.get(prefix + name.upper())
         if raw is None:
             continue
-        is_list = "tuple" in str(field.annotation)
+        is_list = _is_sequence(field.annotation)
         out[name] = tuple(v for v in raw.split(",") if v) if is_list else raw
     return out
+
+
+def _is_sequence(annotation: Any) -> bool:
+    """True for tuple/list fields, also inside `X | None`."""
+    origin = get_origin(annotation)
+    if origin in (tuple, list):
+        return True
+    if origin in (Union, UnionType):
+        return any(_is_sequence(arg) for arg in get_args(annotation))
+    return False
 
 
 def validate(model: type[M], values: Mapping[str, Any], prefix: str) -> M:
