@@ -39,6 +39,11 @@ from homeport.regions.protection import Protector
 from homeport.regions.routing import Route, next_standby
 
 log = logging.getLogger(__name__)
+# Controller events an operator should see at the default level: a region lost, a
+# failover, a standby too small, a home left without protection. The rest is INFO.
+_WARNING_EVENTS = frozenset(
+    {"judged-down", "promoted", "capacity-undersized", "capacity-unknown", "unprotected", "dropped"}
+)
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,8 @@ class Controller(Loop):
 
     def _event(self, kind: str, home: str, detail: str) -> None:
         self.events.append(ControllerEvent(time.time(), kind, home, detail))
-        log.warning("controller %s: %s %s: %s", self.election.candidate, kind, home, detail)
+        level = logging.WARNING if kind in _WARNING_EVENTS else logging.INFO
+        log.log(level, "controller %s: %s %s: %s", self.election.candidate, kind, home, detail)
 
     async def run_once(self) -> float | None:
         leader = await self.election.campaign()
@@ -139,7 +145,7 @@ class Controller(Loop):
             home,
             standby,
             reason=judgement.reason,
-            say=lambda m: log.warning("promote %s: %s", home, m),
+            say=lambda m: log.info("promote %s: %s", home, m),
             guard=self.election.guard,
             capacity=decision.describe() if decision is not None else None,
         )

@@ -112,7 +112,7 @@ class Workforce:
             group = self.groups[home]
             want = wanted.get(home)
             if want is not None and group.argv == want.argv and group.parked and not want.parked:
-                log.warning("agent %s: %s failed over here: its parked workers take over",
+                log.info("agent %s: %s failed over here: its parked workers take over",
                             self.region, home)  # fmt: skip
                 group.parked = False
                 self._changed = True
@@ -126,14 +126,14 @@ class Workforce:
                                 self.region, home)  # fmt: skip
                     self._kill(group)
                 else:
-                    log.warning("agent %s: stopping workers of %s", self.region, home)
+                    log.info("agent %s: stopping workers of %s", self.region, home)
                     self._background_task(self.stop_group(group), f"stop {home}")
         if self.frozen:
             self._thaw()
         for home, want in wanted.items():
             found = self.groups.get(home)
             if found is None:
-                log.warning("agent %s: starting %s of %s", self.region,
+                log.info("agent %s: starting %s of %s", self.region,
                             "parked workers" if want.parked else "workers", home)  # fmt: skip
                 fresh = self.groups[home] = WorkerGroup(
                     want.argv, want.redis_url, want.partitions, parked=want.parked,
@@ -154,7 +154,7 @@ class Workforce:
                 self._evict(home, group, group.ids[i])
                 self._spawn(home, group, i)
         if want.count is not None and want.count > len(group.procs):
-            log.warning("agent %s: scaling %s up from %d to %d workers", self.region,
+            log.info("agent %s: scaling %s up from %d to %d workers", self.region,
                         home, len(group.procs), want.count)  # fmt: skip
             for i in range(len(group.procs), want.count):
                 self._spawn(home, group, i)
@@ -175,7 +175,7 @@ class Workforce:
     def _thaw(self) -> None:
         held = time.monotonic() - (self._frozen_at or time.monotonic())
         self._frozen_at = None
-        log.warning("agent %s: lease back after %.1fs: thawing %d workers",
+        log.info("agent %s: lease back after %.1fs: thawing %d workers",
                     self.region, held, self._count())  # fmt: skip
         self._signal_all(signal.SIGCONT)
 
