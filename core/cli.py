@@ -62,13 +62,7 @@ def _settings(config: str | None, **overrides: Any) -> Settings:
 
 
 def _run(main: Coroutine[Any, Any, None], use_uvloop: bool = True) -> None:
-    logs.configure()
-    if use_uvloop:
-        import uvloop
-
-        uvloop.run(main)
-    else:
-        asyncio.run(main)
+    logs.run_server(main, use_uvloop)
 
 
 def load_app(ref: str) -> App:

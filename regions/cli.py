@@ -398,7 +398,6 @@ def agent(
 ) -> None:
     """Run REGION's agent: health observer, failover controller candidate, mirror-lag
     probe, and the worker processes of every home region REGION serves."""
-    import uvloop
     from homeport.regions.agent import Agent, AgentSettings
 
     logs.configure()
@@ -424,7 +423,7 @@ def agent(
         runner.stop_on_signals()
         await runner.run()
 
-    uvloop.run(go())
+    logs.run_server(go())
 
 
 @click.group()

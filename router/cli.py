@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import uvloop
 from homeport.core import logs
 from homeport.core.metrics import Metrics
 from homeport.core.processes import processes_option
@@ -185,8 +184,7 @@ def gateway(
             engine_metrics=metrics,
             reuse_port=processes > 1,
         )
-        logs.configure()
-        uvloop.run(_serve(gw))
+        logs.run_server(_serve(gw))
 
     if processes == 1:
         one(0)
