@@ -249,11 +249,14 @@ class GameDay:
             task.cancel()
         await asyncio.gather(faults, *reverts, return_exceptions=True)
         await self._revert_open(ctx, planned)
-        # Judged while the processes a fault restarted still run: closing the driver
-        # ends them, which is not part of the scenario (and would fail over again).
+        # Processes a fault restarted (an agent and its workers) run until the drain is
+        # over: they serve tasks acknowledged before the load ended. Ending them first
+        # left those tasks unrun, judged lost, whenever the restart was slow. Closing
+        # the driver before collecting ends them, which is not part of the scenario
+        # (and would fail over again).
         watched = await self._watch_alerts()
-        ctx.processes.close()
         await self._drain()
+        ctx.processes.close()
         for task in background:
             task.cancel()
         _, stuck = await asyncio.wait(background, timeout=STOP_S)

@@ -216,7 +216,7 @@ class Agent:
                 labels={"site": self.region},
             )  # fmt: skip
             port = await admin.start()
-            log.warning("agent %s: admin on %s:%d", self.region, self.settings.admin_host, port)
+            log.info("agent %s: admin on %s:%d", self.region, self.settings.admin_host, port)
         for loop in loops:
             loop.start()
         routes: dict[str, Route] = {}
