@@ -149,11 +149,15 @@ class StopConditions(_Model):
 class Invariants(_Model):
     """`no_loss`: the levels at which an acknowledged task may never be lost (outside the
     RPO window of a region loss, LOCAL and REGION losses are violations too);
-    `max_duplicates`: executions beyond the first, at most (-1 = unbounded)."""
+    `max_duplicates`: executions beyond the first, at most (-1 = unbounded); `rpo`: the
+    RPO window a region loss is judged by, `reported` (the mirror lag sampled before it)
+    or `predicted` (the model of `regions.rpo` fed with the run's measurements, which also
+    bounds how many LOCAL/REGION tasks may be lost: `chaos.rpo`)."""
 
     no_loss: list[Durability] = Field(default_factory=lambda: list(DURABILITIES))
     max_duplicates: int = Field(default=-1, ge=-1)
     per_key_order: bool = True
+    rpo: Literal["reported", "predicted"] = "reported"
 
 
 class Slos(_Model):
