@@ -11,9 +11,9 @@ themselves:
   `CUT_S` before the loss (Toxiproxy delivers what a latency toxic holds when only the
   primary dies, so without the cut the bytes in flight are not lost: `regions.rpo`);
 - the base replication delay `B`: per GLOBAL submit of the home before the first fault,
-  its latency minus the median latency of the home's LOCAL submits of that time (a
-  GLOBAL acknowledgement waits for the mirror: the difference is the mirror's round
-  trip, so an upper estimate of the one-way delay);
+  its latency minus the median latency of the home's LOCAL submits sent within `PAIR_S`
+  of it (a GLOBAL acknowledgement waits for the mirror: the difference is the mirror's
+  round trip, so an upper estimate of the one-way delay);
 - the ack -> end-of-first-run times `E` of the home's LOCAL and REGION tasks acknowledged
   `RUN_FROM_S`..`RUN_UNTIL_S` before the loss (a task with no finished run by the loss
   counts as never finishing: it is exposed for the whole window);
@@ -29,6 +29,7 @@ trip while the toxic was on (GLOBAL minus LOCAL latency), to compare with `L + B
 from __future__ import annotations
 
 import statistics
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ RUN_UNTIL_S = 1.0  # ... up to this long before it (they had time to run)
 MIN_BASE_SAMPLES = 5  # GLOBAL submits before any fault needed to measure B
 EXPOSED = ("LOCAL", "REGION")
 CUT_S = 1.0  # a link_down this close before the loss is part of it
+PAIR_S = 0.25  # a GLOBAL submit's latency is compared with LOCAL ones sent this close
 
 
 @dataclass
@@ -122,20 +124,24 @@ def link_cut(history: History, link: str, at: float) -> float | None:
     return at - max(starts) if starts else None
 
 
-def _local_median(ops: list[Op]) -> float | None:
-    lat = [o.acked - o.sent for o in ops if o.durability == "LOCAL" and o.acked is not None]
-    return statistics.median(lat) if lat else None
-
-
 def _mirror_round_trips(ops: list[Op]) -> list[float]:
-    local = _local_median(ops)
-    if local is None:
-        return []
-    return [
-        max(0.0, (o.acked - o.sent) - local)
-        for o in ops
-        if o.durability == "GLOBAL" and o.acked is not None
-    ]
+    """Per acknowledged GLOBAL submit, its latency minus the median latency of the LOCAL
+    submits sent within `PAIR_S` of it: what the wait for the mirror added. Pairing in
+    time cancels what delays both alike (the client's own event loop on a loaded
+    machine); a GLOBAL submit with no LOCAL neighbour gives no sample."""
+    local = sorted(
+        (o.sent, o.acked - o.sent) for o in ops if o.durability == "LOCAL" and o.acked is not None
+    )
+    sends = [sent for sent, _ in local]
+    out = []
+    for o in ops:
+        if o.durability != "GLOBAL" or o.acked is None:
+            continue
+        lo, hi = bisect_left(sends, o.sent - PAIR_S), bisect_right(sends, o.sent + PAIR_S)
+        if hi > lo:
+            near = statistics.median(lat for _, lat in local[lo:hi])
+            out.append(max(0.0, (o.acked - o.sent) - near))
+    return out
 
 
 def predict_loss(history: History, spec: dict[str, Any], home: str, at: float) -> LossRpo:
