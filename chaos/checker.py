@@ -48,6 +48,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from homeport.chaos.drain import judge as judge_drain
 from homeport.chaos.execution import HomeRecovery, lost_homes, recovery_by_home
 from homeport.chaos.execution import judge as judge_execution
 from homeport.chaos.history import Execution, History, Op, percentile
@@ -384,8 +385,11 @@ def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
     recovery = recovery_by_home(history)
     violations += judge_execution(recovery, slos, lost_homes(history))
     violations += _first_run_after_rto(recovery, rto, slos.get("first_run_after_rto_s"))
+    drain_violations, drain_notes = judge_drain(history, slos)
+    violations += drain_violations
     unrecorded = sum(1 for e in history.execs if not e.db)
     notes = [f"{unrecorded} executions have no attempts row in any database"] if unrecorded else []
+    notes += drain_notes
     return Verdict(
         ok=not violations,
         acknowledged=len(acked),

@@ -58,6 +58,10 @@ class AbsorbQuestion:
     p99_wait_target_s: float
     max_drain_s: float
     max_workers: int
+    # Seconds from the scale order until added workers serve (the topology's
+    # `capacity.scale_delay_s`); the drain with more workers runs on the current ones
+    # until then. 0 = at once.
+    scale_delay_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,9 @@ class CapacityDecision:
     p99_wait_s: float = 0.0
     drain_s: float = 0.0
     outage_s: float = 0.0
+    # With `workers_ordered` workers (NaN when none were ordered): the drain time an
+    # undersized-standby game day holds the measured drain to.
+    after_drain_s: float = float("nan")
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -209,6 +216,7 @@ def question(
         p99_wait_target_s=policy.p99_wait_s,
         max_drain_s=policy.max_drain_s,
         max_workers=max(policy.max_workers, waiting.workers),
+        scale_delay_s=policy.scale_delay_s,
     )
 
 
@@ -236,4 +244,5 @@ async def decide(
         p99_wait_s=got.p99_wait_s,
         drain_s=got.drain_s,
         outage_s=asked.outage_s,
+        after_drain_s=got.after_drain_s,
     )
