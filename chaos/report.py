@@ -128,7 +128,7 @@ def markdown(history: History, verdict: Verdict) -> str:
         f"{verdict.errors} |",
         f"| tasks executed | {verdict.executed} |",
         f"| acknowledged but lost (violations) | {s['lost']} |",
-        f"| lost within the mirror-lag RPO (reported) | {s['lost_within_rpo']} |",
+        f"| lost within the RPO window (reported or predicted) | {s['lost_within_rpo']} |",
         f"| duplicate executions | {verdict.duplicates} ({verdict.duplicated_tasks} tasks) |",
         f"| per-key order violations | {len(verdict.order_violations)} |",
         f"| submit latency p50 / p99 (ms) | {_fmt(verdict.p50_ms, '')} / "

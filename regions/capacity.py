@@ -191,11 +191,20 @@ class CapacityDecision:
 
 
 def question(
-    topology: Topology, home: str, standby: str, reports: dict[str, LoadReport], now: float
+    topology: Topology,
+    home: str,
+    standby: str,
+    reports: dict[str, LoadReport],
+    now: float,
+    served_by: str | None = None,
 ) -> AbsorbQuestion | str:
-    """The model's question from `home`'s reports, or why none can be asked."""
+    """The model's question from `home`'s reports, or why none can be asked. The load is
+    what the workers serving `home` measured: `served_by`'s (after a failover) when it
+    reported as serving, else the home region's own."""
     policy: CapacityPolicy = topology.capacity_policy
-    served = reports.get(home)
+    served = reports.get(served_by or home)
+    if served_by is not None and (served is None or served.parked):
+        served = reports.get(home)
     if served is None or served.parked or served.at < now - STALE_REPORT_S:
         return f"no recent load report of {home}'s own workers"
     if served.hold_mean_s <= 0:
@@ -221,11 +230,16 @@ def question(
 
 
 async def decide(
-    client: aetcd.Client, topology: Topology, home: str, standby: str, model: CapacityModel
+    client: aetcd.Client,
+    topology: Topology,
+    home: str,
+    standby: str,
+    model: CapacityModel,
+    served_by: str | None = None,
 ) -> CapacityDecision:
     """Ask `model` whether `standby` can absorb `home` (see the module docstring)."""
     reports = await read_reports(client, topology.etcd_prefix, home)
-    asked = question(topology, home, standby, reports, time.time())
+    asked = question(topology, home, standby, reports, time.time(), served_by)
     if isinstance(asked, str):
         return CapacityDecision(standby, "unknown", asked)
     try:
