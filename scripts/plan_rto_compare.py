@@ -79,8 +79,7 @@ def main() -> None:
     lost = sum(1 for r in rows if r["leader_lost"]) / len(rows)
     params = RtoParams(
         fault=args.fault, promotion_s=promotions or (0.17,), leader_lost_p=lost,
-        rate_per_s=args.rate, attempts=args.attempts,
-        retry=RetryPolicy(attempts=args.attempts),
+        rate_per_s=args.rate, retry=RetryPolicy(attempts=args.attempts),
     )  # fmt: skip
     dist = predict(params, 4000, seed=1).summary()
     measured = [float(r["rto_s"]) for r in rows if r["rto_s"] is not None]

@@ -144,7 +144,7 @@ def rto_command(
             fault="region" if fault == "region" else "primary", regions=regions,
             confirm_s=confirm, promotion_s=promotion, leader_lost_p=leader_lost_p,
             etcd_lost_p=etcd_lost_p, rate_per_s=rate, home_share=home_share,
-            attempts=attempts, retry=RetryPolicy(attempts=attempts),
+            retry=RetryPolicy(attempts=attempts),
         )  # fmt: skip
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

@@ -19,8 +19,9 @@ settings; `RtoParams` names where each comes from):
    (samples; the controller logs each step), then `pickup_s` until the standby's
    gateways serve the keys (they watch the routing table).
 5. **The client.** The SDK (`router.client.AsyncClient`) sends each submit up to
-   `attempts` times; after a failed attempt (`fail_s`, the dead gateway's refusal and the
-   routing refresh) it sleeps `RetryPolicy.backoff` (the SDK's own formula, imported).
+   `retry.attempts` times; after a failed attempt (`fail_s`, the dead gateway's refusal
+   and the routing refresh) it sleeps `RetryPolicy.backoff` (the SDK's own formula,
+   imported).
    A submit succeeds when one of its routing refreshes comes after the route moved; a
    submit sent after any refresh saw the new route goes straight to the standby.
 6. **The measure.** As `chaos.checker` measures RTO: from the fault to the send time of
@@ -63,11 +64,11 @@ class RtoParams:
     etcd_lost_p: float = 0.0  # share of losses whose region led etcd's Raft group
     promotion_s: tuple[float, ...] = (0.17,)  # samples of promote()'s duration
     pickup_s: float = 0.01  # route written -> the standby's gateway serves the keys
-    attempts: int = 3  # the game day's RetryPolicy(attempts=load.attempts)
     fail_s: float = 0.02  # one failed attempt plus the routing refresh after it
     rate_per_s: float = 30.0  # every home's submits together
     home_share: float = 1 / 3  # the lost home's share of them
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # The SDK's policy: the game day's is RetryPolicy(attempts=load.attempts), 3.
+    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(attempts=3))
 
     def __post_init__(self) -> None:
         checks = {
@@ -78,7 +79,7 @@ class RtoParams:
             "leader_lost_p": 0 <= self.leader_lost_p <= 1,
             "etcd_lost_p": 0 <= self.etcd_lost_p <= 1,
             "promotion_s": bool(self.promotion_s) and min(self.promotion_s) >= 0,
-            "attempts": self.attempts >= 1,
+            "retry": self.retry.attempts >= 1,
             "rate_per_s": self.rate_per_s > 0,
             "home_share": 0 < self.home_share <= 1,
         }
@@ -111,9 +112,9 @@ def _submit(p: RtoParams, sent: float, moved: float, rng: random.Random) -> tupl
     """(succeeded, when its last routing refresh or its failure happened) of one submit
     of the lost home sent at `sent`, the route having moved at `moved`."""
     t = sent
-    for attempt in range(p.attempts):
+    for attempt in range(p.retry.attempts):
         t += p.fail_s  # this attempt failed at the old route; the refresh reads the table
-        if attempt == p.attempts - 1:
+        if attempt == p.retry.attempts - 1:
             return False, t
         if t >= moved:
             return True, t
