@@ -4,10 +4,14 @@ Definitions (each a function below):
 
 - **lost**: a submit that was acknowledged, for which no region's database holds a
   successful execution. A lost GLOBAL task is always a violation. A lost LOCAL or
-  REGION task acknowledged inside the RPO window of a data-loss fault on its home (a
-  region loss, or its Redis primary killed) — from the fault's start minus the mirror lag
-  measured just before it, to the fault's start plus `ACK_SLACK_S` — is reported as
-  *within RPO*, not a violation; elsewhere it is a violation too.
+  REGION task whose write may fall inside the RPO window of a data-loss fault on its
+  home (a region loss, or its Redis primary killed) — from the fault's start minus the
+  mirror lag measured just before it (or the predicted RPO, `chaos.rpo`), to the fault's
+  start plus `ACK_SLACK_S` — is reported as *within RPO*, not a violation; elsewhere it
+  is a violation too. The write happened somewhere between the submit's send and its
+  acknowledgement as the client saw them, so it may fall inside when it was acknowledged
+  after the window opened and sent before it closed (the client stamps acks when its own
+  event loop gets to them, which a loaded machine delays).
 - **duplicate**: every execution of a task beyond its first (at-least-once makes them
   possible; the scenario bounds them).
 - **order violation**: for two acknowledged tasks of one key, where the second was sent
@@ -44,9 +48,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from homeport.chaos.drain import judge as judge_drain
 from homeport.chaos.execution import HomeRecovery, lost_homes, recovery_by_home
 from homeport.chaos.execution import judge as judge_execution
 from homeport.chaos.history import Execution, History, Op, percentile
+from homeport.chaos.rpo import LossRpo, judge_counts, predict_losses
 
 ACK_SLACK_S = 0.5  # acks this long after a region died may still predate the kill
 CLEAN_S = 1.0  # seconds of successful submits that count as "recovered"
@@ -94,6 +100,7 @@ class Verdict:
     violations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     recovery: dict[str, HomeRecovery] = field(default_factory=dict)
+    rpo: list[LossRpo] = field(default_factory=list)
 
     def lost_by_level(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -121,6 +128,7 @@ class Verdict:
             "global_back_s": self.global_back_s,
             "max_mirror_lag_s": self.max_mirror_lag_s,
             "execution": {home: r.summary() for home, r in self.recovery.items()},
+            "rpo": [p.summary() for p in self.rpo],
             "violations": self.violations[:20],
             "more_violations": max(0, len(self.violations) - 20),
             "notes": self.notes,
@@ -158,10 +166,17 @@ def _rpo_before(home: str, at: float, history: History) -> float:
     return max(finite) if finite else DEFAULT_RPO_S
 
 
-def find_lost(history: History, no_loss: list[str]) -> tuple[list[Lost], list[str]]:
+def find_lost(
+    history: History, no_loss: list[str], predicted: list[LossRpo] | None = None
+) -> tuple[list[Lost], list[str]]:
+    """Lost tasks, judged by the reported RPO, or by the `predicted` one when given."""
     runs = first_runs(history)
     done = {tid for tid, items in runs.items() if any(e.status == "succeeded" for e in items)}
-    windows = [(home, at, _rpo_before(home, at, history)) for home, at in _loss_windows(history)]
+    windows = (
+        [(p.home, p.at, p.prediction.window_s) for p in predicted]
+        if predicted is not None
+        else [(home, at, _rpo_before(home, at, history)) for home, at in _loss_windows(history)]
+    )
     lost: list[Lost] = []
     violations: list[str] = []
     for op in history.ops:
@@ -172,7 +187,7 @@ def find_lost(history: History, no_loss: list[str]) -> tuple[list[Lost], list[st
             (
                 (at, rpo)
                 for home, at, rpo in windows
-                if home == op.home and at - rpo <= op.acked <= at + ACK_SLACK_S
+                if home == op.home and op.acked >= at - rpo and op.sent <= at + ACK_SLACK_S
             ),
             None,
         )
@@ -307,7 +322,19 @@ def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
     spec = scenario if scenario is not None else history.meta.get("scenario", {})
     inv = spec.get("invariants", {})
     slos = spec.get("slos", {})
-    lost, violations = find_lost(history, inv.get("no_loss", ["LOCAL", "REGION", "GLOBAL"]))
+    predicted: list[LossRpo] | None = None
+    violations: list[str] = []
+    if inv.get("rpo") == "predicted":
+        predicted, violations = predict_losses(history, spec, _loss_windows(history))
+    lost, lost_violations = find_lost(
+        history, inv.get("no_loss", ["LOCAL", "REGION", "GLOBAL"]), predicted
+    )
+    violations += lost_violations
+    if predicted is not None:
+        homes = {o.id: o.home for o in history.ops}
+        violations += judge_counts(
+            predicted, [(homes.get(x.id, ""), x.durability, x.within_rpo) for x in lost]
+        )
     dups, dup_tasks = count_duplicates(history)
     max_dups = inv.get("max_duplicates", -1)
     if max_dups >= 0 and dups > max_dups:
@@ -358,8 +385,11 @@ def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
     recovery = recovery_by_home(history)
     violations += judge_execution(recovery, slos, lost_homes(history))
     violations += _first_run_after_rto(recovery, rto, slos.get("first_run_after_rto_s"))
+    drain_violations, drain_notes = judge_drain(history, slos)
+    violations += drain_violations
     unrecorded = sum(1 for e in history.execs if not e.db)
     notes = [f"{unrecorded} executions have no attempts row in any database"] if unrecorded else []
+    notes += drain_notes
     return Verdict(
         ok=not violations,
         acknowledged=len(acked),
@@ -379,6 +409,7 @@ def check(history: History, scenario: dict[str, Any] | None = None) -> Verdict:
         violations=violations,
         notes=notes,
         recovery=recovery,
+        rpo=predicted or [],
     )
 
 

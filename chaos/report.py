@@ -128,7 +128,7 @@ def markdown(history: History, verdict: Verdict) -> str:
         f"{verdict.errors} |",
         f"| tasks executed | {verdict.executed} |",
         f"| acknowledged but lost (violations) | {s['lost']} |",
-        f"| lost within the mirror-lag RPO (reported) | {s['lost_within_rpo']} |",
+        f"| lost within the RPO window (reported or predicted) | {s['lost_within_rpo']} |",
         f"| duplicate executions | {verdict.duplicates} ({verdict.duplicated_tasks} tasks) |",
         f"| per-key order violations | {len(verdict.order_violations)} |",
         f"| submit latency p50 / p99 (ms) | {_fmt(verdict.p50_ms, '')} / "
@@ -161,6 +161,7 @@ def markdown(history: History, verdict: Verdict) -> str:
             f"| {level} | {row['lost']} | {row['within_rpo']} |"
             for level, row in sorted(verdict.lost_by_level().items())
         ],
+        *_rpo_lines(verdict),
         "",
         "## Violations",
         "",
@@ -186,6 +187,32 @@ def markdown(history: History, verdict: Verdict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _rpo_lines(verdict: Verdict) -> list[str]:
+    """The predicted RPO of each region loss (`invariants.rpo: predicted`)."""
+    if not verdict.rpo:
+        return []
+    return [
+        "",
+        "## RPO predicted (chaos.rpo) against lost",
+        "",
+        "| home | link latency / jitter (ms) | link down with the loss | base delay p50 / max (ms) "
+        "| window (ms) "
+        "| rate LOCAL+REGION (/s) | lost expected / bound | lost in window / outside "
+        "| mirror round trip under the toxic, p50 (ms) |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *[
+            f"| {p.home} | {p.latency_s * 1e3:.0f} / {p.jitter_s * 1e3:.0f} | "
+            f"{'no' if p.cut_lead_s is None else f'{p.cut_lead_s * 1e3:.0f} ms before'} | "
+            f"{p.base_p50_s * 1e3:.1f} / {p.base_max_s * 1e3:.1f} | "
+            f"{p.prediction.window_s * 1e3:.0f} | {p.prediction.rate_per_s:.1f} | "
+            f"{p.prediction.expected_lost:.2f} / {p.prediction.bound} | "
+            f"{p.lost} / {p.lost_outside} | "
+            f"{_fmt(None if p.measured_delay_s is None else p.measured_delay_s * 1e3, '')} |"
+            for p in verdict.rpo
+        ],
+    ]
 
 
 def write_reports(history: History, verdict: Verdict, out: Path) -> list[Path]:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aredis
-from homeport.chaos import alerts, collect
+from homeport.chaos import alerts, collect, drain
 from homeport.chaos.checker import Verdict, check
 from homeport.chaos.driver import ControlActions, FaultContext, ProcessControl
 from homeport.chaos.errors import RunError
@@ -54,6 +54,7 @@ Say = Callable[[str], None]
 SAMPLE_S = 0.5  # route following and mirror-lag sampling interval
 APP = "homeport.chaos.app:app"
 JOURNAL_ENV = "HOMEPORT_CHAOS_JOURNAL"  # read by chaos.app in every worker
+CONCURRENCY_ENV = "HOMEPORT_CONCURRENCY"  # core.settings: slots per worker process
 STOP_S = 10.0  # bound on stopping the route follower and lag sampler after the load
 COLLECT_S = 60.0  # bound on reading executions back from the databases
 WORKERS_READY_S = 120.0  # agents start workers after importing grpc: slow on 2 loaded cores
@@ -128,14 +129,18 @@ class GameDay:
             services=APP,
             workers=shape.workers_per_region,
             insecure=self.insecure,
+            capacity=shape.capacity,
             # Without a built binary the alerts cannot be judged: `chaos.alerts` says so.
             with_prometheus=bool(self.scenario.alerts.fire or self.scenario.alerts.resolve)
             and shutil.which(Binaries().prometheus) is not None,
         )
         # The agents (and the workers they start, and anything a fault restarts) inherit
         # this process's environment: that is how the handlers find the journal.
-        saved = os.environ.get(JOURNAL_ENV)
-        os.environ[JOURNAL_ENV] = str(journal.resolve())
+        env = {JOURNAL_ENV: str(journal.resolve())}
+        if shape.worker_concurrency is not None:
+            env[CONCURRENCY_ENV] = str(shape.worker_concurrency)
+        saved = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)
         try:
             cluster.up(spec, progress=lambda m: self.say(f"cluster: {m}"))
             return await self._with_cluster(cluster, planned)
@@ -144,10 +149,11 @@ class GameDay:
                 cluster.down()
             # Every secret of the cluster, searched in every log and report of the run.
             self.secrets_checked, self.secret_leaks = find_leaks(cluster.state_dir, (self.out,))
-            if saved is None:
-                os.environ.pop(JOURNAL_ENV, None)
-            else:
-                os.environ[JOURNAL_ENV] = saved
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
             if not self.keep:
                 shutil.rmtree(state, ignore_errors=True)
 
@@ -255,6 +261,9 @@ class GameDay:
         # the driver before collecting ends them, which is not part of the scenario
         # (and would fail over again).
         watched = await self._watch_alerts()
+        if self.scenario.slos.drain_tolerance is not None:
+            with contextlib.suppress(Exception):  # etcd gone: the checker says it is missing
+                await asyncio.wait_for(drain.record_failovers(cp, self.history), STOP_S)
         await self._drain()
         ctx.processes.close()
         for task in background:

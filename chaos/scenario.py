@@ -16,6 +16,7 @@ from typing import Any, Literal
 from homeport.chaos.catalog import Catalog, catalog
 from homeport.chaos.errors import ScenarioError
 from homeport.core.config import read_yaml
+from homeport.regions.topology import CapacityPolicy
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -50,6 +51,11 @@ class TopologyShape(_Model):
     # Regions whose Redis runs as a real Redis Cluster (3 masters, their replicas, and
     # mirrors in the standby: `homeport dev up --cluster-region`); the others run single.
     cluster_regions: list[str] = []
+    # Slots of every worker process (`HOMEPORT_CONCURRENCY`; None = the settings'
+    # default), and the topology's `capacity:` block (None = its defaults): together they
+    # let a game day run a standby too small for its partner (`undersized-standby`).
+    worker_concurrency: int | None = Field(default=None, ge=1, le=4096)
+    capacity: CapacityPolicy | None = None
 
     @field_validator("cluster_regions")
     @classmethod
@@ -149,11 +155,15 @@ class StopConditions(_Model):
 class Invariants(_Model):
     """`no_loss`: the levels at which an acknowledged task may never be lost (outside the
     RPO window of a region loss, LOCAL and REGION losses are violations too);
-    `max_duplicates`: executions beyond the first, at most (-1 = unbounded)."""
+    `max_duplicates`: executions beyond the first, at most (-1 = unbounded); `rpo`: the
+    RPO window a region loss is judged by, `reported` (the mirror lag sampled before it)
+    or `predicted` (the model of `regions.rpo` fed with the run's measurements, which also
+    bounds how many LOCAL/REGION tasks may be lost: `chaos.rpo`)."""
 
     no_loss: list[Durability] = Field(default_factory=lambda: list(DURABILITIES))
     max_duplicates: int = Field(default=-1, ge=-1)
     per_key_order: bool = True
+    rpo: Literal["reported", "predicted"] = "reported"
 
 
 class Slos(_Model):
@@ -180,6 +190,11 @@ class Slos(_Model):
     # Re-protection: seconds from a region loss until GLOBAL submits of every home are
     # acknowledged again (a spare replaces the lost cross-region replica).
     max_reprotect_s: float | None = Field(default=None, gt=0)
+    # Undersized standby (`chaos.drain`): the measured backlog drain after a promotion the
+    # capacity check found undersized, within this share of the model's prediction; a
+    # task waiting longer than `drain_wait_s` (seconds) counts as backlog.
+    drain_tolerance: float | None = Field(default=None, gt=0, le=10)
+    drain_wait_s: float | None = Field(default=None, gt=0)
 
 
 class Alerts(_Model):

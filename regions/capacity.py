@@ -58,6 +58,10 @@ class AbsorbQuestion:
     p99_wait_target_s: float
     max_drain_s: float
     max_workers: int
+    # Seconds from the scale order until added workers serve (the topology's
+    # `capacity.scale_delay_s`); the drain with more workers runs on the current ones
+    # until then. 0 = at once.
+    scale_delay_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,9 @@ class CapacityDecision:
     p99_wait_s: float = 0.0
     drain_s: float = 0.0
     outage_s: float = 0.0
+    # With `workers_ordered` workers (NaN when none were ordered): the drain time an
+    # undersized-standby game day holds the measured drain to.
+    after_drain_s: float = float("nan")
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -184,11 +191,20 @@ class CapacityDecision:
 
 
 def question(
-    topology: Topology, home: str, standby: str, reports: dict[str, LoadReport], now: float
+    topology: Topology,
+    home: str,
+    standby: str,
+    reports: dict[str, LoadReport],
+    now: float,
+    served_by: str | None = None,
 ) -> AbsorbQuestion | str:
-    """The model's question from `home`'s reports, or why none can be asked."""
+    """The model's question from `home`'s reports, or why none can be asked. The load is
+    what the workers serving `home` measured: `served_by`'s (after a failover) when it
+    reported as serving, else the home region's own."""
     policy: CapacityPolicy = topology.capacity_policy
-    served = reports.get(home)
+    served = reports.get(served_by or home)
+    if served_by is not None and (served is None or served.parked):
+        served = reports.get(home)
     if served is None or served.parked or served.at < now - STALE_REPORT_S:
         return f"no recent load report of {home}'s own workers"
     if served.hold_mean_s <= 0:
@@ -209,15 +225,21 @@ def question(
         p99_wait_target_s=policy.p99_wait_s,
         max_drain_s=policy.max_drain_s,
         max_workers=max(policy.max_workers, waiting.workers),
+        scale_delay_s=policy.scale_delay_s,
     )
 
 
 async def decide(
-    client: aetcd.Client, topology: Topology, home: str, standby: str, model: CapacityModel
+    client: aetcd.Client,
+    topology: Topology,
+    home: str,
+    standby: str,
+    model: CapacityModel,
+    served_by: str | None = None,
 ) -> CapacityDecision:
     """Ask `model` whether `standby` can absorb `home` (see the module docstring)."""
     reports = await read_reports(client, topology.etcd_prefix, home)
-    asked = question(topology, home, standby, reports, time.time())
+    asked = question(topology, home, standby, reports, time.time(), served_by)
     if isinstance(asked, str):
         return CapacityDecision(standby, "unknown", asked)
     try:
@@ -236,4 +258,5 @@ async def decide(
         p99_wait_s=got.p99_wait_s,
         drain_s=got.drain_s,
         outage_s=asked.outage_s,
+        after_drain_s=got.after_drain_s,
     )

@@ -89,6 +89,7 @@ class Controller(Loop):
         self.protector = Protector(
             cp, self.election.guard, event=self._protection_event,
             failed=lambda: metrics.loop_errors.labels("protection").inc(),
+            capacity_model=capacity_model,
         )  # fmt: skip
 
     def _protection_event(self, kind: str, home: str, detail: str) -> None:

@@ -12,7 +12,14 @@ from typing import Literal
 from homeport.core.security import SecurityConfig
 from homeport.regions import spares
 from homeport.regions.ports import PortPicker
-from homeport.regions.topology import Link, Region, RegionRedis, Topology, Toxiproxy
+from homeport.regions.topology import (
+    CapacityPolicy,
+    Link,
+    Region,
+    RegionRedis,
+    Topology,
+    Toxiproxy,
+)
 
 REGION_NAMES = ("us-east", "eu-west", "ap-south", "sa-east", "af-south", "me-central", "ca-west")
 HOST = "127.0.0.1"
@@ -45,6 +52,8 @@ class ClusterSpec:
     # Credentials and CA made beforehand (`regions.security.generate`) instead of new
     # ones: a test session's clusters share one set (`security.cluster_security`).
     shared_security: SecurityConfig | None = None
+    # The topology's `capacity:` block (None = its defaults), e.g. a game day's limit.
+    capacity: CapacityPolicy | None = None
 
     @classmethod
     def default(
@@ -141,5 +150,6 @@ def plan_cluster(
         toxiproxy=Toxiproxy(api=f"http://{HOST}:{tox_api}"),
         links=links,
         security=security,
+        capacity=spec.capacity,
     )
     return Plan(topology, pg_port, tox_api, etcd_ports)

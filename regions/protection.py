@@ -31,7 +31,11 @@ runs `Protector.run_once` right after its promotions, and at least every `check_
    the same way once its region is back;
 3. **protect** every home that needs it and has none: the first region in ring order
    after the serving one that is neither serving nor down and whose spare is free and
-   reachable; record it in etcd (`syncing`), REPLICAOF the spare to the serving copy,
+   reachable — or, when several are and the controller has a capacity model, the first
+   of them whose parked workers can absorb the home (`regions.capacity.decide`: the
+   spare becomes the home's next standby, so the next failover lands where the load
+   fits; when none can or none was measured, ring order stands); record it
+   in etcd (`syncing`), REPLICAOF the spare to the serving copy,
    wait at most `sync_s` until it has caught up, record `in-sync`. A lent spare that
    replicates nothing (it restarted) or lost its link to a copy the route no longer
    names is pointed at the serving copy again.
@@ -63,7 +67,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
-from homeport.regions import stores
+from homeport.regions import capacity, stores
 from homeport.regions.control import ControlPlane
 from homeport.regions.errors import RegionsError
 from homeport.regions.routing import Route, RouteSnapshot, store_address
@@ -149,8 +153,10 @@ class Protector:
         check_s: float = CHECK_S,
         event: Event = lambda _k, _h, _d: None,
         failed: Callable[[], None] = lambda: None,
+        capacity_model: capacity.CapacityModel | None = None,
     ) -> None:
         self.cp = cp
+        self.capacity_model = capacity_model
         self.topology = cp.topology
         self.guard = guard
         self.sync_s = sync_s
@@ -274,10 +280,31 @@ class Protector:
         return new
 
     async def _pick(self, route: Route, down: set[str], taken: set[str]) -> str | None:
-        for region in candidates(self.topology, route, down, taken):
-            if await stores.reachable(self.cp.spare(region)):
+        reachable = [
+            region
+            for region in candidates(self.topology, route, down, taken)
+            if await stores.reachable(self.cp.spare(region))
+        ]
+        if len(reachable) < 2 or self.capacity_model is None:
+            return reachable[0] if reachable else None
+        if not self.topology.capacity_policy.check:
+            return reachable[0]
+        verdicts = []
+        for region in reachable:
+            decision = await capacity.decide(
+                self.cp.etcd, self.topology, route.home, region, self.capacity_model,
+                served_by=route.serving,
+            )  # fmt: skip
+            verdicts.append(f"{region}: {decision.verdict}")
+            if decision.verdict == "ok":
+                if region != reachable[0]:
+                    self.event(
+                        "spare-chosen", route.home,
+                        f"{region} can absorb it ({'; '.join(verdicts)}): its spare, not "
+                        f"{reachable[0]}'s (ring order)",
+                    )  # fmt: skip
                 return region
-        return None
+        return reachable[0]
 
     async def protect(self, route: Route, region: str) -> bool:
         """Lend `region`'s spare to `route.home`; True once it has caught up."""

@@ -15,7 +15,9 @@ opinion), written for the controller's question:
   partitions' share of the home's measured rate, served for the measured mean slot hold
   time (begin step + handler);
 - the backlog of the outage (rate × outage) drains on the busiest worker at its spare
-  capacity (fluid estimate, as `scenarios.fluid_drain_s`).
+  capacity (fluid estimate, as `scenarios.fluid_drain_s`); a count above the standby's
+  current one only after the topology's `scale_delay_s` (the current workers drain
+  alone until the added ones serve).
 
 The standby can absorb when the busiest worker's utilisation is below 1, its p99 queue
 wait is within the SLO and the backlog drains within the limit. If not, the planner's
@@ -48,7 +50,7 @@ def _judge(q: AbsorbQuestion, workers: int) -> AbsorbAnswer:
             math.inf,
         )
     p99 = MMc(rate, q.hold_mean_s, q.concurrency).wait_quantile_s(0.99) if rate > 0 else 0.0
-    drain = q.rate_per_s * q.outage_s * busiest_share / (capacity - rate)
+    drain = _drain(q, workers, capacity)
     reason = "ok"
     if p99 > q.p99_wait_target_s:
         reason = (
@@ -61,6 +63,27 @@ def _judge(q: AbsorbQuestion, workers: int) -> AbsorbAnswer:
             f"over the {q.max_drain_s:.0f}s limit"
         )
     return AbsorbAnswer(reason == "ok", reason, workers, utilisation, p99, drain)
+
+
+def _net_drain_per_s(q: AbsorbQuestion, workers: int, capacity: float) -> float:
+    """Backlog tasks per second a group of `workers` clears beyond the arrivals, as fast
+    as its busiest worker lets it (it owns ceil(P / W) of the partitions)."""
+    share = math.ceil(q.partitions / min(workers, q.partitions)) / q.partitions
+    return capacity / share - q.rate_per_s
+
+
+def _drain(q: AbsorbQuestion, workers: int, capacity: float) -> float:
+    """Fluid drain of the outage's backlog (rate x outage). With more workers than the
+    standby has, the current ones drain alone for `scale_delay_s` first."""
+    backlog = q.rate_per_s * q.outage_s
+    fast = _net_drain_per_s(q, workers, capacity)
+    if workers <= q.workers or q.scale_delay_s <= 0:
+        return backlog / fast
+    slow = _net_drain_per_s(q, q.workers, capacity)
+    if slow > 0 and backlog <= slow * q.scale_delay_s:
+        return backlog / slow
+    # Not drained by then (or growing, when the current workers are overloaded).
+    return q.scale_delay_s + (backlog - slow * q.scale_delay_s) / fast
 
 
 def answer(question: AbsorbQuestion) -> AbsorbAnswer:

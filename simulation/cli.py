@@ -4,6 +4,8 @@ homeport plan --rate 50000 --p99-wait 50ms --regions 3 --survive-region-loss
 homeport plan failover region-1 --to region-2 --params params.yaml
 homeport plan calibrate --loadtest export.json --out params.yaml
 homeport plan simulate --params params.yaml --tasks 1000000
+homeport plan rpo --latency 50ms --rate 30 --link-dies
+homeport plan rto --fault region --measured 3.0 --measured 3.4
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from homeport.simulation.params import KeySpace, ModelParams, RetryPolicy, load_
 from homeport.simulation.planner import PlanRequest
 from homeport.simulation.planner import plan as make_plan
 from homeport.simulation.plots import plot_validation, write_plots
+from homeport.simulation.recovery_cli import rpo_command, rto_command
 from homeport.simulation.render import emit, finite, plan_json, render_plan
 from homeport.simulation.results import littles_law, summarise
 from homeport.simulation.scenarios import Workload
@@ -431,5 +434,7 @@ def validate_command(
     emit(as_json, data, render)
 
 
+plan_group.add_command(rpo_command)
+plan_group.add_command(rto_command)
 plan = plan_group
 """The group `homeport/cli.py` mounts (by the attribute name `plan`)."""

@@ -5,7 +5,6 @@ decision in the failover history that `homeport region status` shows."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import time
@@ -14,20 +13,17 @@ from pathlib import Path
 
 import aetcd
 import pytest
-from homeport.core.metrics import Metrics
 from homeport.regions import capacity, history
 from homeport.regions.capacity import AbsorbQuestion, LoadReport
 from homeport.regions.control import ControlPlane
-from homeport.regions.controller import Controller
 from homeport.regions.devcluster import ClusterSpec, DevCluster
-from homeport.regions.health import Observer, read_verdicts
-from homeport.regions.metrics import RegionsMetrics
+from homeport.regions.health import read_verdicts
 from homeport.regions.statusview import _capacity_cell, _history_table
 from homeport.simulation.absorb import answer
-from prometheus_client import CollectorRegistry
 from rich.console import Console
 
 from tests.conftest import _start
+from tests.regions.failover_loops import failover_loops, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +33,6 @@ def cap_cluster(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
 
 def _report(home: str, region: str, rate: float, workers: int, parked: bool) -> LoadReport:
     return LoadReport(home, region, rate, 0.05, workers, 4, parked, 30.0, time.time())
-
-
-async def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_decide_reads_the_reports_and_asks_the_model(cap_cluster: DevCluster) -> None:
@@ -77,31 +65,22 @@ async def test_undersized_standby_is_promoted_with_alert_scale_order_and_history
     cap_cluster: DevCluster,
 ) -> None:
     topo = cap_cluster.topology
-    registry = CollectorRegistry()
-    metrics, rm = Metrics(registry), RegionsMetrics(registry)
-    rm.start(topo)
-    planes = {r: await ControlPlane.open(topo, r) for r in topo.region_names()}
-    observers = [Observer(topo, r, planes[r].etcd, metrics, rm) for r in topo.region_names()]
-    controllers = [
-        Controller(planes[r], f"controller-{r}", metrics, rm, confirm_s=3.0, capacity_model=answer)
-        for r in ("eu-west", "ap-south")
-    ]
+    loops = await failover_loops(topo, ("eu-west", "ap-south"), answer)
+    planes, controllers, rm = loops.planes, loops.controllers, loops.rm
     reader = planes["eu-west"]
-    await reader.routing.bootstrap(topo)
     prefix = topo.etcd_prefix
     # us-east ran 300 tasks/s of 50 ms on its own workers; eu-west parks one worker of 4
     # slots for it (80 tasks/s at most): undersized.
     await capacity.publish_report(reader.etcd, prefix, _report("us-east", "us-east", 300, 6, False))
     await capacity.publish_report(reader.etcd, prefix, _report("us-east", "eu-west", 0, 1, True))
-    for loop in [*observers, *controllers]:
-        loop.start()
+    loops.start()
     try:
 
         async def all_reported() -> bool:
             votes = await read_verdicts(reader.etcd, prefix, "us-east")
             return {v.observer for v in votes if v.ok} == {"eu-west", "ap-south"}
 
-        await _wait(all_reported, 20, "both observers to report us-east healthy")
+        await wait_until(all_reported, 20, "both observers to report us-east healthy")
         for record in cap_cluster.records():
             if record.region == "us-east":
                 os.kill(record.pid, signal.SIGKILL)
@@ -109,7 +88,7 @@ async def test_undersized_standby_is_promoted_with_alert_scale_order_and_history
         async def promoted() -> bool:
             return any(e.kind == "promoted" for c in controllers for e in c.events)
 
-        await _wait(promoted, 30, "the promotion of us-east")
+        await wait_until(promoted, 30, "the promotion of us-east")
 
         async def recorded() -> list[history.FailoverEvent]:
             try:
@@ -117,7 +96,7 @@ async def test_undersized_standby_is_promoted_with_alert_scale_order_and_history
             except aetcd.ClientError:  # etcd may still be electing a leader
                 return []
 
-        await _wait(recorded, 20, "the failover history record")
+        await wait_until(recorded, 20, "the failover history record")
         event = (await recorded())[0]
         assert event.capacity is not None, event
         decided = event.capacity
@@ -148,7 +127,4 @@ async def test_undersized_standby_is_promoted_with_alert_scale_order_and_history
         assert "undersized: 300/s on 1 workers of eu-west" in shown
         assert f"ordered {needed} workers" in shown
     finally:
-        for loop in [*controllers, *observers]:
-            await loop.stop()
-        for plane in planes.values():
-            await plane.close()
+        await loops.stop()

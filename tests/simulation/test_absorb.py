@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import pytest
 from homeport.regions.capacity import AbsorbQuestion
 from homeport.simulation.absorb import answer
 from homeport.simulation.queueing import MMc
@@ -81,3 +82,22 @@ def test_no_more_workers_than_partitions_are_ordered() -> None:
     got = answer(replace(BASE, partitions=4, workers=1, rate_per_s=400.0, max_workers=8))
     assert not got.ok and got.workers_needed == 4
     assert "even 4 workers (one per partition) fall short" in got.reason
+
+
+def test_added_workers_drain_only_after_the_scale_delay() -> None:
+    """1 worker of 2 slots at 100 ms (20/s) for 4 partitions, 12/s, 5 s outage: 60
+    tasks of backlog. Alone it clears 8/s (7.5 s). With 2 workers (the busiest owns 2 of
+    4 partitions: 40/s - 12 = 28/s net) at once: 60 / 28 s; after a 3 s delay: 3 s at
+    8/s, then the remaining 36 at 28/s."""
+    q = replace(BASE, rate_per_s=12.0, hold_mean_s=0.1, workers=1, concurrency=2,
+                partitions=4, outage_s=5.0, p99_wait_target_s=5.0, max_drain_s=5.0,
+                max_workers=4)  # fmt: skip
+    at_once = answer(replace(q, scale_delay_s=0.0))
+    assert not at_once.ok and at_once.drain_s == pytest.approx(7.5)
+    assert at_once.workers_needed == 2 and at_once.after_drain_s == pytest.approx(60 / 28)
+    delayed = answer(replace(q, scale_delay_s=3.0))
+    assert delayed.workers_needed == 2
+    assert delayed.after_drain_s == pytest.approx(3.0 + 36 / 28)
+    # A delay longer than the drain alone: the added workers come too late to help.
+    late = answer(replace(q, scale_delay_s=10.0))
+    assert late.after_drain_s == pytest.approx(7.5) and late.workers_needed == 4
