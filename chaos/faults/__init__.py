@@ -94,9 +94,10 @@ def register(cls: type[Fault]) -> type[Fault]:
 
 
 def _load() -> None:
-    if not FAULTS:
-        for module in _MODULES:
-            importlib.import_module(f"homeport.chaos.faults.{module}")
+    """Import every fault module (a module imported on its own, as chaos/rpo.py imports
+    `latency`, registers only itself: the registry cannot be judged by being non-empty)."""
+    for module in _MODULES:
+        importlib.import_module(f"homeport.chaos.faults.{module}")
 
 
 def fault_for(step: Step, index: int) -> Fault:
