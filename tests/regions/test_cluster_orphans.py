@@ -26,7 +26,7 @@ from homeport.core.keys import PartitionKeys
 from homeport.core.security import Identity
 from homeport.loadtest.demo import Op, _records, _wait_ready
 from homeport.regions import history
-from homeport.regions.clustercopy import ClusterCopy
+from homeport.regions.clustercopy import ClusterCopy, ClusterFailoverError
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.placement import home_region
@@ -101,9 +101,11 @@ async def _task_ids(nodes: list[str], topo: Topology) -> set[str]:
             await copy.refresh()
             for p in range(topo.region(LOST).partitions):
                 stream = PartitionKeys(LOST, p).stream
-                if copy.shard_of(stream) is None:
+                try:
+                    node = copy.at(stream)
+                except ClusterFailoverError:
                     continue  # no held node has keys of this partition
-                for entry_id, fields in await copy.at(stream).xrange(stream) or []:
+                for entry_id, fields in await node.xrange(stream) or []:
                     delivery = Delivery.decode(entry_id, fields)
                     ids |= {delivery.task_id} if delivery else set()
     finally:
