@@ -37,7 +37,7 @@ from homeport.core.security import Identity
 from homeport.regions.clustercopy import SLOTS, ClusterCopy, ClusterFailoverError
 from homeport.regions.control import ControlPlane
 from homeport.regions.topology import split_address
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 Say = Callable[[str], None]
 MEET_S = 10.0  # seconds a released node may take to learn its mirror after CLUSTER MEET
@@ -140,7 +140,7 @@ async def _forget_stale(masters: ClusterCopy, mirrors: ClusterCopy, others: Clus
         known |= set(await _known_ids(mirrors, address))
     for stale in sorted(known - live):
         for copy, address in copies:
-            with contextlib.suppress(ResponseError, RedisError, OSError):
+            with contextlib.suppress(RedisError, OSError):
                 await copy.node(address).execute_command("CLUSTER", "FORGET", stale)  # type: ignore[no-untyped-call]
 
 
