@@ -164,9 +164,10 @@ def worker(
             wid = f"{worker_id}/{index}" if worker_id else None
 
         async def main() -> None:
-            if wait_primary_epoch > 0:
-                await wait_for_promotion(s, wait_primary_epoch)
             w = Worker(app, s, with_manager=manager, worker_id=wid)
+            if wait_primary_epoch > 0:
+                await w.prepare()  # needs no primary: done while parked
+                await wait_for_promotion(s, wait_primary_epoch)
             await w.start()
             click.echo(
                 f"worker {w.worker_id} region={s.region} admin_port={w.admin_port}", err=True

@@ -80,15 +80,28 @@ class Worker:
         self._loops: list[Any] = []
         self._admin: AdminServer | None = None
 
-    async def start(self) -> None:
+    async def prepare(self) -> RecordWriter:
+        """Connect the record store and start recording: all a worker can do before its
+        Redis store is a primary. A parked worker (warm standby) prepares before it waits
+        (`wait_for_promotion`), so that after a promotion its first task waits for no
+        PostgreSQL handshake (0.4 s with TLS on a loaded host, measured in game days)."""
+        if self.recorder is not None:
+            return self.recorder
         s = self.settings
-        await self._broker.connect()
         if s.pg_dsn:
             self._store = await RecordStore.connect(s.pg_dsn)
         self.recorder = RecordWriter(
             self._store, self.metrics, s.record_batch_max, s.record_flush_s
         )
         self.recorder.start()
+        return self.recorder
+
+    async def start(self) -> None:
+        s = self.settings
+        started = time.monotonic()
+        await self._broker.connect()
+        connected = time.monotonic()
+        recorder = await self.prepare()
         loop = asyncio.get_running_loop()
 
         def run_sync(fn: Callable[[], Any]) -> asyncio.Future[Any]:
@@ -100,7 +113,7 @@ class Worker:
             broker=self._broker,
             settings=s,
             metrics=self.metrics,
-            recorder=self.recorder,
+            recorder=recorder,
             run_sync=run_sync,
             rng=self._rng,
         )
@@ -146,6 +159,8 @@ class Worker:
             )
             self.admin_port = await self._admin.start()
         self._started = True
+        log.info("worker %s started in %.2fs (Redis %.2fs)", self.worker_id,
+                 time.monotonic() - started, connected - started)  # fmt: skip
 
     def _owned(self) -> list[Any]:
         return self.membership.owned if self.membership else []

@@ -80,6 +80,13 @@ class ClusterCopy:
             )
         return self.node(address)
 
+    def owner(self, slot: int) -> str | None:
+        """The member of `nodes` in `slot`'s shard, if any (as last learnt by `refresh`)."""
+        return self._slots[slot]
+
+    def shard_of(self, key: str) -> str | None:
+        return self.owner(key_slot(key.encode()))
+
     async def close(self) -> None:
         for client in self._clients.values():
             await client.aclose()
@@ -211,8 +218,11 @@ class ClusterCopy:
         loop = asyncio.get_running_loop()
         until = loop.time() + STABLE_S
         while loop.time() < until:
-            if (await stores.replication(self.node(address))).role != "master":
-                return False
+            try:
+                if (await stores.replication(self.node(address))).role != "master":
+                    return False
+            except (RedisError, OSError):
+                pass  # a slow answer on a loaded host is no demotion: ask again
             await asyncio.sleep(0.05)
         return True
 

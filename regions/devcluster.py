@@ -32,7 +32,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -182,9 +182,13 @@ class DevCluster:
             raise
         return plan.topology
 
-    def restart(self, names: list[str]) -> list[ProcessRecord]:
+    def restart(self, names: list[str], hold: Collection[str] = ()) -> list[ProcessRecord]:
         """Start stopped processes again, each with its recorded command line and log (a
-        region coming back after a loss). Redis restarts empty: it keeps no files."""
+        region coming back after a loss). A single-mode Redis restarts empty (it keeps no
+        files); a Redis Cluster node restarts with its data (its AOF). `hold`: cluster
+        nodes to restart *held*: with their data but a new cluster identity, alone and
+        out of their cluster until a failback has read their orphans
+        (regions.clusterorphans)."""
         table = ProcessTable.load(self.table_path)
         table.handles = self._handles
         by_name = {r.name: r for r in table.records}
@@ -193,6 +197,8 @@ class DevCluster:
             old = by_name[name]
             if is_alive(old):
                 continue
+            if name in hold:
+                servers.hold_cluster_node(old.argv)
             table.records.remove(old)
             stop([old], handles=self._handles)  # reaps it: a killed child left unwaited warns
             started.append(

@@ -31,14 +31,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from homeport.core.entry import Delivery
 from homeport.core.keys import PartitionKeys
 from homeport.core.security import Identity
-from homeport.regions import clusterpromotion, history, stores
+from homeport.regions import clusterorphans, clusterpromotion, history, stores
 from homeport.regions.control import ControlPlane
 from homeport.regions.errors import RegionsError
 from homeport.regions.routing import Route, next_standby, store_address
@@ -212,13 +212,21 @@ def _after(entry_id: str, point: str) -> bool:
 
 
 async def find_orphans(
-    old: stores.Store, serving: stores.Store, home: str, partitions: int, point: dict[int, str]
+    old: stores.Store,
+    serving: stores.Store,
+    home: str,
+    partitions: int,
+    point: dict[int, str],
+    only: Collection[int] | None = None,
 ) -> list[Orphan]:
     """Writes on the old primary that the serving copy has never seen (no dedup key there):
     stream entries past the promotion point, and scheduled tasks in the delayed set.
-    Entries the old home's workers already ran and trimmed are done, not orphans."""
+    Entries the old home's workers already ran and trimmed are done, not orphans.
+    `only`: the partitions `old` holds (a held cluster node holds its own shard's)."""
     orphans: list[Orphan] = []
     for p in range(partitions):
+        if only is not None and p not in only:
+            continue
         pk = PartitionKeys(home, p)
         start = point.get(p, "0-0")
         found: list[tuple[str, Delivery | None]] = []
@@ -281,7 +289,12 @@ async def _requeue(cp: ControlPlane, route: Route, orphans: list[Orphan]) -> int
 
 
 async def _recover(
-    cp: ControlPlane, route: Route, old: stores.Store, serving: stores.Store, step: Say
+    cp: ControlPlane,
+    route: Route,
+    old: stores.Store,
+    serving: stores.Store,
+    step: Say,
+    only: Collection[int] | None = None,
 ) -> tuple[list[Orphan], int]:
     """Failback steps 1-2: find the orphans on the old home's copy, re-enqueue them into
     the serving copy and record them in etcd."""
@@ -289,7 +302,7 @@ async def _recover(
     raw = await cp.etcd.get(cp.prefix("promotions", home, str(route.epoch)))
     point = {int(k): v for k, v in json.loads(raw.value)["tails"].items()} if raw else {}
     partitions = cp.topology.region(home).partitions
-    orphans = await find_orphans(old, serving, home, partitions, point)
+    orphans = await find_orphans(old, serving, home, partitions, point, only)
     step(f"1. {len(orphans)} orphans on {home}'s old primary (entries the {route.copy} never got)")
     requeued = await _requeue(cp, route, orphans)
     if orphans:
@@ -312,9 +325,19 @@ async def _fail_back_cluster(
             raise PromotionError(
                 f"{route.home}'s nodes are not all reachable yet; fail back once they are"
             )
-        await old.refresh()
         await serving.refresh()
-        orphans, requeued = await _recover(cp, route, old, serving, step)
+        held = await clusterorphans.held(old)
+        if held:  # read their shards before they may rejoin (regions.clusterorphans)
+            async with old.readable_while_down():
+                await old.refresh()
+                only = clusterorphans.partitions_held(
+                    old, route.home, cp.topology.region(route.home).partitions, held
+                )
+                orphans, requeued = await _recover(cp, route, old, serving, step, only)
+            await clusterorphans.release(cp, route.home, old, serving, held, step)
+        else:
+            await old.refresh()
+            orphans, requeued = await _recover(cp, route, old, serving, step)
     finally:
         await old.close()
         await serving.close()

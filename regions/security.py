@@ -129,7 +129,11 @@ def _sha(secret: SecretRef, where: str) -> str:
 def redis_acl(config: SecurityConfig) -> str:
     """The ACL file every Redis node loads: `default` off, one user per role, the
     replication user. Passwords appear only as SHA-256 hashes."""
-    lines = ["user default off resetkeys -@all"]
+    # `default` is off: no connection can log in as it, and an unauthenticated one gets
+    # NOAUTH for everything. Its rights are those of the client that replays the AOF at
+    # start-up: Redis 7.0 re-checks EXEC's commands against them, and drops every
+    # MULTI/EXEC of the file (our scripts' effects) without them (redis/redis#14541).
+    lines = ["user default off ~* &* +@all"]
     for role, logins in config.roles.items():
         if logins.redis is not None:
             where = f"security.roles.{role}.redis.password"

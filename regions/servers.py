@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,8 +114,29 @@ def redis_argv(
             # formed, or after a failover), which could leave a shard without its mirror
             # in the standby region while GLOBAL's WAIT still counts two replicas.
             "--cluster-allow-replica-migration", "no",
+            # A node keeps its data over a restart (the AOF is written before each reply,
+            # so a SIGKILL loses no acknowledged write): a failed-over home's old master
+            # comes back *held* with what its mirror never got (regions.clusterorphans).
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
         ]  # fmt: skip
     return argv
+
+
+def hold_cluster_node(argv: Sequence[str]) -> Path:
+    """Before a Redis Cluster node restarts: set its cluster config file aside (kept as
+    `<file>.held`), so it starts under a new node id that no other node knows. It loads
+    its data, claims the slots it holds keys of, and stays alone: the others ignore a
+    node they never met, so it is not turned into a replica and resynced (which would drop
+    what its mirror never got). It refuses writes (its cluster lacks most slots). Returns
+    where the old file was kept."""
+    if "--cluster-config-file" not in argv:
+        raise LaunchError("redis", f"only a Redis Cluster node can be held: {' '.join(argv[:3])}")
+    config = Path(argv[argv.index("--cluster-config-file") + 1])
+    kept = config.with_name(config.name + ".held")
+    if config.exists():
+        config.replace(kept)
+    return kept
 
 
 def redis_probe(
