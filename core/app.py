@@ -203,3 +203,15 @@ async def call_handler(
     if reg.is_async:
         return await reg.fn(ctx)
     return await run_sync(lambda: reg.fn(ctx))
+
+
+def encode_result(value: Any) -> bytes | None:
+    """A handler's return value as recorded: bytes as they are, str as UTF-8, anything
+    else as JSON."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    import json
+
+    return json.dumps(value, default=str).encode()

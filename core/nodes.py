@@ -30,7 +30,7 @@ MAIN, GLOBAL_LANE = "main", "global"
 POOL_SIZE = 128
 GLOBAL_POOL_SIZE = 256
 POOL_WAIT_S = 2.0
-_SCRIPTS = ("enqueue", "step", "forward", "lease", "release", "cancel", "requeue", "fence")
+_SCRIPTS = ("enqueue", "step", "take", "forward", "lease", "release", "cancel", "requeue", "fence")
 _MAX_REDIRECTS = 3
 # How long a client is told to wait before resending after Redis refused for memory.
 OOM_RETRY_AFTER_MS = 1000
