@@ -3,8 +3,7 @@
 -- An entry is begun here only when its kind is listed in ARGV[6..] (the caller's unordered
 -- kinds, which start as soon as they are read), and at most ARGV[5] of them (the handler
 -- slots the caller holds for them); everything else is returned unbegun and begins later
--- through step.lua, as before. Begin is step.lua's: cancel check, then
--- the started mark "<entry id>|<times begun>".
+-- through step.lua, as before. Begin is step.lua's (begin.lua).
 -- KEYS[1] -> partition stream
 -- KEYS[2] -> partition lease hash (owner, token)
 -- KEYS[3] -> partition started hash (task id -> "<entry id>|<times begun>")
@@ -56,6 +55,7 @@ local function id_and_kind(blob)
   return tid, kind
 end
 
+--#include begin
 local out = {}
 local group, stream = ARGV[1], KEYS[1]
 for _, e in ipairs(got[1][2]) do
@@ -69,19 +69,7 @@ for _, e in ipairs(got[1][2]) do
     local ok, tid, kind = pcall(id_and_kind, t)
     if ok and begin_kinds[kind] then
       budget = budget - 1
-      if redis.call('ZSCORE', KEYS[4], tid) then
-        redis.call('XACK', stream, group, entry)
-        redis.call('ZREM', KEYS[4], tid)
-        verdict = -1
-      else
-        local mark = redis.call('HGET', KEYS[3], tid)
-        local before = 0
-        if mark and string.sub(mark, 1, #entry + 1) == entry .. '|' then
-          before = tonumber(string.sub(mark, #entry + 2))
-        end
-        redis.call('HSET', KEYS[3], tid, entry .. '|' .. (before + 1))
-        verdict = before
-      end
+      verdict = begin_entry(stream, KEYS[3], KEYS[4], group, entry, tid)
     end
   end
   out[#out + 1] = {entry, verdict, t, v}
