@@ -316,6 +316,7 @@ _PEERS = {
     "saq": ("homeport.loadtest.peers.saq_peer", "SaqContender"),
     "taskiq": ("homeport.loadtest.peers.taskiq_peer", "TaskiqContender"),
     "huey": ("homeport.loadtest.peers.huey_peer", "HueyContender"),
+    "streaq": ("homeport.loadtest.peers.streaq_peer", "StreaqContender"),
 }
 _SLOW = ("rq", "arq")  # about 200 tasks/s: measured on fewer tasks (--slow-tasks)
 
@@ -408,7 +409,7 @@ def peers_bench(
     pg_dsn: str | None,
     out: Path,
 ) -> None:
-    """homeport beside Celery, RQ, arq, Dramatiq, SAQ, taskiq, Huey and raw Redis streams."""
+    """homeport beside Celery, RQ, arq, Dramatiq, SAQ, taskiq, Huey, streaQ, raw Redis streams."""
     import importlib
     import json
     import os
