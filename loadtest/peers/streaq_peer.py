@@ -9,7 +9,7 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from homeport.loadtest.peers.base import Contender, apaced
+from homeport.loadtest.peers.base import OneRunContender, apaced
 from homeport.loadtest.peers.marker import mark
 from streaq import Worker
 
@@ -21,7 +21,7 @@ async def noop(stamp: float) -> None:
     mark(stamp)
 
 
-class StreaqContender(Contender):
+class StreaqContender(OneRunContender):
     name = "streaq"
     changed = ()
 
@@ -41,12 +41,6 @@ class StreaqContender(Contender):
                     await apaced(n, stamped, rate, lambda s: noop.enqueue(s))
 
         asyncio.run(main())
-
-    def submit(self, n: int, stamped: bool = False, rate: float | None = None) -> None:
-        self._run(n, stamped, rate, None)
-
-    def probe(self) -> None:
-        self._run(1, False, None, -1.0)
 
     def version(self) -> str:
         return version("streaq")
