@@ -26,7 +26,6 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from croniter import croniter
 from homeport.core.errors import InvalidArgument
 from homeport.core.retry import equal_jitter
 
@@ -128,6 +127,8 @@ class Periodic:
             return (now // self.every_s) * self.every_s
         if self.cron is None:
             raise ValueError(f"periodic {self.name!r} has neither cron nor every_s")
+        from croniter import croniter  # only apps with cron schedules pay its import
+
         prev: float = croniter(self.cron, now + 1e-6).get_prev(float)
         return float(prev)
 
@@ -175,7 +176,7 @@ class App:
         """Fire a task of `kind` on a cron schedule or every `every_s` seconds."""
         if (cron is None) == (every_s is None):
             raise InvalidArgument("schedule", (cron, every_s), "give exactly one of cron, every_s")
-        if cron is not None and not croniter.is_valid(cron):
+        if cron is not None and not _cron_valid(cron):
             raise InvalidArgument("cron", cron, "is not a valid cron expression")
         if every_s is not None and every_s <= 0:
             raise InvalidArgument("every_s", every_s, "must be greater than zero seconds")
@@ -203,3 +204,21 @@ async def call_handler(
     if reg.is_async:
         return await reg.fn(ctx)
     return await run_sync(lambda: reg.fn(ctx))
+
+
+def encode_result(value: Any) -> bytes | None:
+    """A handler's return value as recorded: bytes as they are, str as UTF-8, anything
+    else as JSON."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    import json
+
+    return json.dumps(value, default=str).encode()
+
+
+def _cron_valid(cron: str) -> bool:
+    from croniter import croniter  # imported on use: a worker starts faster without it
+
+    return bool(croniter.is_valid(cron))

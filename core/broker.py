@@ -26,7 +26,7 @@ from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
-from homeport.core.entry import Delivery, Undecodable
+from homeport.core.entry import Delivery, Undecodable, taken
 from homeport.core.errors import (
     Fenced,
 )
@@ -167,6 +167,28 @@ class Broker(Readouts):
         if not got:
             return []
         return _split([Delivery.parse(eid, fields) for eid, fields in got[0][1] if fields], bad)
+
+    async def take(
+        self,
+        pk: PartitionKeys,
+        token: int,
+        consumer: str,
+        count: int,
+        begin_kinds: Sequence[str],
+        begin_max: int,
+        bad: list[Undecodable],
+    ) -> list[tuple[Delivery, int]]:
+        """Run take.lua: read up to `count` new entries and begin up to `begin_max` of
+        those of `begin_kinds`. Per entry its verdict (-2 = not begun; else as `step`).
+        One reply of plain arrays: no stream-reply parsing in redis-py. Raises `Fenced`."""
+        args = [GROUP, token, consumer, count, begin_max, *begin_kinds]
+        reply = await self._script("take", [pk.stream, pk.lease, pk.started, pk.cancelled], args)
+        if reply and reply[0] == b"FENCED":
+            raise Fenced(pk.name, token, int(reply[1]))
+        if reply and reply[0] == b"NOGROUP":
+            await self.ensure_group(pk)
+            return []
+        return taken(reply, bad)
 
     async def claim_pending(
         self,

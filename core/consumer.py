@@ -23,7 +23,15 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from homeport.core.app import Cancelled, Registration, TaskContext, TaskOptions, call_handler
+from homeport.core.app import (
+    Cancelled,
+    Registration,
+    TaskContext,
+    TaskOptions,
+    call_handler,
+    encode_result,
+)
+from homeport.core.batchpath import BatchPath, Outcome
 from homeport.core.broker import Finish
 from homeport.core.entry import Delivery, Undecodable
 from homeport.core.errors import Fenced, HomeportError
@@ -68,11 +76,14 @@ class PartitionConsumer:
         self._m_hold = m.slot_hold.labels(pk.region)
         self._draining = False
         self._reader: asyncio.Task[None] | None = None
+        self._batch = BatchPath(self)
+        self._taking = True
         self.lost = False
 
     # --- life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
+        self._batch.open()
         self._stepper.start()
         self._reader = asyncio.create_task(self._read(), name=f"read {self.pk.name}")
         self._reader.add_done_callback(self._reap)
@@ -96,6 +107,7 @@ class PartitionConsumer:
     async def abort(self) -> None:
         """Cancel everything now; unfinished entries stay pending for the next owner."""
         self._draining = True
+        self._batch.close()
         await self._stop_reader()
         for t in list(self._tasks):
             t.cancel()
@@ -151,6 +163,12 @@ class PartitionConsumer:
                     s.max_buffered - self._buffered,
                     max(1, s.concurrency - rt.buffered),
                 )
+                if self._taking and self._batch.kinds:
+                    # One call reads and begins (core/batchpath.py); after an empty one,
+                    # the next read blocks until an entry arrives.
+                    self._taking = await self._batch.take(count, bad) > 0
+                    self._dead_letter_undecodable(bad)
+                    continue
                 got = await self._io(
                     lambda n=count: rt.broker.read_new(  # type: ignore[misc]
                         self.pk, rt.worker_id, n, s.block_ms, bad
@@ -158,6 +176,7 @@ class PartitionConsumer:
                 )
                 self._dead_letter_undecodable(bad)
                 self._admit(got)
+                self._taking = bool(got)
         except Fenced:
             self.lost = True
 
@@ -287,15 +306,22 @@ class PartitionConsumer:
             slot = Slot(rt.slots, self._m_hold)
             try:
                 await slot.acquire()
-                await self._begin_and_run(d, reg, slot)
+                await self._begun(d, reg, slot, await self._begin(d))
             finally:
                 slot.release()
         finally:
             rt.gate.leave(alone)
 
-    async def _begin_and_run(self, d: Delivery, reg: Registration, slot: Slot) -> None:
+    async def _begun(
+        self,
+        d: Delivery,
+        reg: Registration,
+        slot: Slot,
+        verdict: int,
+        first: Outcome | None = None,
+    ) -> None:
+        """Run a begun entry to its end (`first`: its first attempt's outcome, if run)."""
         rt, s = self.rt, self.rt.settings
-        verdict = await self._begin(d)
         if verdict == BEGIN_CANCELLED:
             self._m_cancelled.inc()
             rt.recorder.task(self._record(d, Status.CANCELLED, d.attempts_before))
@@ -314,11 +340,15 @@ class PartitionConsumer:
         opts = reg.options
         max_attempts = opts.max_attempts or d.max_attempts
         attempt = d.attempts_before + verdict + 1
-        self._m_latency.observe(max(0.0, time.time() - d.ready_ms / 1000))
+        if first is None:
+            self._m_latency.observe(max(0.0, time.time() - d.ready_ms / 1000))
         while True:
-            if d.deadline_ms and time.time() * 1000 > d.deadline_ms:
+            if first is not None:
+                (ok, value, error), first = first, None
+            elif d.deadline_ms and time.time() * 1000 > d.deadline_ms:
                 return await self._dead(d, attempt - 1, "deadline passed before the attempt")
-            ok, value, error = await self._attempt(d, reg, attempt, verdict, slot)
+            else:
+                ok, value, error = await self._attempt(d, reg, attempt, verdict, slot)
             if ok or error == "cancelled":
                 status = Status.SUCCEEDED if ok else Status.CANCELLED
                 (self._m_succeeded if ok else self._m_cancelled).inc()
@@ -371,7 +401,7 @@ class PartitionConsumer:
         self._running[d.task_id] = ctx
         rt.inflight += 1
         try:
-            value = _encode_result(await call_handler(reg, ctx, rt.run_sync))
+            value = encode_result(await call_handler(reg, ctx, rt.run_sync))
             ok = True
         except Cancelled:
             error = "cancelled"
@@ -466,13 +496,3 @@ class PartitionConsumer:
             started_at=started,
             finished_at=time.time() if finished else None,
         )
-
-
-def _encode_result(value: Any) -> bytes | None:
-    if value is None or isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode()
-    import json
-
-    return json.dumps(value, default=str).encode()

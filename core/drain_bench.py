@@ -33,6 +33,9 @@ from homeport.core.settings import Settings
 from homeport.core.supervisor import Child, ChildFailed
 
 drain_app = App("drainbench")
+# The unordered kind in an app of its own: an app with only unordered kinds reads in
+# batches sized to its free handler slots (core/batchpath.py).
+drain_app_u = App("drainbench-u")
 _KEYS = 1024
 KINDS = {"ordered": "noop", "unordered": "noop_u"}
 # Shared by the worker processes of `--processes N` (made before they fork; only in a
@@ -74,7 +77,7 @@ async def noop(ctx: TaskContext) -> None:
     _mark()
 
 
-@drain_app.task("noop_u", ordered=False)
+@drain_app_u.task("noop_u", ordered=False)
 async def noop_u(ctx: TaskContext) -> None:
     _mark()
 
@@ -96,14 +99,15 @@ async def _enqueue(settings: Settings, n: int, kind: str, payload: bytes) -> Non
     await broker.close()
 
 
-def _worker_argv(settings: Settings, processes: int) -> list[str]:
+def _worker_argv(settings: Settings, processes: int, kind: str) -> list[str]:
     argv = [
         sys.executable,
         "-m",
         "homeport",
         "worker",
         "--app",
-        "homeport.core.drain_bench:drain_app",
+        "homeport.core.drain_bench:"
+        + ("drain_app_u" if kind == KINDS["unordered"] else "drain_app"),
         "--region",
         settings.region,
         "--partitions",
@@ -135,8 +139,8 @@ def drain_once(
         out = Path(tmp) / "drain.json"
         env = {**os.environ, "HP_DRAIN_N": str(n), "HP_DRAIN_OUT": str(out)}
         spawned = time.time()
-        worker = Child.start("worker", _worker_argv(settings, processes), Path(tmp) / "worker.log",
-                             env=env)  # fmt: skip
+        argv = _worker_argv(settings, processes, kind)
+        worker = Child.start("worker", argv, Path(tmp) / "worker.log", env=env)
         try:
             worker.wait_ready(out.exists, 600, "done draining")
             doc = json.loads(out.read_text())

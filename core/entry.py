@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import msgpack
 from homeport.core.task import Task
@@ -168,3 +169,20 @@ class Delivery:
     def ready_ms(self) -> int:
         """When the task became runnable: its schedule if it had one, else its enqueue."""
         return max(self.enqueued_ms, self.scheduled_ms)
+
+
+def taken(reply: list[Any], bad: list[Undecodable]) -> list[tuple[Delivery, int]]:
+    """The deliveries of a take.lua reply, each with its begin verdict; entries that are
+    no task blob of this version go to `bad` (whatever their verdict: take.lua begins
+    only entries whose blob it could read)."""
+    out = []
+    for eid, verdict, t, v in reply:
+        fields = {} if t is None else {b"t": t}
+        if v is not None:
+            fields[b"v"] = v
+        d = Delivery.parse(eid, fields)
+        if isinstance(d, Delivery):
+            out.append((d, int(verdict)))
+        else:
+            bad.append(d)
+    return out

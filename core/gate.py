@@ -50,3 +50,20 @@ class Gate:
         self._shared -= 1
         if self._shared == 0:
             self._idle.set()
+
+    def try_enter_shared(self, n: int) -> bool:
+        """Enter shared `n` times at once if no suspect waits or runs (no await), for
+        a batch that begins together; False (nothing entered) otherwise."""
+        if not self._open.is_set():
+            return False
+        if n > 0:
+            self._shared += n
+            self._idle.clear()
+        return True
+
+    def leave_shared(self, n: int) -> None:
+        """Leave `n` shared entries (of `try_enter_shared`)."""
+        if n > 0:
+            self._shared -= n
+            if self._shared == 0:
+                self._idle.set()

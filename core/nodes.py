@@ -30,7 +30,7 @@ MAIN, GLOBAL_LANE = "main", "global"
 POOL_SIZE = 128
 GLOBAL_POOL_SIZE = 256
 POOL_WAIT_S = 2.0
-_SCRIPTS = ("enqueue", "step", "forward", "lease", "release", "cancel", "requeue", "fence")
+_SCRIPTS = ("enqueue", "step", "take", "forward", "lease", "release", "cancel", "requeue", "fence")
 _MAX_REDIRECTS = 3
 # How long a client is told to wait before resending after Redis refused for memory.
 OOM_RETRY_AFTER_MS = 1000
@@ -92,7 +92,7 @@ class Nodes:
         self._nodes: dict[tuple[tuple[str, int], str], aioredis.Redis] = {}
         self._slots: list[tuple[str, int]] = []
         self._loaded: set[int] = set()
-        self._src = {n: (_SCRIPT_DIR / f"{n}.lua").read_text() for n in _SCRIPTS}
+        self._src = {n: script_source(n) for n in _SCRIPTS}
         self._sha = {n: hashlib.sha1(s.encode()).hexdigest() for n, s in self._src.items()}
 
     def _new_client(self, lane: str, *, url: str | None = None, **kwargs: Any) -> aioredis.Redis:
@@ -237,6 +237,17 @@ class Nodes:
     async def raw(self, key: str, fn: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
         """Run `fn` on the client serving `key`. For the raw baseline of `bench` only."""
         return await self._on(key, fn)
+
+
+def script_source(name: str) -> str:
+    """A Lua script's text, with each `--#include <part>` line replaced by the text of
+    scripts/<part>.lua: scripts share code (step.lua's and take.lua's begin) this way, as
+    EVALSHA scripts cannot call each other."""
+    lines = (_SCRIPT_DIR / f"{name}.lua").read_text().splitlines(keepends=True)
+    return "".join(
+        (_SCRIPT_DIR / f"{ln.split()[1]}.lua").read_text() if ln.startswith("--#include ") else ln
+        for ln in lines
+    )
 
 
 def key_for_slot(slot: int) -> str:

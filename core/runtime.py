@@ -53,6 +53,8 @@ class WorkerRuntime:
         # The fetch budget above is soft: every partition's reader parks in a blocking
         # read of at least one entry, so up to one read per partition can land past it.
         self.slots = asyncio.Semaphore(settings.concurrency)
+        # Partition readers running now: a batch read takes at most its share of slots.
+        self.readers = 0
 
     def take(self, n: int) -> None:
         self.buffered += n
@@ -70,11 +72,11 @@ class Slot:
 
     __slots__ = ("_held", "_slots", "_hold", "_since")
 
-    def __init__(self, slots: asyncio.Semaphore, hold: Any = None) -> None:
+    def __init__(self, slots: asyncio.Semaphore, hold: Any = None, held: bool = False) -> None:
         self._slots = slots
-        self._held = False
+        self._held = held
         self._hold = hold  # histogram child observing each hold (homeport_slot_hold_seconds)
-        self._since = 0.0
+        self._since = time.perf_counter() if held else 0.0
 
     async def acquire(self) -> None:
         if not self._held:

@@ -316,8 +316,9 @@ _PEERS = {
     "saq": ("homeport.loadtest.peers.saq_peer", "SaqContender"),
     "taskiq": ("homeport.loadtest.peers.taskiq_peer", "TaskiqContender"),
     "huey": ("homeport.loadtest.peers.huey_peer", "HueyContender"),
+    "streaq": ("homeport.loadtest.peers.streaq_peer", "StreaqContender"),
 }
-_SLOW = ("rq", "arq")  # about 200 tasks/s: measured on fewer tasks (--slow-tasks)
+_SLOW = ("rq", "arq", "streaq")  # 200-350 tasks/s: measured on fewer tasks (--slow-tasks)
 
 
 @contextmanager
@@ -376,7 +377,7 @@ def _bench_servers(pg_dsn: str | None, workdir: Path, need_pg: bool) -> Iterator
     type=int,
     default=2_000,
     show_default=True,
-    help="Tasks per run for the slow queues (RQ, arq).",
+    help="Tasks per run for the slow queues (RQ, arq, streaQ).",
 )
 @click.option("--runs", type=int, default=3, show_default=True)
 @click.option("--latency-tasks", type=int, default=500, show_default=True)
@@ -408,7 +409,7 @@ def peers_bench(
     pg_dsn: str | None,
     out: Path,
 ) -> None:
-    """homeport beside Celery, RQ, arq, Dramatiq, SAQ, taskiq, Huey and raw Redis streams."""
+    """homeport beside Celery, RQ, arq, Dramatiq, SAQ, taskiq, Huey, streaQ, raw Redis streams."""
     import importlib
     import json
     import os

@@ -61,21 +61,9 @@ for _, fin in ipairs(finishes) do
   redis.call('ZREM', KEYS[4], tid)
 end
 
+--#include begin
 local out = {}
 for _, beg in ipairs(begins) do
-  local entry, tid = beg[1], beg[2]
-  if redis.call('ZSCORE', KEYS[4], tid) then
-    redis.call('XACK', KEYS[1], group, entry)
-    redis.call('ZREM', KEYS[4], tid)
-    out[#out + 1] = -1
-  else
-    local mark = redis.call('HGET', KEYS[3], tid)
-    local before = 0
-    if mark and string.sub(mark, 1, #entry + 1) == entry .. '|' then
-      before = tonumber(string.sub(mark, #entry + 2))
-    end
-    redis.call('HSET', KEYS[3], tid, entry .. '|' .. (before + 1))
-    out[#out + 1] = before
-  end
+  out[#out + 1] = begin_entry(KEYS[1], KEYS[3], KEYS[4], group, beg[1], beg[2])
 end
 return out

@@ -42,6 +42,20 @@ class Contender:
         return ""
 
 
+class OneRunContender(Contender):
+    """A contender whose every enqueue goes through `_run(n, stamped, rate, stamp)`:
+    `stamp` is None for a submit of `n` tasks, else the stamp of one probe task."""
+
+    def _run(self, n: int, stamped: bool, rate: float | None, stamp: float | None) -> None:
+        raise NotImplementedError
+
+    def submit(self, n: int, stamped: bool = False, rate: float | None = None) -> None:
+        self._run(n, stamped, rate, None)
+
+    def probe(self) -> None:
+        self._run(1, False, None, -1.0)
+
+
 def python_m(*args: str) -> list[str]:
     return [sys.executable, "-m", *args]
 

@@ -9,7 +9,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from homeport.loadtest.peers.base import Contender, apaced
+from homeport.loadtest.peers.base import OneRunContender, apaced
 from homeport.loadtest.peers.marker import mark
 from saq import Queue
 
@@ -24,7 +24,7 @@ settings = {
 }
 
 
-class SaqContender(Contender):
+class SaqContender(OneRunContender):
     name = "SAQ"
     changed = ()
 
@@ -47,12 +47,6 @@ class SaqContender(Contender):
                 await queue.disconnect()
 
         asyncio.run(main())
-
-    def submit(self, n: int, stamped: bool = False, rate: float | None = None) -> None:
-        self._run(n, stamped, rate, None)
-
-    def probe(self) -> None:
-        self._run(1, False, None, -1.0)
 
     def version(self) -> str:
         return version("saq")

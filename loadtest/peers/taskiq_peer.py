@@ -8,7 +8,7 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from homeport.loadtest.peers.base import Contender, apaced
+from homeport.loadtest.peers.base import OneRunContender, apaced
 from homeport.loadtest.peers.marker import mark
 from taskiq_redis import RedisStreamBroker
 
@@ -20,7 +20,7 @@ async def noop(stamp: float) -> None:
     mark(stamp)
 
 
-class TaskiqContender(Contender):
+class TaskiqContender(OneRunContender):
     name = "taskiq"
     changed = ("--workers 1 (the default starts two worker processes)",)
 
@@ -45,12 +45,6 @@ class TaskiqContender(Contender):
                 await broker.shutdown()
 
         asyncio.run(main())
-
-    def submit(self, n: int, stamped: bool = False, rate: float | None = None) -> None:
-        self._run(n, stamped, rate, None)
-
-    def probe(self) -> None:
-        self._run(1, False, None, -1.0)
 
     def version(self) -> str:
         return version("taskiq") + f" (taskiq-redis {version('taskiq-redis')})"

@@ -1,0 +1,280 @@
+"""`BatchPath`: a partition consumer's per-batch way of reading and running tasks.
+
+One take.lua call reads a batch of new entries and begins those of unordered kinds (for
+which the reader took a handler slot and a gate share beforehand, so they start at once,
+as a per-task begin would). Their handlers run back to back in the reader, each
+coroutine's first step eagerly (`core.eager`); a handler that suspends continues in a
+Task of its own. Then, once per batch: metrics, the records, one flush, and the acks
+queued together (the stepper sends them in one step call).
+
+Everything rare leaves the batch for the consumer's per-task path, with the verdict take
+already got: a cancelled entry, a duplicate (an earlier begin never finished), a passed
+deadline, a sync handler, and a failed attempt (retries, dead-letter). Entries of
+ordered kinds come back unbegun and join their key's FIFO as before (a key's next entry
+begins only after the previous one's ack, which take cannot know).
+
+The guarantees are the per-task path's: the slot is held from begin until the handler
+returns, the gate share from begin until the ack is queued, and the records are flushed
+before the ack is queued (an acked task is always recorded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from homeport.core import eager
+from homeport.core.app import Cancelled, Registration, TaskContext, encode_result
+from homeport.core.broker import Finish
+from homeport.core.entry import Delivery, Undecodable
+from homeport.core.metrics import observe_many
+from homeport.core.runtime import Slot
+from homeport.core.store import AttemptRecord, Status
+
+if TYPE_CHECKING:
+    from homeport.core.consumer import PartitionConsumer
+
+NOT_BEGUN = -2
+# (ok, result, error) of one attempt, as `PartitionConsumer._attempt` returns it.
+Outcome = tuple[bool, bytes | None, str | None]
+
+
+class BatchPath:
+    """The batch read and run of one `PartitionConsumer` (see the module docstring)."""
+
+    def __init__(self, c: PartitionConsumer) -> None:
+        self.c = c
+        app = c.rt.app
+        regs = (app.handler(k) for k in app.kinds)
+        self._regs = {r.kind: r for r in regs if r is not None and not r.options.ordered}
+        self.kinds = list(self._regs)
+        # Only unordered kinds: a read waits for a free slot and reads no more entries
+        # than it holds slots for. With ordered kinds too, it reads on without (for the
+        # ordered entries), and unordered entries past the slots it holds come back
+        # unbegun and take the per-task path.
+        self._open = False
+        self._only = len(self.kinds) == len(app.kinds)
+
+    def open(self) -> None:
+        """Count the consumer among the worker's readers (fair shares of slots)."""
+        if not self._open:
+            self._open = True
+            self.c.rt.readers += 1
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self.c.rt.readers -= 1
+
+    async def take(self, count: int, bad: list[Undecodable]) -> int:
+        """Read up to `count` new entries; begin and run the unordered ones at once.
+        Returns how many entries were read (undecodable ones included)."""
+        c = self.c
+        rt = c.rt
+        held = 0
+        if self.kinds:
+            # A slot per entry that may be begun, taken before the begin as on the per-task
+            # path. With only unordered kinds, waiting for the first one paces reading to
+            # the handlers' progress; with ordered kinds too, reading goes on without.
+            if self._only:
+                await rt.slots.acquire()
+                held = 1
+            # At most a fair share of the slots: one reader taking them all would leave
+            # the others' reads waiting, one round trip at a time.
+            share = min(count, max(1, rt.settings.concurrency // max(1, rt.readers)))
+            while held < share and not rt.slots.locked():
+                await rt.slots.acquire()  # a free slot: returns without suspending
+                held += 1
+            if held and not rt.gate.try_enter_shared(held):  # a suspect waits or runs alone
+                for _ in range(held):
+                    rt.slots.release()
+                held = 0
+            elif self._only:
+                count = held  # every entry read is begun: read no more than that
+        try:
+            got: list[tuple[Delivery, int]] = await c._io(
+                lambda: rt.broker.take(c.pk, c.token, rt.worker_id, count, self.kinds, held, bad)
+            )
+        except BaseException:
+            self._give_back(held)
+            raise
+        begun = [(d, v) for d, v in got if v != NOT_BEGUN]
+        self._give_back(held - len(begun))
+        c._admit([d for d, v in got if v == NOT_BEGUN])
+        if begun:
+            rt.take(len(begun))
+            c._buffered += len(begun)
+            self._run(begun)
+        return len(got) + len(bad)
+
+    def _give_back(self, n: int) -> None:
+        for _ in range(n):
+            self.c.rt.slots.release()
+        self.c.rt.gate.leave_shared(n)
+
+    def _run(self, begun: list[tuple[Delivery, int]]) -> None:
+        c = self.c
+        rt = c.rt
+        now = time.time()
+        finishes: list[Finish] = []
+        waits: list[float] = []
+        holds: list[float] = []
+        for d, verdict in begun:
+            reg = self._regs[d.kind]  # take.lua begins only these kinds
+            if verdict or not reg.is_async or (d.deadline_ms and now * 1000 > d.deadline_ms):
+                c._spawn(self._continue(d, reg, verdict, None))
+                continue
+            waits.append(max(0.0, now - d.ready_ms / 1000))
+            ctx = self._context(d)
+            started = time.time()
+            c._running[d.task_id] = ctx
+            coro = reg.fn(ctx)
+            state, value, cvars = eager.first_step(coro)
+            if state == eager.SUSPENDED:
+                c.rt.recorder.task(
+                    c._record(d, Status.RUNNING, d.attempts_before + 1, started=started)
+                )
+                task = asyncio.get_running_loop().create_task(
+                    self._suspended(d, reg, coro, started, value), context=cvars
+                )
+                c._tasks.add(task)
+                task.add_done_callback(c._reap)
+                continue
+            del c._running[d.task_id]
+            ended = time.time()
+            rt.slots.release()
+            holds.append(ended - started)
+            outcome = _outcome(state, value)
+            fin = self._ended(d, outcome, started, ended)
+            if fin is None:
+                c._spawn(self._continue(d, reg, 0, outcome))
+            else:
+                finishes.append(fin)
+        ran = len(waits)
+        c._m_started.inc(ran)
+        observe_many(c._m_latency, waits)
+        observe_many(c._m_hold, holds)
+        if finishes:
+            c._spawn(self._complete(finishes))
+
+    def _context(self, d: Delivery) -> TaskContext:
+        pk = self.c.pk
+        return TaskContext(
+            d.task_id,
+            d.key,
+            d.kind,
+            d.payload,
+            d.attempts_before + 1,
+            d.deliveries,
+            pk.region,
+            pk.number,
+        )
+
+    def _ended(self, d: Delivery, outcome: Outcome, started: float, ended: float) -> Finish | None:
+        """Record the attempt; for a success or a cancel also the task's end, and return its
+        ack. None for a failed attempt (the per-task path retries or dead-letters it)."""
+        c = self.c
+        ok, value, error = outcome
+        attempt = d.attempts_before + 1
+        if ok:
+            status = Status.SUCCEEDED
+        else:
+            status = Status.CANCELLED if error == "cancelled" else Status.FAILED
+        pk = c.pk
+        c.rt.recorder.attempt(
+            AttemptRecord(
+                d.task_id,
+                attempt,
+                d.entry_id,
+                c.rt.worker_id,
+                pk.region,
+                pk.number,
+                status,
+                started,
+                ended,
+                False,
+                error,
+            )
+        )
+        if status is Status.FAILED:
+            return None
+        (c._m_succeeded if ok else c._m_cancelled).inc()
+        c.rt.recorder.task(
+            c._record(d, status, attempt, result=value, started=started, finished=True)
+        )
+        return Finish("A", d.entry_id, d.task_id)
+
+    async def _complete(self, finishes: list[Finish]) -> None:
+        """Flush the batch's records once, then queue its acks; then the batch's gate
+        shares and budget go back."""
+        c = self.c
+        try:
+            await c.rt.recorder.flushed()
+            for f in finishes:
+                c._send_finish(f, 0)
+        finally:
+            c.rt.gate.leave_shared(len(finishes))
+            for _ in finishes:
+                c._release()
+
+    async def _suspended(
+        self,
+        d: Delivery,
+        reg: Registration,
+        coro: Coroutine[Any, Any, Any],
+        started: float,
+        first: Any,
+    ) -> None:
+        """A handler that suspended in its first step: run it to its end in this Task."""
+        c = self.c
+        rt = c.rt
+        rt.inflight += 1
+        try:
+            value = encode_result(await eager.resume(coro, first))
+            outcome: Outcome = (True, value, None)
+        except Cancelled:
+            outcome = (False, None, "cancelled")
+        except Exception as exc:  # noqa: BLE001 - a handler's failure is an outcome
+            outcome = (False, None, f"{type(exc).__name__}: {exc}")
+        except BaseException:
+            # Aborted: nothing is recorded or acked; the entry stays pending.
+            rt.slots.release()
+            c._running.pop(d.task_id, None)
+            rt.gate.leave_shared(1)
+            c._release()
+            raise
+        finally:
+            rt.inflight -= 1
+        c._running.pop(d.task_id, None)
+        ended = time.time()
+        rt.slots.release()
+        c._m_hold.observe(ended - started)
+        fin = self._ended(d, outcome, started, ended)
+        if fin is None:
+            await self._continue(d, reg, 0, outcome)
+            return
+        await self._complete([fin])
+
+    async def _continue(
+        self, d: Delivery, reg: Registration, verdict: int, first: Outcome | None
+    ) -> None:
+        """The per-task path for a begun entry (it holds a slot, unless its first attempt
+        already ran, and a gate share)."""
+        c = self.c
+        slot = Slot(c.rt.slots, c._m_hold, held=first is None)
+        try:
+            await c._begun(d, reg, slot, verdict, first)
+        finally:
+            slot.release()
+            c.rt.gate.leave_shared(1)
+            c._release()
+
+
+def _outcome(state: int, value: Any) -> Outcome:
+    if state == eager.DONE:
+        return True, encode_result(value), None
+    if isinstance(value, Cancelled):
+        return False, None, "cancelled"
+    return False, None, f"{type(value).__name__}: {value}"

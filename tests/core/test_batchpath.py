@@ -1,0 +1,97 @@
+"""The batch path (core/batchpath.py, take.lua) against real Redis and PostgreSQL: queued
+unordered tasks are read and begun in one call and run eagerly in the reader; handlers
+that suspend, fail, or were cancelled while queued still end as the per-task path ends
+them, with their records, and nothing stays pending."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+
+from homeport.core import verbs
+from homeport.core.app import App, TaskContext
+from homeport.core.broker import Broker
+from homeport.core.keys import RegionKeys
+from homeport.core.partitioner import partition_of
+from homeport.core.producer import Producer
+from homeport.core.store import RecordStore, Status
+from homeport.core.task import new_task
+
+from tests.conftest import wait_for
+
+from .conftest import make_settings, running_worker
+
+_SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="")
+
+
+async def test_queued_unordered_batch_runs_eagerly_and_ends_every_outcome_like_per_task(
+    redis_url: str, pg_dsn: str, broker: Broker, store: RecordStore
+) -> None:
+    app = App()
+    runners: list[str] = []
+    leaked: list[str] = []
+
+    @app.task("fast", ordered=False)
+    async def fast(ctx: TaskContext) -> str:
+        runners.append(asyncio.current_task().get_name())  # type: ignore[union-attr]
+        if _SEEN.get():
+            leaked.append(_SEEN.get())  # a handler's context var reached another handler
+        _SEEN.set(ctx.task_id)
+        return "done"
+
+    @app.task("napper", ordered=False)
+    async def napper(ctx: TaskContext) -> bytes:
+        await asyncio.sleep(0.05)  # suspends: continues in a Task of its own
+        return ctx.payload
+
+    @app.task("flaky", ordered=False, backoff_base_s=0.05, backoff_max_s=0.05)
+    async def flaky(ctx: TaskContext) -> None:
+        if ctx.attempt == 1:
+            raise RuntimeError("first attempt fails")
+
+    settings = make_settings(redis_url, pg_dsn, partitions=2)
+    fast_tasks = [new_task(f"k{i % 7}", "fast") for i in range(300)]
+    nappers = [new_task(f"n{i}", "napper", f"p{i}".encode()) for i in range(5)]
+    flakies = [new_task(f"f{i}", "flaky") for i in range(3)]
+    doomed = new_task("c0", "fast")
+    producer = Producer(broker, settings)
+    await producer.submit_many([*fast_tasks, *nappers, *flakies, doomed], epoch=0)
+    pk = RegionKeys(settings.region).partition(partition_of("c0", settings.partitions))
+    got = await verbs.cancel(broker, store, pk, doomed.id, "c0", settings.region)
+    assert got[0], got  # queued, so cancelled before any worker read it
+
+    ids = [t.id for t in [*fast_tasks, *nappers, *flakies, doomed]]
+    async with running_worker(app, settings) as w:
+
+        async def final() -> bool:
+            done = await store.tasks("id = ANY($1) AND status_rank = 3", ids)
+            return len(done) == len(ids)
+
+        await wait_for(final, 30, f"{len(ids)} tasks to reach a final status")
+        for p in range(settings.partitions):
+            part = RegionKeys(settings.region).partition(p)
+            await wait_for(lambda part=part: broker.drained(part), 10, "no entry pending")
+        assert w.metrics.value("homeport_failed_total") == 3
+        assert w.metrics.value("homeport_retried_total") == 3
+
+    # The batch path ran: eager handlers run in the partition's reader Task.
+    assert any(name.startswith("read ") for name in runners), set(runners)
+    assert len(runners) == len(fast_tasks)  # the cancelled one never ran
+    assert leaked == []
+    recs = {r.id: r for r in await store.tasks("id = ANY($1)", ids)}
+    assert {recs[t.id].status for t in fast_tasks} == {Status.SUCCEEDED}
+    assert {recs[t.id].result for t in fast_tasks} == {b"done"}
+    assert all(recs[t.id].started_at is not None for t in fast_tasks)
+    assert [recs[t.id].result for t in nappers] == [t.payload for t in nappers]
+    assert recs[doomed.id].status == Status.CANCELLED
+    for t in flakies:
+        assert (recs[t.id].status, recs[t.id].attempts) == (Status.SUCCEEDED, 2)
+        attempts = await store.attempts(t.id)
+        assert [(a.attempt, a.status) for a in attempts] == [
+            (1, Status.FAILED),
+            (2, Status.SUCCEEDED),
+        ]
+        assert attempts[0].error == "RuntimeError: first attempt fails"
+    one = await store.attempts(fast_tasks[0].id)
+    assert [(a.attempt, a.status, a.duplicate) for a in one] == [(1, Status.SUCCEEDED, False)]
+    assert await store.attempts(doomed.id) == []
