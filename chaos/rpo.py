@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeport.chaos.catalog import catalog
+from homeport.chaos.errors import ChaosError
 from homeport.chaos.history import History, Op
 from homeport.regions.rpo import MirrorDelay, RpoPrediction, predict
 
@@ -77,7 +78,7 @@ class LossRpo:
         }
 
 
-class RpoUnpredictable(ValueError):
+class RpoUnpredictable(ChaosError, ValueError):
     """The history lacks what the model needs (e.g. no GLOBAL submit before the faults)."""
 
 

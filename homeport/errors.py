@@ -36,7 +36,8 @@ hung under one package root::
     │   └── ControlStoreUnavailable             (regions.etcd): no etcd member answered
     ├── ToxiproxyError                 homeport.regions.toxiproxy (also a RuntimeError)
     ├── ChaosError                     homeport.chaos.errors
-    │   └── ScenarioError, FaultError, RunError
+    │   ├── ScenarioError, FaultError, RunError
+    │   └── RpoUnpredictable           (chaos.rpo): a history the RPO model cannot use
     ├── HistoryError                   homeport.chaos.history (also a ValueError)
     ├── LoadTestError                  homeport.loadtest.errors
     │   └── WorkloadError, StackError, RunError, BatchRefused
