@@ -178,10 +178,7 @@ class BatchPath:
         c = self.c
         ok, value, error = outcome
         attempt = d.attempts_before + 1
-        if ok:
-            status = Status.SUCCEEDED
-        else:
-            status = Status.CANCELLED if error == "cancelled" else Status.FAILED
+        status = status_of(ok, error)
         pk = c.pk
         c.rt.recorder.attempt(
             AttemptRecord(
@@ -234,10 +231,8 @@ class BatchPath:
         try:
             value = encode_result(await eager.resume(coro, first))
             outcome: Outcome = (True, value, None)
-        except Cancelled:
-            outcome = (False, None, "cancelled")
         except Exception as exc:  # noqa: BLE001 - a handler's failure is an outcome
-            outcome = (False, None, f"{type(exc).__name__}: {exc}")
+            outcome = (False, None, failure(exc))
         except BaseException:
             # Aborted: nothing is recorded or acked; the entry stays pending.
             rt.slots.release()
@@ -275,6 +270,16 @@ class BatchPath:
 def _outcome(state: int, value: Any) -> Outcome:
     if state == eager.DONE:
         return True, encode_result(value), None
-    if isinstance(value, Cancelled):
-        return False, None, "cancelled"
-    return False, None, f"{type(value).__name__}: {value}"
+    return False, None, failure(value)
+
+
+def failure(exc: BaseException) -> str:
+    """An attempt's error as recorded: "cancelled", or the exception's type and text."""
+    return "cancelled" if isinstance(exc, Cancelled) else f"{type(exc).__name__}: {exc}"
+
+
+def status_of(ok: bool, error: str | None) -> Status:
+    """The status an attempt ends with, from its outcome."""
+    if ok:
+        return Status.SUCCEEDED
+    return Status.CANCELLED if error == "cancelled" else Status.FAILED

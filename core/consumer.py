@@ -24,14 +24,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeport.core.app import (
-    Cancelled,
     Registration,
     TaskContext,
     TaskOptions,
     call_handler,
     encode_result,
 )
-from homeport.core.batchpath import BatchPath, Outcome
+from homeport.core.batchpath import BatchPath, Outcome, failure, status_of
 from homeport.core.broker import Finish
 from homeport.core.entry import Delivery, Undecodable
 from homeport.core.errors import Fenced, HomeportError
@@ -403,19 +402,13 @@ class PartitionConsumer:
         try:
             value = encode_result(await call_handler(reg, ctx, rt.run_sync))
             ok = True
-        except Cancelled:
-            error = "cancelled"
         except Exception as exc:  # noqa: BLE001 - a handler's failure is an outcome
-            error = f"{type(exc).__name__}: {exc}"
+            error = failure(exc)
         finally:
             slot.release()
             rt.inflight -= 1
             self._running.pop(d.task_id, None)
-        status = (
-            Status.SUCCEEDED
-            if ok
-            else (Status.CANCELLED if error == "cancelled" else Status.FAILED)
-        )
+        status = status_of(ok, error)
         rt.recorder.attempt(
             AttemptRecord(
                 d.task_id,

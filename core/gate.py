@@ -47,9 +47,7 @@ class Gate:
             self._open.set()
             self._lock.release()
             return
-        self._shared -= 1
-        if self._shared == 0:
-            self._idle.set()
+        self.leave_shared(1)
 
     def try_enter_shared(self, n: int) -> bool:
         """Enter shared `n` times at once if no suspect waits or runs (no await), for
