@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +309,7 @@ _PEERS = {
     "raw": ("homeport.loadtest.peers.raw_peer", "RawContender"),
     "homeport-batch": ("homeport.loadtest.peers.homeport_peer", "HomeportBatch"),
     "homeport-sdk": ("homeport.loadtest.peers.homeport_peer", "HomeportSDK"),
+    "homeport-unordered": ("homeport.loadtest.peers.homeport_peer", "HomeportUnordered"),
     "celery": ("homeport.loadtest.peers.celery_peer", "CeleryContender"),
     "rq": ("homeport.loadtest.peers.rq_peer", "RQContender"),
     "arq": ("homeport.loadtest.peers.arq_peer", "ArqContender"),
@@ -346,11 +347,10 @@ def _bench_servers(pg_dsn: str | None, workdir: Path, need_pg: bool) -> Iterator
             stack.callback(shutil.rmtree, state, True)
             cluster = DevCluster(state / "cluster")
             with console.status("starting PostgreSQL (a one-region local cluster)") as status:
-                pg_dsn = (
-                    cluster.up(ClusterSpec.default(1), progress=status.update)
-                    .region("us-east")
-                    .postgres
-                )
+                # Plain, as the bench's own Redis: the contenders connect without
+                # credentials (the homeport worker and gateway run with --insecure).
+                spec = replace(ClusterSpec.default(1), insecure=True)
+                pg_dsn = cluster.up(spec, progress=status.update).region("us-east").postgres
             stack.callback(cluster.down)
         if need_pg and pg_dsn:
             subprocess.run(

@@ -5,9 +5,14 @@
 - `HomeportSDK`: `homeport.AsyncClient.submit_many` (its defaults: batches of 1,000,
   4 in flight), single `submit` at light load.
 
-The worker is `homeport worker --app loadtest.peers.homeport_peer:app` with default
-engine settings (`--no-manager` is not used: it assigns itself the partitions). Both
-gateway and worker use the region name `bench` and 16 partitions; durability LOCAL.
+The worker is `homeport worker --app homeport.loadtest.peers.homeport_peer:app` with
+default engine settings (`--no-manager` is not used: it assigns itself the partitions).
+Both gateway and worker use the region name `bench` and 16 partitions; durability LOCAL.
+
+The `noop` kind of `app` is ordered (per-key FIFO, homeport's default), which none of the
+peers offers. `HomeportUnordered` runs the same batches against `app_unordered`, whose
+`noop` kind is unordered: the same promise as the peers' (at least once, no order), and
+the worker's batch path (docs/engine.md, "The batch path").
 """
 
 from __future__ import annotations
@@ -29,13 +34,18 @@ PARTITIONS = 16
 _KEYS = 1024
 
 
+app_unordered = App("hpbench-unordered")
+
+
 @app.task("noop")
+@app_unordered.task("noop", ordered=False)
 async def noop(ctx: TaskContext) -> None:
     mark(float(ctx.payload or b"0"))
 
 
 class _Homeport(Contender):
     changed = ("region `bench`, 16 partitions, durability LOCAL; otherwise engine defaults",)
+    app_attr = "app"
 
     def __init__(self, redis_url: str, pg_dsn: str) -> None:
         super().__init__(redis_url)
@@ -78,7 +88,7 @@ class _Homeport(Contender):
             "homeport",
             "worker",
             "--app",
-            "homeport.loadtest.peers.homeport_peer:app",
+            f"homeport.loadtest.peers.homeport_peer:{self.app_attr}",
             *self._engine(),
             "--insecure",  # the peers bench runs its own plain Redis and PostgreSQL
         )
@@ -149,6 +159,15 @@ class HomeportBatch(_Homeport):
                     await asyncio.gather(*(batch(s) for s in sizes))
 
         asyncio.run(main())
+
+
+class HomeportUnordered(HomeportBatch):
+    name = "homeport (SubmitBatch, unordered kind)"
+    changed = (
+        "region `bench`, 16 partitions, durability LOCAL, an unordered kind "
+        "(no per-key order, as the peers); otherwise engine defaults",
+    )
+    app_attr = "app_unordered"
 
 
 class HomeportSDK(_Homeport):
