@@ -326,8 +326,10 @@ _SLOW = ("rq", "arq", "streaq")  # 200-350 tasks/s: measured on fewer tasks (--s
 def _bench_servers(pg_dsn: str | None, workdir: Path, need_pg: bool) -> Iterator[tuple[str, str]]:
     """A Redis server of the bench's own (no persistence, no replicas; it is flushed between
     runs) and a record store (the given DSN, or a one-region local cluster's)."""
+    import os
     import subprocess
 
+    from homeport.core.security import FILE_ENV, INSECURE_ENV
     from homeport.core.supervisor import Child
     from homeport.loadtest.stack import ROOT
     from homeport.regions.devcluster import ClusterSpec, DevCluster
@@ -342,6 +344,10 @@ def _bench_servers(pg_dsn: str | None, workdir: Path, need_pg: bool) -> Iterator
         stack.callback(server.stop)
         server.wait_ready(lambda: redis_probe(port), 10, "listening")
         if need_pg and not pg_dsn:
+            # Every server of the bench is then its own and plain: its processes must not
+            # take a security file of the caller's cluster (TLS to a plain server).
+            os.environ.pop(FILE_ENV, None)
+            os.environ[INSECURE_ENV] = "1"
             state = Path(tempfile.mkdtemp(prefix="homeport-peers-"))
             state.chmod(0o755)
             stack.callback(shutil.rmtree, state, True)
@@ -353,13 +359,10 @@ def _bench_servers(pg_dsn: str | None, workdir: Path, need_pg: bool) -> Iterator
                 pg_dsn = cluster.up(spec, progress=status.update).region("us-east").postgres
             stack.callback(cluster.down)
         if need_pg and pg_dsn:
-            subprocess.run(
-                [sys.executable, "-m", "homeport", "db", "migrate", "--pg-dsn", pg_dsn],
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-                timeout=60,
-            )
+            migrate = [sys.executable, "-m", "homeport", "db", "migrate", "--pg-dsn", pg_dsn]
+            done = subprocess.run(migrate, cwd=ROOT, capture_output=True, text=True, timeout=60)
+            if done.returncode:
+                raise click.ClickException(f"`homeport db migrate` failed:\n{done.stderr[-2000:]}")
         yield f"redis://127.0.0.1:{port}/0", pg_dsn or ""
 
 
