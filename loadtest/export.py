@@ -12,6 +12,9 @@ where each field comes from:
   gateway when it enqueued the task);
 - `end_to_end_s`: the task's `finished_at - enqueued_at`;
 - `setup`: the workers, their concurrency and the partitions that served the run;
+- `arrival_times_s`: every task's `enqueued_at` (first attempts), seconds from the first
+  one, sorted: the arrival process the model replays in `homeport plan validate` (Locust
+  users at a constant throughput are far more regular than Poisson arrivals);
 - `slot_hold_s`: how long each task held a handler slot, from before its begin step to
   its handler's end (the workers' `homeport_slot_hold_seconds` histogram, summed over
   the workers and read after every task was recorded). The handler time above leaves
@@ -108,7 +111,21 @@ def build_export(
         m = measurement(values)
         if m is not None:
             doc[name] = m
+    arrivals = arrival_times(timed)
+    if arrivals:
+        doc["arrival_times_s"] = arrivals
     return doc
+
+
+def arrival_times(rows: Iterable[Mapping[str, Any]]) -> list[float]:
+    """The tasks' enqueue times (first attempts), seconds from the first, sorted and
+    rounded to the microsecond."""
+    enqueued = sorted(
+        float(r["enqueued_at"])
+        for r in rows
+        if r.get("attempt", 1) == 1 and r.get("enqueued_at") is not None
+    )
+    return [round(t - enqueued[0], 6) for t in enqueued]
 
 
 def slot_hold(metrics_texts: Iterable[str]) -> dict[str, Any] | None:

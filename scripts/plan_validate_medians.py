@@ -20,7 +20,7 @@ def main(root: Path) -> None:
     rows: dict[tuple[str, str], list[dict[str, float]]] = {}
     for rep in sorted(root.glob("r*")):
         for workers in ("w1", "w2"):
-            files = sorted((rep / workers).glob("u*/export.json"), key=lambda p: p.parent.name)
+            files = sorted((rep / workers).glob("[ru]*/export.json"), key=lambda p: p.parent.name)
             if len(files) < 3:
                 continue
             exports = [(f.parent.name, load_export(f)) for f in files]
