@@ -373,6 +373,13 @@ def simulate_command(params_path: str, tasks: int | None, seed: int | None, as_j
     emit(as_json, data, render)
 
 
+def _first_is_default(flag: str, choices: tuple[str, ...], text: str) -> Any:
+    """A choice option whose first choice is the default."""
+    return click.option(
+        flag, type=click.Choice(choices), default=choices[0], show_default=True, help=text
+    )
+
+
 @plan_group.command("validate")
 @click.argument("exports", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option(
@@ -381,12 +388,18 @@ def simulate_command(params_path: str, tasks: int | None, seed: int | None, as_j
 )  # fmt: skip
 @click.option("--tasks", type=int, default=100_000, show_default=True, help="Simulated per level.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--arrivals", type=click.Choice(["measured", "poisson"]), default="measured",
-    show_default=True,
-    help="measured: replay each export's enqueue times (arrival_times_s) when it has them; "
+@_first_is_default(
+    "--arrivals",
+    ("measured", "poisson"),
+    "measured: replay each export's enqueue times (arrival_times_s) when it has them; "
     "poisson: Poisson arrivals at the measured rate.",
-)  # fmt: skip
+)
+@_first_is_default(
+    "--service-order",
+    ("partitions", "fifo"),
+    "partitions: a worker starts one task of each waiting partition per round, as "
+    "workers do; fifo: in arrival order (the textbook queue).",
+)
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of the comparison.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def validate_command(
@@ -395,6 +408,7 @@ def validate_command(
     tasks: int,
     seed: int,
     arrivals: Literal["measured", "poisson"],
+    service_order: Literal["partitions", "fifo"],
     plot: str | None,
     as_json: bool,
 ) -> None:
@@ -413,7 +427,12 @@ def validate_command(
     with _errors():
         loaded = [(Path(p).parent.name or p, load_export(p)) for p in exports]
         fit, checks = validate(
-            loaded, calibrate_on=calibrate_on, tasks=tasks, seed=seed, arrivals=arrivals
+            loaded,
+            calibrate_on=calibrate_on,
+            tasks=tasks,
+            seed=seed,
+            arrivals=arrivals,
+            order=service_order,
         )
     written = str(plot_validation(checks, Path(plot))) if plot else None
     data = {

@@ -118,6 +118,9 @@ class Setup(BaseModel):
     workers: int = Field(ge=1)
     concurrency: int = Field(default=1, ge=1)
     partitions: int = Field(default=64, ge=1)
+    # Per partition, the worker (0..workers-1) that ran most of it (optional; newer
+    # exports): the measured split of partitions, which need not be even.
+    owners: tuple[int, ...] | None = None
 
 
 class LoadTestExport(BaseModel):

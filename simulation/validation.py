@@ -40,6 +40,7 @@ from homeport.simulation.params import ModelParams
 from homeport.simulation.results import summarise
 
 ArrivalMode = Literal["measured", "poisson"]
+ServiceOrder = Literal["partitions", "fifo"]
 
 
 @dataclass(frozen=True)
@@ -109,11 +110,16 @@ def tiled_trace(times_s: Sequence[float], tasks: int) -> list[float]:
 
 
 def _params(
-    export: LoadTestExport, fit: ServiceFit, tasks: int, seed: int, mode: str
+    export: LoadTestExport,
+    fit: ServiceFit,
+    tasks: int,
+    seed: int,
+    mode: str,
+    order: ServiceOrder = "partitions",
 ) -> ModelParams:
     replay, _ = params_from_export(export, seed=seed)
     raw = replay.model_dump()
-    raw.update(service_time=fit.service_time.model_dump(), max_tasks=tasks)
+    raw.update(service_time=fit.service_time.model_dump(), max_tasks=tasks, service_order=order)
     if mode == "measured":
         trace = tiled_trace(export.arrival_times_s or (), tasks)
         raw["regions"][0]["arrivals"] = {"kind": "trace", "times_s": trace}
@@ -128,9 +134,11 @@ def validate(
     tasks: int = 100_000,
     seed: int = 0,
     arrivals: ArrivalMode = "measured",
+    order: ServiceOrder = "partitions",
 ) -> tuple[ServiceFit, list[LevelCheck]]:
     """Calibrate on `exports[calibrate_on]`, predict every export's waits (see above).
-    `arrivals="measured"` replays an export's enqueue times when it has them."""
+    `arrivals="measured"` replays an export's enqueue times when it has them; `order` is
+    the model's service order (`ModelParams.service_order`)."""
     if not exports:
         raise ParameterError("exports", [], "nothing to validate", "give one export per level")
     if not 0 <= calibrate_on < len(exports):
@@ -153,11 +161,11 @@ def validate(
     checks = []
     for label, export in exports:
         mode = "measured" if arrivals == "measured" and export.arrival_times_s else "poisson"
-        params = _params(export, fit, tasks, seed, mode)
+        params = _params(export, fit, tasks, seed, mode, order)
         model = summarise(simulate(params), params.warmup_fraction)
         own_field, own_service = export.service_measurement
         own_fit = fit_service_time(own_service.values(f"{label}: {own_field}"))
-        own_params = _params(export, own_fit, tasks, seed, mode)
+        own_params = _params(export, own_fit, tasks, seed, mode, order)
         own = summarise(simulate(own_params), own_params.warmup_fraction)
         waits = measured[label]
         checks.append(

@@ -1,18 +1,23 @@
 """Issue 20 point 1: what `plan validate` replays of a load test, and how levels are sized.
 
-The "measured" runs come from an independent FIFO c-server queue (a few lines of numpy,
-not the SimPy model) fed the way Locust feeds the system: users each submitting at a
-constant throughput, with random phases.
+The "measured" runs come from independent c-server queues (a few lines of numpy, not the
+SimPy model): FIFO ones fed the way Locust feeds the system (users each submitting at a
+constant throughput, with random phases), and one serving its partitions round-robin,
+as a worker does.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import deque
 
 import numpy as np
 import pytest
 from homeport.simulation.errors import ParameterError
 from homeport.simulation.exports import load_export
+from homeport.simulation.model import simulate
+from homeport.simulation.params import ModelParams
+from homeport.simulation.results import summarise
 from homeport.simulation.validation import level_loads, tiled_trace, validate
 
 SERVICE_MEAN_S = 0.02
@@ -50,8 +55,8 @@ def test_replaying_the_measured_arrivals_follows_a_regular_load_poisson_overstat
         ("low", load_export(_regular_run(10, 10.0, seed=1))),
         ("high", load_export(_regular_run(17, 10.4, seed=2))),
     ]
-    _, replayed = validate(runs, tasks=60_000, arrivals="measured")
-    _, poisson = validate(runs, tasks=60_000, arrivals="poisson")
+    _, replayed = validate(runs, tasks=60_000, arrivals="measured", order="fifo")
+    _, poisson = validate(runs, tasks=60_000, arrivals="poisson", order="fifo")
     assert [c.arrivals for c in replayed] == ["measured", "measured"]
     assert [c.arrivals for c in poisson] == ["poisson", "poisson"]
     high_replayed, high_poisson = replayed[1], poisson[1]
@@ -64,7 +69,7 @@ def test_replaying_the_measured_arrivals_follows_a_regular_load_poisson_overstat
 def test_an_export_without_arrival_times_falls_back_to_poisson() -> None:
     doc = _regular_run(10, 10.0, seed=3)
     del doc["arrival_times_s"]
-    _, checks = validate([("old", load_export(doc))], tasks=20_000)
+    _, checks = validate([("old", load_export(doc))], tasks=20_000, order="fifo")
     assert checks[0].arrivals == "poisson"
 
 
@@ -105,3 +110,96 @@ def test_levels_are_sized_on_the_probes_measured_hold() -> None:
         assert 3.5 < lv.rate_per_user < 4.5
     with pytest.raises(ParameterError, match="target"):
         level_loads(probe, [1.2])
+
+
+def _params(owners: list[int] | None) -> ModelParams:
+    return ModelParams.model_validate(
+        {
+            "service_time": {"kind": "exponential", "mean_s": SERVICE_MEAN_S},
+            "regions": [
+                {
+                    "name": "r",
+                    "arrivals": {"kind": "poisson", "rate_per_s": 300.0},  # ρ 0.75 pooled
+                    "workers": 2,
+                    "concurrency": SLOTS,
+                    "partitions": 16,
+                    "owners": owners,
+                }
+            ],
+            "keys": {"count": 100_000},
+            "max_tasks": 40_000,
+        }
+    )
+
+
+def test_a_measured_uneven_partition_split_loads_one_worker_more() -> None:
+    even = summarise(simulate(_params(None)), 0.1)
+    assert even == summarise(simulate(_params([p % 2 for p in range(16)])), 0.1)
+    # 10 of 16 partitions on worker 0: ρ 0.94 there, 0.56 on the other.
+    skewed = summarise(simulate(_params([0] * 10 + [1] * 6)), 0.1)
+    assert skewed.p99_wait_s > 3 * even.p99_wait_s
+    with pytest.raises(ParameterError, match="owners"):
+        _params([0, 1, 2] + [0] * 13)
+    with pytest.raises(ParameterError, match="owners"):
+        _params([0] * 15)
+
+
+def _round_robin_run(rate: float, seed: int, n: int = 60_000, partitions: int = 16) -> dict:
+    """Poisson arrivals on uniform partitions; a freed slot takes the head of the next
+    partition (cyclically) that has a waiting task."""
+    rng = np.random.default_rng(seed)
+    arrivals = np.cumsum(rng.exponential(1 / rate, n))
+    service = rng.exponential(SERVICE_MEAN_S, n)
+    part = rng.integers(0, partitions, n)
+    queues: list[deque[int]] = [deque() for _ in range(partitions)]
+    busy: list[float] = []
+    waits = np.empty(n)
+    free, i, pointer = SLOTS, 0, 0
+
+    def start(j: int, now: float) -> None:
+        waits[j] = now - arrivals[j]
+        heapq.heappush(busy, now + service[j])
+
+    while i < n or busy:
+        if i < n and (not busy or arrivals[i] <= busy[0]):
+            if free:
+                free -= 1
+                start(i, arrivals[i])
+            else:
+                queues[part[i]].append(i)
+            i += 1
+            continue
+        now = heapq.heappop(busy)
+        free += 1
+        for k in range(partitions):
+            q = queues[(pointer + k) % partitions]
+            if q:
+                pointer = (pointer + k + 1) % partitions
+                free -= 1
+                start(q.popleft(), now)
+                break
+    return {
+        "format": "homeport-loadtest-export/1",
+        "duration_s": float(arrivals[-1]),
+        "tasks": n,
+        "setup": {"workers": 1, "concurrency": SLOTS, "partitions": partitions},
+        "service_time_s": {"samples": service[:20_000].tolist()},
+        "queue_wait_s": {"samples": waits.tolist()},
+        "arrival_times_s": (arrivals - arrivals[0]).tolist(),
+    }
+
+
+def test_round_robin_over_partitions_stretches_the_tail_not_the_mean() -> None:
+    # ρ 0.5 to calibrate, ρ 0.85 to predict.
+    runs = [
+        (f"rho{r}", load_export(_round_robin_run(r * 200, seed=s)))
+        for s, r in enumerate((0.5, 0.85))
+    ]
+    _, partitions = validate(runs, tasks=60_000, order="partitions")
+    _, fifo = validate(runs, tasks=60_000, order="fifo")
+    rr, textbook = partitions[1], fifo[1]
+    assert 0.85 < rr.p99_ratio < 1.15, rr
+    assert textbook.p99_ratio > 1.2, textbook  # FIFO is optimistic on the tail...
+    # ...but not on the mean: the order moves waits between tasks, not the work.
+    assert rr.model_mean_s == pytest.approx(textbook.model_mean_s, rel=0.1)
+    assert rr.measured_mean_s == pytest.approx(rr.model_mean_s, rel=0.15)
