@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -373,7 +373,9 @@ def simulate_command(params_path: str, tasks: int | None, seed: int | None, as_j
     emit(as_json, data, render)
 
 
-def _first_is_default(flag: str, choices: tuple[str, ...], text: str) -> Any:
+def _first_is_default(
+    flag: str, choices: tuple[str, ...], text: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A choice option whose first choice is the default."""
     return click.option(
         flag, type=click.Choice(choices), default=choices[0], show_default=True, help=text
