@@ -65,6 +65,11 @@ class LevelCheck:
     # The model run with the level's own service-time fit (a diagnosis, not a prediction).
     own_p50_s: float = math.nan
     own_p99_s: float = math.nan
+    # The spread (10th and 90th percentile over seeds) of the predicted p99 of one run as
+    # long as the measured one: how far a single measurement may fall from the prediction
+    # by chance alone (see `run_spread`).
+    run_p99_low_s: float = math.nan
+    run_p99_high_s: float = math.nan
 
     @property
     def predicted_p50_s(self) -> float:
@@ -135,10 +140,12 @@ def validate(
     seed: int = 0,
     arrivals: ArrivalMode = "measured",
     order: ServiceOrder = "partitions",
+    spread_seeds: int = 20,
 ) -> tuple[ServiceFit, list[LevelCheck]]:
     """Calibrate on `exports[calibrate_on]`, predict every export's waits (see above).
     `arrivals="measured"` replays an export's enqueue times when it has them; `order` is
-    the model's service order (`ModelParams.service_order`)."""
+    the model's service order (`ModelParams.service_order`); `spread_seeds` runs give the
+    p99 spread of one measured run (0: not computed)."""
     if not exports:
         raise ParameterError("exports", [], "nothing to validate", "give one export per level")
     if not 0 <= calibrate_on < len(exports):
@@ -167,6 +174,7 @@ def validate(
         own_fit = fit_service_time(own_service.values(f"{label}: {own_field}"))
         own_params = _params(export, own_fit, tasks, seed, mode, order)
         own = summarise(simulate(own_params), own_params.warmup_fraction)
+        low, high = run_spread(export, fit, mode, order, spread_seeds)
         waits = measured[label]
         checks.append(
             LevelCheck(
@@ -185,9 +193,31 @@ def validate(
                 measured_utilisation=own_params.utilisation(own_params.regions[0]),
                 own_p50_s=own.p50_wait_s + dispatch,
                 own_p99_s=own.p99_wait_s + dispatch,
+                run_p99_low_s=low + dispatch,
+                run_p99_high_s=high + dispatch,
             )
         )
     return fit, sorted(checks, key=lambda c: c.rate_per_s)
+
+
+def run_spread(
+    export: LoadTestExport,
+    fit: ServiceFit,
+    mode: str,
+    order: ServiceOrder = "partitions",
+    seeds: int = 20,
+) -> tuple[float, float]:
+    """10th and 90th percentile, over `seeds` seeds, of the model's p99 wait in runs of the
+    export's own length (its trace once, or as many Poisson arrivals as it had tasks):
+    a p99 of a few thousand correlated waits is itself uncertain, by this much."""
+    if seeds < 1:
+        return math.nan, math.nan
+    tasks = len(export.arrival_times_s or ()) or round(export.rate * export.duration_s)
+    p99s = []
+    for seed in range(seeds):
+        params = _params(export, fit, tasks, seed, mode, order)
+        p99s.append(summarise(simulate(params), params.warmup_fraction).p99_wait_s)
+    return float(np.quantile(p99s, 0.1)), float(np.quantile(p99s, 0.9))
 
 
 @dataclass(frozen=True)
