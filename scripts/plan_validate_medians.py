@@ -30,8 +30,8 @@ def main(root: Path) -> None:
                 continue
             exports = [(f.parent.name, load_export(f)) for f in files]
             _, replay = validate(exports, tasks=50_000)
-            _, poisson = validate(exports, tasks=50_000, arrivals="poisson")
-            _, fifo = validate(exports, tasks=50_000, order="fifo")
+            _, poisson = validate(exports, tasks=50_000, arrivals="poisson", spread_seeds=0)
+            _, fifo = validate(exports, tasks=50_000, order="fifo", spread_seeds=0)
             by_label = {c.label: c for c in poisson}
             fifo_by_label = {c.label: c for c in fifo}
             for c in replay:
