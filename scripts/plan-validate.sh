@@ -48,8 +48,8 @@ for rep in $(seq 1 "$REPS"); do
   for w in 1 2; do
     d=$OUT/r$rep/w$w
     $HP plan validate "$d"/rho*/export.json --json > "$d/validate.json"
-    $HP plan validate "$d"/rho*/export.json
   done
 done
-# Medians over the repeats, beside the handler-time calibration it replaced.
+# Medians over the repeats (a markdown table), beside the model with each level's own
+# hold, with Poisson arrivals and with FIFO order (docs/simulation.md, "Fidelity").
 .venv/bin/python scripts/plan_validate_medians.py "$OUT"
