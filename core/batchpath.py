@@ -74,6 +74,7 @@ class BatchPath:
         c = self.c
         rt = c.rt
         held = 0
+        since = time.perf_counter()
         if self.kinds:
             # A slot per entry that may be begun, taken before the begin as on the per-task
             # path. With only unordered kinds, waiting for the first one paces reading to
@@ -81,6 +82,9 @@ class BatchPath:
             if self._only:
                 await rt.slots.acquire()
                 held = 1
+            # The slots' hold starts now, before the take round trip (as the per-task
+            # path's starts before its begin step): the model's service time is the hold.
+            since = time.perf_counter()
             # At most a fair share of the slots: one reader taking them all would leave
             # the others' reads waiting, one round trip at a time.
             share = min(count, max(1, rt.settings.concurrency // max(1, rt.readers)))
@@ -106,7 +110,7 @@ class BatchPath:
         if begun:
             rt.take(len(begun))
             c._buffered += len(begun)
-            self._run(begun)
+            self._run(begun, since)
         return len(got) + len(bad)
 
     def _give_back(self, n: int) -> None:
@@ -114,7 +118,8 @@ class BatchPath:
             self.c.rt.slots.release()
         self.c.rt.gate.leave_shared(n)
 
-    def _run(self, begun: list[tuple[Delivery, int]]) -> None:
+    def _run(self, begun: list[tuple[Delivery, int]], since: float) -> None:
+        """Run the begun entries; their slots were taken at `since` (perf_counter)."""
         c = self.c
         rt = c.rt
         now = time.time()
@@ -137,7 +142,7 @@ class BatchPath:
                     c._record(d, Status.RUNNING, d.attempts_before + 1, started=started)
                 )
                 task = asyncio.get_running_loop().create_task(
-                    self._suspended(d, reg, coro, started, value), context=cvars
+                    self._suspended(d, reg, coro, started, value, since), context=cvars
                 )
                 c._tasks.add(task)
                 task.add_done_callback(c._reap)
@@ -145,7 +150,7 @@ class BatchPath:
             del c._running[d.task_id]
             ended = time.time()
             rt.slots.release()
-            holds.append(ended - started)
+            holds.append(time.perf_counter() - since)
             outcome = _outcome(state, value)
             fin = self._ended(d, outcome, started, ended)
             if fin is None:
@@ -223,6 +228,7 @@ class BatchPath:
         coro: Coroutine[Any, Any, Any],
         started: float,
         first: Any,
+        since: float,
     ) -> None:
         """A handler that suspended in its first step: run it to its end in this Task."""
         c = self.c
@@ -245,7 +251,7 @@ class BatchPath:
         c._running.pop(d.task_id, None)
         ended = time.time()
         rt.slots.release()
-        c._m_hold.observe(ended - started)
+        c._m_hold.observe(time.perf_counter() - since)
         fin = self._ended(d, outcome, started, ended)
         if fin is None:
             await self._continue(d, reg, 0, outcome)

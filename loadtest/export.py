@@ -11,7 +11,11 @@ where each field comes from:
 - `queue_wait_s`: first attempt's `started_at` minus the task's `enqueued_at` (set by the
   gateway when it enqueued the task);
 - `end_to_end_s`: the task's `finished_at - enqueued_at`;
-- `setup`: the workers, their concurrency and the partitions that served the run;
+- `setup`: the workers, their concurrency and the partitions that served the run, and
+  (`owners`) per partition the worker that ran most of its attempts;
+- `arrival_times_s`: every task's `enqueued_at` (first attempts), seconds from the first
+  one, sorted: the arrival process the model replays in `homeport plan validate` (Locust
+  users at a constant throughput are far more regular than Poisson arrivals);
 - `slot_hold_s`: how long each task held a handler slot, from before its begin step to
   its handler's end (the workers' `homeport_slot_hold_seconds` histogram, summed over
   the workers and read after every task was recorded). The handler time above leaves
@@ -108,7 +112,41 @@ def build_export(
         m = measurement(values)
         if m is not None:
             doc[name] = m
+    arrivals = arrival_times(timed)
+    if arrivals:
+        doc["arrival_times_s"] = arrivals
+    owners = partition_owners(timed, partitions)
+    if owners is not None:
+        doc["setup"]["owners"] = owners
     return doc
+
+
+def partition_owners(rows: Iterable[Mapping[str, Any]], partitions: int) -> list[int] | None:
+    """Per partition, which worker ran most of its attempts (workers numbered in the order
+    of their ids), or None when the rows do not say (older rows, or a partition with no
+    attempt). The model replays this split instead of assuming an even one."""
+    counts: dict[int, dict[str, int]] = {}
+    for r in rows:
+        worker, partition = r.get("worker"), r.get("partition")
+        if worker is None or partition is None:
+            return None
+        by_worker = counts.setdefault(int(partition), {})
+        by_worker[str(worker)] = by_worker.get(str(worker), 0) + 1
+    if sorted(counts) != list(range(partitions)):
+        return None
+    number = {w: i for i, w in enumerate(sorted({w for c in counts.values() for w in c}))}
+    return [number[max(counts[p], key=lambda w: (counts[p][w], w))] for p in range(partitions)]
+
+
+def arrival_times(rows: Iterable[Mapping[str, Any]]) -> list[float]:
+    """The tasks' enqueue times (first attempts), seconds from the first, sorted and
+    rounded to the microsecond."""
+    enqueued = sorted(
+        float(r["enqueued_at"])
+        for r in rows
+        if r.get("attempt", 1) == 1 and r.get("enqueued_at") is not None
+    )
+    return [round(t - enqueued[0], 6) for t in enqueued]
 
 
 def slot_hold(metrics_texts: Iterable[str]) -> dict[str, Any] | None:

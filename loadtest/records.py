@@ -36,6 +36,8 @@ async def _read(store: RecordStore, run_id: str) -> RunRecords:
             "status": a.status.value,
             "partition_key": by_id[a.task_id].partition_key,
             "task_finished_at": by_id[a.task_id].finished_at,
+            "worker": a.worker,
+            "partition": a.partition,
         }
         for a in await store.attempts()
         if a.task_id in by_id

@@ -200,6 +200,7 @@ def params_from_export(
                     "workers": workers,
                     "concurrency": concurrency,
                     "partitions": setup.partitions if setup else 64,
+                    "owners": setup.owners if setup else None,
                 }
             ],
             "max_tasks": min(1_000_000, max(50_000, round(export.rate * export.duration_s))),

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 import yaml
@@ -373,6 +373,15 @@ def simulate_command(params_path: str, tasks: int | None, seed: int | None, as_j
     emit(as_json, data, render)
 
 
+def _first_is_default(
+    flag: str, choices: tuple[str, ...], text: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A choice option whose first choice is the default."""
+    return click.option(
+        flag, type=click.Choice(choices), default=choices[0], show_default=True, help=text
+    )
+
+
 @plan_group.command("validate")
 @click.argument("exports", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option(
@@ -381,6 +390,18 @@ def simulate_command(params_path: str, tasks: int | None, seed: int | None, as_j
 )  # fmt: skip
 @click.option("--tasks", type=int, default=100_000, show_default=True, help="Simulated per level.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@_first_is_default(
+    "--arrivals",
+    ("measured", "poisson"),
+    "measured: replay each export's enqueue times (arrival_times_s) when it has them; "
+    "poisson: Poisson arrivals at the measured rate.",
+)
+@_first_is_default(
+    "--service-order",
+    ("partitions", "fifo"),
+    "partitions: a worker starts one task of each waiting partition per round, as "
+    "workers do; fifo: in arrival order (the textbook queue).",
+)
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of the comparison.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def validate_command(
@@ -388,6 +409,8 @@ def validate_command(
     calibrate_on: int,
     tasks: int,
     seed: int,
+    arrivals: Literal["measured", "poisson"],
+    service_order: Literal["partitions", "fifo"],
     plot: str | None,
     as_json: bool,
 ) -> None:
@@ -396,18 +419,30 @@ def validate_command(
     EXPORTS are `homeport loadtest run` export files (export.json), one per load level.
     The model is calibrated on one of them, run at every export's measured rate and
     setup, and its p50/p99 queue waits (plus the dispatch time measured at the lowest
-    load) are printed beside the measured ones.
+    load) are printed beside the measured ones. "own hold" is each level's measured mean
+    slot hold and the p99 the model gives with it (a diagnosis: the hold moved with the
+    load when that column matches and the prediction does not).
 
     Example: homeport plan validate runs/low/export.json runs/mid/export.json
     runs/high/export.json --plot validation.png
     """
     with _errors():
         loaded = [(Path(p).parent.name or p, load_export(p)) for p in exports]
-        fit, checks = validate(loaded, calibrate_on=calibrate_on, tasks=tasks, seed=seed)
+        fit, checks = validate(
+            loaded,
+            calibrate_on=calibrate_on,
+            tasks=tasks,
+            seed=seed,
+            arrivals=arrivals,
+            order=service_order,
+        )
     written = str(plot_validation(checks, Path(plot))) if plot else None
     data = {
         "service_time": fit.service_time.model_dump(),
-        "levels": [asdict(c) | {"p99_ratio": finite(c.p99_ratio)} for c in checks],
+        "levels": [
+            asdict(c) | {"p99_ratio": finite(c.p99_ratio), "p50_ratio": finite(c.p50_ratio)}
+            for c in checks
+        ],
         "plot": written,
     }
 
@@ -417,15 +452,18 @@ def validate_command(
             f"({fit.service_time.kind} service, mean {format_duration(fit.service_time.mean)}); "
             f"dispatch {format_duration(checks[0].dispatch_s)}"
         )
-        for column in ("level", "rate/s", "ρ", "p50 measured", "p50 predicted",
-                       "p99 measured", "p99 predicted", "p99 measured/predicted"):  # fmt: skip
+        for column in ("level", "arrivals", "rate/s", "ρ", "p50 measured", "p50 predicted",
+                       "p50 m/p", "p99 measured", "p99 predicted", "p99 m/p",
+                       "own hold", "own-hold p99"):  # fmt: skip
             table.add_column(column, justify="left" if column == "level" else "right")
         for c in checks:
             table.add_row(
-                c.label, f"{c.rate_per_s:,.1f}", f"{c.utilisation:.2f}",
+                c.label, c.arrivals, f"{c.rate_per_s:,.1f}", f"{c.utilisation:.2f}",
                 format_duration(c.measured_p50_s), format_duration(c.predicted_p50_s),
+                f"{c.p50_ratio:.2f}",
                 format_duration(c.measured_p99_s), format_duration(c.predicted_p99_s),
                 f"{c.p99_ratio:.2f}",
+                format_duration(c.hold_mean_s), format_duration(c.own_p99_s),
             )  # fmt: skip
         console.print(table)
         if written:

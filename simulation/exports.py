@@ -17,6 +17,7 @@ Format `homeport-loadtest-export/1`, JSON or YAML (JSON is YAML, so one loader r
     end_to_end_s: {...}               # submit to finish (optional)
     slot_hold_s:                      # begin step + handler: the slot's hold (optional)
       histogram: {bounds_s: [...], counts: [...]}
+    arrival_times_s: [0.0, 0.013, ...] # each task's enqueue, s from the first (optional)
 
 A histogram gives each bucket's upper bound in seconds, ascending, and the count that fell
 in it (not cumulative; the first bucket starts at 0). Measured percentiles
@@ -117,6 +118,9 @@ class Setup(BaseModel):
     workers: int = Field(ge=1)
     concurrency: int = Field(default=1, ge=1)
     partitions: int = Field(default=64, ge=1)
+    # Per partition, the worker (0..workers-1) that ran most of it (optional; newer
+    # exports): the measured split of partitions, which need not be even.
+    owners: tuple[int, ...] | None = None
 
 
 class LoadTestExport(BaseModel):
@@ -134,6 +138,9 @@ class LoadTestExport(BaseModel):
     # How long a task held its handler slot: begin step + handler (optional; newer
     # exports). The model's service time when present (see `service_measurement`).
     slot_hold_s: Measurement | None = None
+    # When each task was enqueued, seconds from the first (optional; newer exports): the
+    # measured arrival process, which `plan validate` replays instead of Poisson arrivals.
+    arrival_times_s: tuple[float, ...] | None = None
 
     @property
     def service_measurement(self) -> tuple[str, Measurement]:

@@ -54,15 +54,35 @@ class _Task:
 
 
 class _Worker:
-    """One worker process: `free` slots, its ready queue, and what it is running."""
+    """One worker process: `free` slots, its ready queue, and what it is running.
 
-    __slots__ = ("free", "ready", "running", "alive")
+    The ready queue is a heap on (round, seq): with `service_order: partitions` a task's
+    round is one after its partition's last queued one (and not before the round being
+    served), so each round starts one task of every waiting partition; with `fifo` the
+    round is always 0 and the seq (arrival order) decides.
+    """
+
+    __slots__ = ("free", "ready", "running", "alive", "round", "rounds")
 
     def __init__(self, concurrency: int) -> None:
         self.free = concurrency
-        self.ready: list[tuple[int, _Task]] = []
+        self.ready: list[tuple[int, int, _Task]] = []
         self.running: set[_Task] = set()
         self.alive = True
+        self.round = 0  # the round being served
+        self.rounds: dict[tuple[int, int], int] = {}  # (home, partition) -> its last round
+
+    def queue(self, task: _Task, round_robin: bool) -> None:
+        turn = 0
+        if round_robin:
+            part = (task.home, task.partition)
+            turn = max(self.round, self.rounds.get(part, -1) + 1)
+            self.rounds[part] = turn
+        heapq.heappush(self.ready, (turn, task.seq, task))
+
+    def next_ready(self) -> _Task:
+        self.round, _, task = heapq.heappop(self.ready)
+        return task
 
 
 class Simulation:
@@ -85,7 +105,7 @@ class Simulation:
         self._workers = [[_Worker(r.concurrency) for _ in range(r.workers)] for r in self._regions]
         # route[home][partition] -> worker serving it, or None while its region is down
         self._route: list[list[_Worker | None]] = [
-            [ws[p % len(ws)] for p in range(r.partitions)]
+            [ws[r.owner(p)] for p in range(r.partitions)]
             for r, ws in zip(self._regions, self._workers, strict=True)
         ]
         self._parked: list[list[_Task]] = [[] for _ in self._regions]
@@ -154,7 +174,7 @@ class Simulation:
         elif worker.free > 0:
             self._start(worker, task)
         else:
-            heapq.heappush(worker.ready, (task.seq, task))
+            worker.queue(task, self.params.service_order == "partitions")
 
     def _start(self, worker: _Worker, task: _Task) -> None:
         now = self.env.now
@@ -173,7 +193,7 @@ class Simulation:
         worker.running.remove(task)
         worker.free += 1
         if worker.ready:
-            self._start(worker, heapq.heappop(worker.ready)[1])
+            self._start(worker, worker.next_ready())
         retries = self.params.retries
         if retries.failure_probability and self._coin.random() < retries.failure_probability:
             if task.attempt < retries.max_attempts:
@@ -217,7 +237,7 @@ class Simulation:
             worker.alive = False
             self.record.duplicates += len(worker.running)
             lost.extend(worker.running)
-            lost.extend(task for _, task in worker.ready)
+            lost.extend(task for _, _, task in worker.ready)
             worker.running = set()
             worker.ready = []
         for home, routes in enumerate(self._route):

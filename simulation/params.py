@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from homeport.simulation.arrivals import Arrivals, TraceArrivals
@@ -100,7 +100,8 @@ class RegionSpec(BaseModel):
     """One region: its own traffic, its workers, and the region that stands by for it.
 
     A worker consumes only the partitions assigned to it (round-robin, as the region
-    manager balances them), so workers beyond the partition count sit idle.
+    manager balances them, unless `owners` gives the split a load test measured), so
+    workers beyond the partition count sit idle.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -110,6 +111,28 @@ class RegionSpec(BaseModel):
     concurrency: int = Field(default=1, description="tasks one worker runs at once")
     partitions: int = Field(default=64, description="partitions homed in the region")
     standby: str | None = Field(default=None, description="region promoted when this one fails")
+    owners: tuple[int, ...] | None = Field(
+        default=None,
+        description="per partition, the worker (0-based) owning it; none = round-robin",
+    )
+
+    @model_validator(mode="after")
+    def _check_owners(self) -> RegionSpec:
+        if self.owners is not None and (
+            len(self.owners) != self.partitions
+            or not all(0 <= w < self.workers for w in self.owners)
+        ):
+            raise ParameterError(
+                f"regions[{self.name}].owners",
+                list(self.owners),
+                f"must give one worker in 0..{self.workers - 1} per partition ({self.partitions})",
+                "list the owning worker of each partition, or leave owners out (round-robin)",
+            )
+        return self
+
+    def owner(self, partition: int) -> int:
+        """The worker (0-based) that owns `partition` in normal operation."""
+        return self.owners[partition] if self.owners else partition % self.workers
 
     @field_validator("workers")
     @classmethod
@@ -161,6 +184,12 @@ class ModelParams(BaseModel):
     max_tasks: int | None = Field(default=None, description="stop arrivals after this many tasks")
     warmup_fraction: float = Field(default=0.1, description="share of tasks left out of statistics")
     sample_interval_s: float | None = Field(default=None, description="backlog sampling period, s")
+    # The order a worker starts its waiting tasks in. "partitions": round-robin over its
+    # partitions, one task of each partition with a waiting task per round, as a worker
+    # does (each partition's reader reads when the fetch budget frees, so every waiting
+    # partition gets one entry in per wave; docs/simulation.md, "Service order").
+    # "fifo": in arrival order across partitions (the M/M/c textbook queue).
+    service_order: Literal["partitions", "fifo"] = "partitions"
     seed: int = 0
 
     @field_validator("duration_s", "sample_interval_s")

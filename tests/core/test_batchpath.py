@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import time
 
 from homeport.core import verbs
 from homeport.core.app import App, TaskContext
@@ -95,3 +96,36 @@ async def test_queued_unordered_batch_runs_eagerly_and_ends_every_outcome_like_p
     one = await store.attempts(fast_tasks[0].id)
     assert [(a.attempt, a.status, a.duplicate) for a in one] == [(1, Status.SUCCEEDED, False)]
     assert await store.attempts(doomed.id) == []
+
+
+async def test_a_batch_tasks_slot_hold_counts_the_take_round_trip(
+    redis_url: str, pg_dsn: str, broker: Broker, store: RecordStore
+) -> None:
+    """The slot is taken before take.lua's round trip and held until the handler returns
+    (issue 20: the hold is the capacity model's service time). A no-op handler runs for
+    microseconds, so its hold is at least one Redis round trip only if it counts the take."""
+    app = App()
+
+    @app.task("noop", ordered=False)
+    async def noop(ctx: TaskContext) -> None:
+        return None
+
+    settings = make_settings(redis_url, pg_dsn, partitions=2, concurrency=8)
+    tasks = [new_task(f"h{i}", "noop") for i in range(400)]
+    await Producer(broker, settings).submit_many(tasks, epoch=0)
+    ids = [t.id for t in tasks]
+    pings = []
+    for _ in range(50):
+        t0 = time.perf_counter()
+        await broker.role()  # one Redis round trip
+        pings.append(time.perf_counter() - t0)
+    async with running_worker(app, settings) as w:
+
+        async def final() -> bool:
+            return len(await store.tasks("id = ANY($1) AND status_rank = 3", ids)) == len(ids)
+
+        await wait_for(final, 30, f"{len(ids)} tasks to reach a final status")
+        count = w.metrics.value("homeport_slot_hold_seconds_count")
+        total = w.metrics.value("homeport_slot_hold_seconds_sum")
+    assert count == len(ids)
+    assert total / count >= min(pings), (total / count, min(pings))

@@ -113,3 +113,33 @@ def test_slot_hold_sums_workers_and_turns_cumulative_buckets_into_counts(
 def test_slot_hold_is_none_when_no_worker_observed_one() -> None:
     assert slot_hold(["# TYPE other counter\nother_total 3\n"]) is None
     assert slot_hold([_hold_metrics([0, 0, 0], 0.0)]) is None
+
+
+def test_arrival_times_are_first_attempts_enqueue_times_from_the_first(tmp_path: Path) -> None:
+    rows = _rows(50)[::-1]  # any order in, sorted out
+    rows.append({**rows[0], "attempt": 2, "enqueued_at": 5000.0, "started_at": 5000.1})
+    doc = build_export(duration_s=1.0, tasks=50, rows=rows, workers=1, concurrency=1, partitions=1)
+    times = doc["arrival_times_s"]
+    assert len(times) == 50  # the retry is no arrival
+    assert times[0] == 0.0 and times == sorted(times)
+    assert abs(times[-1] - 0.49) < 1e-6
+    export = load_export(write_export(doc, tmp_path / "export.json"))
+    assert export.arrival_times_s is not None and len(export.arrival_times_s) == 50
+
+
+def test_partition_owners_are_the_worker_that_ran_most_of_each_partition() -> None:
+    rows = _rows(40)
+    for i, r in enumerate(rows):
+        r["partition"] = i % 4
+        r["worker"] = "w-b" if i % 4 == 3 else "w-a"
+    rows[3]["worker"] = "w-a"  # partition 3 moved once: still w-b's
+    doc = build_export(duration_s=1.0, tasks=40, rows=rows, workers=2, concurrency=1, partitions=4)
+    assert doc["setup"]["owners"] == [0, 0, 0, 1]
+    assert load_export(doc).setup.owners == (0, 0, 0, 1)  # type: ignore[union-attr]
+    # Older rows without worker or partition: no split is claimed.
+    assert (
+        "owners"
+        not in build_export(
+            duration_s=1.0, tasks=40, rows=_rows(40), workers=2, concurrency=1, partitions=4
+        )["setup"]
+    )
