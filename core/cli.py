@@ -165,10 +165,12 @@ def worker(
 
         async def main() -> None:
             w = Worker(app, s, with_manager=manager, worker_id=wid)
+            parked_s = 0.0
             if wait_primary_epoch > 0:
                 await w.prepare()  # needs no primary: done while parked
-                await wait_for_promotion(s, wait_primary_epoch)
+                parked_s = await wait_for_promotion(s, wait_primary_epoch)
             await w.start()
+            w.record_boot(parked_s)
             click.echo(
                 f"worker {w.worker_id} region={s.region} admin_port={w.admin_port}", err=True
             )

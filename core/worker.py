@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _BURST_POLL_S = 0.05
+# Unix seconds at which the agent spawned this worker process (`regions.workforce`).
+SPAWNED_AT_ENV = "HOMEPORT_SPAWNED_AT"
 
 
 class Worker:
@@ -161,6 +163,21 @@ class Worker:
         self._started = True
         log.info("worker %s started in %.2fs (Redis %.2fs)", self.worker_id,
                  time.monotonic() - started, connected - started)  # fmt: skip
+
+    def record_boot(self, parked_s: float = 0.0) -> float | None:
+        """Export the seconds from this process's spawn (`SPAWNED_AT_ENV`, set by the
+        agent) until it could serve, less `parked_s` spent waiting for a promotion: the
+        start-up an added worker costs a scale-up (`regions.loadmeter`). None (nothing
+        exported) for a worker the agent did not start."""
+        spawned = os.environ.get(SPAWNED_AT_ENV, "")
+        try:
+            boot = time.time() - float(spawned) - parked_s
+        except ValueError:
+            return None
+        self.metrics.boot.labels(self.settings.region).set(boot)
+        log.info("worker %s booted in %.2fs from its spawn (%.1fs parked not counted)",
+                 self.worker_id, boot, parked_s)  # fmt: skip
+        return boot
 
     def _owned(self) -> list[Any]:
         return self.membership.owned if self.membership else []

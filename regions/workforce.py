@@ -40,6 +40,7 @@ from homeport.core.broker import Broker
 from homeport.core.errors import HomeportError
 from homeport.core.keys import RegionKeys
 from homeport.core.security import ROLE_ENV
+from homeport.core.worker import SPAWNED_AT_ENV
 
 log = logging.getLogger(__name__)
 EVICT_TIMEOUT_S = 2.0
@@ -206,7 +207,8 @@ class Workforce:
             proc = subprocess.Popen(
                 [*group.argv, *group.extra, "--worker-id", worker_id],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                env={**os.environ, ROLE_ENV: "worker"},  # its credentials (core.security)
+                # its credentials (core.security); its spawn time, for its boot seconds
+                env={**os.environ, ROLE_ENV: "worker", SPAWNED_AT_ENV: repr(time.time())},
             )  # fmt: skip
         if index < len(group.procs):
             group.procs[index], group.ids[index] = proc, worker_id

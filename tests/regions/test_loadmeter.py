@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import statistics
 import sys
 import time
 import uuid
@@ -15,8 +17,9 @@ from homeport.core.producer import Producer
 from homeport.core.settings import Settings
 from homeport.core.task import new_task
 from homeport.regions import capacity
+from homeport.regions.agent import Agent, AgentSettings
 from homeport.regions.control import ControlPlane
-from homeport.regions.loadmeter import LoadMeter
+from homeport.regions.loadmeter import LoadMeter, parse_worker_metrics
 from homeport.regions.topology import Topology
 from homeport.regions.workforce import Wanted, Workforce
 
@@ -41,7 +44,7 @@ async def test_meter_measures_rate_and_hold_of_its_workers_and_a_scale_order_add
     orders: list[dict[str, capacity.ScaleOrder]] = []
     meter = LoadMeter(
         cp.etcd, prefix, "eu-west", workforce.rows, Metrics(),
-        concurrency=7, on_orders=orders.append, window_s=300,
+        concurrency=7, on_orders=orders.append, window_s=300, heartbeat_s=0.5,
     )  # fmt: skip
     broker = Broker(redis_url)
     await broker.connect()
@@ -65,6 +68,16 @@ async def test_meter_measures_rate_and_hold_of_its_workers_and_a_scale_order_add
         (idle,) = await meter.measure(time.time())
         assert idle.workers == 2 and idle.rate_per_s == 0 and idle.hold_mean_s == 0
         assert idle.concurrency == Settings().concurrency  # read from the workers' gauge
+        # Each worker measured its boot from the spawn the workforce stamped: the report
+        # carries their median, and the heartbeat the scale-up delay adds to it.
+        boots = []
+        for row in workforce.rows():
+            got = parse_worker_metrics(await meter._scrape(meter._port(row["id"], row["log"]) or 0))
+            assert got[3] is not None, f"{row['id']} exported no boot"
+            boots.append(got[3])
+        assert 0 < min(boots) and max(boots) < 180
+        assert idle.boot_s == statistics.median(boots) and idle.heartbeat_s == 0.5
+        assert f"booted in {boots[0]:.2f}s" in Path(workforce.rows()[0]["log"]).read_text()
 
         producer = Producer(broker, Settings(region="us-east", partitions=4, redis_url=redis_url))
         tasks = [new_task(f"k{i}", "sleep", b"20") for i in range(TASKS)]
@@ -92,3 +105,40 @@ async def test_meter_measures_rate_and_hold_of_its_workers_and_a_scale_order_add
         await cp.etcd.delete_prefix(prefix.encode())
         await cp.close()
         await broker.close()
+
+
+async def test_a_scale_order_reaches_the_agent_through_its_watch_at_once(
+    topology: Topology, tmp_path: Path
+) -> None:
+    """The agent takes a scale order the moment the controller writes it (and runs its
+    supervisor pass at once), not at the load meter's next read."""
+    cp = await ControlPlane.open(topology, "eu-west")
+    prefix = f"{topology.etcd_prefix}/test-{uuid.uuid4().hex[:8]}"
+    agent = Agent(
+        topology.model_copy(update={"etcd_prefix": prefix}), "eu-west",
+        AgentSettings(app="homeport.loadtest.apps:app", log_dir=tmp_path),
+    )  # fmt: skip
+    watching = asyncio.create_task(agent._watch_orders(cp))
+    try:
+        await asyncio.sleep(0.5)  # the watch is open
+        assert agent.scale_orders == {} and not agent._nudge.is_set()
+        order = capacity.ScaleOrder("us-east", "eu-west", 3, 2, "test", time.time())
+        await capacity.write_order(cp.etcd, prefix, order)
+        await asyncio.wait_for(agent._nudge.wait(), 10)
+        assert agent.scale_orders == {"us-east": order}
+        # A later order replaces the home's earlier one; other homes' orders are kept.
+        other = capacity.ScaleOrder("ap-south", "eu-west", 2, 3, "test", time.time())
+        again = capacity.ScaleOrder("us-east", "eu-west", 4, 2, "test", time.time())
+        agent._nudge.clear()
+        await capacity.write_order(cp.etcd, prefix, other)
+        await capacity.write_order(cp.etcd, prefix, again)
+        deadline = time.monotonic() + 10
+        while agent.scale_orders != {"us-east": again, "ap-south": other}:
+            assert time.monotonic() < deadline, agent.scale_orders
+            await asyncio.sleep(0.05)
+    finally:
+        watching.cancel()  # as the agent's run does when it stops
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+        await cp.etcd.delete_prefix(prefix.encode())
+        await cp.close()
