@@ -20,6 +20,7 @@ import os
 import random
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -261,6 +262,27 @@ class Worker:
         await self._broker.close()
         self._pool.shutdown(wait=graceful, cancel_futures=True)
         log.info("worker %s stopped in %.2fs", self.worker_id, time.monotonic() - started)
+
+
+async def wait_for_go() -> float | None:
+    """A reserve (`homeport worker --reserve`): block, booted and connected but holding
+    nothing, until the line `go` arrives on stdin (the agent's scale order,
+    `regions.workforce`). Returns the seconds waited, or None at the end of stdin."""
+    started = time.monotonic()
+    import homeport.core.admin  # noqa: F401  (warm: see wait_for_promotion)
+
+    log.info("reserve: booted, waiting for the agent's go")
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            log.info("reserve: stdin closed without a go: exiting")
+            return None
+        if line.strip() == "go":
+            break
+    waited = time.monotonic() - started
+    log.info("reserve: go after %.1fs: starting", waited)
+    return waited
 
 
 async def wait_for_promotion(settings: Settings, epoch: int, poll_s: float = 0.05) -> float:

@@ -152,7 +152,11 @@ class Agent:
                     # Wait for a promotion *after* this route: the mirror is a primary for
                     # a moment during a failback too, still at the failback's epoch.
                     wait = ("--wait-primary-epoch", str(route.epoch + 1))
-                    out[home] = Wanted(self._argv(parked), url, partitions, parked=True, extra=wait)
+                    policy = self.topology.capacity_policy
+                    out[home] = Wanted(
+                        self._argv(parked), url, partitions, parked=True, extra=wait,
+                        reserves=policy.prepared_workers if policy.check else 0,
+                    )  # fmt: skip
         return out
 
     def _parked_route(self, route: Route) -> Route | None:
@@ -223,6 +227,7 @@ class Agent:
             cp.etcd, self.topology.etcd_prefix, self.region, self.workforce.rows,
             self.metrics, concurrency=Settings.load().concurrency,
             on_orders=self._take_orders, heartbeat_s=Settings.load().heartbeat_s,
+            reserves=self.workforce.reserves,
         )  # fmt: skip
         loops = [observer, probe, meter, self.controller]
         admin = None

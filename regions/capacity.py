@@ -62,6 +62,10 @@ class AbsorbQuestion:
     # by the standby's agent, else the topology's `capacity.scale_delay_s`); the drain
     # with more workers runs on the current ones until then. 0 = at once.
     scale_delay_s: float = 0.0
+    # Added workers up to this many are prepared (booted, idle) and serve after
+    # `prepared_delay_s` instead.
+    prepared_workers: int = 0
+    prepared_delay_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class LoadReport:
     # time excluded; 0 = none measured yet), and their membership heartbeat (Settings).
     boot_s: float = 0.0
     heartbeat_s: float = 0.0
+    reserves: int = 0  # prepared workers this region keeps for the home (booted, idle)
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -118,10 +123,18 @@ def scale_delay(standby: LoadReport, policy: CapacityPolicy) -> float:
     (spawn, imports, Redis and PostgreSQL: the region's measured median `boot_s`), then
     waits for the manager's next rebalance and takes the partitions at its membership's
     next step: each a uniform wait of up to one `heartbeat_s`, so one heartbeat on
-    average. Without a measured boot: the topology's `capacity.scale_delay_s`."""
+    average. Without a measured boot: the topology's `capacity.scale_delay_s`. A
+    prepared worker (`LoadReport.reserves`) has booted already: `prepared_delay`."""
     if standby.boot_s <= 0:
         return policy.scale_delay_s
     return standby.boot_s + standby.heartbeat_s
+
+
+def prepared_delay(standby: LoadReport) -> float:
+    """Seconds from a scale order until a prepared worker serves: its `go` goes out at
+    once, it starts (its loops, the admin server) and takes partitions like any added
+    worker, one heartbeat on average (see `scale_delay`)."""
+    return standby.heartbeat_s
 
 
 @dataclass(frozen=True)
@@ -220,6 +233,7 @@ class CapacityDecision:
     # worker boot it came from (0 = none measured: the topology's figure was used).
     scale_delay_s: float = 0.0
     boot_s: float = 0.0
+    prepared: int = 0  # the standby's prepared workers (booted, idle) for the home
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -264,6 +278,8 @@ def question(
         max_drain_s=policy.max_drain_s,
         max_workers=max(policy.max_workers, waiting.workers),
         scale_delay_s=scale_delay(waiting, policy),
+        prepared_workers=waiting.reserves,
+        prepared_delay_s=prepared_delay(waiting),
     )
 
 
@@ -297,6 +313,9 @@ async def decide(
         drain_s=got.drain_s,
         outage_s=asked.outage_s,
         after_drain_s=got.after_drain_s,
-        scale_delay_s=asked.scale_delay_s,
+        scale_delay_s=asked.prepared_delay_s
+        if 0 < got.workers_needed - asked.workers <= asked.prepared_workers
+        else asked.scale_delay_s,
         boot_s=reports[standby].boot_s,
+        prepared=asked.prepared_workers,
     )

@@ -98,6 +98,7 @@ class LoadMeter(Loop):
         interval_s: float = 2.0,
         window_s: float = 30.0,
         heartbeat_s: float = 0.0,
+        reserves: Callable[[str], int] = lambda home: 0,
     ) -> None:
         super().__init__(interval_s, metrics)
         self.etcd = etcd
@@ -112,6 +113,7 @@ class LoadMeter(Loop):
         self._ports: dict[str, int] = {}
         self._boots: dict[str, float] = {}  # worker id -> its boot seconds
         self.heartbeat_s = heartbeat_s  # the workers' membership heartbeat (their Settings)
+        self.reserves = reserves  # home -> prepared workers running (`Workforce.reserves`)
         self._session: aiohttp.ClientSession | None = None
 
     def _port(self, worker_id: str, log_path: str) -> int | None:
@@ -182,7 +184,10 @@ class LoadMeter(Loop):
         # export none until promoted, yet theirs is the start a scale-up will wait for.
         live = [self._boots[r["id"]] for r in self.rows() if r["alive"] and r["id"] in self._boots]
         boot_s = statistics.median(live) if live else 0.0
-        return [replace(r, boot_s=boot_s, heartbeat_s=self.heartbeat_s) for r in reports]
+        return [
+            replace(r, boot_s=boot_s, heartbeat_s=self.heartbeat_s, reserves=self.reserves(r.home))
+            for r in reports
+        ]
 
     async def run_once(self) -> float | None:
         for report in await self.measure(time.time()):

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 from homeport.core.broker import Broker
+from homeport.core.keys import RegionKeys
 from homeport.core.metrics import Metrics
 from homeport.core.producer import Producer
 from homeport.core.settings import Settings
@@ -29,14 +30,18 @@ TASKS = 200
 HANDLER_S = 0.02  # the `sleep` handler's time with payload b"20"
 
 
-async def test_meter_measures_rate_and_hold_of_its_workers_and_a_scale_order_adds_workers(
-    redis_url: str, pg_dsn: str, topology: Topology, tmp_path: Path
-) -> None:
-    argv = [
+def _worker_argv(redis_url: str, pg_dsn: str) -> list[str]:
+    return [
         sys.executable, "-m", "homeport", "worker", "--app", "homeport.loadtest.apps:app",
         "--region", "us-east", "--partitions", "4", "--redis-url", redis_url,
         "--pg-dsn", pg_dsn, "--manager", "--admin-port", "0", *insecure_flag(),
     ]  # fmt: skip
+
+
+async def test_meter_measures_rate_and_hold_of_its_workers_and_a_scale_order_adds_workers(
+    redis_url: str, pg_dsn: str, topology: Topology, tmp_path: Path
+) -> None:
+    argv = _worker_argv(redis_url, pg_dsn)
     workforce = Workforce("eu-west", tmp_path, 1)
     cp = await ControlPlane.open(topology, "eu-west")
     # Under the deployment's prefix: the operator's etcd login may write only there.
@@ -142,3 +147,57 @@ async def test_a_scale_order_reaches_the_agent_through_its_watch_at_once(
             await watching
         await cp.etcd.delete_prefix(prefix.encode())
         await cp.close()
+
+
+async def test_a_prepared_worker_boots_idle_and_a_scale_order_starts_it_without_a_spawn(
+    redis_url: str, pg_dsn: str, tmp_path: Path
+) -> None:
+    """A reserve (`--reserve`) boots and holds nothing; a scale-up sends it `go` instead of
+    spawning a process; its boot excludes the wait; stopping the group ends it too."""
+    argv = _worker_argv(redis_url, pg_dsn)
+    workforce = Workforce("eu-west", tmp_path, 1)
+    meter = LoadMeter(
+        None, "", "eu-west", workforce.rows, Metrics(), concurrency=7,  # type: ignore[arg-type]
+        on_orders=lambda orders: None, reserves=workforce.reserves,
+    )  # fmt: skip
+    broker = Broker(redis_url)
+    await broker.connect()
+    rk = RegionKeys("us-east")
+    try:
+        want = Wanted(argv, redis_url, 4, reserves=1)
+        workforce.converge({"us-east": want}, fenced=False, routes_fresh=True)
+        group = workforce.groups["us-east"]
+        (reserve,) = group.reserves
+        log = tmp_path / "worker-eu-west-us-east-1.log"
+        deadline = time.monotonic() + 180
+        while "reserve: booted" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline, "the reserve never booted"
+            assert reserve.poll() is None
+            await asyncio.sleep(0.1)
+        while not all(meter._port(r["id"], r["log"]) for r in workforce.rows()):
+            assert time.monotonic() < deadline, "the worker never printed its admin port"
+            await asyncio.sleep(0.1)
+        (report,) = await meter.measure(time.time())
+        assert report.workers == 1 and report.reserves == 1
+        assert await broker.live_workers(rk) == [group.ids[0]]  # the reserve holds nothing
+        await asyncio.sleep(1.0)  # idle time its boot must not count
+
+        workforce.converge(
+            {"us-east": Wanted(argv, redis_url, 4, count=2, reserves=1)},
+            fenced=False, routes_fresh=True,
+        )  # fmt: skip
+        assert [p.pid for p in group.procs][1] == reserve.pid and group.reserves == []
+        assert workforce.reserves("us-east") == 0
+        while sorted(await broker.live_workers(rk)) != sorted(group.ids):
+            assert time.monotonic() < deadline, "the started reserve never registered"
+            await asyncio.sleep(0.1)
+        text = log.read_text()
+        assert "reserve: go after" in text
+        booted = float(text.split("booted in ", 1)[1].split("s", 1)[0])
+        waited = float(text.split("reserve: go after ", 1)[1].split("s", 1)[0])
+        assert waited >= 1.0 and 0 < booted < 180
+    finally:
+        await workforce.stop()
+        await meter.stop()
+        await broker.close()
+    assert reserve.poll() is not None
