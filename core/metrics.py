@@ -175,6 +175,13 @@ class Metrics:
             ("region",),
             registry=r,
         )
+        self.start_time = Gauge(
+            "homeport_worker_start_seconds",
+            "Seconds this worker's start took (connect, register, loops, admin server): "
+            "all a booted parked or prepared worker still does before it serves",
+            ("region",),
+            registry=r,
+        )
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a sample, summed over label sets matching `labels` (tests)."""

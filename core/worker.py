@@ -77,6 +77,7 @@ class Worker:
         self._stop_now = asyncio.Event()
         self._started = False
         self.admin_port = 0
+        self.start_s = 0.0  # seconds `start()` took
         self.recorder: RecordWriter | None = None
         self.membership: Membership | None = None
         self.manager: Manager | None = None
@@ -162,8 +163,9 @@ class Worker:
             )
             self.admin_port = await self._admin.start()
         self._started = True
+        self.start_s = time.monotonic() - started
         log.info("worker %s started in %.2fs (Redis %.2fs)", self.worker_id,
-                 time.monotonic() - started, connected - started)  # fmt: skip
+                 self.start_s, connected - started)  # fmt: skip
 
     def record_boot(self, parked_s: float = 0.0) -> float | None:
         """Export the seconds from this process's spawn (`SPAWNED_AT_ENV`, set by the
@@ -176,6 +178,7 @@ class Worker:
         except ValueError:
             return None
         self.metrics.boot.labels(self.settings.region).set(boot)
+        self.metrics.start_time.labels(self.settings.region).set(self.start_s)
         log.info("worker %s booted in %.2fs from its spawn (%.1fs parked not counted)",
                  self.worker_id, boot, parked_s)  # fmt: skip
         return boot

@@ -104,6 +104,7 @@ class LoadReport:
     # Median seconds this region's live workers took from spawn to serving (parked
     # time excluded; 0 = none measured yet), and their membership heartbeat (Settings).
     boot_s: float = 0.0
+    start_s: float = 0.0  # median of their `start()`: what a booted (prepared) one still does
     heartbeat_s: float = 0.0
     reserves: int = 0  # prepared workers this region keeps for the home (booted, idle)
 
@@ -132,9 +133,10 @@ def scale_delay(standby: LoadReport, policy: CapacityPolicy) -> float:
 
 def prepared_delay(standby: LoadReport) -> float:
     """Seconds from a scale order until a prepared worker serves: its `go` goes out at
-    once, it starts (its loops, the admin server) and takes partitions like any added
-    worker, one heartbeat on average (see `scale_delay`)."""
-    return standby.heartbeat_s
+    once, it starts (connect, register, its loops, the admin server: the region's
+    measured median `start_s`) and takes partitions like any added worker, one heartbeat
+    on average (see `scale_delay`)."""
+    return standby.start_s + standby.heartbeat_s
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,11 @@ whether or not the rate is known (a parked group reports its worker count, which
 what the check needs of a standby).
 
 Each report also carries the median boot seconds of this agent's live workers (their
-`homeport_worker_boot_seconds`: spawn to serving, parked time excluded) and the workers'
-membership heartbeat, from which the capacity check derives how long a scale-up of this
-region takes (`capacity.scale_delay`).
+`homeport_worker_boot_seconds`: spawn to serving, parked time excluded), the median of
+their start (`homeport_worker_start_seconds`: the part after a parked or prepared
+worker's wait), the workers' membership heartbeat and the home's prepared workers, from
+which the capacity check derives how long a scale-up of this region takes
+(`capacity.scale_delay`).
 
 Concurrency is read from the workers' `homeport_worker_slots`; parked workers do not
 serve /metrics until promoted, so for them it is the agent's own `Settings` (the
@@ -60,10 +62,11 @@ class _Totals:
         self.last[worker] = (count, seconds)
 
 
-def parse_worker_metrics(text: str) -> tuple[float, float, int, float | None]:
-    """(slot holds, their total seconds, slots, boot seconds) from one worker's /metrics
-    text; boot is None when the worker exports none (not started by an agent)."""
-    count = seconds = 0.0
+def parse_worker_metrics(text: str) -> tuple[float, float, int, tuple[float, float] | None]:
+    """(slot holds, their total seconds, slots, (boot, start) seconds) from one worker's
+    /metrics text; the last is None when the worker exports no boot (not started by an
+    agent)."""
+    count = seconds = start = 0.0
     slots = 0
     boot = None
     for family in text_string_to_metric_families(text):
@@ -76,7 +79,9 @@ def parse_worker_metrics(text: str) -> tuple[float, float, int, float | None]:
                 slots = max(slots, int(sample.value))
             elif sample.name == "homeport_worker_boot_seconds":
                 boot = sample.value
-    return count, seconds, slots, boot
+            elif sample.name == "homeport_worker_start_seconds":
+                start = sample.value
+    return count, seconds, slots, None if boot is None else (boot, start)
 
 
 class LoadMeter(Loop):
@@ -111,7 +116,7 @@ class LoadMeter(Loop):
         self.reports: dict[str, LoadReport] = {}
         self._totals: dict[str, _Totals] = {}
         self._ports: dict[str, int] = {}
-        self._boots: dict[str, float] = {}  # worker id -> its boot seconds
+        self._boots: dict[str, tuple[float, float]] = {}  # worker id -> (boot, start) s
         self.heartbeat_s = heartbeat_s  # the workers' membership heartbeat (their Settings)
         self.reserves = reserves  # home -> prepared workers running (`Workforce.reserves`)
         self._session: aiohttp.ClientSession | None = None
@@ -183,9 +188,16 @@ class LoadMeter(Loop):
         # Every home's report carries the region's boot figure: a parked group's workers
         # export none until promoted, yet theirs is the start a scale-up will wait for.
         live = [self._boots[r["id"]] for r in self.rows() if r["alive"] and r["id"] in self._boots]
-        boot_s = statistics.median(live) if live else 0.0
+        boot_s = statistics.median(b for b, _ in live) if live else 0.0
+        start_s = statistics.median(s for _, s in live) if live else 0.0
         return [
-            replace(r, boot_s=boot_s, heartbeat_s=self.heartbeat_s, reserves=self.reserves(r.home))
+            replace(
+                r,
+                boot_s=boot_s,
+                start_s=start_s,
+                heartbeat_s=self.heartbeat_s,
+                reserves=self.reserves(r.home),
+            )  # fmt: skip
             for r in reports
         ]
 

@@ -140,11 +140,13 @@ def test_the_scale_delay_is_the_standbys_measured_boot_plus_a_heartbeat(
     policy = CapacityPolicy(scale_delay_s=3.0)
     parked = _report("us-east", "eu-west", 0, 1, True)
     assert capacity.scale_delay(parked, policy) == 3.0
-    booted = replace(parked, boot_s=1.25, heartbeat_s=0.5)
+    booted = replace(parked, boot_s=1.25, start_s=0.25, heartbeat_s=0.5, reserves=2)
     assert capacity.scale_delay(booted, policy) == 1.75
+    assert capacity.prepared_delay(booted) == 0.75  # a prepared worker only starts
     topo = cap_cluster.topology.model_copy(update={"capacity": policy})
     home = _report("us-east", "us-east", 40, 1, False)
     asked = capacity.question(
         topo, "us-east", "eu-west", {"us-east": home, "eu-west": booted}, time.time()
     )
     assert isinstance(asked, AbsorbQuestion) and asked.scale_delay_s == 1.75
+    assert asked.prepared_workers == 2 and asked.prepared_delay_s == 0.75
