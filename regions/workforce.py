@@ -19,6 +19,12 @@ workforce converges on that:
   thawed: its workers are killed where they stand (their entries were redelivered to
   the standby), and a fence longer than `fence_kill_s` ends all of them.
 
+A parked group may also boot *prepared* workers (`Wanted.reserves`, `homeport worker
+--reserve`): booted and connected, holding nothing, even after a promotion; a scale-up
+starts them (a `go` on their stdin) before it spawns anything, so the added workers
+skip the process boot. They freeze, thaw and stop with their group; a dead one is
+dropped, never replaced.
+
 The worker table (ids, PIDs, restarts) is published to `<log_dir>/workers-<region>.json`
 for `homeport dev status`.
 """
