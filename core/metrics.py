@@ -177,8 +177,9 @@ class Metrics:
         )
         self.start_time = Gauge(
             "homeport_worker_start_seconds",
-            "Seconds this worker's start took (connect, register, loops, admin server): "
-            "all a booted parked or prepared worker still does before it serves",
+            "Seconds this worker's start took (connect, register, loops, admin server; "
+            "the record store's connection not counted): what a booted parked or "
+            "prepared worker still does before it serves",
             ("region",),
             registry=r,
         )
