@@ -187,7 +187,9 @@ class LoadMeter(Loop):
             )
         # Every home's report carries the region's boot figure: a parked group's workers
         # export none until promoted, yet theirs is the start a scale-up will wait for.
-        live = [self._boots[r["id"]] for r in self.rows() if r["alive"] and r["id"] in self._boots]
+        alive = {r["id"] for r in self.rows() if r["alive"]}
+        self._boots = {w: b for w, b in self._boots.items() if w in alive}  # no dead ids kept
+        live = list(self._boots.values())
         boot_s = statistics.median(b for b, _ in live) if live else 0.0
         start_s = statistics.median(s for _, s in live) if live else 0.0
         return [

@@ -129,11 +129,15 @@ async def test_a_scale_order_reaches_the_agent_through_its_watch_at_once(
     )  # fmt: skip
     watching = asyncio.create_task(agent._watch_orders(cp))
     try:
-        await asyncio.sleep(0.5)  # the watch is open
         assert agent.scale_orders == {} and not agent._nudge.is_set()
         order = capacity.ScaleOrder("us-east", "eu-west", 3, 2, "test", time.time())
-        await capacity.write_order(cp.etcd, prefix, order)
-        await asyncio.wait_for(agent._nudge.wait(), 10)
+        # Written again until seen: a write before the watch is open is not an event.
+        deadline = time.monotonic() + 10
+        while not agent._nudge.is_set():
+            assert time.monotonic() < deadline, "the watch never delivered the order"
+            await capacity.write_order(cp.etcd, prefix, order)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(agent._nudge.wait(), 0.5)
         assert agent.scale_orders == {"us-east": order}
         # A later order replaces the home's earlier one; other homes' orders are kept.
         other = capacity.ScaleOrder("ap-south", "eu-west", 2, 3, "test", time.time())
