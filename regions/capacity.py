@@ -113,7 +113,10 @@ class LoadReport:
 
     @classmethod
     def decode(cls, raw: bytes) -> LoadReport:
-        return cls(**json.loads(raw))
+        # Fields a newer agent added are left out: agents of two versions may share etcd
+        # during an upgrade (the ones this version added have defaults for older ones).
+        data = json.loads(raw)
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 def scale_delay(standby: LoadReport, policy: CapacityPolicy) -> float:

@@ -5,6 +5,7 @@ decision in the failover history that `homeport region status` shows."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -150,3 +151,12 @@ def test_the_scale_delay_is_the_standbys_measured_boot_plus_a_heartbeat(
     )
     assert isinstance(asked, AbsorbQuestion) and asked.scale_delay_s == 1.75
     assert asked.prepared_workers == 2 and asked.prepared_delay_s == 0.75
+
+
+def test_a_load_report_decodes_with_fields_it_does_not_know_or_lacks() -> None:
+    """Agents of two versions may share etcd during an upgrade."""
+    report = _report("us-east", "eu-west", 0, 1, True)
+    newer = json.loads(report.encode()) | {"a_later_field": 1}
+    assert LoadReport.decode(json.dumps(newer).encode()) == report
+    older = {k: v for k, v in json.loads(report.encode()).items() if k != "boot_s"}
+    assert LoadReport.decode(json.dumps(older).encode()).boot_s == 0.0
