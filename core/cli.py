@@ -113,6 +113,14 @@ def load_app(ref: str) -> App:
     "or later (a promoted mirror). 0 = start at once.",
 )
 @click.option(
+    "--reserve",
+    is_flag=True,
+    help="Boot (imports, connections), then wait idle, holding no partition, until the "
+    "line `go` arrives on stdin (after --wait-primary-epoch's promotion, if given): a "
+    "prepared worker the agent starts on a scale order without a process boot. End of "
+    "stdin without `go` = exit.",
+)
+@click.option(
     "--worker-id",
     default=None,
     help="Unique id of this worker process in its region (default: host:pid:random). "
@@ -136,6 +144,7 @@ def worker(
     uvloop: bool,
     worker_id: str | None,
     wait_primary_epoch: int,
+    reserve: bool,
     no_records: bool,
     insecure: bool,
     processes: int,
@@ -146,7 +155,7 @@ def worker(
     Its credentials come from the `security` section of the file named by
     HOMEPORT_SECURITY_FILE (the agent that starts it sets it; docs/security.md)."""
 
-    from homeport.core.worker import Worker, wait_for_promotion
+    from homeport.core.worker import Worker, wait_for_go, wait_for_promotion
 
     logs.configure()
     start_role_or_usage("worker", None, insecure)
@@ -165,10 +174,19 @@ def worker(
 
         async def main() -> None:
             w = Worker(app, s, with_manager=manager, worker_id=wid)
-            if wait_primary_epoch > 0:
+            parked_s = 0.0
+            if wait_primary_epoch > 0 or reserve:
                 await w.prepare()  # needs no primary: done while parked
-                await wait_for_promotion(s, wait_primary_epoch)
+            if wait_primary_epoch > 0:
+                parked_s = await wait_for_promotion(s, wait_primary_epoch)
+            if reserve:
+                waited = await wait_for_go()
+                if waited is None:  # the agent is gone, or dropped its reserve
+                    await w.shutdown(graceful=False)
+                    return
+                parked_s += waited
             await w.start()
+            w.record_boot(parked_s)
             click.echo(
                 f"worker {w.worker_id} region={s.region} admin_port={w.admin_port}", err=True
             )

@@ -166,6 +166,23 @@ class Metrics:
             ("region",),
             registry=r,
         )
+        # Set once by a worker the agent started (`regions.workforce`): seconds from its
+        # spawn until it could serve, the time spent parked excluded (`regions.loadmeter`
+        # reports it for the capacity check's scale-up delay).
+        self.boot = Gauge(
+            "homeport_worker_boot_seconds",
+            "Seconds from this worker's spawn until it could serve, parked time excluded",
+            ("region",),
+            registry=r,
+        )
+        self.start_time = Gauge(
+            "homeport_worker_start_seconds",
+            "Seconds this worker's start took (connect, register, loops, admin server; "
+            "the record store's connection not counted): what a booted parked or "
+            "prepared worker still does before it serves",
+            ("region",),
+            registry=r,
+        )
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a sample, summed over label sets matching `labels` (tests)."""

@@ -20,6 +20,7 @@ import os
 import random
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _BURST_POLL_S = 0.05
+# Unix seconds at which the agent spawned this worker process (`regions.workforce`).
+SPAWNED_AT_ENV = "HOMEPORT_SPAWNED_AT"
 
 
 class Worker:
@@ -74,6 +77,7 @@ class Worker:
         self._stop_now = asyncio.Event()
         self._started = False
         self.admin_port = 0
+        self.start_s = 0.0  # seconds `start()` took, `prepare()` not counted
         self.recorder: RecordWriter | None = None
         self.membership: Membership | None = None
         self.manager: Manager | None = None
@@ -102,6 +106,7 @@ class Worker:
         await self._broker.connect()
         connected = time.monotonic()
         recorder = await self.prepare()
+        prepared = time.monotonic() - connected  # 0 for a parked or prepared worker
         loop = asyncio.get_running_loop()
 
         def run_sync(fn: Callable[[], Any]) -> asyncio.Future[Any]:
@@ -159,8 +164,28 @@ class Worker:
             )
             self.admin_port = await self._admin.start()
         self._started = True
-        log.info("worker %s started in %.2fs (Redis %.2fs)", self.worker_id,
-                 time.monotonic() - started, connected - started)  # fmt: skip
+        # What a booted parked or prepared worker still does here: all but `prepare()`,
+        # which it did before its wait (so the figure compares across workers).
+        self.start_s = time.monotonic() - started - prepared
+        log.info("worker %s started in %.2fs (Redis %.2fs, record store %.2fs)",
+                 self.worker_id, self.start_s + prepared, connected - started,
+                 prepared)  # fmt: skip
+
+    def record_boot(self, parked_s: float = 0.0) -> float | None:
+        """Export the seconds from this process's spawn (`SPAWNED_AT_ENV`, set by the
+        agent) until it could serve, less `parked_s` spent waiting for a promotion: the
+        start-up an added worker costs a scale-up (`regions.loadmeter`). None (nothing
+        exported) for a worker the agent did not start."""
+        spawned = os.environ.get(SPAWNED_AT_ENV, "")
+        try:
+            boot = time.time() - float(spawned) - parked_s
+        except ValueError:
+            return None
+        self.metrics.boot.labels(self.settings.region).set(boot)
+        self.metrics.start_time.labels(self.settings.region).set(self.start_s)
+        log.info("worker %s booted in %.2fs from its spawn (%.1fs parked not counted)",
+                 self.worker_id, boot, parked_s)  # fmt: skip
+        return boot
 
     def _owned(self) -> list[Any]:
         return self.membership.owned if self.membership else []
@@ -244,6 +269,27 @@ class Worker:
         await self._broker.close()
         self._pool.shutdown(wait=graceful, cancel_futures=True)
         log.info("worker %s stopped in %.2fs", self.worker_id, time.monotonic() - started)
+
+
+async def wait_for_go() -> float | None:
+    """A reserve (`homeport worker --reserve`): block, booted and connected but holding
+    nothing, until the line `go` arrives on stdin (the agent's scale order,
+    `regions.workforce`). Returns the seconds waited, or None at the end of stdin."""
+    started = time.monotonic()
+    import homeport.core.admin  # noqa: F401  (warm: see wait_for_promotion)
+
+    log.info("reserve: booted, waiting for the agent's go")
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            log.info("reserve: stdin closed without a go: exiting")
+            return None
+        if line.strip() == "go":
+            break
+    waited = time.monotonic() - started
+    log.info("reserve: go after %.1fs: starting", waited)
+    return waited
 
 
 async def wait_for_promotion(settings: Settings, epoch: int, poll_s: float = 0.05) -> float:

@@ -34,7 +34,7 @@ from typing import Any
 from homeport.core.admin import AdminServer
 from homeport.core.metrics import Metrics
 from homeport.core.settings import Settings
-from homeport.regions.capacity import CapacityModel, ScaleOrder
+from homeport.regions.capacity import CapacityModel, ScaleOrder, watch_orders
 from homeport.regions.control import ControlPlane
 from homeport.regions.controller import Controller
 from homeport.regions.health import Observer
@@ -47,6 +47,7 @@ from homeport.regions.workforce import Wanted, Workforce
 from prometheus_client import CollectorRegistry, Counter
 
 log = logging.getLogger(__name__)
+ORDER_WATCH_RETRY_S = 1.0  # seconds before a failed scale-order watch is opened again
 
 
 @dataclass
@@ -95,6 +96,7 @@ class Agent:
             on_restart=lambda home: self.restarts.labels(home).inc(),
         )  # fmt: skip
         self._stop = asyncio.Event()
+        self._nudge = asyncio.Event()  # run the next supervisor pass now (a scale order)
         self.controller: Controller | None = None
         self._fenced = False
         self._was_leased = False
@@ -150,7 +152,11 @@ class Agent:
                     # Wait for a promotion *after* this route: the mirror is a primary for
                     # a moment during a failback too, still at the failback's epoch.
                     wait = ("--wait-primary-epoch", str(route.epoch + 1))
-                    out[home] = Wanted(self._argv(parked), url, partitions, parked=True, extra=wait)
+                    policy = self.topology.capacity_policy
+                    out[home] = Wanted(
+                        self._argv(parked), url, partitions, parked=True, extra=wait,
+                        reserves=policy.prepared_workers if policy.check else 0,
+                    )  # fmt: skip
         return out
 
     def _parked_route(self, route: Route) -> Route | None:
@@ -176,6 +182,23 @@ class Agent:
 
     def _take_orders(self, orders: dict[str, ScaleOrder]) -> None:
         self.scale_orders = orders
+
+    async def _watch_orders(self, cp: ControlPlane) -> None:
+        """Take each scale order the moment the controller writes it and converge at
+        once: a worker added by a scale-up then starts without waiting for the load
+        meter's next read (every 2 s), which stays as the fallback of a broken watch."""
+        while not self._stop.is_set():
+            try:
+                async for order in watch_orders(cp.etcd, self.topology.etcd_prefix):
+                    log.info("agent %s: scale order for %s: %d workers in %s at epoch %d",
+                             self.region, order.home, order.workers, order.region,
+                             order.epoch)  # fmt: skip
+                    self.scale_orders = {**self.scale_orders, order.home: order}
+                    self._nudge.set()
+            except Exception as exc:  # noqa: BLE001 - etcd elects, restarts: watch again
+                log.debug("agent %s: scale-order watch ended: %s", self.region, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), ORDER_WATCH_RETRY_S)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -203,7 +226,8 @@ class Agent:
         meter = LoadMeter(
             cp.etcd, self.topology.etcd_prefix, self.region, self.workforce.rows,
             self.metrics, concurrency=Settings.load().concurrency,
-            on_orders=self._take_orders,
+            on_orders=self._take_orders, heartbeat_s=Settings.load().heartbeat_s,
+            reserves=self.workforce.reserves,
         )  # fmt: skip
         loops = [observer, probe, meter, self.controller]
         admin = None
@@ -219,6 +243,7 @@ class Agent:
             log.info("agent %s: admin on %s:%d", self.region, self.settings.admin_host, port)
         for loop in loops:
             loop.start()
+        orders = asyncio.create_task(self._watch_orders(cp), name="scale-order watch")
         routes: dict[str, Route] = {}
         try:
             while not self._stop.is_set():
@@ -242,9 +267,11 @@ class Agent:
                     self._fenced = fenced
                 await self.supervise_once(routes, fenced, fresh)
                 self.workforce.publish()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.settings.interval_s)
+                await self._pause()
         finally:
+            orders.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await orders
             await self.workforce.stop()
             for loop in reversed(loops):
                 with contextlib.suppress(Exception):
@@ -252,6 +279,18 @@ class Agent:
             if admin is not None:
                 await admin.stop()
             await cp.close()
+
+    async def _pause(self) -> None:
+        """Sleep until the next supervisor pass: `interval_s`, cut short by a stop or a
+        scale order."""
+        waits = [asyncio.ensure_future(e.wait()) for e in (self._stop, self._nudge)]
+        try:
+            await asyncio.wait(waits, timeout=self.settings.interval_s,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        finally:
+            for w in waits:
+                w.cancel()
+        self._nudge.clear()
 
     def stop(self) -> None:
         self._stop.set()

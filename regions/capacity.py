@@ -29,7 +29,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -58,10 +58,14 @@ class AbsorbQuestion:
     p99_wait_target_s: float
     max_drain_s: float
     max_workers: int
-    # Seconds from the scale order until added workers serve (the topology's
-    # `capacity.scale_delay_s`); the drain with more workers runs on the current ones
-    # until then. 0 = at once.
+    # Seconds from the scale order until added workers serve (`scale_delay`: measured
+    # by the standby's agent, else the topology's `capacity.scale_delay_s`); the drain
+    # with more workers runs on the current ones until then. 0 = at once.
     scale_delay_s: float = 0.0
+    # Added workers up to this many are prepared (booted, idle) and serve after
+    # `prepared_delay_s` instead.
+    prepared_workers: int = 0
+    prepared_delay_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -97,13 +101,45 @@ class LoadReport:
     parked: bool
     window_s: float
     at: float
+    # Median seconds this region's live workers took from spawn to serving (parked
+    # time excluded; 0 = none measured yet), and their membership heartbeat (Settings).
+    boot_s: float = 0.0
+    start_s: float = 0.0  # median of their `start()`: what a booted (prepared) one still does
+    heartbeat_s: float = 0.0
+    reserves: int = 0  # prepared workers this region keeps for the home (booted, idle)
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> LoadReport:
-        return cls(**json.loads(raw))
+        # Fields a newer agent added are left out: agents of two versions may share etcd
+        # during an upgrade (the ones this version added have defaults for older ones).
+        data = json.loads(raw)
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def scale_delay(standby: LoadReport, policy: CapacityPolicy) -> float:
+    """Seconds from a scale order until an added worker of `standby`'s region serves.
+
+    Measured when the standby's agent has measured a boot: the agent starts the worker
+    as soon as its watch delivers the order (`Agent._watch_orders`), the worker boots
+    (spawn, imports, Redis and PostgreSQL: the region's measured median `boot_s`), then
+    waits for the manager's next rebalance and takes the partitions at its membership's
+    next step: each a uniform wait of up to one `heartbeat_s`, so one heartbeat on
+    average. Without a measured boot: the topology's `capacity.scale_delay_s`. A
+    prepared worker (`LoadReport.reserves`) has booted already: `prepared_delay`."""
+    if standby.boot_s <= 0:
+        return policy.scale_delay_s
+    return standby.boot_s + standby.heartbeat_s
+
+
+def prepared_delay(standby: LoadReport) -> float:
+    """Seconds from a scale order until a prepared worker serves: its `go` goes out at
+    once, it starts (connect, register, its loops, the admin server: the region's
+    measured median `start_s`) and takes partitions like any added worker, one heartbeat
+    on average (see `scale_delay`)."""
+    return standby.start_s + standby.heartbeat_s
 
 
 @dataclass(frozen=True)
@@ -163,6 +199,22 @@ async def read_orders(client: aetcd.Client, prefix: str) -> dict[str, ScaleOrder
     return found
 
 
+async def watch_orders(client: aetcd.Client, prefix: str) -> AsyncIterator[ScaleOrder]:
+    """Every scale order as it is written, until the caller stops iterating (or the
+    watch fails: the caller reconnects); unreadable ones are skipped."""
+    watch = await client.watch_prefix(_key(prefix, "scale") + b"/")
+    try:
+        async for event in watch:
+            if event.kind != aetcd.EventKind.PUT:
+                continue
+            try:
+                yield ScaleOrder.decode(event.kv.value)
+            except (ValueError, TypeError) as exc:
+                log.warning("skipping unreadable scale order %r: %s", event.kv.key, exc)
+    finally:
+        await watch.cancel()
+
+
 @dataclass(frozen=True)
 class CapacityDecision:
     """What the check found before promoting `home` to `standby`; kept in the history.
@@ -182,6 +234,11 @@ class CapacityDecision:
     # With `workers_ordered` workers (NaN when none were ordered): the drain time an
     # undersized-standby game day holds the measured drain to.
     after_drain_s: float = float("nan")
+    # The scale-up delay that drain counted (`scale_delay`), and the standby's measured
+    # worker boot it came from (0 = none measured: the topology's figure was used).
+    scale_delay_s: float = 0.0
+    boot_s: float = 0.0
+    prepared: int = 0  # the standby's prepared workers (booted, idle) for the home
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -225,7 +282,9 @@ def question(
         p99_wait_target_s=policy.p99_wait_s,
         max_drain_s=policy.max_drain_s,
         max_workers=max(policy.max_workers, waiting.workers),
-        scale_delay_s=policy.scale_delay_s,
+        scale_delay_s=scale_delay(waiting, policy),
+        prepared_workers=waiting.reserves,
+        prepared_delay_s=prepared_delay(waiting),
     )
 
 
@@ -259,4 +318,9 @@ async def decide(
         drain_s=got.drain_s,
         outage_s=asked.outage_s,
         after_drain_s=got.after_drain_s,
+        scale_delay_s=asked.prepared_delay_s
+        if 0 < got.workers_needed - asked.workers <= asked.prepared_workers
+        else asked.scale_delay_s,
+        boot_s=reports[standby].boot_s,
+        prepared=asked.prepared_workers,
     )

@@ -9,6 +9,13 @@ its first reading counts whole, so the totals never step back. The report goes t
 whether or not the rate is known (a parked group reports its worker count, which is
 what the check needs of a standby).
 
+Each report also carries the median boot seconds of this agent's live workers (their
+`homeport_worker_boot_seconds`: spawn to serving, parked time excluded), the median of
+their start (`homeport_worker_start_seconds`: the part after a parked or prepared
+worker's wait), the workers' membership heartbeat and the home's prepared workers, from
+which the capacity check derives how long a scale-up of this region takes
+(`capacity.scale_delay`).
+
 Concurrency is read from the workers' `homeport_worker_slots`; parked workers do not
 serve /metrics until promoted, so for them it is the agent's own `Settings` (the
 workers inherit the agent's environment).
@@ -18,10 +25,11 @@ from __future__ import annotations
 
 import logging
 import re
+import statistics
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +62,13 @@ class _Totals:
         self.last[worker] = (count, seconds)
 
 
-def parse_worker_metrics(text: str) -> tuple[float, float, int]:
-    """(slot holds, their total seconds, slots) from one worker's /metrics text."""
-    count = seconds = 0.0
+def parse_worker_metrics(text: str) -> tuple[float, float, int, tuple[float, float] | None]:
+    """(slot holds, their total seconds, slots, (boot, start) seconds) from one worker's
+    /metrics text; the last is None when the worker exports no boot (not started by an
+    agent)."""
+    count = seconds = start = 0.0
     slots = 0
+    boot = None
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "homeport_slot_hold_seconds_count":
@@ -66,7 +77,11 @@ def parse_worker_metrics(text: str) -> tuple[float, float, int]:
                 seconds += sample.value
             elif sample.name == "homeport_worker_slots":
                 slots = max(slots, int(sample.value))
-    return count, seconds, slots
+            elif sample.name == "homeport_worker_boot_seconds":
+                boot = sample.value
+            elif sample.name == "homeport_worker_start_seconds":
+                start = sample.value
+    return count, seconds, slots, None if boot is None else (boot, start)
 
 
 class LoadMeter(Loop):
@@ -87,6 +102,8 @@ class LoadMeter(Loop):
         on_orders: Callable[[dict[str, ScaleOrder]], None],
         interval_s: float = 2.0,
         window_s: float = 30.0,
+        heartbeat_s: float = 0.0,
+        reserves: Callable[[str], int] = lambda home: 0,
     ) -> None:
         super().__init__(interval_s, metrics)
         self.etcd = etcd
@@ -99,6 +116,9 @@ class LoadMeter(Loop):
         self.reports: dict[str, LoadReport] = {}
         self._totals: dict[str, _Totals] = {}
         self._ports: dict[str, int] = {}
+        self._boots: dict[str, tuple[float, float]] = {}  # worker id -> (boot, start) s
+        self.heartbeat_s = heartbeat_s  # the workers' membership heartbeat (their Settings)
+        self.reserves = reserves  # home -> prepared workers running (`Workforce.reserves`)
         self._session: aiohttp.ClientSession | None = None
 
     def _port(self, worker_id: str, log_path: str) -> int | None:
@@ -137,10 +157,13 @@ class LoadMeter(Loop):
                 if port is None:
                     continue
                 try:
-                    count, seconds, got_slots = parse_worker_metrics(await self._scrape(port))
+                    scraped = parse_worker_metrics(await self._scrape(port))
                 except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                     log.debug("load meter: %s unreadable: %s", row["id"], exc)
                     continue
+                count, seconds, got_slots, boot = scraped
+                if boot is not None:
+                    self._boots[row["id"]] = boot
                 totals.add(row["id"], count, seconds)
                 slots = max(slots, got_slots)
             totals.window.append((now, totals.count, totals.seconds))
@@ -162,7 +185,23 @@ class LoadMeter(Loop):
                     at=now,
                 )
             )
-        return reports
+        # Every home's report carries the region's boot figure: a parked group's workers
+        # export none until promoted, yet theirs is the start a scale-up will wait for.
+        alive = {r["id"] for r in self.rows() if r["alive"]}
+        self._boots = {w: b for w, b in self._boots.items() if w in alive}  # no dead ids kept
+        live = list(self._boots.values())
+        boot_s = statistics.median(b for b, _ in live) if live else 0.0
+        start_s = statistics.median(s for _, s in live) if live else 0.0
+        return [
+            replace(
+                r,
+                boot_s=boot_s,
+                start_s=start_s,
+                heartbeat_s=self.heartbeat_s,
+                reserves=self.reserves(r.home),
+            )  # fmt: skip
+            for r in reports
+        ]
 
     async def run_once(self) -> float | None:
         for report in await self.measure(time.time()):

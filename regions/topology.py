@@ -188,10 +188,16 @@ class CapacityPolicy(_Model):
     # Most worker processes a standby's agent runs for one served home after a scale-up
     # (its own `--workers` is the floor); >= 1.
     max_workers: int = Field(default=8, ge=1, le=256)
-    # Seconds from a scale order until the added workers serve: the agent reads orders
-    # every 2 s and a worker process takes a second or more to start. The model drains
-    # on the current workers until then. >= 0; 0 = at once.
+    # Seconds from a scale order until the added workers serve, used only until the
+    # standby's agent has measured its workers' boot (`capacity.scale_delay`; a worker
+    # process takes a second or more to start). The model drains on the current workers
+    # until then. >= 0; 0 = at once.
     scale_delay_s: float = Field(default=3.0, ge=0, le=600)
+    # Prepared workers a standby keeps for each home it stands by for: booted (imports,
+    # Redis and PostgreSQL connections) but idle and holding nothing, even after a
+    # promotion, until a scale order starts them; a scale-up within this many skips the
+    # process boot (`capacity.scale_delay`). Each costs a worker's memory, no CPU. >= 0.
+    prepared_workers: int = Field(default=0, ge=0, le=256)
 
 
 class Topology(_Model):

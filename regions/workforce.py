@@ -19,6 +19,12 @@ workforce converges on that:
   thawed: its workers are killed where they stand (their entries were redelivered to
   the standby), and a fence longer than `fence_kill_s` ends all of them.
 
+A parked group may also boot *prepared* workers (`Wanted.reserves`, `homeport worker
+--reserve`): booted and connected, holding nothing, even after a promotion; a scale-up
+starts them (a `go` on their stdin) before it spawns anything, so the added workers
+skip the process boot. They freeze, thaw and stop with their group; a dead one is
+dropped, never replaced.
+
 The worker table (ids, PIDs, restarts) is published to `<log_dir>/workers-<region>.json`
 for `homeport dev status`.
 """
@@ -40,6 +46,7 @@ from homeport.core.broker import Broker
 from homeport.core.errors import HomeportError
 from homeport.core.keys import RegionKeys
 from homeport.core.security import ROLE_ENV
+from homeport.core.worker import SPAWNED_AT_ENV
 
 log = logging.getLogger(__name__)
 EVICT_TIMEOUT_S = 2.0
@@ -58,6 +65,13 @@ class WorkerGroup:
     started: list[float] = field(default_factory=list)
     parked: bool = False
     extra: tuple[str, ...] = ()
+    # Prepared workers (`homeport worker --reserve`): booted, idle, holding nothing; a
+    # scale-up starts them (a `go` on their stdin) before it spawns any new process.
+    reserves: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    reserve_ids: list[str] = field(default_factory=list)
+
+    def every_proc(self) -> list[subprocess.Popen[bytes]]:
+        return [*self.procs, *self.reserves]
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,9 @@ class Wanted:
     # Worker processes to run (None = the workforce's `per_home`); more than the group
     # has starts the difference (a capacity scale-up, `regions.capacity`), fewer stops none.
     count: int | None = None
+    # Prepared workers to boot with a new group (`WorkerGroup.reserves`); a group keeps
+    # what it started with: no top-up, so a scale-up never boots replacements meanwhile.
+    reserves: int = 0
 
 
 class Workforce:
@@ -141,6 +158,8 @@ class Workforce:
                 )  # fmt: skip
                 for i in range(want.count or self.per_home):
                     self._spawn(home, fresh, i)
+                for _ in range(want.reserves):
+                    self._spawn_reserve(home, fresh)
                 continue
             self._tend(home, found, want)
 
@@ -153,11 +172,45 @@ class Workforce:
                 self._on_restart(home)
                 self._evict(home, group, group.ids[i])
                 self._spawn(home, group, i)
+        group.reserves, group.reserve_ids = self._live_reserves(home, group)
         if want.count is not None and want.count > len(group.procs):
-            log.info("agent %s: scaling %s up from %d to %d workers", self.region,
-                        home, len(group.procs), want.count)  # fmt: skip
+            log.info("agent %s: scaling %s up from %d to %d workers (%d prepared)",
+                        self.region, home, len(group.procs), want.count,
+                        min(len(group.reserves), want.count - len(group.procs)))  # fmt: skip
             for i in range(len(group.procs), want.count):
-                self._spawn(home, group, i)
+                if not self._start_reserve(group):
+                    self._spawn(home, group, i)
+
+    def _live_reserves(
+        self, home: str, group: WorkerGroup
+    ) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
+        """The group's reserves still running (a dead one is dropped, not replaced)."""
+        kept = [(p, i) for p, i in zip(group.reserves, group.reserve_ids, strict=True)
+                if p.poll() is None]  # fmt: skip
+        if len(kept) < len(group.reserves):
+            log.warning("agent %s: %d reserve(s) of %s exited", self.region,
+                        len(group.reserves) - len(kept), home)  # fmt: skip
+            self._changed = True
+        return [p for p, _ in kept], [i for _, i in kept]
+
+    def _start_reserve(self, group: WorkerGroup) -> bool:
+        """Turn the group's next reserve into a worker (`go` on its stdin)."""
+        while group.reserves:
+            proc, worker_id = group.reserves.pop(0), group.reserve_ids.pop(0)
+            try:
+                if proc.stdin is None or proc.poll() is not None:
+                    continue
+                proc.stdin.write(b"go\n")
+                proc.stdin.close()
+            except OSError:  # it died meanwhile (a broken pipe): the next one, or a spawn
+                continue
+            group.procs.append(proc)
+            group.ids.append(worker_id)
+            group.restarts.append(0)
+            group.started.append(time.time())
+            self._changed = True
+            return True
+        return False
 
     def _freeze(self) -> None:
         now = time.monotonic()
@@ -184,13 +237,13 @@ class Workforce:
 
     def _signal_all(self, sig: signal.Signals) -> None:
         for group in self.groups.values():
-            for proc in group.procs:
+            for proc in group.every_proc():
                 if proc.poll() is None:
                     proc.send_signal(sig)
 
     @staticmethod
     def _kill(group: WorkerGroup) -> None:
-        for proc in group.procs:
+        for proc in group.every_proc():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
@@ -206,7 +259,8 @@ class Workforce:
             proc = subprocess.Popen(
                 [*group.argv, *group.extra, "--worker-id", worker_id],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                env={**os.environ, ROLE_ENV: "worker"},  # its credentials (core.security)
+                # its credentials (core.security); its spawn time, for its boot seconds
+                env={**os.environ, ROLE_ENV: "worker", SPAWNED_AT_ENV: repr(time.time())},
             )  # fmt: skip
         if index < len(group.procs):
             group.procs[index], group.ids[index] = proc, worker_id
@@ -218,6 +272,25 @@ class Workforce:
             group.restarts.append(0)
             group.started.append(time.time())
         self._changed = True
+
+    def _spawn_reserve(self, home: str, group: WorkerGroup) -> None:
+        """Boot a prepared worker (`--reserve`): its stdin is the agent's pipe."""
+        self._spawned += 1
+        index = len(group.procs) + len(group.reserves)
+        worker_id = f"{self.region}:{home}:{index}:{os.getpid()}.{self._spawned}"
+        with self._log_path(home, index).open("ab") as out:
+            proc = subprocess.Popen(
+                [*group.argv, *group.extra, "--reserve", "--worker-id", worker_id],
+                stdin=subprocess.PIPE, stdout=out, stderr=out,
+                env={**os.environ, ROLE_ENV: "worker", SPAWNED_AT_ENV: repr(time.time())},
+            )  # fmt: skip
+        group.reserves.append(proc)
+        group.reserve_ids.append(worker_id)
+
+    def reserves(self, home: str) -> int:
+        """Prepared workers of `home`'s group still running."""
+        group = self.groups.get(home)
+        return sum(1 for p in group.reserves if p.poll() is None) if group else 0
 
     def _log_path(self, home: str, index: int) -> Path:
         return self.log_dir / f"worker-{self.region}-{home}-{index}.log"
@@ -255,14 +328,15 @@ class Workforce:
     @staticmethod
     async def stop_group(group: WorkerGroup, grace: float = 10.0) -> None:
         """SIGTERM (and SIGCONT, should they be frozen), then SIGKILL after `grace`."""
-        for proc in group.procs:
+        procs = group.every_proc()
+        for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 proc.send_signal(signal.SIGCONT)
         deadline = time.monotonic() + grace
-        while any(p.poll() is None for p in group.procs) and time.monotonic() < deadline:
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        for proc in group.procs:
+        for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()

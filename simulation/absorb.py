@@ -16,8 +16,9 @@ opinion), written for the controller's question:
   time (begin step + handler);
 - the backlog of the outage (rate × outage) drains on the busiest worker at its spare
   capacity (fluid estimate, as `scenarios.fluid_drain_s`); a count above the standby's
-  current one only after the topology's `scale_delay_s` (the current workers drain
-  alone until the added ones serve).
+  current one only after the scale-up delay (`regions.capacity.scale_delay`: the
+  standby's measured worker boot plus a heartbeat; a heartbeat alone when the standby
+  has that many prepared workers): the current workers drain alone until then.
 
 The standby can absorb when the busiest worker's utilisation is below 1, its p99 queue
 wait is within the SLO and the backlog drains within the limit. If not, the planner's
@@ -77,13 +78,15 @@ def _drain(q: AbsorbQuestion, workers: int, capacity: float) -> float:
     standby has, the current ones drain alone for `scale_delay_s` first."""
     backlog = q.rate_per_s * q.outage_s
     fast = _net_drain_per_s(q, workers, capacity)
-    if workers <= q.workers or q.scale_delay_s <= 0:
+    # Added workers within the standby's prepared ones only wait for their `go`.
+    delay = q.prepared_delay_s if workers - q.workers <= q.prepared_workers else q.scale_delay_s
+    if workers <= q.workers or delay <= 0:
         return backlog / fast
     slow = _net_drain_per_s(q, q.workers, capacity)
-    if slow > 0 and backlog <= slow * q.scale_delay_s:
+    if slow > 0 and backlog <= slow * delay:
         return backlog / slow
     # Not drained by then (or growing, when the current workers are overloaded).
-    return q.scale_delay_s + (backlog - slow * q.scale_delay_s) / fast
+    return delay + (backlog - slow * delay) / fast
 
 
 def answer(question: AbsorbQuestion) -> AbsorbAnswer:

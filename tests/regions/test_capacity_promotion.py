@@ -5,10 +5,12 @@ decision in the failover history that `homeport region status` shows."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import aetcd
@@ -19,6 +21,7 @@ from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
 from homeport.regions.health import read_verdicts
 from homeport.regions.statusview import _capacity_cell, _history_table
+from homeport.regions.topology import CapacityPolicy
 from homeport.simulation.absorb import answer
 from rich.console import Console
 
@@ -128,3 +131,32 @@ async def test_undersized_standby_is_promoted_with_alert_scale_order_and_history
         assert f"ordered {needed} workers" in shown
     finally:
         await loops.stop()
+
+
+def test_the_scale_delay_is_the_standbys_measured_boot_plus_a_heartbeat(
+    cap_cluster: DevCluster,
+) -> None:
+    """`capacity.scale_delay`: measured once the standby's agent reports a worker boot;
+    the topology's `scale_delay_s` until then. The question carries it to the model."""
+    policy = CapacityPolicy(scale_delay_s=3.0)
+    parked = _report("us-east", "eu-west", 0, 1, True)
+    assert capacity.scale_delay(parked, policy) == 3.0
+    booted = replace(parked, boot_s=1.25, start_s=0.25, heartbeat_s=0.5, reserves=2)
+    assert capacity.scale_delay(booted, policy) == 1.75
+    assert capacity.prepared_delay(booted) == 0.75  # a prepared worker only starts
+    topo = cap_cluster.topology.model_copy(update={"capacity": policy})
+    home = _report("us-east", "us-east", 40, 1, False)
+    asked = capacity.question(
+        topo, "us-east", "eu-west", {"us-east": home, "eu-west": booted}, time.time()
+    )
+    assert isinstance(asked, AbsorbQuestion) and asked.scale_delay_s == 1.75
+    assert asked.prepared_workers == 2 and asked.prepared_delay_s == 0.75
+
+
+def test_a_load_report_decodes_with_fields_it_does_not_know_or_lacks() -> None:
+    """Agents of two versions may share etcd during an upgrade."""
+    report = _report("us-east", "eu-west", 0, 1, True)
+    newer = json.loads(report.encode()) | {"a_later_field": 1}
+    assert LoadReport.decode(json.dumps(newer).encode()) == report
+    older = {k: v for k, v in json.loads(report.encode()).items() if k != "boot_s"}
+    assert LoadReport.decode(json.dumps(older).encode()).boot_s == 0.0

@@ -101,3 +101,23 @@ def test_added_workers_drain_only_after_the_scale_delay() -> None:
     # A delay longer than the drain alone: the added workers come too late to help.
     late = answer(replace(q, scale_delay_s=10.0))
     assert late.after_drain_s == pytest.approx(7.5) and late.workers_needed == 4
+
+
+def test_prepared_workers_count_only_their_go_delay_and_only_up_to_their_number() -> None:
+    """The same standby with a 3 s boot: added workers within its prepared ones serve
+    after the 0.5 s prepared delay (0.5 s at 8/s, then 56 at 28/s); an order beyond
+    them waits for the boot, as without any."""
+    q = replace(BASE, rate_per_s=12.0, hold_mean_s=0.1, workers=1, concurrency=2,
+                partitions=4, outage_s=5.0, p99_wait_target_s=5.0, max_drain_s=5.0,
+                max_workers=4, scale_delay_s=3.0, prepared_delay_s=0.5)  # fmt: skip
+    prepared = answer(replace(q, prepared_workers=1))
+    assert prepared.workers_needed == 2
+    assert prepared.after_drain_s == pytest.approx(0.5 + 56 / 28)
+    none = answer(replace(q, prepared_workers=0))
+    assert none.after_drain_s == pytest.approx(3.0 + 36 / 28)
+    # A limit of 3 s on the drain: 2 prepared-speed workers (2.5 s) pass.
+    tight = replace(q, max_drain_s=3.0)
+    assert answer(replace(tight, prepared_workers=1)).workers_needed == 2
+    # Without prepared ones the boot makes even 4 (one per partition) too late.
+    capped = answer(replace(tight, prepared_workers=0))
+    assert capped.workers_needed == 4 and "fall short" in capped.reason
