@@ -28,7 +28,7 @@ from homeport.simulation.calibration import (
 )
 from homeport.simulation.capacity import RegionLoad, can_absorb
 from homeport.simulation.distributions import ExponentialService
-from homeport.simulation.durations import format_duration, parse_duration
+from homeport.simulation.durations import DURATION, format_duration
 from homeport.simulation.errors import ParameterError, SimulationError
 from homeport.simulation.exports import load_export
 from homeport.simulation.model import simulate
@@ -43,25 +43,6 @@ from homeport.simulation.scenarios import Workload
 from homeport.simulation.validation import validate
 from rich.console import Console
 from rich.table import Table
-
-
-class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in click>=8.2
-    """A click parameter accepting `50ms`, `2s`, `1.5m`; the value is in seconds."""
-
-    name = "duration"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, float):
-            return value
-        try:
-            return parse_duration(str(value), field=param.name if param and param.name else "")
-        except ParameterError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-DURATION = Duration()
 
 
 @contextmanager

@@ -7,7 +7,9 @@ string avoids the classic factor-of-1000 mistake of a bare number.
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import click
 from homeport.simulation.errors import ParameterError
 
 _UNITS: dict[str, float] = {
@@ -49,3 +51,22 @@ def format_duration(seconds: float) -> str:
     if seconds < 120.0:
         return f"{seconds:.1f}s"
     return f"{seconds / 60.0:.1f}min"
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in click>=8.2
+    """A click parameter accepting `50ms`, `2s`, `1.5m`; the value is in seconds."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(str(value), field=param.name if param and param.name else "")
+        except ParameterError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = Duration()

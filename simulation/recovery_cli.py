@@ -16,8 +16,7 @@ import click
 from homeport.regions.rpo import MirrorDelay
 from homeport.regions.rpo import predict as predict_rpo
 from homeport.router.client import RetryPolicy
-from homeport.simulation.durations import format_duration, parse_duration
-from homeport.simulation.errors import ParameterError
+from homeport.simulation.durations import DURATION, format_duration
 from homeport.simulation.render import emit
 from homeport.simulation.rto import RtoParams
 from homeport.simulation.rto import predict as predict_rto
@@ -27,24 +26,14 @@ from rich.table import Table
 TOLERANCE = 0.20  # the median the issue asks to match: within 20 %
 
 
-def _seconds(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """Durations as `50ms`, `2s`; a repeated option gives a tuple."""
-    try:
-        if isinstance(value, tuple):
-            return tuple(parse_duration(v, field=param.name or "") for v in value)
-        return None if value is None else parse_duration(value, field=param.name or "")
-    except ParameterError as exc:
-        raise click.BadParameter(str(exc)) from exc
-
-
 @click.command("rpo", context_settings={"show_default": True})
-@click.option("--latency", default="0ms", callback=_seconds, help="Mirror link one-way latency.")
-@click.option("--jitter", default="0ms", callback=_seconds, help="Half-width of its jitter.")
+@click.option("--latency", default="0ms", type=DURATION, help="Mirror link one-way latency.")
+@click.option("--jitter", default="0ms", type=DURATION, help="Half-width of its jitter.")
 @click.option(
     "--base",
     multiple=True,
     default=("5ms",),
-    callback=_seconds,
+    type=DURATION,
     help="Base replication delay (repeat for samples): the mirror's round trip on an "
     "unloaded link, e.g. GLOBAL minus LOCAL submit latency.",
 )
@@ -52,7 +41,7 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 @click.option(
     "--run",
     multiple=True,
-    callback=_seconds,
+    type=DURATION,
     help="Ack -> end of first run (repeat for samples); none: tasks never finish first.",
 )
 @click.option(
@@ -101,12 +90,12 @@ def rpo_command(
     "Redis primary killed.",
 )
 @click.option("--regions", type=int, default=3, help="Regions (a strict majority judges).")
-@click.option("--confirm", default="3s", callback=_seconds, help="Agents' confirm_s.")
+@click.option("--confirm", default="3s", type=DURATION, help="Agents' confirm_s.")
 @click.option(
     "--promotion",
     multiple=True,
     default=("170ms",),
-    callback=_seconds,
+    type=DURATION,
     help="Measured promote() durations (repeat for samples; the controller logs its steps).",
 )
 @click.option("--leader-lost-p", type=float, default=0.0, help="P(controller leader lost).")
