@@ -126,6 +126,9 @@ class Worker:
         # Saturation = inflight / slots; inflight is read from the runtime at scrape time.
         self.metrics.slots.labels(s.region).set(s.concurrency)
         self.metrics.inflight.labels(s.region).set_function(lambda: rt.inflight)
+        self.metrics.fetch_budget.labels(s.region).set(rt.budget)
+        self.metrics.fetch_held.labels(s.region).set_function(rt.held_seconds)
+        self.metrics.fetch_released.labels(s.region).set_function(lambda: rt.released)
         owned = self._owned
         self._loops = [
             self.membership,

@@ -45,7 +45,8 @@ STALE_REPORT_S = 300.0
 @dataclass(frozen=True)
 class AbsorbQuestion:
     """Can `standby`'s `workers` (of `concurrency` slots) serve `home`'s `partitions` at
-    `rate_per_s`, each task holding a slot `hold_mean_s`, after `outage_s` of backlog?"""
+    `rate_per_s`, each task holding a slot `hold_mean_s` (`LoadReport.service_hold_s`),
+    after `outage_s` of backlog?"""
 
     home: str
     standby: str
@@ -107,6 +108,21 @@ class LoadReport:
     start_s: float = 0.0  # median of their `start()`: what a booted (prepared) one still does
     heartbeat_s: float = 0.0
     reserves: int = 0  # prepared workers this region keeps for the home (booted, idle)
+    # Mean seconds from reading an entry to releasing its fetch-budget unit (record
+    # written, ack queued), and the workers' budget (concurrency + prefetch); 0 = unknown.
+    fetch_hold_s: float = 0.0
+    fetch_budget: int = 0
+
+    @property
+    def service_hold_s(self) -> float:
+        """The slot time one task costs a saturated worker: its slot hold, or, when the
+        fetch budget binds first, the fetch hold per slot. A worker completes at most
+        `concurrency / hold_mean_s` and `fetch_budget / fetch_hold_s` tasks a second; with
+        no prefetch the budget equals the slots and is held through each task's record
+        write too, so a slot idles from its handler's end until the next entry is read."""
+        if self.fetch_budget <= 0 or self.fetch_hold_s <= 0:
+            return self.hold_mean_s
+        return max(self.hold_mean_s, self.fetch_hold_s * self.concurrency / self.fetch_budget)
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -273,7 +289,7 @@ def question(
         home=home,
         standby=standby,
         rate_per_s=served.rate_per_s,
-        hold_mean_s=served.hold_mean_s,
+        hold_mean_s=served.service_hold_s,
         workers=waiting.workers,
         concurrency=waiting.concurrency,
         partitions=topology.region(home).partitions,
