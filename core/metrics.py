@@ -206,6 +206,13 @@ class Metrics:
             ("region",),
             registry=r,
         )
+        self.start_cpu = Gauge(
+            "homeport_worker_start_cpu_seconds",
+            "CPU seconds of the same start (not inflated by other processes starting "
+            "at the same time, as the wall time is at a cluster's start-up)",
+            ("region",),
+            registry=r,
+        )
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a sample, summed over label sets matching `labels` (tests)."""

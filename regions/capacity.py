@@ -106,6 +106,7 @@ class LoadReport:
     # time excluded; 0 = none measured yet), and their membership heartbeat (Settings).
     boot_s: float = 0.0
     start_s: float = 0.0  # median of their `start()`: what a booted (prepared) one still does
+    start_cpu_s: float = 0.0  # median CPU seconds of that start (0 = an older agent's report)
     heartbeat_s: float = 0.0
     reserves: int = 0  # prepared workers this region keeps for the home (booted, idle)
     # Mean seconds from reading an entry to releasing its fetch-budget unit (record
@@ -152,10 +153,14 @@ def scale_delay(standby: LoadReport, policy: CapacityPolicy) -> float:
 
 def prepared_delay(standby: LoadReport) -> float:
     """Seconds from a scale order until a prepared worker serves: its `go` goes out at
-    once, it starts (connect, register, its loops, the admin server: the region's
-    measured median `start_s`) and takes partitions like any added worker, one heartbeat
-    on average (see `scale_delay`)."""
-    return standby.start_s + standby.heartbeat_s
+    once, it starts (register, its loops, the admin server) and takes partitions like any
+    added worker, one heartbeat on average (see `scale_delay`). The start counts its
+    measured CPU seconds (`start_cpu_s`, the region's median): the live workers measured
+    theirs at the cluster's start-up, when every process of the cluster started at once
+    and the wall time (`start_s`, used for reports without the CPU figure) ran 3-10
+    times the 0.3-0.8 s a prepared worker's start took at a failover (issue 20's game
+    days, docs/failover-model.md)."""
+    return (standby.start_cpu_s or standby.start_s) + standby.heartbeat_s
 
 
 @dataclass(frozen=True)

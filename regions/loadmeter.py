@@ -12,9 +12,9 @@ what the check needs of a standby).
 Each report also carries the median boot seconds of this agent's live workers (their
 `homeport_worker_boot_seconds`: spawn to serving, parked time excluded), the median of
 their start (`homeport_worker_start_seconds`: the part after a parked or prepared
-worker's wait), the workers' membership heartbeat and the home's prepared workers, from
-which the capacity check derives how long a scale-up of this region takes
-(`capacity.scale_delay`).
+worker's wait) and of that start's CPU seconds, the workers' membership heartbeat and
+the home's prepared workers, from which the capacity check derives how long a scale-up
+of this region takes (`capacity.scale_delay`, `capacity.prepared_delay`).
 
 The fetch hold is measured the same way, from the workers' running totals of the
 fetch budget (`homeport_fetch_budget_held_seconds` over
@@ -85,6 +85,7 @@ class WorkerSample:
     hold_s: float = 0.0
     slots: int = 0
     boot: tuple[float, float] | None = None  # (boot, start) s; None: not started by an agent
+    start_cpu: float = 0.0  # CPU seconds of that start
     budget: int = 0  # the fetch budget and its running totals (core.runtime)
     released: float = 0.0
     budget_held_s: float = 0.0
@@ -108,6 +109,7 @@ def parse_worker_metrics(text: str) -> WorkerSample:
         hold_s=hold_s,
         slots=int(found.get("homeport_worker_slots", 0)),
         boot=None if boot is None else (boot, found.get("homeport_worker_start_seconds", 0.0)),
+        start_cpu=found.get("homeport_worker_start_cpu_seconds", 0.0),
         budget=int(found.get("homeport_fetch_budget", 0)),
         released=found.get("homeport_fetch_budget_released", 0.0),
         budget_held_s=found.get("homeport_fetch_budget_held_seconds", 0.0),
@@ -147,7 +149,7 @@ class LoadMeter(Loop):
         self._totals: dict[str, _Totals] = {}
         self._fetch: dict[str, _Totals] = {}
         self._ports: dict[str, int] = {}
-        self._boots: dict[str, tuple[float, float]] = {}  # worker id -> (boot, start) s
+        self._boots: dict[str, tuple[float, float, float]] = {}  # id -> boot, start, CPU s
         self.heartbeat_s = heartbeat_s  # the workers' membership heartbeat (their Settings)
         self.reserves = reserves  # home -> prepared workers running (`Workforce.reserves`)
         self._session: aiohttp.ClientSession | None = None
@@ -194,7 +196,7 @@ class LoadMeter(Loop):
                     log.debug("load meter: %s unreadable: %s", row["id"], exc)
                     continue
                 if got.boot is not None:
-                    self._boots[row["id"]] = got.boot
+                    self._boots[row["id"]] = (*got.boot, got.start_cpu)
                 totals.add(row["id"], got.holds, got.hold_s)
                 fetch.add(row["id"], got.released, got.budget_held_s)
                 slots = max(slots, got.slots)
@@ -224,13 +226,15 @@ class LoadMeter(Loop):
         alive = {r["id"] for r in self.rows() if r["alive"]}
         self._boots = {w: b for w, b in self._boots.items() if w in alive}  # no dead ids kept
         live = list(self._boots.values())
-        boot_s = statistics.median(b for b, _ in live) if live else 0.0
-        start_s = statistics.median(s for _, s in live) if live else 0.0
+        boot_s, start_s, start_cpu_s = (
+            (statistics.median(b[i] for b in live) for i in range(3)) if live else (0.0,) * 3
+        )
         return [
             replace(
                 r,
                 boot_s=boot_s,
                 start_s=start_s,
+                start_cpu_s=start_cpu_s,
                 heartbeat_s=self.heartbeat_s,
                 reserves=self.reserves(r.home),
             )  # fmt: skip

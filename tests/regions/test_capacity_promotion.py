@@ -151,6 +151,9 @@ def test_the_scale_delay_is_the_standbys_measured_boot_plus_a_heartbeat(
     )
     assert isinstance(asked, AbsorbQuestion) and asked.scale_delay_s == 1.75
     assert asked.prepared_workers == 2 and asked.prepared_delay_s == 0.75
+    # With the start's CPU seconds measured, the start counts those (a cluster's
+    # start-up inflates every process's wall time; a prepared worker starts alone).
+    assert capacity.prepared_delay(replace(booted, start_cpu_s=0.125)) == 0.625
 
 
 def test_a_load_report_decodes_with_fields_it_does_not_know_or_lacks() -> None:

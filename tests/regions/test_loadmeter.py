@@ -86,10 +86,13 @@ async def test_meter_measures_rate_and_hold_of_its_workers_and_a_scale_order_add
             got = parse_worker_metrics(await meter._scrape(meter._port(row["id"], row["log"]) or 0))
             assert got.boot is not None, f"{row['id']} exported no boot"
             boots.append(got.boot)
+            # Its CPU seconds: some, and no more than the wall time plus the clocks' steps.
+            assert 0 < got.start_cpu <= got.boot[1] + 0.05, got
         # The start is a part of the boot (the boot runs from the spawn to its end).
         assert all(0 < start < boot < 180 for boot, start in boots), boots
         assert idle.boot_s == statistics.median(b for b, _ in boots)
         assert idle.start_s == statistics.median(s for _, s in boots)
+        assert 0 < idle.start_cpu_s <= max(s for _, s in boots) + 0.05
         assert idle.heartbeat_s == 0.5 and idle.reserves == 0
         log = Path(workforce.rows()[0]["log"]).read_text()
         assert f"booted in {boots[0][0]:.2f}s" in log and "started in" in log
