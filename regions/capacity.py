@@ -67,6 +67,9 @@ class AbsorbQuestion:
     # `prepared_delay_s` instead.
     prepared_workers: int = 0
     prepared_delay_s: float = 0.0
+    # Mean seconds from the route's move until the outage's submissions arrive (the
+    # clients' next retry: `client_return`). 0 = present at once.
+    client_return_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,15 @@ def scale_delay(standby: LoadReport, policy: CapacityPolicy) -> float:
     if standby.boot_s <= 0:
         return policy.scale_delay_s
     return standby.boot_s + standby.heartbeat_s
+
+
+def client_return(policy: CapacityPolicy) -> float:
+    """Mean seconds from the route's move until a client that kept retrying through the
+    outage resends: the residual of its backoff. After a few failures the SDK's backoff
+    is its cap times a jitter uniform in [0.5, 1) (`core.retry.equal_jitter`); the move
+    falls in one such sleep, picked in proportion to its length, and leaves on average
+    E[X^2] / 2E[X] = (7/12) / (2 * 3/4) = 7/18 of the cap (0.39 s for the SDK's 1 s)."""
+    return policy.client_backoff_cap_s * 7 / 18
 
 
 def prepared_delay(standby: LoadReport) -> float:
@@ -306,6 +318,7 @@ def question(
         scale_delay_s=scale_delay(waiting, policy),
         prepared_workers=waiting.reserves,
         prepared_delay_s=prepared_delay(waiting),
+        client_return_s=client_return(policy),
     )
 
 

@@ -198,6 +198,11 @@ class CapacityPolicy(_Model):
     # promotion, until a scale order starts them; a scale-up within this many skips the
     # process boot (`capacity.scale_delay`). Each costs a worker's memory, no CPU. >= 0.
     prepared_workers: int = Field(default=0, ge=0, le=256)
+    # The clients' retry backoff cap, seconds (the SDK's `RetryPolicy.backoff_cap_s`,
+    # default 1): an outage's submissions reach the standby at each client's next retry
+    # after the route moved, 7/18 of the cap later on average (`capacity.client_return`).
+    # 0 = clients that resend at once. >= 0.
+    client_backoff_cap_s: float = Field(default=1.0, ge=0, le=600)
 
 
 class Topology(_Model):

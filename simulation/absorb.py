@@ -18,7 +18,9 @@ opinion), written for the controller's question:
   capacity (fluid estimate, as `scenarios.fluid_drain_s`); a count above the standby's
   current one only after the scale-up delay (`regions.capacity.scale_delay`: the
   standby's measured worker boot plus a heartbeat; a heartbeat alone when the standby
-  has that many prepared workers): the current workers drain alone until then.
+  has that many prepared workers): the current workers drain alone until then. The
+  backlog arrives with the clients' retries after the route moved (the residual of the
+  SDK's capped backoff, `regions.capacity.client_return`), which the drain counts first.
 
 The standby can absorb when the busiest worker's utilisation is below 1, its p99 queue
 wait is within the SLO and the backlog drains within the limit. If not, the planner's
@@ -74,12 +76,20 @@ def _net_drain_per_s(q: AbsorbQuestion, workers: int, capacity: float) -> float:
 
 
 def _drain(q: AbsorbQuestion, workers: int, capacity: float) -> float:
-    """Fluid drain of the outage's backlog (rate x outage). With more workers than the
-    standby has, the current ones drain alone for `scale_delay_s` first."""
+    """Fluid drain of the outage's backlog (rate x outage), from the route's move: the
+    backlog arrives with the clients' retries (`client_return_s` later on average), and
+    with more workers than the standby has, the current ones drain alone until the added
+    ones serve (the scale-up delay runs from the decision, so during the clients' return
+    too)."""
+    return q.client_return_s + _drain_from(q, workers, capacity, q.client_return_s)
+
+
+def _drain_from(q: AbsorbQuestion, workers: int, capacity: float, elapsed: float) -> float:
     backlog = q.rate_per_s * q.outage_s
     fast = _net_drain_per_s(q, workers, capacity)
     # Added workers within the standby's prepared ones only wait for their `go`.
     delay = q.prepared_delay_s if workers - q.workers <= q.prepared_workers else q.scale_delay_s
+    delay = max(0.0, delay - elapsed)
     if workers <= q.workers or delay <= 0:
         return backlog / fast
     slow = _net_drain_per_s(q, q.workers, capacity)

@@ -5,9 +5,13 @@ decision in the failover history that `homeport region status` shows."""
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import os
+import random
 import signal
+import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -186,3 +190,24 @@ def test_the_model_is_asked_with_the_fetch_hold_per_slot_when_the_budget_binds(
         {"us-east": no_prefetch, "eu-west": standby}, time.time(),
     )  # fmt: skip
     assert isinstance(asked, AbsorbQuestion) and asked.hold_mean_s == 0.07
+
+
+def test_the_clients_return_is_seven_eighteenths_of_their_backoff_cap(
+    cap_cluster: DevCluster,
+) -> None:
+    """The residual of a sleep uniform in [cap/2, cap), picked in proportion to its
+    length: checked against a sampled one, then carried by the question."""
+    rng = random.Random(7)
+    cap = 1.0
+    sleeps = [cap * (0.5 + rng.random() / 2) for _ in range(20_000)]
+    points = [rng.uniform(0, sum(sleeps)) for _ in range(20_000)]
+    ends = list(itertools.accumulate(sleeps))
+    residual = statistics.mean(ends[bisect.bisect(ends, p)] - p for p in points)
+    policy = CapacityPolicy(client_backoff_cap_s=cap)
+    assert capacity.client_return(policy) == pytest.approx(residual, rel=0.03)
+    home = _report("us-east", "us-east", 40, 1, False)
+    asked = capacity.question(
+        cap_cluster.topology.model_copy(update={"capacity": policy}), "us-east", "eu-west",
+        {"us-east": home, "eu-west": _report("us-east", "eu-west", 0, 1, True)}, time.time(),
+    )  # fmt: skip
+    assert isinstance(asked, AbsorbQuestion) and asked.client_return_s == 7 / 18

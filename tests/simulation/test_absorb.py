@@ -121,3 +121,20 @@ def test_prepared_workers_count_only_their_go_delay_and_only_up_to_their_number(
     # Without prepared ones the boot makes even 4 (one per partition) too late.
     capped = answer(replace(tight, prepared_workers=0))
     assert capped.workers_needed == 4 and "fall short" in capped.reason
+
+
+def test_the_backlog_drains_from_the_clients_return_and_the_scale_up_runs_meanwhile() -> None:
+    """The standby above with a 3 s scale-up delay: the clients come back 1 s after the
+    route moved on average, so the backlog waits 1 s, and the added worker then serves
+    after the delay's remaining 2 s (2 s at 8/s, then the remaining 44 at 28/s)."""
+    q = replace(BASE, rate_per_s=12.0, hold_mean_s=0.1, workers=1, concurrency=2,
+                partitions=4, outage_s=5.0, p99_wait_target_s=5.0, max_drain_s=60.0,
+                max_workers=2, scale_delay_s=3.0, client_return_s=1.0)  # fmt: skip
+    assert answer(q).drain_s == pytest.approx(1.0 + 7.5)
+    scaled = answer(replace(q, max_drain_s=5.0))
+    assert scaled.workers_needed == 2
+    assert scaled.after_drain_s == pytest.approx(1.0 + 2.0 + 44 / 28)
+    # A return longer than the delay: every worker serves the backlog from its arrival.
+    assert answer(replace(q, max_drain_s=5.0, client_return_s=4.0)).after_drain_s == (
+        pytest.approx(4.0 + 60 / 28)
+    )
