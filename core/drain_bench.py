@@ -29,6 +29,7 @@ from pathlib import Path
 
 import click
 from homeport.core.app import App, TaskContext
+from homeport.core.processes import processes_option
 from homeport.core.settings import Settings
 from homeport.core.supervisor import Child, ChildFailed
 
@@ -183,13 +184,7 @@ def raw_limit(settings: Settings, n: int) -> float:
     show_default=True,
     help="Comma list of task kinds to drain: ordered (per-key FIFO) and/or unordered.",
 )
-@click.option(
-    "--processes",
-    type=int,
-    default=1,
-    show_default=True,
-    help="Worker processes (`homeport worker --processes`); 1 = one plain worker.",
-)
+@processes_option("Worker processes (`homeport worker --processes`); 1 = one plain worker.")
 @click.option("--region", default="benchd", show_default=True, help="Region name used.")
 def drain(
     redis_url: str,
