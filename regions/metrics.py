@@ -8,98 +8,84 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from homeport.core.metrics import Families
 from homeport.regions.routing import Route
 from homeport.regions.topology import Topology
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 _PAIR = ("home", "standby")
 
 
 class RegionsMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        r = registry
-        self.mirror_lag_bytes = Gauge(
+        fam = Families(registry)
+        self.mirror_lag_bytes = fam.gauge(
             "homeport_mirror_lag_bytes",
             "Replication offset gap between a home primary and its cross-region mirror",
-            _PAIR,
-            registry=r,
+            *_PAIR,
         )
-        self.mirror_lag_seconds = Gauge(
+        self.mirror_lag_seconds = fam.gauge(
             "homeport_mirror_lag_seconds",
             "Age of the newest heartbeat the mirror holds, relative to the primary's",
-            _PAIR,
-            registry=r,
+            *_PAIR,
         )
-        self.mirror_link_up = Gauge(
-            "homeport_mirror_link_up",
-            "1 when the mirror's replication link is up",
-            _PAIR,
-            registry=r,
+        self.mirror_link_up = fam.gauge(
+            "homeport_mirror_link_up", "1 when the mirror's replication link is up", *_PAIR
         )
-        self.region_reachable = Gauge(
+        self.region_reachable = fam.gauge(
             "homeport_region_reachable",
             "1 when this observer reached the target region's primary in the last probe",
-            ("observer", "target"),
-            registry=r,
+            "observer",
+            "target",
         )
-        self.promotions = Counter(
-            "homeport_promotions",
-            "Failovers performed by this controller",
-            ("home", "to"),
-            registry=r,
+        self.promotions = fam.counter(
+            "homeport_promotions", "Failovers performed by this controller", "home", "to"
         )
         # Counted where it is seen, not where it is done: a failback is an operator's
         # command in a short-lived process, so each agent counts routes returning home.
-        self.failbacks = Counter(
+        self.failbacks = fam.counter(
             "homeport_failbacks",
             "Routes this agent saw return to their home region (failbacks)",
-            ("home",),
-            registry=r,
+            "home",
         )
-        self.route_epoch = Gauge(
-            "homeport_route_epoch",
-            "Epoch of each home's route, as this agent read it",
-            ("home",),
-            registry=r,
+        self.route_epoch = fam.gauge(
+            "homeport_route_epoch", "Epoch of each home's route, as this agent read it", "home"
         )
-        self.route_serving = Gauge(
+        self.route_serving = fam.gauge(
             "homeport_route_serving",
             "1 for the region that serves each home, per the routing table",
-            ("home", "region"),
-            registry=r,
+            "home",
+            "region",
         )
-        self.route_failed_over = Gauge(
+        self.route_failed_over = fam.gauge(
             "homeport_route_failed_over",
             "1 while a home is served by a region other than itself",
-            ("home",),
-            registry=r,
+            "home",
         )
-        self.orphans = Counter(
+        self.orphans = fam.counter(
             "homeport_orphans_recovered",
             "Entries found only on an old home at failback and re-enqueued",
-            ("home",),
-            registry=r,
+            "home",
         )
-        self.protections = Counter(
+        self.protections = fam.counter(
             "homeport_protections",
             "Spares this controller lent to a home that lost its cross-region replica",
-            ("home",),
-            registry=r,
+            "home",
         )
         # The capacity check before a promotion (regions.capacity): promotions whose
         # standby the model judged unable to absorb the home (promoted anyway), and the
         # workers the model asked the standby for.
-        self.undersized = Counter(
+        self.undersized = fam.counter(
             "homeport_promotion_undersized",
             "Promotions to a standby the capacity model judged unable to absorb the home",
-            ("home", "to"),
-            registry=r,
+            "home",
+            "to",
         )
-        self.workers_ordered = Gauge(
+        self.workers_ordered = fam.gauge(
             "homeport_capacity_workers_ordered",
             "Worker processes the capacity check ordered the standby to run for the home",
-            ("home", "to"),
-            registry=r,
+            "home",
+            "to",
         )
         self._routes: dict[str, Route] = {}
 

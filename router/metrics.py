@@ -8,7 +8,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from homeport.core.metrics import Families
+from prometheus_client import CollectorRegistry
 
 # Submit latency on loopback sits around a millisecond; a slow WAIT for GLOBAL or a
 # stalled Redis pushes it to the RPC deadline, so the buckets span both.
@@ -19,30 +20,24 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.tasks = Counter(
-            "homeport_gateway_tasks",
-            "Tasks received by Submit/SubmitBatch, by outcome",
-            ("outcome",),
-            registry=registry,
+        fam = Families(registry)
+        self.tasks = fam.counter(
+            "homeport_gateway_tasks", "Tasks received by Submit/SubmitBatch, by outcome", "outcome"
         )
-        self.errors = Counter(
-            "homeport_gateway_errors",
-            "Domain errors answered, by code",
-            ("code",),
-            registry=registry,
+        self.errors = fam.counter(
+            "homeport_gateway_errors", "Domain errors answered, by code", "code"
         )
-        self.refused = Counter(
+        self.refused = fam.counter(
             "homeport_gateway_auth_refused",
             "Calls refused by authentication, by method and status",
-            ("method", "status"),
-            registry=registry,
+            "method",
+            "status",
         )
-        self.submit_seconds = Histogram(
+        self.submit_seconds = fam.histogram(
             "homeport_gateway_submit_duration_seconds",
             "Time to answer a Submit or SubmitBatch call, refusals included",
-            ("method",),
+            "method",
             buckets=_SUBMIT_BUCKETS,
-            registry=registry,
         )
 
 
