@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -38,141 +37,151 @@ _LATENCY_BUCKETS = (
 SLOT_HOLD_BUCKETS = tuple(round(0.00025 * 1.2**i, 7) for i in range(61))
 
 
-class Families:
-    """Declares metric families on one registry, one call a family with its labels last:
-    `Families(registry).counter("homeport_x", "What it counts", "region")`. The engine's,
-    the gateway's and the multi-region layer's metrics are all declared through it."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-
-    def counter(self, name: str, doc: str, *labels: str) -> Counter:
-        return Counter(name, doc, labels, registry=self.registry)
-
-    def gauge(self, name: str, doc: str, *labels: str) -> Gauge:
-        return Gauge(name, doc, labels, registry=self.registry)
-
-    def histogram(self, name: str, doc: str, *labels: str, buckets: Sequence[float]) -> Histogram:
-        return Histogram(name, doc, labels, buckets=buckets, registry=self.registry)
-
-
 class Metrics:
     """Every metric the engine exports; create one per process and share it."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        fam = Families(self.registry)
-        self.enqueued = fam.counter(
-            "homeport_enqueued", "Tasks accepted into a stream or the delayed set", *_RP
+        r = self.registry
+        self.enqueued = Counter(
+            "homeport_enqueued", "Tasks accepted into a stream or the delayed set", _RP, registry=r
         )
-        self.duplicate_submits = fam.counter(
-            "homeport_duplicate_submits", "Submits answered from the dedup window", *_RP
+        self.duplicate_submits = Counter(
+            "homeport_duplicate_submits", "Submits answered from the dedup window", _RP, registry=r
         )
-        self.fenced = fam.counter(
-            "homeport_fenced", "Writes refused for a stale epoch or lease token", *_RP
+        self.fenced = Counter(
+            "homeport_fenced", "Writes refused for a stale epoch or lease token", _RP, registry=r
         )
         # By durability, so GLOBAL refusals (a standby mirror that does not ack) stand
         # apart from an in-region replica's; three values, bounded.
-        self.not_replicated = fam.counter(
+        self.not_replicated = Counter(
             "homeport_not_replicated",
             "Submits not acknowledged because WAIT saw too few replicas",
-            *_RP,
-            "durability",
+            (*_RP, "durability"),
+            registry=r,
         )
-        self.started = fam.counter("homeport_started", "Handler executions started", *_RP)
-        self.succeeded = fam.counter("homeport_succeeded", "Tasks finished successfully", *_RP)
-        self.failed = fam.counter("homeport_failed", "Attempts that raised", *_RP)
-        self.retried = fam.counter("homeport_retried", "Failed attempts scheduled again", *_RP)
-        self.dead = fam.counter("homeport_dead", "Tasks moved to the dead-letter stream", *_RP)
-        self.cancelled = fam.counter(
-            "homeport_cancelled", "Tasks skipped because cancelled before start", *_RP
+        self.started = Counter("homeport_started", "Handler executions started", _RP, registry=r)
+        self.succeeded = Counter(
+            "homeport_succeeded", "Tasks finished successfully", _RP, registry=r
         )
-        self.duplicate_executions = fam.counter(
+        self.failed = Counter("homeport_failed", "Attempts that raised", _RP, registry=r)
+        self.retried = Counter(
+            "homeport_retried", "Failed attempts scheduled again", _RP, registry=r
+        )
+        self.dead = Counter(
+            "homeport_dead", "Tasks moved to the dead-letter stream", _RP, registry=r
+        )
+        self.cancelled = Counter(
+            "homeport_cancelled", "Tasks skipped because cancelled before start", _RP, registry=r
+        )
+        self.duplicate_executions = Counter(
             "homeport_duplicate_executions",
             "Executions of an entry whose handler had already been started by an earlier delivery",
-            *_RP,
+            _RP,
+            registry=r,
         )
-        self.undecodable = fam.counter(
+        self.undecodable = Counter(
             "homeport_undecodable_entries",
             "Stream entries that were no task blob of a known version, dead-lettered and acked"
             " (reason: decode or version)",
-            *_RP,
-            "reason",
+            (*_RP, "reason"),
+            registry=r,
         )
-        self.reclaimed = fam.counter(
-            "homeport_reclaimed", "Pending entries taken over from a previous partition owner", *_RP
+        self.reclaimed = Counter(
+            "homeport_reclaimed",
+            "Pending entries taken over from a previous partition owner",
+            _RP,
+            registry=r,
         )
-        self.forwarded = fam.counter(
-            "homeport_forwarded", "Delayed tasks moved into the stream", *_RP
+        self.forwarded = Counter(
+            "homeport_forwarded", "Delayed tasks moved into the stream", _RP, registry=r
         )
-        self.trimmed = fam.counter(
-            "homeport_trimmed", "Acknowledged entries trimmed from the stream", *_RP
+        self.trimmed = Counter(
+            "homeport_trimmed", "Acknowledged entries trimmed from the stream", _RP, registry=r
         )
-        self.queue_depth = fam.gauge(
-            "homeport_queue_depth", "Entries per state (ready, pending, delayed)", *_RP, "state"
+        self.queue_depth = Gauge(
+            "homeport_queue_depth",
+            "Entries per state (ready, pending, delayed)",
+            (*_RP, "state"),
+            registry=r,
         )
-        self.oldest_pending_age = fam.gauge(
+        self.oldest_pending_age = Gauge(
             "homeport_oldest_pending_age_seconds",
             "Age of the oldest delivered-but-unacked entry",
-            *_RP,
+            _RP,
+            registry=r,
         )
-        self.oldest_waiting_age = fam.gauge(
+        self.oldest_waiting_age = Gauge(
             "homeport_oldest_waiting_age_seconds",
             "Age of the oldest entry not yet delivered to a worker (0 when none waits)",
-            *_RP,
+            _RP,
+            registry=r,
         )
-        self.latency = fam.histogram(
+        self.latency = Histogram(
             "homeport_end_to_end_latency_seconds",
             "From ready (enqueue or due time) to handler start",
-            *_RP,
+            _RP,
             buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
-        self.slot_hold = fam.histogram(
+        self.slot_hold = Histogram(
             "homeport_slot_hold_seconds",
             "From taking a handler slot (before the begin step) to giving it back "
             "(handler end): the service time a capacity model must use",
-            "region",
+            ("region",),
             buckets=SLOT_HOLD_BUCKETS,
+            registry=r,
         )
-        self.record_lag = fam.gauge(
+        self.record_lag = Gauge(
             "homeport_record_writer_lag_seconds",
             "Age of the oldest record not yet written to PostgreSQL",
+            registry=r,
         )
-        self.records_written = fam.counter(
-            "homeport_records_written", "Rows written to the record store", "table"
+        self.records_written = Counter(
+            "homeport_records_written", "Rows written to the record store", ("table",), registry=r
         )
-        self.record_write_failures = fam.counter(
+        self.record_write_failures = Counter(
             "homeport_record_write_failures",
             "Record-store batch writes that failed (each is retried)",
+            registry=r,
         )
-        self.loop_errors = fam.counter(
-            "homeport_loop_errors", "Errors caught and logged by background loops", "loop"
+        self.loop_errors = Counter(
+            "homeport_loop_errors",
+            "Errors caught and logged by background loops",
+            ("loop",),
+            registry=r,
         )
-        self.owned_partitions = fam.gauge(
-            "homeport_owned_partitions", "Partitions this worker holds the lease of", "region"
+        self.owned_partitions = Gauge(
+            "homeport_owned_partitions",
+            "Partitions this worker holds the lease of",
+            ("region",),
+            registry=r,
         )
-        self.inflight = fam.gauge("homeport_inflight", "Handlers running now", "region")
+        self.inflight = Gauge("homeport_inflight", "Handlers running now", ("region",), registry=r)
         # inflight / slots is the worker's saturation; both per process, labelled by the
         # home region the worker consumes.
-        self.slots = fam.gauge(
+        self.slots = Gauge(
             "homeport_worker_slots",
             "Handlers this worker may run at once (its concurrency)",
-            "region",
+            ("region",),
+            registry=r,
         )
         # Set once by a worker the agent started (`regions.workforce`): seconds from its
         # spawn until it could serve, the time spent parked excluded (`regions.loadmeter`
         # reports it for the capacity check's scale-up delay).
-        self.boot = fam.gauge(
+        self.boot = Gauge(
             "homeport_worker_boot_seconds",
             "Seconds from this worker's spawn until it could serve, parked time excluded",
-            "region",
+            ("region",),
+            registry=r,
         )
-        self.start_time = fam.gauge(
+        self.start_time = Gauge(
             "homeport_worker_start_seconds",
             "Seconds this worker's start took (connect, register, loops, admin server; "
             "the record store's connection not counted): what a booted parked or "
             "prepared worker still does before it serves",
-            "region",
+            ("region",),
+            registry=r,
         )
 
     def value(self, name: str, **labels: str) -> float:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from homeport.core.admin import AdminServer
-from homeport.core.metrics import Families, Metrics
+from homeport.core.metrics import Metrics
 from homeport.core.settings import Settings
 from homeport.regions.capacity import CapacityModel, ScaleOrder, watch_orders
 from homeport.regions.control import ControlPlane
@@ -44,7 +44,7 @@ from homeport.regions.mirror import MirrorLagProbe
 from homeport.regions.routing import Route, next_standby, store_address
 from homeport.regions.topology import Topology
 from homeport.regions.workforce import Wanted, Workforce
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 log = logging.getLogger(__name__)
 ORDER_WATCH_RETRY_S = 1.0  # seconds before a failed scale-order watch is opened again
@@ -84,10 +84,11 @@ class Agent:
         self.metrics = Metrics(self.registry)
         self.rm = RegionsMetrics(self.registry)
         self.rm.start(topology)
-        self.restarts = Families(self.registry).counter(
+        self.restarts = Counter(
             "homeport_agent_worker_restarts",
             "Worker processes the agent restarted after they exited",
-            "home",
+            ("home",),
+            registry=self.registry,
         )
         self.workforce = Workforce(
             region, settings.log_dir, settings.workers,

@@ -8,84 +8,98 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from homeport.core.metrics import Families
 from homeport.regions.routing import Route
 from homeport.regions.topology import Topology
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 _PAIR = ("home", "standby")
 
 
 class RegionsMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        fam = Families(registry)
-        self.mirror_lag_bytes = fam.gauge(
+        r = registry
+        self.mirror_lag_bytes = Gauge(
             "homeport_mirror_lag_bytes",
             "Replication offset gap between a home primary and its cross-region mirror",
-            *_PAIR,
+            _PAIR,
+            registry=r,
         )
-        self.mirror_lag_seconds = fam.gauge(
+        self.mirror_lag_seconds = Gauge(
             "homeport_mirror_lag_seconds",
             "Age of the newest heartbeat the mirror holds, relative to the primary's",
-            *_PAIR,
+            _PAIR,
+            registry=r,
         )
-        self.mirror_link_up = fam.gauge(
-            "homeport_mirror_link_up", "1 when the mirror's replication link is up", *_PAIR
+        self.mirror_link_up = Gauge(
+            "homeport_mirror_link_up",
+            "1 when the mirror's replication link is up",
+            _PAIR,
+            registry=r,
         )
-        self.region_reachable = fam.gauge(
+        self.region_reachable = Gauge(
             "homeport_region_reachable",
             "1 when this observer reached the target region's primary in the last probe",
-            "observer",
-            "target",
+            ("observer", "target"),
+            registry=r,
         )
-        self.promotions = fam.counter(
-            "homeport_promotions", "Failovers performed by this controller", "home", "to"
+        self.promotions = Counter(
+            "homeport_promotions",
+            "Failovers performed by this controller",
+            ("home", "to"),
+            registry=r,
         )
         # Counted where it is seen, not where it is done: a failback is an operator's
         # command in a short-lived process, so each agent counts routes returning home.
-        self.failbacks = fam.counter(
+        self.failbacks = Counter(
             "homeport_failbacks",
             "Routes this agent saw return to their home region (failbacks)",
-            "home",
+            ("home",),
+            registry=r,
         )
-        self.route_epoch = fam.gauge(
-            "homeport_route_epoch", "Epoch of each home's route, as this agent read it", "home"
+        self.route_epoch = Gauge(
+            "homeport_route_epoch",
+            "Epoch of each home's route, as this agent read it",
+            ("home",),
+            registry=r,
         )
-        self.route_serving = fam.gauge(
+        self.route_serving = Gauge(
             "homeport_route_serving",
             "1 for the region that serves each home, per the routing table",
-            "home",
-            "region",
+            ("home", "region"),
+            registry=r,
         )
-        self.route_failed_over = fam.gauge(
+        self.route_failed_over = Gauge(
             "homeport_route_failed_over",
             "1 while a home is served by a region other than itself",
-            "home",
+            ("home",),
+            registry=r,
         )
-        self.orphans = fam.counter(
+        self.orphans = Counter(
             "homeport_orphans_recovered",
             "Entries found only on an old home at failback and re-enqueued",
-            "home",
+            ("home",),
+            registry=r,
         )
-        self.protections = fam.counter(
+        self.protections = Counter(
             "homeport_protections",
             "Spares this controller lent to a home that lost its cross-region replica",
-            "home",
+            ("home",),
+            registry=r,
         )
         # The capacity check before a promotion (regions.capacity): promotions whose
         # standby the model judged unable to absorb the home (promoted anyway), and the
         # workers the model asked the standby for.
-        self.undersized = fam.counter(
+        self.undersized = Counter(
             "homeport_promotion_undersized",
             "Promotions to a standby the capacity model judged unable to absorb the home",
-            "home",
-            "to",
+            ("home", "to"),
+            registry=r,
         )
-        self.workers_ordered = fam.gauge(
+        self.workers_ordered = Gauge(
             "homeport_capacity_workers_ordered",
             "Worker processes the capacity check ordered the standby to run for the home",
-            "home",
-            "to",
+            ("home", "to"),
+            registry=r,
         )
         self._routes: dict[str, Route] = {}
 

@@ -8,8 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-from homeport.core.metrics import Families
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 # Submit latency on loopback sits around a millisecond; a slow WAIT for GLOBAL or a
 # stalled Redis pushes it to the RPC deadline, so the buckets span both.
@@ -20,24 +19,30 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        fam = Families(registry)
-        self.tasks = fam.counter(
-            "homeport_gateway_tasks", "Tasks received by Submit/SubmitBatch, by outcome", "outcome"
+        self.tasks = Counter(
+            "homeport_gateway_tasks",
+            "Tasks received by Submit/SubmitBatch, by outcome",
+            ("outcome",),
+            registry=registry,
         )
-        self.errors = fam.counter(
-            "homeport_gateway_errors", "Domain errors answered, by code", "code"
+        self.errors = Counter(
+            "homeport_gateway_errors",
+            "Domain errors answered, by code",
+            ("code",),
+            registry=registry,
         )
-        self.refused = fam.counter(
+        self.refused = Counter(
             "homeport_gateway_auth_refused",
             "Calls refused by authentication, by method and status",
-            "method",
-            "status",
+            ("method", "status"),
+            registry=registry,
         )
-        self.submit_seconds = fam.histogram(
+        self.submit_seconds = Histogram(
             "homeport_gateway_submit_duration_seconds",
             "Time to answer a Submit or SubmitBatch call, refusals included",
-            "method",
+            ("method",),
             buckets=_SUBMIT_BUCKETS,
+            registry=registry,
         )
 
 
