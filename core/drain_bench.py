@@ -29,6 +29,7 @@ from pathlib import Path
 
 import click
 from homeport.core.app import App, TaskContext
+from homeport.core.bench import engine_bench_options
 from homeport.core.processes import processes_option
 from homeport.core.settings import Settings
 from homeport.core.supervisor import Child, ChildFailed
@@ -173,11 +174,7 @@ def raw_limit(settings: Settings, n: int) -> float:
 
 
 @click.command("drain")
-@click.option("--redis-url", default="redis://127.0.0.1:6379/0", show_default=True)
-@click.option("--pg-dsn", default="", help="Record store DSN; empty = do not record.")
-@click.option("--tasks", "n", type=int, default=20_000, show_default=True)
-@click.option("--runs", type=int, default=3, show_default=True)
-@click.option("--partitions", type=int, default=16, show_default=True)
+@engine_bench_options(tasks=20_000)
 @click.option(
     "--kinds",
     default="ordered,unordered",
