@@ -55,6 +55,7 @@ SAMPLE_S = 0.5  # route following and mirror-lag sampling interval
 APP = "homeport.chaos.app:app"
 JOURNAL_ENV = "HOMEPORT_CHAOS_JOURNAL"  # read by chaos.app in every worker
 CONCURRENCY_ENV = "HOMEPORT_CONCURRENCY"  # core.settings: slots per worker process
+PREFETCH_ENV = "HOMEPORT_PREFETCH"  # core.settings: entries read ahead of the slots
 STOP_S = 10.0  # bound on stopping the route follower and lag sampler after the load
 COLLECT_S = 60.0  # bound on reading executions back from the databases
 WORKERS_READY_S = 120.0  # agents start workers after importing grpc: slow on 2 loaded cores
@@ -132,6 +133,8 @@ class GameDay:
         env = {JOURNAL_ENV: str(journal.resolve())}
         if shape.worker_concurrency is not None:
             env[CONCURRENCY_ENV] = str(shape.worker_concurrency)
+        if shape.worker_prefetch is not None:
+            env[PREFETCH_ENV] = str(shape.worker_prefetch)
         saved = {name: os.environ.get(name) for name in env}
         os.environ.update(env)
         try:

@@ -55,6 +55,9 @@ class TopologyShape(_Model):
     # default), and the topology's `capacity:` block (None = its defaults): together they
     # let a game day run a standby too small for its partner (`undersized-standby`).
     worker_concurrency: int | None = Field(default=None, ge=1, le=4096)
+    # Entries every worker process reads ahead of its slots (`HOMEPORT_PREFETCH`; None =
+    # the settings' default, 0).
+    worker_prefetch: int | None = Field(default=None, ge=0, le=65536)
     capacity: CapacityPolicy | None = None
 
     @field_validator("cluster_regions")

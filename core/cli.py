@@ -98,7 +98,16 @@ def load_app(ref: str) -> App:
 @click.command("worker")
 @click.option("--app", "app_ref", required=True, help="The App to run, as pkg.module:attr.")
 @_common
-@click.option("--concurrency", type=int, default=None, help="Most unfinished entries held.")
+@click.option(
+    "--concurrency", type=int, default=None, help="Most handlers running at once (slots)."
+)
+@click.option(
+    "--prefetch",
+    type=int,
+    default=None,
+    help="Entries read ahead beyond the slots, so a freed slot's next task is already "
+    "fetched (default 0 = read only as tasks finish).",
+)
 @click.option("--max-deliveries", type=int, default=None, help="Poison threshold.")
 @click.option("--shutdown-grace-s", type=float, default=None, help="Grace after SIGTERM.")
 @click.option("--burst", is_flag=True, help="Drain the region, then exit.")

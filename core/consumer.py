@@ -6,7 +6,8 @@ delivery counts kept) and queues them before anything new, then reads new entrie
 XREADGROUP in batches. Entries of an ordered kind join their key's FIFO; the key's runner
 starts the head only after the previous head was finished (acked, dead-lettered or
 re-scheduled) — that is the per-key order guarantee. Different keys run concurrently,
-bounded by the worker's `concurrency` budget. Unordered kinds skip the key FIFO.
+bounded by the worker's `concurrency` slots; reading runs up to `prefetch` entries ahead
+of them (the fetch budget, `core.runtime`). Unordered kinds skip the key FIFO.
 
 Stopping: `drain()` stops reading and starting, lets running handlers finish within the
 grace period, and leaves the rest pending for the next owner; `abort()` (lost lease, or
@@ -160,7 +161,7 @@ class PartitionConsumer:
                 count = min(
                     s.batch_size,
                     s.max_buffered - self._buffered,
-                    max(1, s.concurrency - rt.buffered),
+                    max(1, rt.budget - rt.buffered),
                 )
                 if self._taking and self._batch.kinds:
                     # One call reads and begins (core/batchpath.py); after an empty one,

@@ -166,6 +166,29 @@ class Metrics:
             ("region",),
             registry=r,
         )
+        # The fetch budget (`concurrency + prefetch` entries read but not yet released)
+        # and two running totals, read at scrape time: the unit-seconds it was held and
+        # the units given back. rate(held) / rate(released) is the mean fetch hold: read
+        # to release, the finish (record write, ack) included. A worker whose budget is
+        # full completes budget / fetch hold tasks a second at most (`regions.loadmeter`).
+        self.fetch_budget = Gauge(
+            "homeport_fetch_budget",
+            "Entries this worker may hold read but unreleased (concurrency + prefetch)",
+            ("region",),
+            registry=r,
+        )
+        self.fetch_held = Gauge(
+            "homeport_fetch_budget_held_seconds",
+            "Running total of fetch-budget unit-seconds held (use rate())",
+            ("region",),
+            registry=r,
+        )
+        self.fetch_released = Gauge(
+            "homeport_fetch_budget_released",
+            "Running total of fetch-budget units given back (use rate())",
+            ("region",),
+            registry=r,
+        )
         # Set once by a worker the agent started (`regions.workforce`): seconds from its
         # spawn until it could serve, the time spent parked excluded (`regions.loadmeter`
         # reports it for the capacity check's scale-up delay).
@@ -180,6 +203,13 @@ class Metrics:
             "Seconds this worker's start took (connect, register, loops, admin server; "
             "the record store's connection not counted): what a booted parked or "
             "prepared worker still does before it serves",
+            ("region",),
+            registry=r,
+        )
+        self.start_cpu = Gauge(
+            "homeport_worker_start_cpu_seconds",
+            "CPU seconds of the same start (not inflated by other processes starting "
+            "at the same time, as the wall time is at a cluster's start-up)",
             ("region",),
             registry=r,
         )

@@ -43,10 +43,20 @@ class WorkerRuntime:
         self.rng = rng
         self.inflight = 0
         self.gate = Gate()
-        # Worker-wide budget of fetched-but-unfinished entries: bounds memory and the
-        # number of coroutines, and so the event loop's cycle time (lease renewals must
-        # not starve under load). Handlers running at once never exceed it.
+        # Worker-wide budget of fetched-but-unfinished entries (`concurrency + prefetch`):
+        # bounds memory and the number of coroutines, and so the event loop's cycle time
+        # (lease renewals must not starve under load). The prefetch part keeps a freed
+        # slot's next entry read ahead, so the slot does not idle through the finished
+        # entry's record write, its ack and the next read.
+        self.budget = settings.concurrency + settings.prefetch
         self.buffered = 0
+        # Running totals for the fetch hold (`homeport_fetch_budget_*`): unit-seconds the
+        # budget was held, and units given back. Their ratio over a window is the mean
+        # time from an entry's read to its release (Little's law); the capacity check
+        # divides the budget by it (`regions.loadmeter`).
+        self.held_s = 0.0
+        self.released = 0
+        self._since = time.perf_counter()
         self.space = asyncio.Event()
         self.space.set()
         # The hard bound on tasks between begin and finish (handlers running at once).
@@ -56,14 +66,27 @@ class WorkerRuntime:
         # Partition readers running now: a batch read takes at most its share of slots.
         self.readers = 0
 
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.held_s += self.buffered * (now - self._since)
+        self._since = now
+
+    def held_seconds(self) -> float:
+        """Unit-seconds the fetch budget has been held, up to now (scrape time)."""
+        self._tick()
+        return self.held_s
+
     def take(self, n: int) -> None:
+        self._tick()
         self.buffered += n
-        if self.buffered >= self.settings.concurrency:
+        if self.buffered >= self.budget:
             self.space.clear()
 
     def give(self) -> None:
+        self._tick()
         self.buffered -= 1
-        if self.buffered < self.settings.concurrency:
+        self.released += 1
+        if self.buffered < self.budget:
             self.space.set()
 
 

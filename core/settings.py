@@ -63,11 +63,18 @@ class Settings(BaseModel):
     # sets the idle polling rate). Default 1000. Zero = poll without blocking.
     block_ms: int = Field(default=1000, ge=0)
     # Most handlers running at once in one worker (a hard bound: a task takes a slot
-    # before it begins and gives it back when its handler returns), and the budget of
-    # fetched-but-unfinished entries (a soft one: each partition's reader may land one
-    # read past it). Also bounds the work of one event-loop turn, and so how late lease
-    # renewals can be under load. Default 256. Must be >= 1.
+    # before it begins and gives it back when its handler returns). Default 256. >= 1.
     concurrency: int = Field(default=256, gt=0)
+    # Entries a worker fetches beyond its slots (Celery's prefetch): the fetch budget of
+    # fetched-but-unfinished entries is `concurrency + prefetch`. A slot freed by a handler
+    # then finds its next entry already read, instead of idling through the finished task's
+    # record write and ack and the next read. The budget is soft (each partition's reader
+    # may land one read past it) and bounds the work of one event-loop turn, and so how
+    # late lease renewals can be under load. Prefetched entries are not begun: a crash
+    # leaves them pending, not suspect. Default 0 = read only as entries finish (the
+    # behaviour the capacity model was validated on, docs/simulation.md); a worker whose
+    # finish (record write) is slow beside its handlers gains throughput with more.
+    prefetch: int = Field(default=0, ge=0)
     # Threads for sync handlers. Default 16. Must be >= 1.
     sync_threads: int = Field(default=16, gt=0)
     # Most fetched-but-unfinished entries per partition in a worker (fairness between

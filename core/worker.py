@@ -78,6 +78,7 @@ class Worker:
         self._started = False
         self.admin_port = 0
         self.start_s = 0.0  # seconds `start()` took, `prepare()` not counted
+        self.start_cpu_s = 0.0  # the CPU seconds of the same
         self.recorder: RecordWriter | None = None
         self.membership: Membership | None = None
         self.manager: Manager | None = None
@@ -102,11 +103,12 @@ class Worker:
 
     async def start(self) -> None:
         s = self.settings
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         await self._broker.connect()
-        connected = time.monotonic()
+        connected, cpu_connected = time.monotonic(), time.process_time()
         recorder = await self.prepare()
         prepared = time.monotonic() - connected  # 0 for a parked or prepared worker
+        cpu_prepared = time.process_time() - cpu_connected
         loop = asyncio.get_running_loop()
 
         def run_sync(fn: Callable[[], Any]) -> asyncio.Future[Any]:
@@ -126,6 +128,9 @@ class Worker:
         # Saturation = inflight / slots; inflight is read from the runtime at scrape time.
         self.metrics.slots.labels(s.region).set(s.concurrency)
         self.metrics.inflight.labels(s.region).set_function(lambda: rt.inflight)
+        self.metrics.fetch_budget.labels(s.region).set(rt.budget)
+        self.metrics.fetch_held.labels(s.region).set_function(rt.held_seconds)
+        self.metrics.fetch_released.labels(s.region).set_function(lambda: rt.released)
         owned = self._owned
         self._loops = [
             self.membership,
@@ -167,6 +172,9 @@ class Worker:
         # What a booted parked or prepared worker still does here: all but `prepare()`,
         # which it did before its wait (so the figure compares across workers).
         self.start_s = time.monotonic() - started - prepared
+        # Its CPU seconds: the same on an idle host, but not inflated by the other
+        # processes of a cluster that start at the same time (`capacity.prepared_delay`).
+        self.start_cpu_s = time.process_time() - cpu_started - cpu_prepared
         log.info("worker %s started in %.2fs (Redis %.2fs, record store %.2fs)",
                  self.worker_id, self.start_s + prepared, connected - started,
                  prepared)  # fmt: skip
@@ -183,6 +191,7 @@ class Worker:
             return None
         self.metrics.boot.labels(self.settings.region).set(boot)
         self.metrics.start_time.labels(self.settings.region).set(self.start_s)
+        self.metrics.start_cpu.labels(self.settings.region).set(self.start_cpu_s)
         log.info("worker %s booted in %.2fs from its spawn (%.1fs parked not counted)",
                  self.worker_id, boot, parked_s)  # fmt: skip
         return boot

@@ -45,7 +45,8 @@ STALE_REPORT_S = 300.0
 @dataclass(frozen=True)
 class AbsorbQuestion:
     """Can `standby`'s `workers` (of `concurrency` slots) serve `home`'s `partitions` at
-    `rate_per_s`, each task holding a slot `hold_mean_s`, after `outage_s` of backlog?"""
+    `rate_per_s`, each task holding a slot `hold_mean_s` (`LoadReport.service_hold_s`),
+    after `outage_s` of backlog?"""
 
     home: str
     standby: str
@@ -105,8 +106,24 @@ class LoadReport:
     # time excluded; 0 = none measured yet), and their membership heartbeat (Settings).
     boot_s: float = 0.0
     start_s: float = 0.0  # median of their `start()`: what a booted (prepared) one still does
+    start_cpu_s: float = 0.0  # median CPU seconds of that start (0 = an older agent's report)
     heartbeat_s: float = 0.0
     reserves: int = 0  # prepared workers this region keeps for the home (booted, idle)
+    # Mean seconds from reading an entry to releasing its fetch-budget unit (record
+    # written, ack queued), and the workers' budget (concurrency + prefetch); 0 = unknown.
+    fetch_hold_s: float = 0.0
+    fetch_budget: int = 0
+
+    @property
+    def service_hold_s(self) -> float:
+        """The slot time one task costs a saturated worker: its slot hold, or, when the
+        fetch budget binds first, the fetch hold per slot. A worker completes at most
+        `concurrency / hold_mean_s` and `fetch_budget / fetch_hold_s` tasks a second; with
+        no prefetch the budget equals the slots and is held through each task's record
+        write too, so a slot idles from its handler's end until the next entry is read."""
+        if self.fetch_budget <= 0 or self.fetch_hold_s <= 0:
+            return self.hold_mean_s
+        return max(self.hold_mean_s, self.fetch_hold_s * self.concurrency / self.fetch_budget)
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -136,10 +153,14 @@ def scale_delay(standby: LoadReport, policy: CapacityPolicy) -> float:
 
 def prepared_delay(standby: LoadReport) -> float:
     """Seconds from a scale order until a prepared worker serves: its `go` goes out at
-    once, it starts (connect, register, its loops, the admin server: the region's
-    measured median `start_s`) and takes partitions like any added worker, one heartbeat
-    on average (see `scale_delay`)."""
-    return standby.start_s + standby.heartbeat_s
+    once, it starts (register, its loops, the admin server) and takes partitions like any
+    added worker, one heartbeat on average (see `scale_delay`). The start counts its
+    measured CPU seconds (`start_cpu_s`, the region's median): the live workers measured
+    theirs at the cluster's start-up, when every process of the cluster started at once
+    and the wall time (`start_s`, used for reports without the CPU figure) ran 3-10
+    times the 0.3-0.8 s a prepared worker's start took at a failover (issue 20's game
+    days, docs/failover-model.md)."""
+    return (standby.start_cpu_s or standby.start_s) + standby.heartbeat_s
 
 
 @dataclass(frozen=True)
@@ -273,7 +294,7 @@ def question(
         home=home,
         standby=standby,
         rate_per_s=served.rate_per_s,
-        hold_mean_s=served.hold_mean_s,
+        hold_mean_s=served.service_hold_s,
         workers=waiting.workers,
         concurrency=waiting.concurrency,
         partitions=topology.region(home).partitions,

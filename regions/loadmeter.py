@@ -12,9 +12,16 @@ what the check needs of a standby).
 Each report also carries the median boot seconds of this agent's live workers (their
 `homeport_worker_boot_seconds`: spawn to serving, parked time excluded), the median of
 their start (`homeport_worker_start_seconds`: the part after a parked or prepared
-worker's wait), the workers' membership heartbeat and the home's prepared workers, from
-which the capacity check derives how long a scale-up of this region takes
-(`capacity.scale_delay`).
+worker's wait) and of that start's CPU seconds, the workers' membership heartbeat and
+the home's prepared workers, from which the capacity check derives how long a scale-up
+of this region takes (`capacity.scale_delay`, `capacity.prepared_delay`).
+
+The fetch hold is measured the same way, from the workers' running totals of the
+fetch budget (`homeport_fetch_budget_held_seconds` over
+`homeport_fetch_budget_released`: the mean time from reading an entry to releasing it,
+its record write and ack included); with the budget (`homeport_fetch_budget`) it tells
+the capacity check when the budget, not the slots, bounds a worker
+(`LoadReport.service_hold_s`).
 
 Concurrency is read from the workers' `homeport_worker_slots`; parked workers do not
 serve /metrics until promoted, so for them it is the agent's own `Settings` (the
@@ -46,7 +53,8 @@ SCRAPE_TIMEOUT_S = 1.0
 
 @dataclass
 class _Totals:
-    """One home's running totals of slot holds (count, seconds), kept monotonic."""
+    """One home's running totals (count, seconds), kept monotonic: of slot holds, or of
+    fetch-budget releases and the unit-seconds held."""
 
     last: dict[str, tuple[float, float]] = field(default_factory=dict)  # worker id -> raw
     count: float = 0.0
@@ -61,27 +69,51 @@ class _Totals:
         self.seconds += seconds - before[1]
         self.last[worker] = (count, seconds)
 
+    def advance(self, now: float, window_s: float) -> tuple[float, float, float]:
+        """Note the totals at `now`; return the oldest (at, count, seconds) of the window."""
+        self.window.append((now, self.count, self.seconds))
+        while self.window[0][0] < now - window_s:
+            self.window.popleft()
+        return self.window[0]
 
-def parse_worker_metrics(text: str) -> tuple[float, float, int, tuple[float, float] | None]:
-    """(slot holds, their total seconds, slots, (boot, start) seconds) from one worker's
-    /metrics text; the last is None when the worker exports no boot (not started by an
-    agent)."""
-    count = seconds = start = 0.0
-    slots = 0
-    boot = None
+
+@dataclass(frozen=True)
+class WorkerSample:
+    """What the load meter reads from one worker's /metrics text."""
+
+    holds: float = 0.0  # slot holds (count) and their total seconds
+    hold_s: float = 0.0
+    slots: int = 0
+    boot: tuple[float, float] | None = None  # (boot, start) s; None: not started by an agent
+    start_cpu: float = 0.0  # CPU seconds of that start
+    budget: int = 0  # the fetch budget and its running totals (core.runtime)
+    released: float = 0.0
+    budget_held_s: float = 0.0
+
+
+def parse_worker_metrics(text: str) -> WorkerSample:
+    """One worker's `WorkerSample` from its /metrics text."""
+    found: dict[str, float] = {}
+    holds = hold_s = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "homeport_slot_hold_seconds_count":
-                count += sample.value
+                holds += sample.value
             elif sample.name == "homeport_slot_hold_seconds_sum":
-                seconds += sample.value
-            elif sample.name == "homeport_worker_slots":
-                slots = max(slots, int(sample.value))
-            elif sample.name == "homeport_worker_boot_seconds":
-                boot = sample.value
-            elif sample.name == "homeport_worker_start_seconds":
-                start = sample.value
-    return count, seconds, slots, None if boot is None else (boot, start)
+                hold_s += sample.value
+            else:
+                found[sample.name] = max(found.get(sample.name, 0.0), sample.value)
+    boot = found.get("homeport_worker_boot_seconds")
+    return WorkerSample(
+        holds=holds,
+        hold_s=hold_s,
+        slots=int(found.get("homeport_worker_slots", 0)),
+        boot=None if boot is None else (boot, found.get("homeport_worker_start_seconds", 0.0)),
+        start_cpu=found.get("homeport_worker_start_cpu_seconds", 0.0),
+        budget=int(found.get("homeport_fetch_budget", 0)),
+        released=found.get("homeport_fetch_budget_released", 0.0),
+        budget_held_s=found.get("homeport_fetch_budget_held_seconds", 0.0),
+    )
 
 
 @dataclass(eq=False)
@@ -108,8 +140,9 @@ class LoadMeter(Loop):
         super().__init__(self.interval_s, self.metrics)
         self.reports: dict[str, LoadReport] = {}
         self._totals: dict[str, _Totals] = {}
+        self._fetch: dict[str, _Totals] = {}
         self._ports: dict[str, int] = {}
-        self._boots: dict[str, tuple[float, float]] = {}  # worker id -> (boot, start) s
+        self._boots: dict[str, tuple[float, float, float]] = {}  # id -> boot, start, CPU s
         self._session: aiohttp.ClientSession | None = None
 
     def _port(self, worker_id: str, log_path: str) -> int | None:
@@ -141,28 +174,29 @@ class LoadMeter(Loop):
         reports = []
         for home, rows in homes.items():
             totals = self._totals.setdefault(home, _Totals())
+            fetch = self._fetch.setdefault(home, _Totals())
             parked = any(r["parked"] for r in rows)
-            slots = 0
+            slots = budget = 0
             for row in [] if parked else rows:
                 port = self._port(row["id"], row["log"])
                 if port is None:
                     continue
                 try:
-                    scraped = parse_worker_metrics(await self._scrape(port))
+                    got = parse_worker_metrics(await self._scrape(port))
                 except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                     log.debug("load meter: %s unreadable: %s", row["id"], exc)
                     continue
-                count, seconds, got_slots, boot = scraped
-                if boot is not None:
-                    self._boots[row["id"]] = boot
-                totals.add(row["id"], count, seconds)
-                slots = max(slots, got_slots)
-            totals.window.append((now, totals.count, totals.seconds))
-            while totals.window[0][0] < now - self.window_s:
-                totals.window.popleft()
-            t0, c0, s0 = totals.window[0]
+                if got.boot is not None:
+                    self._boots[row["id"]] = (*got.boot, got.start_cpu)
+                totals.add(row["id"], got.holds, got.hold_s)
+                fetch.add(row["id"], got.released, got.budget_held_s)
+                slots = max(slots, got.slots)
+                budget = max(budget, got.budget)
+            t0, c0, s0 = totals.advance(now, self.window_s)
             done = totals.count - c0
             span = now - t0
+            _, f0, h0 = fetch.advance(now, self.window_s)
+            released = fetch.count - f0
             reports.append(
                 LoadReport(
                     home=home,
@@ -171,6 +205,8 @@ class LoadMeter(Loop):
                     hold_mean_s=(totals.seconds - s0) / done if done > 0 else 0.0,
                     workers=len(rows),
                     concurrency=slots or self.concurrency,
+                    fetch_hold_s=(fetch.seconds - h0) / released if released > 0 else 0.0,
+                    fetch_budget=budget,
                     parked=parked,
                     window_s=span,
                     at=now,
@@ -181,13 +217,15 @@ class LoadMeter(Loop):
         alive = {r["id"] for r in self.rows() if r["alive"]}
         self._boots = {w: b for w, b in self._boots.items() if w in alive}  # no dead ids kept
         live = list(self._boots.values())
-        boot_s = statistics.median(b for b, _ in live) if live else 0.0
-        start_s = statistics.median(s for _, s in live) if live else 0.0
+        boot_s, start_s, start_cpu_s = (
+            (statistics.median(b[i] for b in live) for i in range(3)) if live else (0.0,) * 3
+        )
         return [
             replace(
                 r,
                 boot_s=boot_s,
                 start_s=start_s,
+                start_cpu_s=start_cpu_s,
                 heartbeat_s=self.heartbeat_s,
                 reserves=self.reserves(r.home),
             )  # fmt: skip

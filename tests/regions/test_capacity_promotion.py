@@ -151,6 +151,9 @@ def test_the_scale_delay_is_the_standbys_measured_boot_plus_a_heartbeat(
     )
     assert isinstance(asked, AbsorbQuestion) and asked.scale_delay_s == 1.75
     assert asked.prepared_workers == 2 and asked.prepared_delay_s == 0.75
+    # With the start's CPU seconds measured, the start counts those (a cluster's
+    # start-up inflates every process's wall time; a prepared worker starts alone).
+    assert capacity.prepared_delay(replace(booted, start_cpu_s=0.125)) == 0.625
 
 
 def test_a_load_report_decodes_with_fields_it_does_not_know_or_lacks() -> None:
@@ -160,3 +163,26 @@ def test_a_load_report_decodes_with_fields_it_does_not_know_or_lacks() -> None:
     assert LoadReport.decode(json.dumps(newer).encode()) == report
     older = {k: v for k, v in json.loads(report.encode()).items() if k != "boot_s"}
     assert LoadReport.decode(json.dumps(older).encode()).boot_s == 0.0
+
+
+def test_the_model_is_asked_with_the_fetch_hold_per_slot_when_the_budget_binds(
+    cap_cluster: DevCluster,
+) -> None:
+    """`LoadReport.service_hold_s`: a worker completes at most slots / slot hold and
+    budget / fetch hold tasks a second; the question carries the binding one as a slot
+    hold. With no prefetch (budget = slots) the fetch hold binds, as it holds the slot
+    hold and the record write after it; with a budget twice the slots, the slot hold."""
+    home = _report("us-east", "us-east", 40, 1, False)  # 4 slots, 50 ms slot hold
+    assert home.service_hold_s == 0.05  # no fetch figures (an older agent): the slot hold
+    no_prefetch = replace(home, fetch_hold_s=0.07, fetch_budget=4)
+    assert no_prefetch.service_hold_s == 0.07
+    prefetch = replace(home, fetch_hold_s=0.07, fetch_budget=8)
+    assert prefetch.service_hold_s == 0.05
+    saturated = replace(home, fetch_hold_s=0.16, fetch_budget=8)  # queued behind slots
+    assert saturated.service_hold_s == 0.08
+    standby = _report("us-east", "eu-west", 0, 1, True)
+    asked = capacity.question(
+        cap_cluster.topology, "us-east", "eu-west",
+        {"us-east": no_prefetch, "eu-west": standby}, time.time(),
+    )  # fmt: skip
+    assert isinstance(asked, AbsorbQuestion) and asked.hold_mean_s == 0.07

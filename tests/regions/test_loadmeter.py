@@ -16,6 +16,7 @@ from homeport.core.keys import RegionKeys
 from homeport.core.metrics import Metrics
 from homeport.core.producer import Producer
 from homeport.core.settings import Settings
+from homeport.core.store import RecordStore
 from homeport.core.task import new_task
 from homeport.regions import capacity
 from homeport.regions.agent import Agent, AgentSettings
@@ -42,6 +43,11 @@ async def test_meter_measures_rate_and_hold_of_its_workers_and_a_scale_order_add
     redis_url: str, pg_dsn: str, topology: Topology, tmp_path: Path
 ) -> None:
     argv = _worker_argv(redis_url, pg_dsn)
+    # The schema: without it no record is written, so no task is acked and the fetch
+    # budget is never given back.
+    store = await RecordStore.connect(pg_dsn)
+    await store.migrate()
+    await store.close()
     workforce = Workforce("eu-west", tmp_path, 1)
     cp = await ControlPlane.open(topology, "eu-west")
     # Under the deployment's prefix: the operator's etcd login may write only there.
@@ -78,12 +84,15 @@ async def test_meter_measures_rate_and_hold_of_its_workers_and_a_scale_order_add
         boots = []
         for row in workforce.rows():
             got = parse_worker_metrics(await meter._scrape(meter._port(row["id"], row["log"]) or 0))
-            assert got[3] is not None, f"{row['id']} exported no boot"
-            boots.append(got[3])
+            assert got.boot is not None, f"{row['id']} exported no boot"
+            boots.append(got.boot)
+            # Its CPU seconds: some, and no more than the wall time plus the clocks' steps.
+            assert 0 < got.start_cpu <= got.boot[1] + 0.05, got
         # The start is a part of the boot (the boot runs from the spawn to its end).
         assert all(0 < start < boot < 180 for boot, start in boots), boots
         assert idle.boot_s == statistics.median(b for b, _ in boots)
         assert idle.start_s == statistics.median(s for _, s in boots)
+        assert 0 < idle.start_cpu_s <= max(s for _, s in boots) + 0.05
         assert idle.heartbeat_s == 0.5 and idle.reserves == 0
         log = Path(workforce.rows()[0]["log"]).read_text()
         assert f"booted in {boots[0][0]:.2f}s" in log and "started in" in log
@@ -101,6 +110,12 @@ async def test_meter_measures_rate_and_hold_of_its_workers_and_a_scale_order_add
         # The hold covers the begin step and the 20 ms handler; on a loaded machine
         # the begin round trip can add a lot, but never take anything away.
         assert HANDLER_S <= report.hold_mean_s < 1.0, report
+        # The fetch hold runs from the read to the release, after the record write: it
+        # holds the slot hold and more. With no prefetch the budget is the slots, so a
+        # saturated worker's slot costs a task the fetch hold (`service_hold_s`).
+        assert report.fetch_budget == report.concurrency == Settings().concurrency
+        assert report.hold_mean_s < report.fetch_hold_s < 1.0, report
+        assert report.service_hold_s == report.fetch_hold_s
 
         order = capacity.ScaleOrder("us-east", "eu-west", 3, 2, "test", time.time())
         await capacity.write_order(cp.etcd, prefix, order)
