@@ -8,10 +8,15 @@ At the end of the run the runner copies the controller's failover history
 Definitions:
 
 - **route moved**: the promotion's start plus its duration (`FailoverEvent.at + seconds`);
-- **drain** of a promoted home: from the route moved until the last first run, in the
-  standby, of one of the home's tasks that waited more than `drain_wait_s` between its
-  acknowledgement and its start (the outage's backlog and what queued behind it); 0 when
-  none waited that long;
+- **backlog** of a promoted home: its tasks first sent before the route moved that
+  first ran in the standby after it (the outage's submissions, retried by their clients
+  until the route moved, and what the lost region had not run);
+- **drain**: from the route moved until the queue first empties after the backlog was
+  taken up: the first time, from the last backlog task's first run on, that none of the
+  home's acknowledged tasks has waited more than `drain_wait_s` without starting (the
+  backlog and what queued behind it; the fluid model's drain). A later stall is not the
+  outage's backlog: the last start of a task that waited that long (`last_late_s`) is
+  noted beside it;
 - **predicted drain**: the decision's `after_drain_s`, the model's drain with the worker
   count it ordered (`simulation.absorb`);
 - **workers seen**: distinct worker processes of the standby that ran the home's tasks
@@ -57,6 +62,17 @@ class Drain:
     predicted_s: float | None
     workers_ordered: int
     workers_seen: int
+    last_late_s: float = 0.0
+
+
+def _first_empty(since: float, tasks: list[tuple[float, float]], wait_s: float) -> float:
+    """The first time from `since` on when no task (acked, first start) has waited more
+    than `wait_s` without starting."""
+    waiting = sorted((a + wait_s, s) for a, s in tasks if s > since and a + wait_s < s)
+    for candidate in [since] + sorted(s for _, s in waiting):
+        if not any(late <= candidate < start for late, start in waiting):
+            return candidate
+    return since  # not reached: the last start is always a candidate with none waiting
 
 
 def _finite(value: Any) -> float | None:
@@ -66,6 +82,7 @@ def _finite(value: Any) -> float | None:
 def drains(history: History, wait_s: float = DRAIN_WAIT_S) -> list[Drain]:
     """One row per promotion the capacity check looked at."""
     acked = {o.id: o.acked for o in history.ops if o.acked is not None}
+    sent = {o.id: o.sent for o in history.ops}
     first: dict[str, Any] = {}
     for ex in sorted(history.execs, key=lambda e: e.start):
         first.setdefault(ex.task_id, ex)
@@ -79,12 +96,15 @@ def drains(history: History, wait_s: float = DRAIN_WAIT_S) -> list[Drain]:
         if not cap or record.get("kind") != "promote":
             continue
         standby = record["to"]
-        late = [
-            ex.start
-            for tid, ex in first.items()
-            if homes.get(tid) == ev.home and ex.region == standby and ex.start >= ev.at
-            and tid in acked and ex.start - acked[tid] > wait_s
+        ran = [
+            (tid, ex) for tid, ex in first.items()
+            if homes.get(tid) == ev.home and tid in acked
         ]  # fmt: skip
+        moved = [(tid, ex) for tid, ex in ran if ex.region == standby and ex.start >= ev.at]
+        backlog = [ex.start for tid, ex in moved if sent[tid] < ev.at]
+        late = [ex.start for tid, ex in moved if ex.start - acked[tid] > wait_s]
+        tasks = [(acked[tid], ex.start) for tid, ex in ran]
+        end = _first_empty(max(backlog, default=ev.at), tasks, wait_s)
         pids = {
             ex.worker
             for ex in history.execs
@@ -93,8 +113,9 @@ def drains(history: History, wait_s: float = DRAIN_WAIT_S) -> list[Drain]:
         out.append(
             Drain(
                 ev.home, standby, cap["verdict"], ev.at,
-                max(late) - ev.at if late else 0.0, _finite(cap.get("after_drain_s")),
+                end - ev.at, _finite(cap.get("after_drain_s")),
                 int(cap.get("workers_ordered") or 0), len(pids),
+                max(late) - ev.at if late else 0.0,
             )
         )  # fmt: skip
     return out
@@ -115,7 +136,8 @@ def judge(history: History, slos: dict[str, Any]) -> tuple[list[str], list[str]]
         predicted = "-" if d.predicted_s is None else f"{d.predicted_s:.2f}"
         notes.append(
             f"drain of {d.home} in {d.standby}: measured {d.measured_s:.2f} s, predicted "
-            f"{predicted} s with {d.workers_ordered} workers ordered; {d.workers_seen} seen"
+            f"{predicted} s with {d.workers_ordered} workers ordered; {d.workers_seen} seen; "
+            f"last start of a task that waited over the drain wait: {d.last_late_s:.2f} s"
         )
         if d.workers_seen < d.workers_ordered:
             violations.append(
