@@ -24,6 +24,8 @@ from homeport.core.config import read_yaml
 from homeport.core.extras import require
 from homeport.core.security import cluster_insecure_option
 
+from homeport.options import out_dir_option
+
 SCENARIOS = Path("scenarios")
 EXIT_FAIL, EXIT_ERROR = 1, 2
 
@@ -36,13 +38,7 @@ def chaos() -> None:
 @chaos.command("run")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same timeline.")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("reports"),
-    show_default=True,
-    help="Each run writes to OUT/<scenario>-<seed>/.",
-)
+@out_dir_option("Each run writes to OUT/<scenario>-<seed>/.", Path("reports"))
 @click.option("--keep", is_flag=True, help="Keep the cluster's state directory (logs).")
 @cluster_insecure_option("game days run")
 def run(files: tuple[Path, ...], seed: int, out: Path, keep: bool, insecure: bool) -> None:

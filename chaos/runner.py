@@ -68,29 +68,22 @@ class RunResult:
     reports: list[Path]
 
 
+@dataclass(eq=False)
 class GameDay:
-    def __init__(
-        self,
-        scenario: Scenario,
-        raw: dict[str, Any],
-        seed: int,
-        out: Path,
-        say: Say = print,
-        keep: bool = False,
-        insecure: bool = False,
-    ) -> None:
-        self.scenario = scenario
-        self.raw = raw
-        self.seed = seed
-        self.out = out
-        self.say = say
-        self.keep = keep
-        self.insecure = insecure  # run the cluster --insecure (to measure what security costs)
+    scenario: Scenario
+    raw: dict[str, Any]
+    seed: int
+    out: Path
+    say: Say = print
+    keep: bool = False
+    insecure: bool = False  # run the cluster --insecure (to measure what security costs)
+
+    def __post_init__(self) -> None:
         # Set by `run`: how many secrets were searched for in its logs and reports, and
         # where any of them leaked (regions.security.find_leaks).
         self.secrets_checked = 0
         self.secret_leaks: list[str] = []
-        self.run_id = f"{scenario.name[:20]}{seed}x{uuid.uuid4().hex[:6]}"
+        self.run_id = f"{self.scenario.name[:20]}{self.seed}x{uuid.uuid4().hex[:6]}"
         self.history = History()
         self.t0 = 0.0
         self.at_home: dict[str, bool] = {}

@@ -212,12 +212,27 @@ def raw_blob(payload: bytes) -> bytes:
     return blob
 
 
+def engine_bench_options(tasks: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options `bench engine` and `bench drain` share: the Redis and record store to
+    run on, tasks per run (`n`), runs, and partitions."""
+    options = (
+        click.option("--redis-url", default="redis://127.0.0.1:6379/0", show_default=True),
+        click.option("--pg-dsn", default="", help="Record store DSN; empty = do not record."),
+        click.option("--tasks", "n", type=int, default=tasks, show_default=True),
+        click.option("--runs", type=int, default=3, show_default=True),
+        click.option("--partitions", type=int, default=16, show_default=True),
+    )
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):  # the first listed shows first in --help
+            command = option(command)
+        return command
+
+    return apply
+
+
 @click.command("engine")
-@click.option("--redis-url", default="redis://127.0.0.1:6379/0", show_default=True)
-@click.option("--pg-dsn", default="", help="Record store DSN; empty = do not record.")
-@click.option("--tasks", "n", type=int, default=50_000, show_default=True)
-@click.option("--runs", type=int, default=3, show_default=True)
-@click.option("--partitions", type=int, default=16, show_default=True)
+@engine_bench_options(tasks=50_000)
 @click.option("--payload-bytes", type=int, default=64, show_default=True)
 @click.option("--region", default="bench", show_default=True, help="Region name used.")
 def engine(

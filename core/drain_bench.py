@@ -29,6 +29,8 @@ from pathlib import Path
 
 import click
 from homeport.core.app import App, TaskContext
+from homeport.core.bench import engine_bench_options
+from homeport.core.processes import processes_option
 from homeport.core.settings import Settings
 from homeport.core.supervisor import Child, ChildFailed
 
@@ -172,24 +174,14 @@ def raw_limit(settings: Settings, n: int) -> float:
 
 
 @click.command("drain")
-@click.option("--redis-url", default="redis://127.0.0.1:6379/0", show_default=True)
-@click.option("--pg-dsn", default="", help="Record store DSN; empty = do not record.")
-@click.option("--tasks", "n", type=int, default=20_000, show_default=True)
-@click.option("--runs", type=int, default=3, show_default=True)
-@click.option("--partitions", type=int, default=16, show_default=True)
+@engine_bench_options(tasks=20_000)
 @click.option(
     "--kinds",
     default="ordered,unordered",
     show_default=True,
     help="Comma list of task kinds to drain: ordered (per-key FIFO) and/or unordered.",
 )
-@click.option(
-    "--processes",
-    type=int,
-    default=1,
-    show_default=True,
-    help="Worker processes (`homeport worker --processes`); 1 = one plain worker.",
-)
+@processes_option("Worker processes (`homeport worker --processes`); 1 = one plain worker.")
 @click.option("--region", default="benchd", show_default=True, help="Region name used.")
 def drain(
     redis_url: str,

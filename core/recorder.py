@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 from homeport.core.metrics import Metrics
 from homeport.core.retry import warn_repeated
@@ -32,20 +33,16 @@ def _merge(old: TaskRecord, new: TaskRecord) -> TaskRecord:
     return win
 
 
+@dataclass(eq=False)
 class RecordWriter:
     """Batches records for one `RecordStore`; with no store it drops them (benchmarks)."""
 
-    def __init__(
-        self,
-        store: RecordStore | None,
-        metrics: Metrics,
-        batch_max: int = 5000,
-        linger_s: float = 0.0,
-    ) -> None:
-        self._store = store
-        self._metrics = metrics
-        self._batch_max = batch_max
-        self._linger_s = linger_s
+    store: RecordStore | None
+    metrics: Metrics
+    batch_max: int = 5000  # records in one write
+    linger_s: float = 0.0  # seconds a write waits to gather more; 0 = writes at once
+
+    def __post_init__(self) -> None:
         self._tasks: dict[str, TaskRecord] = {}
         # "running" records wait here: most tasks finish before the next write, and then
         # only their final record is written (the start time is carried over).
@@ -63,7 +60,7 @@ class RecordWriter:
         self._stopping = False
 
     def task(self, rec: TaskRecord) -> None:
-        if self._store is None:
+        if self.store is None:
             return
         if rec.status is Status.RUNNING and rec.id not in self._tasks:
             self._running[rec.id] = rec
@@ -76,7 +73,7 @@ class RecordWriter:
         self._touch()
 
     def attempt(self, rec: AttemptRecord) -> None:
-        if self._store is None:
+        if self.store is None:
             return
         self._attempts.append(rec)
         self._touch()
@@ -88,7 +85,7 @@ class RecordWriter:
 
     async def flushed(self) -> None:
         """Return once every record given before this call is written."""
-        if self._store is None:
+        if self.store is None:
             return
         if self._tasks or self._attempts:
             self._waiting = True
@@ -120,15 +117,15 @@ class RecordWriter:
         carried, self._carried = self._carried, []
         self._waiting = False
         self._oldest = None
-        if self._store is None:
+        if self.store is None:
             written.set()
             return
         started = time.monotonic()
         self._in_flight = written
         try:
-            n = self._batch_max
+            n = self.batch_max
             for lo in range(0, max(len(tasks), len(attempts)), n):
-                await self._store.write(tasks[lo : lo + n], attempts[lo : lo + n])
+                await self.store.write(tasks[lo : lo + n], attempts[lo : lo + n])
         except Exception:
             self._in_flight = None
             # Put the batch back (merging with newer records) and let the loop retry: a
@@ -144,8 +141,8 @@ class RecordWriter:
             self._oldest = started
             raise
         self._in_flight = None
-        self._metrics.records_written.labels("tasks").inc(len(tasks))
-        self._metrics.records_written.labels("attempts").inc(len(attempts))
+        self.metrics.records_written.labels("tasks").inc(len(tasks))
+        self.metrics.records_written.labels("attempts").inc(len(attempts))
         for event in (*carried, written):
             event.set()
 
@@ -154,9 +151,9 @@ class RecordWriter:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._linger_s and not self._waiting:
-                await asyncio.sleep(self._linger_s)
-            self._metrics.record_lag.set(self.lag_s)
+            if self.linger_s and not self._waiting:
+                await asyncio.sleep(self.linger_s)
+            self.metrics.record_lag.set(self.lag_s)
             if not (self._tasks or self._running or self._attempts or self._waiting):
                 if self._stopping:
                     return
@@ -166,12 +163,12 @@ class RecordWriter:
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - any write failure is retried
                 failures += 1
-                self._metrics.loop_errors.labels("record-writer").inc()
-                self._metrics.record_write_failures.inc()
+                self.metrics.loop_errors.labels("record-writer").inc()
+                self.metrics.record_write_failures.inc()
                 warn_repeated(log, "record write", failures, exc)
                 await asyncio.sleep(_RETRY_S)
                 self._wake.set()
             else:
-                self._metrics.record_lag.set(self.lag_s)
+                self.metrics.record_lag.set(self.lag_s)
                 if self._stopping and not (self._tasks or self._running or self._attempts):
                     return

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 from homeport.core.broker import Broker, Finish
@@ -22,24 +23,18 @@ from homeport.core.keys import PartitionKeys
 BEGIN_CANCELLED = -1
 
 
+@dataclass(eq=False)
 class Stepper:
     """Group-commits begin/finish ops of one partition under one lease token."""
 
-    def __init__(
-        self,
-        broker: Broker,
-        pk: PartitionKeys,
-        token: int,
-        consumer: str,
-        dead_maxlen: int,
-        max_ops: int = 1000,
-    ) -> None:
-        self._broker = broker
-        self._pk = pk
-        self._token = token
-        self._consumer = consumer
-        self._dead_maxlen = dead_maxlen
-        self._max_ops = max_ops
+    broker: Broker
+    pk: PartitionKeys
+    token: int  # the partition's lease token: every step is fenced by it
+    consumer: str
+    dead_maxlen: int
+    max_ops: int = 1000  # begin/finish ops in one step
+
+    def __post_init__(self) -> None:
         self._finishes: list[tuple[Finish, asyncio.Future[None]]] = []
         self._begins: list[tuple[tuple[str, str], asyncio.Future[int]]] = []
         self._wake = asyncio.Event()
@@ -48,7 +43,7 @@ class Stepper:
         self._closing = False
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"stepper {self._pk.name}")
+        self._task = asyncio.create_task(self._run(), name=f"stepper {self.pk.name}")
 
     async def stop(self, timeout_s: float = 5.0) -> None:
         """Send what is queued (and wait for the call in flight), then stop."""
@@ -100,18 +95,18 @@ class Stepper:
 
     async def run_once(self) -> None:
         """Send up to `max_ops` queued finishes and begins in one script call."""
-        fin, self._finishes = self._finishes[: self._max_ops], self._finishes[self._max_ops :]
-        beg, self._begins = self._begins[: self._max_ops], self._begins[self._max_ops :]
+        fin, self._finishes = self._finishes[: self.max_ops], self._finishes[self.max_ops :]
+        beg, self._begins = self._begins[: self.max_ops], self._begins[self.max_ops :]
         if not self.idle:
             self._wake.set()
         try:
-            verdicts = await self._broker.step(
-                self._pk,
-                self._token,
-                self._consumer,
+            verdicts = await self.broker.step(
+                self.pk,
+                self.token,
+                self.consumer,
                 [f for f, _ in fin],
                 [b for b, _ in beg],
-                self._dead_maxlen,
+                self.dead_maxlen,
             )
         except Exception as exc:  # noqa: BLE001 - handed to every waiter
             if isinstance(exc, Fenced):

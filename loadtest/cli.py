@@ -33,8 +33,11 @@ from homeport.core.settings import Settings
 from homeport.loadtest.errors import LoadTestError
 from homeport.loadtest.shapes import PROFILES
 from homeport.loadtest.workload import Workload
+from homeport.regions.topology import topology_file_option
 from rich.console import Console
 from rich.table import Table
+
+from homeport.options import out_dir_option
 
 console = Console(stderr=True)
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)?$")
@@ -64,14 +67,14 @@ class Target:
 
 @contextmanager
 def _local_target(
-    topology_file: Path | None, region: str, engine_workers: int, out: Path
+    topology_path: Path | None, region: str, engine_workers: int, out: Path
 ) -> Iterator[Target]:
     from homeport.loadtest.stack import LocalStack
     from homeport.regions.devcluster import ClusterSpec, DevCluster
     from homeport.regions.topology import load_topology
 
     with ExitStack() as stack:
-        if topology_file is None:
+        if topology_path is None:
             state = Path(tempfile.mkdtemp(prefix="homeport-loadtest-"))
             state.chmod(0o755)  # PostgreSQL runs as `postgres` and must enter it
             stack.callback(shutil.rmtree, state, True)
@@ -80,7 +83,7 @@ def _local_target(
                 topology = cluster.up(ClusterSpec.default(2), progress=status.update)
             stack.callback(cluster.down)
         else:
-            topology = load_topology(topology_file)
+            topology = load_topology(topology_path)
         r = topology.region(region)
         if r.redis.primary is None:
             raise click.UsageError(
@@ -174,13 +177,7 @@ def loadtest() -> None:
 @click.option("--spawn-rate", type=float, default=10.0, show_default=True, help="Users/s.")
 @click.option("--gateway", default=None, help="host:port of a running gateway to load.")
 @click.option("--pg-dsn", default=None, help="With --gateway: its record store, for export.")
-@click.option(
-    "--topology",
-    "topology_file",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help="A running local cluster's topology.yaml.",
-)
+@topology_file_option("A running local cluster's topology.yaml.", exists=True)
 @click.option("--region", default="us-east", show_default=True, help="Region to load.")
 @click.option(
     "--engine-workers",
@@ -195,12 +192,6 @@ def loadtest() -> None:
     default=0,
     show_default=True,
     help="Distributed Locust: worker processes beside the master (0 = one process).",
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Output directory (default loadtest-results/<run id>).",
 )
 @click.option(
     "--slo-p99-ms",
@@ -232,6 +223,7 @@ def loadtest() -> None:
 @click.option("--durability", default="LOCAL:0.9,REGION:0.08,GLOBAL:0.02", show_default=True)
 @click.option("--kind", default="noop", show_default=True, help="noop or work.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@out_dir_option("Output directory (default loadtest-results/<run id>).")
 def run(
     profile: str,
     users: int,
@@ -239,7 +231,7 @@ def run(
     spawn_rate: float,
     gateway: str | None,
     pg_dsn: str | None,
-    topology_file: Path | None,
+    topology_path: Path | None,
     region: str,
     engine_workers: int,
     locust_workers: int,
@@ -264,7 +256,7 @@ def run(
                 target = Target(gateway, pg_dsn, 0, 0)
             else:
                 target = stack.enter_context(
-                    _local_target(topology_file, region, engine_workers, out)
+                    _local_target(topology_path, region, engine_workers, out)
                 )
             cfg = RunConfig(
                 target.gateway,
@@ -395,13 +387,7 @@ def _bench_servers(pg_dsn: str | None, workdir: Path, need_pg: bool) -> Iterator
     "--only", default=",".join(_PEERS), show_default=True, help="Comma list of contenders."
 )
 @click.option("--pg-dsn", default=None, help="homeport's record store (else one is started).")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("peers-bench"),
-    show_default=True,
-    help="Directory for results.json, table.md, plot, logs.",
-)
+@out_dir_option("Directory for results.json, table.md, plot, logs.", Path("peers-bench"))
 def peers_bench(
     n: int,
     slow_tasks: int,

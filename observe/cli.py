@@ -12,6 +12,8 @@ from pathlib import Path
 import click
 from homeport.core.extras import require
 
+from homeport.options import out_dir_option
+
 
 @click.group("observe")
 def observe() -> None:
@@ -19,12 +21,7 @@ def observe() -> None:
 
 
 @observe.command("dashboards")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("deploy/grafana"),
-    show_default=True,
-)
+@out_dir_option("Directory for the dashboards' JSON files.", Path("deploy/grafana"))
 def dashboards(out: Path) -> None:
     """Write the Grafana dashboards' JSON (generated; do not edit it by hand)."""
     require("observe", "grafana_foundation_sdk")

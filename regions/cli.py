@@ -26,9 +26,11 @@ from homeport.regions.devcluster import ClusterSpec, ComponentStatus, DevCluster
 from homeport.regions.errors import RegionsError
 from homeport.regions.promotion import FailbackReport, PromotionReport, failback, promote
 from homeport.regions.statusview import region_rows, render_region_status
-from homeport.regions.topology import Topology, load_topology
+from homeport.regions.topology import Topology, load_topology, topology_file_option
 from rich.console import Console
 from rich.table import Table
+
+from homeport.options import out_dir_option
 
 T = TypeVar("T")
 
@@ -212,12 +214,8 @@ def print_topology(topology: Topology) -> None:
     console.print(f"{len(topology.links)} Toxiproxy links; API at {api}")
 
 
-topology_option = click.option(
-    "--topology",
-    "topology_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Topology file (default: the local cluster's, <state-dir>/topology.yaml).",
+topology_option = topology_file_option(
+    "Topology file (default: the local cluster's, <state-dir>/topology.yaml)."
 )
 
 
@@ -436,19 +434,11 @@ def deploy() -> None:
 
 
 @deploy.command("render")
-@click.option(
-    "--topology",
-    "topology_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+@topology_file_option(
+    "Topology file with a `deployment` section and a `deploy` section per region.",
     required=True,
-    help="Topology file with a `deployment` section and a `deploy` section per region.",
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Directory for terraform.tfvars.json and helm/<region>.values.yaml.",
-)
+@out_dir_option("Directory for terraform.tfvars.json and helm/<region>.values.yaml.", required=True)
 def deploy_render(topology_path: Path, out: Path) -> None:
     """Write the tfvars of terraform/envs and the Helm values of every region. A bad
     topology is refused naming the field, and nothing is written under --out."""

@@ -36,7 +36,7 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,42 +116,33 @@ def parse_worker_metrics(text: str) -> WorkerSample:
     )
 
 
+@dataclass(eq=False)
 class LoadMeter(Loop):
     """See the module docstring. `rows` is the workforce's worker table
     (`Workforce.rows`); `on_orders` receives every scale order read."""
 
     name = "load-meter"
 
-    def __init__(
-        self,
-        etcd: aetcd.Client,
-        prefix: str,
-        region: str,
-        rows: Callable[[], list[dict[str, Any]]],
-        metrics: Metrics,
-        *,
-        concurrency: int,
-        on_orders: Callable[[dict[str, ScaleOrder]], None],
-        interval_s: float = 2.0,
-        window_s: float = 30.0,
-        heartbeat_s: float = 0.0,
-        reserves: Callable[[str], int] = lambda home: 0,
-    ) -> None:
-        super().__init__(interval_s, metrics)
-        self.etcd = etcd
-        self.prefix = prefix
-        self.region = region
-        self.rows = rows
-        self.concurrency = concurrency
-        self.on_orders = on_orders
-        self.window_s = window_s
+    etcd: aetcd.Client
+    prefix: str
+    region: str
+    rows: Callable[[], list[dict[str, Any]]]
+    metrics: Metrics
+    _: KW_ONLY
+    concurrency: int
+    on_orders: Callable[[dict[str, ScaleOrder]], None]
+    interval_s: float = 2.0
+    window_s: float = 30.0
+    heartbeat_s: float = 0.0  # the workers' membership heartbeat (their Settings)
+    reserves: Callable[[str], int] = lambda home: 0  # `Workforce.reserves`
+
+    def __post_init__(self) -> None:
+        super().__init__(self.interval_s, self.metrics)
         self.reports: dict[str, LoadReport] = {}
         self._totals: dict[str, _Totals] = {}
         self._fetch: dict[str, _Totals] = {}
         self._ports: dict[str, int] = {}
         self._boots: dict[str, tuple[float, float, float]] = {}  # id -> boot, start, CPU s
-        self.heartbeat_s = heartbeat_s  # the workers' membership heartbeat (their Settings)
-        self.reserves = reserves  # home -> prepared workers running (`Workforce.reserves`)
         self._session: aiohttp.ClientSession | None = None
 
     def _port(self, worker_id: str, log_path: str) -> int | None:

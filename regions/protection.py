@@ -64,7 +64,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import KW_ONLY, asdict, dataclass, replace
 from typing import Literal
 
 from homeport.regions import capacity, stores
@@ -140,29 +140,22 @@ async def load(cp: ControlPlane) -> dict[str, Protection]:
     return {p.home: p for p in records}
 
 
+@dataclass(eq=False)
 class Protector:
     """Lends spares to homes that lost their cross-region replica, and takes them back
     (see the module docstring). Driven by the elected failover controller."""
 
-    def __init__(
-        self,
-        cp: ControlPlane,
-        guard: Callable[[], object] | None = None,
-        *,
-        sync_s: float = SYNC_S,
-        check_s: float = CHECK_S,
-        event: Event = lambda _k, _h, _d: None,
-        failed: Callable[[], None] = lambda: None,
-        capacity_model: capacity.CapacityModel | None = None,
-    ) -> None:
-        self.cp = cp
-        self.capacity_model = capacity_model
-        self.topology = cp.topology
-        self.guard = guard
-        self.sync_s = sync_s
-        self.check_s = check_s
-        self.event = event
-        self.failed = failed
+    cp: ControlPlane
+    guard: Callable[[], object] | None = None  # an etcd compare added to every write
+    _: KW_ONLY
+    sync_s: float = SYNC_S
+    check_s: float = CHECK_S
+    event: Event = lambda _k, _h, _d: None
+    failed: Callable[[], None] = lambda: None  # called when a step fails (a metric)
+    capacity_model: capacity.CapacityModel | None = None
+
+    def __post_init__(self) -> None:
+        self.topology = self.cp.topology
         self._next_check = 0.0
         self._unprotected: set[str] = set()
 

@@ -29,9 +29,11 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import click
 import yaml
 from homeport.core.config import read_yaml
 from homeport.core.security import SecurityConfig
@@ -355,3 +357,18 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
 
 def load_topology(path: Path) -> Topology:
     return parse_topology(read_yaml(path, TopologyError, "<file>"), str(path))
+
+
+def topology_file_option(
+    help_text: str, *, required: bool = False, exists: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The `--topology FILE` option of every command that reads a topology (passed as
+    `topology_path`); `exists`: click refuses a path that does not exist."""
+    return click.option(
+        "--topology",
+        "topology_path",
+        type=click.Path(exists=exists, dir_okay=False, path_type=Path),
+        required=required,
+        default=None,
+        help=help_text,
+    )

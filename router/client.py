@@ -49,7 +49,6 @@ from homeport.router.views import (
     Submitted,
     TaskEventView,
     TaskView,
-    status_name,
 )
 
 log = logging.getLogger(__name__)
@@ -312,7 +311,7 @@ class AsyncClient:
         finds the task's home; with it, the gateway goes straight there."""
         request = pb.CancelTaskRequest(task_id=task_id, partition_key=partition_key)
         reply = await self._call(None, "CancelTask", request, timeout)
-        return CancelOutcome(reply.cancelled, status_name(reply.status))
+        return CancelOutcome.from_wire(reply)
 
     async def watch(
         self, task_id: str, *, timeout: float | None = None

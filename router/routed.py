@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from dataclasses import KW_ONLY, dataclass, field
 
 from homeport.core.broker import Broker
 from homeport.core.errors import Unavailable, WrongRegion
@@ -39,32 +40,27 @@ from homeport.router.serving import Placement, ServedPartition
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class RoutedServing:
-    def __init__(
-        self,
-        topology: Topology,
-        region: str,
-        engine: Settings,
-        metrics: Metrics,
-        *,
-        refresh_s: float = 0.2,
-        lease_ttl_s: int = 3,
-    ) -> None:
-        self.topology = topology
-        self.region = region
-        self.engine = engine
-        self.metrics = metrics
-        self.refresh_s = refresh_s
-        self.lease_ttl_s = lease_ttl_s
-        self.table = RouteSnapshot({})
+    topology: Topology
+    region: str
+    engine: Settings
+    metrics: Metrics
+    _: KW_ONLY
+    refresh_s: float = 0.2  # seconds between two reads of the routing table
+    lease_ttl_s: int = 3  # TTL in seconds of the write fence's etcd lease
+    # The routing table placements are made from; replaced by `start` and every refresh.
+    table: RouteSnapshot = field(default_factory=lambda: RouteSnapshot({}), init=False)
+
+    def __post_init__(self) -> None:
         self._cp: ControlPlane | None = None
         self._fence: WriteFence | None = None
         self._task: asyncio.Task[None] | None = None
         self._producers: dict[tuple[str, str], tuple[Broker, Producer]] = {}
         self._stores: dict[str, RecordStore] = {}
         self._gateways = {
-            r.name: topology.dial("client", r.name, "gateway", r.gateway)
-            for r in topology.regions
+            r.name: self.topology.dial("client", r.name, "gateway", r.gateway)
+            for r in self.topology.regions
             if r.gateway
         }
 

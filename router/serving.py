@@ -10,7 +10,7 @@ answering when the gateway's etcd lease lapses.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Protocol
 
 from homeport.core.errors import WrongRegion
@@ -57,6 +57,7 @@ class ServingCheck(Protocol):
         ...
 
 
+@dataclass(eq=False)
 class StaticServing:
     """One home region, all of its partitions, one epoch, fixed at start.
 
@@ -65,33 +66,24 @@ class StaticServing:
     placement of unpinned keys over several regions arrives with the routing table.
     """
 
-    def __init__(
-        self,
-        region: str,
-        partitions: int,
-        epoch: int,
-        *,
-        partition_of: Callable[[str, int], int],
-        pin: Callable[[str], str | None] = lambda key: None,
-        gateways: Mapping[str, str] | None = None,
-    ) -> None:
-        self.region = region
-        self.partitions = partitions
-        self.epoch = epoch
-        self._partition_of = partition_of
-        self._pin = pin
-        self._gateways = dict(gateways or {})
+    region: str
+    partitions: int
+    epoch: int
+    _: KW_ONLY
+    partition_of: Callable[[str, int], int]
+    pin: Callable[[str], str | None] = lambda key: None
+    gateways: Mapping[str, str] = field(default_factory=dict)  # region -> its gateway
 
     def place(self, key: str) -> Placement:
-        home = self._pin(key) or self.region
+        home = self.pin(key) or self.region
         if home != self.region:
-            raise WrongRegion(key, home, self.epoch, self._gateways.get(home, ""))
-        return Placement(key, home, self._partition_of(key, self.partitions), self.epoch)
+            raise WrongRegion(key, home, self.epoch, self.gateways.get(home, ""))
+        return Placement(key, home, self.partition_of(key, self.partitions), self.epoch)
 
     def served(self) -> list[ServedPartition]:
         return [ServedPartition(self.region, p, self.epoch) for p in range(self.partitions)]
 
     def owner_hints(self, partition: str) -> dict[str, str]:
         region = partition.partition("/")[0]
-        gateway = self._gateways.get(region, "")
+        gateway = self.gateways.get(region, "")
         return {"owner_region": region, "gateway": gateway} if gateway else {}

@@ -7,7 +7,7 @@ generated modules and a proto field rename touches only this file.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from google.protobuf import timestamp_pb2
 from homeport.router.errors import GatewayError, from_rpc_status
@@ -208,6 +208,10 @@ class CancelOutcome:
     cancelled: bool
     status: str
 
+    @classmethod
+    def from_wire(cls, msg: pb.CancelTaskResponse) -> CancelOutcome:
+        return cls(msg.cancelled, status_name(msg.status))
+
 
 @dataclass(frozen=True)
 class DeadLetterView:
@@ -240,13 +244,19 @@ class PartitionView:
     pending: int
     delayed: int
     dead: int
-    ready: int = 0
-    oldest_ready_age_ms: int = 0
-    oldest_pending_age_ms: int = 0
-    added_total: int = 0
-    delivered_total: int = 0
-    dead_total: int = 0
-    worker: str = ""
+    ready: int
+    oldest_ready_age_ms: int
+    oldest_pending_age_ms: int
+    added_total: int
+    delivered_total: int
+    dead_total: int
+    worker: str
+
+    @classmethod
+    def from_wire(cls, msg: pb.PartitionStatus) -> PartitionView:
+        # The message's fields, same names and order, none converted: copied by name, so
+        # a field added to both cannot shift the others (a renamed one fails loudly).
+        return cls(*(getattr(msg, f.name) for f in fields(cls)))
 
 
 @dataclass(frozen=True)
@@ -254,6 +264,10 @@ class ReplicaView:
     address: str
     state: str
     lag_bytes: int
+
+    @classmethod
+    def from_wire(cls, msg: pb.ReplicaStatus) -> ReplicaView:
+        return cls(msg.address, msg.state, msg.lag_bytes)
 
 
 @dataclass(frozen=True)
@@ -265,23 +279,6 @@ class RegionView:
 
     @classmethod
     def from_wire(cls, msg: pb.RegionStatusResponse) -> RegionView:
-        parts = tuple(
-            PartitionView(
-                p.partition,
-                p.epoch,
-                p.stream_length,
-                p.pending,
-                p.delayed,
-                p.dead,
-                p.ready,
-                p.oldest_ready_age_ms,
-                p.oldest_pending_age_ms,
-                p.added_total,
-                p.delivered_total,
-                p.dead_total,
-                p.worker,
-            )  # fmt: skip
-            for p in msg.partitions
-        )
-        replicas = tuple(ReplicaView(r.address, r.state, r.lag_bytes) for r in msg.replicas)
+        parts = tuple(PartitionView.from_wire(p) for p in msg.partitions)
+        replicas = tuple(ReplicaView.from_wire(r) for r in msg.replicas)
         return cls(msg.region, msg.gateway, parts, replicas)

@@ -45,6 +45,20 @@ from rich.console import Console
 from rich.table import Table
 
 
+def params_option(
+    help_text: str, *, required: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The `--params FILE` option (a parameter YAML, `simulation.params`) of every `plan`
+    command that reads one, passed as `params_path`."""
+    return click.option(
+        "--params",
+        "params_path",
+        type=click.Path(exists=True, dir_okay=False),
+        required=required,
+        help=help_text,
+    )
+
+
 @contextmanager
 def _errors() -> Iterator[None]:
     """Show our errors as one clear line and exit 1, instead of a traceback."""
@@ -63,12 +77,7 @@ def _errors() -> Iterator[None]:
     is_flag=True,
     help="Also size each region to absorb its ring neighbour's load (N+1).",
 )
-@click.option(
-    "--params",
-    "params_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Parameter file (service time, keys, retries) from `plan calibrate`.",
-)
+@params_option("Parameter file (service time, keys, retries) from `plan calibrate`.")
 @click.option(
     "--service-mean",
     type=DURATION,
@@ -149,13 +158,7 @@ plan_group.name = "plan"
 @plan_group.command("failover")
 @click.argument("failed")
 @click.option("--to", "standby", required=True, help="The region to promote.")
-@click.option(
-    "--params",
-    "params_path",
-    type=click.Path(exists=True, dir_okay=False),
-    required=True,
-    help="Parameter file listing both regions (rates, workers).",
-)
+@params_option("Parameter file listing both regions (rates, workers).", required=True)
 @click.option(
     "--promotion-delay", type=DURATION, default="10s", help="Outage to standby serving (the RTO)."
 )
@@ -302,13 +305,7 @@ def _number_or_text(value: str | None) -> Any:
 
 
 @plan_group.command("simulate")
-@click.option(
-    "--params",
-    "params_path",
-    type=click.Path(exists=True, dir_okay=False),
-    required=True,
-    help="Parameter file to run.",
-)
+@params_option("Parameter file to run.", required=True)
 @click.option("--tasks", type=int, help="Override max_tasks (e.g. 1000000 for the benchmark).")
 @click.option("--seed", type=int, help="Override the file's seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

@@ -25,6 +25,7 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import cast
 
 import numpy as np
@@ -37,20 +38,16 @@ from homeport.simulation.results import RunRecord
 _Arrival = tuple[int, Iterator[tuple[float, int, float]], int, float]
 
 
+@dataclass(slots=True, eq=False)  # eq=False: tasks sit in sets by identity
 class _Task:
-    __slots__ = ("seq", "arrival", "key", "home", "partition", "service", "attempt", "start")
-
-    def __init__(
-        self, seq: int, arrival: float, key: int, home: int, partition: int, service: float
-    ) -> None:
-        self.seq = seq
-        self.arrival = arrival
-        self.key = key
-        self.home = home
-        self.partition = partition
-        self.service = service
-        self.attempt = 1
-        self.start = -1.0
+    seq: int
+    arrival: float
+    key: int
+    home: int
+    partition: int
+    service: float
+    attempt: int = field(default=1, init=False)
+    start: float = field(default=-1.0, init=False)
 
 
 class _Worker:

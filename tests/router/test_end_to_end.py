@@ -6,27 +6,18 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from homeport.core.settings import Settings
 from homeport.core.worker import Worker
 from homeport.router.client import AsyncClient
 from homeport.router.views import TaskEventView
 
 from tests.router import apps
-from tests.router.conftest import PARTITIONS, REGION
+from tests.router.conftest import REGION, engine_settings
 
 RUN_LIMIT_S = 30.0
 
 
 async def run_worker_until_drained(redis_url: str, pg_dsn: str) -> None:
-    settings = Settings(
-        region=REGION,
-        partitions=PARTITIONS,
-        redis_url=redis_url,
-        pg_dsn=pg_dsn,
-        admin_port=-1,
-        heartbeat_s=0.05,
-        block_ms=20,
-    )
+    settings = engine_settings(redis_url, pg_dsn, heartbeat_s=0.05, block_ms=20)
     worker = Worker(apps.app, settings, seed=7)
     await asyncio.wait_for(worker.run(burst=True), RUN_LIMIT_S)
 
