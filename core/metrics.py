@@ -1,4 +1,10 @@
-"""Prometheus metrics of the engine, on a registry owned by the process (no globals).
+"""Every Prometheus metric family homeport exports, declared in this one module: the
+engine's (`Metrics`), the gateway's (`GatewayMetrics`) and the multi-region layer's
+(`RegionsFamilies`, whose behaviour is `regions.metrics.RegionsMetrics`). Each process
+registers them on a registry it owns (no globals). One place keeps the names, help
+texts and labels consistent for the dashboards and alerts (`observe`) that query them.
+
+Engine metrics:
 
 Labels: `region` and `partition` (the partition number) where the value is per partition;
 loops and the record writer are per process. Everything a background loop swallows is
@@ -222,6 +228,138 @@ class Metrics:
                 if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
                     total += s.value
         return total
+
+
+_PAIR = ("home", "standby")
+
+
+class RegionsFamilies:
+    """The multi-region layer's metrics (agents, controllers): routing gauges are exported
+    by every agent from the table it reads, so aggregate them with `max by (home)`; labels
+    are region names only. Behaviour in `regions.metrics.RegionsMetrics`."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.mirror_lag_bytes = Gauge(
+            "homeport_mirror_lag_bytes",
+            "Replication offset gap between a home primary and its cross-region mirror",
+            _PAIR,
+            registry=r,
+        )
+        self.mirror_lag_seconds = Gauge(
+            "homeport_mirror_lag_seconds",
+            "Age of the newest heartbeat the mirror holds, relative to the primary's",
+            _PAIR,
+            registry=r,
+        )
+        self.mirror_link_up = Gauge(
+            "homeport_mirror_link_up",
+            "1 when the mirror's replication link is up",
+            _PAIR,
+            registry=r,
+        )
+        self.region_reachable = Gauge(
+            "homeport_region_reachable",
+            "1 when this observer reached the target region's primary in the last probe",
+            ("observer", "target"),
+            registry=r,
+        )
+        self.promotions = Counter(
+            "homeport_promotions",
+            "Failovers performed by this controller",
+            ("home", "to"),
+            registry=r,
+        )
+        # Counted where it is seen, not where it is done: a failback is an operator's
+        # command in a short-lived process, so each agent counts routes returning home.
+        self.failbacks = Counter(
+            "homeport_failbacks",
+            "Routes this agent saw return to their home region (failbacks)",
+            ("home",),
+            registry=r,
+        )
+        self.route_epoch = Gauge(
+            "homeport_route_epoch",
+            "Epoch of each home's route, as this agent read it",
+            ("home",),
+            registry=r,
+        )
+        self.route_serving = Gauge(
+            "homeport_route_serving",
+            "1 for the region that serves each home, per the routing table",
+            ("home", "region"),
+            registry=r,
+        )
+        self.route_failed_over = Gauge(
+            "homeport_route_failed_over",
+            "1 while a home is served by a region other than itself",
+            ("home",),
+            registry=r,
+        )
+        self.orphans = Counter(
+            "homeport_orphans_recovered",
+            "Entries found only on an old home at failback and re-enqueued",
+            ("home",),
+            registry=r,
+        )
+        self.protections = Counter(
+            "homeport_protections",
+            "Spares this controller lent to a home that lost its cross-region replica",
+            ("home",),
+            registry=r,
+        )
+        # The capacity check before a promotion (regions.capacity): promotions whose
+        # standby the model judged unable to absorb the home (promoted anyway), and the
+        # workers the model asked the standby for.
+        self.undersized = Counter(
+            "homeport_promotion_undersized",
+            "Promotions to a standby the capacity model judged unable to absorb the home",
+            ("home", "to"),
+            registry=r,
+        )
+        self.workers_ordered = Gauge(
+            "homeport_capacity_workers_ordered",
+            "Worker processes the capacity check ordered the standby to run for the home",
+            ("home", "to"),
+            registry=r,
+        )
+
+
+# Submit latency on loopback sits around a millisecond; a slow WAIT for GLOBAL or a
+# stalled Redis pushes it to the RPC deadline, so the buckets span both.
+_SUBMIT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class GatewayMetrics:
+    """The gateway's metrics, on the process's registry (shared with the engine's
+    `Metrics`, so one /metrics page shows both)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.tasks = Counter(
+            "homeport_gateway_tasks",
+            "Tasks received by Submit/SubmitBatch, by outcome",
+            ("outcome",),
+            registry=registry,
+        )
+        self.errors = Counter(
+            "homeport_gateway_errors",
+            "Domain errors answered, by code",
+            ("code",),
+            registry=registry,
+        )
+        self.refused = Counter(
+            "homeport_gateway_auth_refused",
+            "Calls refused by authentication, by method and status",
+            ("method", "status"),
+            registry=registry,
+        )
+        self.submit_seconds = Histogram(
+            "homeport_gateway_submit_duration_seconds",
+            "Time to answer a Submit or SubmitBatch call, refusals included",
+            ("method",),
+            buckets=_SUBMIT_BUCKETS,
+            registry=registry,
+        )
 
 
 def observe_many(child: Any, values: list[float]) -> None:

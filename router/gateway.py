@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from homeport.core.admin import AdminServer
 from homeport.core.broker import Broker
-from homeport.core.metrics import Metrics
+from homeport.core.metrics import GatewayMetrics, Metrics
 from homeport.core.partitioner import partition_of
 from homeport.core.producer import Producer
 from homeport.core.settings import Settings
@@ -33,7 +33,6 @@ from homeport.regions.topology import Topology
 from homeport.router.auth import SERVICE, TokenAuthInterceptor
 from homeport.router.finder import TaskFinder
 from homeport.router.kinds import KindCheck
-from homeport.router.metrics import GatewayMetrics
 from homeport.router.proto_gen import scheduler_pb2 as pb
 from homeport.router.proto_gen import scheduler_pb2_grpc as pb_grpc
 from homeport.router.records import TaskLookup

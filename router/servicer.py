@@ -23,13 +23,14 @@ import grpc
 from grpc import aio
 from grpc_status import rpc_status
 from homeport.core.errors import Fenced, HomeportError, InvalidArgument
+from homeport.core.metrics import GatewayMetrics
 from homeport.core.partitioner import partition_name
 from homeport.core.producer import Producer, SubmitResult
 from homeport.core.task import Durability, Limits, Task
 from homeport.router.errors import to_rpc_status
 from homeport.router.finder import TaskFinder
 from homeport.router.kinds import KindCheck
-from homeport.router.metrics import GatewayMetrics, timed
+from homeport.router.metrics import timed
 from homeport.router.proto_gen import scheduler_pb2 as pb
 from homeport.router.proto_gen import scheduler_pb2_grpc as pb_grpc
 from homeport.router.records import TaskLookup

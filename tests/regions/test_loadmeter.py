@@ -214,7 +214,10 @@ async def test_a_prepared_worker_boots_idle_and_a_scale_order_starts_it_without_
         while sorted(await broker.live_workers(rk)) != sorted(group.ids):
             assert time.monotonic() < deadline, "the started reserve never registered"
             await asyncio.sleep(0.1)
-        text = log.read_text()
+        # It registers inside `start()` and logs its boot when `start()` has returned.
+        while "booted in " not in (text := log.read_text()):
+            assert time.monotonic() < deadline, "the started reserve never logged its boot"
+            await asyncio.sleep(0.1)
         assert "reserve: go after" in text
         booted = float(text.split("booted in ", 1)[1].split("s", 1)[0])
         waited = float(text.split("reserve: go after ", 1)[1].split("s", 1)[0])
