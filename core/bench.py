@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -180,7 +181,15 @@ def _timed(target: Any, args: tuple[Any, ...], produce: Any) -> float:
 
 
 def bench_settings(region: str, partitions: int, redis_url: str, pg_dsn: str) -> Settings:
-    """Settings of a bench region (no admin port); migrates the record store if any."""
+    """Settings of a bench region (no admin port); migrates the record store if any.
+
+    A bench takes plain URLs (docs/benchmarks.md): it and the workers it starts ignore a
+    security file of the caller's environment (a shell next to a secure dev cluster has
+    one), which would ask the plain servers for TLS."""
+    from homeport.core.security import FILE_ENV, INSECURE_ENV
+
+    os.environ.pop(FILE_ENV, None)
+    os.environ[INSECURE_ENV] = "1"
     settings = Settings(
         region=region,
         partitions=partitions,
