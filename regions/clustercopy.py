@@ -88,8 +88,12 @@ class ClusterCopy:
         return self.owner(key_slot(key.encode()))
 
     async def close(self) -> None:
+        """Close every client. A node that died meanwhile cannot answer the goodbye (its
+        close times out or fails): that is no error here, and the other clients must be
+        closed all the same, or they are left to the garbage collector."""
         for client in self._clients.values():
-            await client.aclose()
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
         self._clients.clear()
 
     async def slot_rows(self, address: str) -> list[tuple[int, int, list[str]]]:

@@ -132,8 +132,10 @@ async def _crash_scenario(
     workers: int,
 ) -> None:
     exec_log = tmp_path / "exec.log"
+    # 10 ms tasks: with 2 ms ones a quick victim could finish its whole share between
+    # the poll that saw it busy and the kill, leaving nothing in flight to judge.
     procs = [
-        WorkerProcess(tmp_path, f"w{i}", redis_url, pg_dsn, exec_log, cluster=cluster, task_s=0.002)
+        WorkerProcess(tmp_path, f"w{i}", redis_url, pg_dsn, exec_log, cluster=cluster, task_s=0.01)
         for i in range(workers)
     ]
     survivors = procs[1:]
