@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from homeport.regions.control import ControlPlane
@@ -19,7 +20,7 @@ from homeport.regions.routing import Route
 from homeport.regions.topology import Topology
 from homeport.regions.toxiproxy import ToxiproxyClient
 from homeport.router.client import AsyncClient, RetryPolicy
-from homeport.router.errors import GatewayError
+from homeport.router.errors import GatewayError, NotReplicatedError
 from homeport.router.etcd_routing import EtcdRoutingTable
 
 from tests.conftest import record_statuses, sdk_for, start_services, wait_for
@@ -278,8 +279,24 @@ async def test_any_gateway_answers_for_any_task_also_while_its_home_is_failed_ov
     the waiting one on the promoted mirror."""
     topo = system.topology
     key = _keys_of(topo, B, 1)[0]
-    later = await sdk.submit("noop", key, id=f"v-later-{uuid.uuid4().hex[:6]}",
-                             scheduled_at=time.time() + 600, durability="GLOBAL")  # fmt: skip
+    later_id = f"v-later-{uuid.uuid4().hex[:6]}"
+    refused: list[str] = []
+    accepted: list[Any] = []
+
+    async def global_accepted() -> bool:
+        """An earlier test's failback may leave eu-west's mirror resyncing for a while:
+        GLOBAL is refused until it is linked again; resubmitted with the same id."""
+        try:
+            refused.clear()
+            accepted.append(await sdk.submit("noop", key, id=later_id,
+                            scheduled_at=time.time() + 600, durability="GLOBAL"))  # fmt: skip
+            return True
+        except NotReplicatedError as exc:
+            refused.append(str(exc))
+            return False
+
+    await wait_for(global_accepted, 60, f"a GLOBAL submit to {B} ({refused})")
+    later = accepted[0]
     now = await sdk.submit("noop", key, id=f"v-now-{uuid.uuid4().hex[:6]}")
     gateways = {
         r.name: topo.dial("client", r.name, "gateway", r.gateway or "") for r in topo.regions
