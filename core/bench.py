@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -182,14 +181,10 @@ def _timed(target: Any, args: tuple[Any, ...], produce: Any) -> float:
 
 def bench_settings(region: str, partitions: int, redis_url: str, pg_dsn: str) -> Settings:
     """Settings of a bench region (no admin port); migrates the record store if any.
+    A bench takes plain URLs: it and the workers it starts run plain (`run_plain`)."""
+    from homeport.core.security import run_plain
 
-    A bench takes plain URLs (docs/benchmarks.md): it and the workers it starts ignore a
-    security file of the caller's environment (a shell next to a secure dev cluster has
-    one), which would ask the plain servers for TLS."""
-    from homeport.core.security import FILE_ENV, INSECURE_ENV
-
-    os.environ.pop(FILE_ENV, None)
-    os.environ[INSECURE_ENV] = "1"
+    run_plain()
     settings = Settings(
         region=region,
         partitions=partitions,

@@ -145,6 +145,15 @@ class SecurityConfig(_Model):
     roles: dict[Role, RoleLogins] = {}
 
 
+def run_plain() -> None:
+    """Make this process and every process it starts run without credentials: drop the
+    security file of the caller's environment (a shell next to a secure dev cluster has
+    one) and say `--insecure`. For the benches, whose servers are their own and plain
+    (docs/benchmarks.md): a security file there would ask a plain server for TLS."""
+    os.environ.pop(FILE_ENV, None)
+    os.environ[INSECURE_ENV] = "1"
+
+
 def load_security(path: Path) -> SecurityConfig | None:
     """The `security` section of the YAML file at `path` (a topology), None if absent."""
     try:

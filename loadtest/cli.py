@@ -318,10 +318,9 @@ _SLOW = ("rq", "arq", "streaq")  # 200-350 tasks/s: measured on fewer tasks (--s
 def _bench_servers(pg_dsn: str | None, workdir: Path, need_pg: bool) -> Iterator[tuple[str, str]]:
     """A Redis server of the bench's own (no persistence, no replicas; it is flushed between
     runs) and a record store (the given DSN, or a one-region local cluster's)."""
-    import os
     import subprocess
 
-    from homeport.core.security import FILE_ENV, INSECURE_ENV
+    from homeport.core.security import run_plain
     from homeport.core.supervisor import Child
     from homeport.loadtest.stack import ROOT
     from homeport.regions.devcluster import ClusterSpec, DevCluster
@@ -338,8 +337,7 @@ def _bench_servers(pg_dsn: str | None, workdir: Path, need_pg: bool) -> Iterator
         if need_pg and not pg_dsn:
             # Every server of the bench is then its own and plain: its processes must not
             # take a security file of the caller's cluster (TLS to a plain server).
-            os.environ.pop(FILE_ENV, None)
-            os.environ[INSECURE_ENV] = "1"
+            run_plain()
             state = Path(tempfile.mkdtemp(prefix="homeport-peers-"))
             state.chmod(0o755)
             stack.callback(shutil.rmtree, state, True)
