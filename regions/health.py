@@ -4,11 +4,14 @@ Each observer PINGs each other region's Redis primary through its own link
 (`<observer>-><target>:redis`) and writes its verdict to
 `<prefix>/health/<target>/<observer>`, attached to the observer's lease. A verdict holds
 `ok` and `since`, the time the current state began. An observer that dies or loses etcd
-has its verdicts vanish with its lease, so a silent observer never counts as a vote.
+has its verdicts vanish with its lease, so a silent observer never counts as a vote;
+one that is alive but stalled (its lease is kept alive apart from its probes) leaves a
+verdict that stops being refreshed, and a stale verdict does not count either.
 
 `judge` turns the reports into a decision: a region is **down** when a quorum (a strict
 majority of all regions) of *other* regions has reported it unreachable continuously for
-at least `confirm_s` seconds. One observer alone can never reach a majority of three.
+at least `confirm_s` seconds, each in a fresh verdict. One observer alone can never reach
+a majority of three.
 """
 
 from __future__ import annotations
@@ -139,12 +142,19 @@ def judge(
     target: str, verdicts: list[Verdict], regions: int, confirm_s: float, now: float
 ) -> Judgement:
     """Is `target` down? Only other regions vote; a quorum is a strict majority of all
-    regions; each vote must be 'unreachable' for at least `confirm_s` seconds."""
+    regions. A vote counts when its observer itself probed 'unreachable' for at least
+    `confirm_s` seconds (`at - since`, both on the observer's clock) and its latest probe
+    is fresh (at most `confirm_s` old). An observer whose loop stalled after one failed
+    probe keeps its lease, and so its verdict, alive: that verdict ages, but it is not
+    evidence that the target is still unreachable, so it never votes."""
     needed = regions // 2 + 1
     voters = sorted(
         v.observer
         for v in verdicts
-        if v.observer != target and not v.ok and now - v.since >= confirm_s
+        if v.observer != target
+        and not v.ok
+        and v.at - v.since >= confirm_s
+        and now - v.at <= confirm_s
     )
     if len(voters) >= needed:
         reason = f"{len(voters)} of {regions} regions ({', '.join(voters)}) cannot reach it"

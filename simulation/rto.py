@@ -8,8 +8,9 @@ settings; `RtoParams` names where each comes from):
    home's primary every `probe_interval_s`; the first failed probe comes at a uniform
    phase of that interval plus `probe_fail_s`, and starts the observer's `since`.
 2. **Confirmation.** The home is judged down when a strict majority of all regions has
-   reported it down for `confirm_s` (`health.judge`), at the failover controller's next
-   step (`controller_interval_s`, uniform phase).
+   reported it down for `confirm_s` (`health.judge`), a span each observer's own probes
+   must cover (its first probe at or after `since + confirm_s`), at the failover
+   controller's next step (`controller_interval_s`, uniform phase).
 3. **Control plane lost with the region** (`lose_region` only). With probability
    `leader_lost_p` the controller leader ran in the lost region: its election lease
    (`lease_ttl_s`, kept alive every ttl/4) must lapse before another agent leads; with
@@ -97,7 +98,10 @@ def route_moved(p: RtoParams, rng: random.Random) -> float:
     others = p.regions - 1
     needed = p.regions // 2 + 1
     since = sorted(rng.uniform(0, p.probe_interval_s) + p.probe_fail_s for _ in range(others))
-    ready = since[needed - 1] + p.confirm_s if needed <= others else math.inf
+    # A vote counts from the observer's first probe that has seen the home unreachable
+    # for confirm_s (health.judge compares the verdict's `at` with its `since`).
+    held = p.probe_interval_s * math.ceil(p.confirm_s / p.probe_interval_s - 1e-9)
+    ready = since[needed - 1] + held if needed <= others else math.inf
     if p.fault == "region":
         if rng.random() < p.leader_lost_p:
             lapse = p.lease_ttl_s - rng.uniform(0, p.lease_ttl_s / 4)

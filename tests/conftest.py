@@ -283,3 +283,27 @@ def pg_dsn(dev_cluster: DevCluster) -> Iterator[str]:
         _psql(dev_cluster, f'SET ROLE "{owner}";\n{security.pg_grants_sql(config, name)}', name)
     yield dsn.rsplit("/", 1)[0] + f"/{name}"
     _psql(dev_cluster, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test on a cluster carries its agents' warnings (the controller's
+    judgements and promotions, lost leases) in the report, so a CI log that shows only
+    pytest's output still tells a failover the test did not make from a bug of its own."""
+    report = yield
+    if report.failed and call.when == "call":
+        funcargs = getattr(item, "funcargs", {})
+        for cluster in {id(v): v for v in funcargs.values() if isinstance(v, DevCluster)}.values():
+            report.sections.append(("cluster warnings", _cluster_warnings(cluster)))
+    return report
+
+
+def _cluster_warnings(cluster: DevCluster, most: int = 40) -> str:
+    lines: list[str] = []
+    for log in sorted(cluster.logs.glob("agent-*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if "WARNING" in line or "ERROR" in line:
+                lines.append(f"{log.stem}: {line}")
+    shown = lines[-most:]
+    head = f"{len(lines)} warning lines in {cluster.logs}/agent-*.log, the last {len(shown)}:"
+    return "\n".join([head, *shown])

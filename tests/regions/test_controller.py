@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry
 from tests.conftest import _start, wait_for
 
 
-def _v(observer: str, ok: bool, since: float) -> Verdict:
-    return Verdict(observer, "us-east", ok, since, since)
+def _v(observer: str, ok: bool, since: float, at: float = 1000.0) -> Verdict:
+    return Verdict(observer, "us-east", ok, since, at)
 
 
 def test_one_observer_alone_never_declares_a_region_down() -> None:
@@ -39,6 +39,21 @@ def test_votes_must_hold_for_the_confirmation_time() -> None:
     held = [_v("eu-west", False, now - 5), _v("ap-south", False, now - 3)]
     verdict = judge("us-east", held, 3, confirm_s=3, now=now)
     assert verdict.down and verdict.voters == ["ap-south", "eu-west"]
+
+
+def test_a_stale_verdict_does_not_vote() -> None:
+    """An observer that probed 'unreachable' once and then stalled (its lease still kept
+    alive) has not seen the region down for the confirmation time: its vote ages but
+    does not count, nor does a failure it saw long ago and has not probed since."""
+    now = 1000.0
+    stalled = [_v("eu-west", False, now - 60), _v("ap-south", False, now - 60, at=now - 60)]
+    assert not judge("us-east", stalled, 3, confirm_s=3, now=now).down
+    brief = [_v("eu-west", False, now - 60), _v("ap-south", False, now - 5, at=now - 4)]
+    assert not judge("us-east", brief, 3, confirm_s=3, now=now).down
+    lagging = [_v("eu-west", False, now - 60), _v("ap-south", False, now - 9, at=now - 4)]
+    assert not judge("us-east", lagging, 3, confirm_s=3, now=now).down
+    current = [_v("eu-west", False, now - 60), _v("ap-south", False, now - 9, at=now - 2)]
+    assert judge("us-east", current, 3, confirm_s=3, now=now).down
 
 
 def test_a_region_cannot_vote_on_itself() -> None:
