@@ -19,7 +19,7 @@
 
 1. find its *orphans*: stream entries beyond the promotion point on the old primary that
    the serving copy never received (checked by task id against the serving copy's dedup
-   keys);
+   keys) and the old primary's workers did not finish (not acked in its consumer group);
 2. re-enqueue them into the serving copy, under the current epoch, recorded in etcd as
    recovered and reported;
 3. only then make the old primary a replica of the serving copy and wait until in sync;
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from homeport.core.entry import Delivery
-from homeport.core.keys import PartitionKeys
+from homeport.core.keys import GROUP, PartitionKeys
 from homeport.core.security import Identity
 from homeport.regions import clusterorphans, clusterpromotion, history, stores
 from homeport.regions.control import ControlPlane
@@ -221,7 +221,10 @@ async def find_orphans(
 ) -> list[Orphan]:
     """Writes on the old primary that the serving copy has never seen (no dedup key there):
     stream entries past the promotion point, and scheduled tasks in the delayed set.
-    Entries the old home's workers already ran and trimmed are done, not orphans.
+    Entries the old home's workers already ran are done, not orphans: trimmed, or acked
+    in the consumer group and not trimmed yet (an isolated home's workers keep running
+    what its gateway accepted until their leases lapse); a begun, unfinished entry is
+    still pending there and is an orphan.
     `only`: the partitions `old` holds (a held cluster node holds its own shard's)."""
     orphans: list[Orphan] = []
     for p in range(partitions):
@@ -231,6 +234,7 @@ async def find_orphans(
         start = point.get(p, "0-0")
         found: list[tuple[str, Delivery | None]] = []
         at_old = stores.node_for(old, pk.stream)  # a partition's keys share one slot
+        done = await stores.finished(old, pk.stream, GROUP)
         for entry_id, fields in await at_old.xrange(pk.stream, min=f"({start}", max="+") or []:
             d = Delivery.decode(cast(bytes, entry_id), cast(dict[bytes, bytes], fields))
             found.append((d.entry_id if d else "", d))
@@ -239,6 +243,8 @@ async def find_orphans(
         for entry_id, d in found:
             if d is None or (entry_id != "delayed" and not _after(entry_id, start)):
                 continue
+            if entry_id != "delayed" and done(entry_id):
+                continue  # the old home's workers finished it: running it again is a duplicate
             if await stores.node_for(serving, pk.stream).exists(pk.dedup(d.task_id)):
                 continue
             orphans.append(Orphan(p, entry_id, d.task_id, d.key, d.kind, d))

@@ -15,9 +15,10 @@ talks to Redis; the rules both sides share (the fence) are one Lua script,
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import homeport.core
 import redis.asyncio as aredis
@@ -139,6 +140,32 @@ async def stream_tails(store: Store, home: str, partitions: int) -> dict[int, st
         except RedisError:
             tails[p] = "0-0"
     return tails
+
+
+def _entry_key(entry_id: str) -> tuple[int, int]:
+    ms, seq = entry_id.split("-")
+    return int(ms), int(seq)
+
+
+async def finished(store: Store, key: str, group: str) -> Callable[[str], bool]:
+    """Which entries of stream `key` on `store` its consumer group `group` has acked:
+    delivered (at or below the group's last-delivered id) and no longer pending. A
+    worker acks an entry only once it finished it (its record written first), cancelled
+    it, dead-lettered it, or moved its retry into the delayed set."""
+    node = node_for(store, key)
+    try:
+        groups = await node.xinfo_groups(key)
+    except RedisError:  # no stream, so no group
+        return lambda _entry: False
+    info = next((g for g in groups if str_if_bytes(g["name"]) == group), None)
+    if info is None:
+        return lambda _entry: False
+    last = _entry_key(str_if_bytes(info["last-delivered-id"]))
+    pending: set[str] = set()
+    if int(info["pending"]):
+        rows = await node.xpending_range(key, group, "-", "+", int(info["pending"]))
+        pending = {str_if_bytes(cast(bytes, r["message_id"])) for r in rows}
+    return lambda entry: _entry_key(entry) <= last and entry not in pending
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,10 @@ import asyncpg
 import pytest
 import redis
 import yaml
+from homeport.core.app import App
 from homeport.core.security import FILE_ENV, Identity, load_security
+from homeport.core.settings import Settings
+from homeport.core.worker import Worker
 from homeport.regions import security
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
@@ -132,6 +135,31 @@ async def record_statuses(topo: Topology, home: str) -> dict[str, str]:
         return {r["id"]: r["status"] for r in await conn.fetch("SELECT id, status FROM tasks")}
     finally:
         await conn.close()
+
+
+@dataclasses.dataclass
+class Running:
+    worker: Worker
+    task: asyncio.Task[None]
+
+
+@contextlib.asynccontextmanager
+async def running_worker(app: App, settings: Settings, **kw: Any) -> AsyncIterator[Worker]:
+    """An in-process worker, started and owning its partitions; stopped gracefully."""
+    w = Worker(app, settings, **kw)
+    await w.start()
+    task = asyncio.create_task(w.run())
+
+    async def owns_all() -> bool:
+        return w.membership is not None and len(w.membership.consumers) == settings.partitions
+
+    try:
+        await wait_for(owns_all, 10, "the worker to own every partition")
+        yield w
+    finally:
+        if not w.stop_requested:
+            w.request_stop()
+        await asyncio.wait_for(task, 30)
 
 
 def make_state_dir(prefix: str) -> Path:

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from homeport.core.app import App
 from homeport.core.broker import Broker
 from homeport.core.settings import Settings
 from homeport.core.store import RecordStore
-from homeport.core.worker import Worker
-
-from tests.conftest import wait_for
 
 REGION = "us-east"
 
@@ -51,28 +44,3 @@ async def store(pg_dsn: str) -> AsyncIterator[RecordStore]:
     await s.migrate()
     yield s
     await s.close()
-
-
-@dataclasses.dataclass
-class Running:
-    worker: Worker
-    task: asyncio.Task[None]
-
-
-@contextlib.asynccontextmanager
-async def running_worker(app: App, settings: Settings, **kw: Any) -> AsyncIterator[Worker]:
-    """An in-process worker, started and owning its partitions; stopped gracefully."""
-    w = Worker(app, settings, **kw)
-    await w.start()
-    task = asyncio.create_task(w.run())
-
-    async def owns_all() -> bool:
-        return w.membership is not None and len(w.membership.consumers) == settings.partitions
-
-    try:
-        await wait_for(owns_all, 10, "the worker to own every partition")
-        yield w
-    finally:
-        if not w.stop_requested:
-            w.request_stop()
-        await asyncio.wait_for(task, 30)

@@ -18,9 +18,9 @@ from homeport.core.producer import Producer
 from homeport.core.store import RecordStore, Status
 from homeport.core.task import new_task
 
-from tests.conftest import wait_for
+from tests.conftest import running_worker, wait_for
 
-from .conftest import make_settings, running_worker
+from .conftest import make_settings
 
 _SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="")
 

@@ -11,9 +11,9 @@ from homeport.core.keys import RegionKeys
 from homeport.core.producer import Producer
 from homeport.core.task import new_task
 
-from tests.conftest import wait_for
+from tests.conftest import running_worker, wait_for
 
-from .conftest import REGION, make_settings, running_worker
+from .conftest import REGION, make_settings
 
 TOLERANCE_BYTES = 2 * 1024 * 1024
 

@@ -20,9 +20,9 @@ from homeport.core.settings import Settings
 from homeport.core.store import RecordStore, Status
 from homeport.core.task import new_task
 
-from tests.conftest import wait_for
+from tests.conftest import running_worker, wait_for
 
-from .conftest import REGION, make_settings, running_worker
+from .conftest import REGION, make_settings
 from .procs import WorkerProcess, read_exec_log
 
 

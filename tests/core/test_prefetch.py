@@ -15,9 +15,9 @@ from homeport.core.producer import Producer
 from homeport.core.store import RecordStore
 from homeport.core.task import new_task
 
-from tests.conftest import wait_for
+from tests.conftest import running_worker, wait_for
 
-from .conftest import REGION, make_settings, running_worker
+from .conftest import REGION, make_settings
 
 TASKS = 8
 

@@ -11,7 +11,9 @@ from homeport.core.partitioner import partition_of
 from homeport.core.producer import Producer
 from homeport.core.task import new_task
 
-from .conftest import REGION, make_settings, running_worker, wait_for
+from tests.conftest import running_worker, wait_for
+
+from .conftest import REGION, make_settings
 
 
 async def test_undecodable_and_unknown_version_entries_are_dead_lettered_and_acked(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aredis
+from homeport.core.app import App, TaskContext
 from homeport.core.broker import Broker
 from homeport.core.entry import Delivery
 from homeport.core.keys import PartitionKeys
@@ -23,7 +24,7 @@ from homeport.regions.routing import NotLeader
 from homeport.regions.topology import Topology
 from homeport.regions.toxiproxy import ToxiproxyClient
 
-from tests.conftest import _start, control_plane
+from tests.conftest import _start, control_plane, running_worker, wait_for
 
 HOME, STANDBY, THIRD = "us-east", "eu-west", "ap-south"
 PARTITIONS = 4
@@ -56,6 +57,14 @@ def _tasks(n: int, durability: Durability, tag: str) -> list:  # type: ignore[ty
     ]
 
 
+async def _at_home(topo: Topology) -> tuple[ToxiproxyClient, str, Broker, Producer]:
+    """Toxiproxy, the home primary's address as the home dials it, and a producer there."""
+    assert topo.toxiproxy is not None
+    primary_addr = topo.dial(HOME, HOME, "redis", topo.region(HOME).redis.primary or "")
+    broker, producer = await _producer(primary_addr)
+    return ToxiproxyClient(topo.toxiproxy.api), primary_addr, broker, producer
+
+
 async def _task_ids(store: aredis.Redis) -> set[str]:
     ids: set[str] = set()
     for p in range(PARTITIONS):
@@ -70,11 +79,8 @@ async def test_manual_promote_and_failback_round_trip_recovers_orphans(
     cp: ControlPlane, failover_cluster: DevCluster
 ) -> None:
     topo: Topology = cp.topology
-    assert topo.toxiproxy is not None
-    tox = ToxiproxyClient(topo.toxiproxy.api)
     home = topo.region(HOME)
-    primary_addr = topo.dial(HOME, HOME, "redis", home.redis.primary or "")
-    broker, producer = await _producer(primary_addr)
+    tox, primary_addr, broker, producer = await _at_home(topo)
     tag = uuid.uuid4().hex[:6]
     acked: set[str] = set()
 
@@ -136,6 +142,52 @@ async def test_manual_promote_and_failback_round_trip_recovers_orphans(
     assert all(r.ok for r in again), [r.error for r in again]
     for b in (broker, mirror_broker, broker2):
         await b.close()
+    tox.close()
+
+
+async def test_failback_does_not_requeue_what_the_old_home_finished(
+    cp: ControlPlane, failover_cluster: DevCluster
+) -> None:
+    """An isolated home's workers keep running what its gateway accepted until their
+    leases lapse. At failback, the entries they finished (acked in the consumer group,
+    not trimmed yet) are done, not orphans: only what they never finished is re-enqueued,
+    so nothing runs twice."""
+    topo: Topology = cp.topology
+    tox, primary_addr, broker, producer = await _at_home(topo)
+    tag = uuid.uuid4().hex[:6]
+    ran: list[str] = []
+    app = App("old-home")
+
+    @app.task("noop")
+    async def noop(ctx: TaskContext) -> None:
+        ran.append(ctx.task_id)
+
+    epoch = (await cp.routing.load()).route(HOME).epoch
+    tox.set_enabled(f"{STANDBY}->{HOME}:redis", False)  # LOCAL writes stay on the home
+    try:
+        done_ids = {f"r{tag}-{i}" for i in range(40)}
+        results = await producer.submit_many(_tasks(40, Durability.LOCAL, f"r{tag}"), epoch)
+        assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
+        # The home's own worker runs them; its trimmer is idle, so they stay in the streams.
+        settings = Settings(
+            region=HOME, partitions=PARTITIONS, redis_url=f"redis://{primary_addr}/0",
+            admin_port=-1, lease_ttl_s=1.5, heartbeat_s=0.1, trim_interval_s=3600,
+        )  # fmt: skip
+        async with running_worker(app, settings):
+            await wait_for(lambda: done_ids <= set(ran), 20, "the home's worker to run them")
+        left = {f"u{tag}-{i}" for i in range(20)}
+        results = await producer.submit_many(_tasks(20, Durability.LOCAL, f"u{tag}"), epoch)
+        assert all(r.ok for r in results)
+        # The fault path: the finished entries are still in the old home's streams.
+        assert done_ids <= await _task_ids(cp.primary(HOME)), "trimmed: nothing to tell apart"
+        report = await promote(cp, HOME, STANDBY)
+        assert report.mirror_caught_up is False
+    finally:
+        tox.set_enabled(f"{STANDBY}->{HOME}:redis", True)
+    report_fb = await failback(cp, HOME, switch=True)
+    assert sorted(o.task_id for o in report_fb.orphans) == sorted(left)
+    assert report_fb.requeued == 20 and report_fb.switched
+    await broker.close()
     tox.close()
 
 
