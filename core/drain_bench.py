@@ -18,6 +18,7 @@ the medians of `--runs`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -65,19 +66,13 @@ def _mark() -> None:
     if _SHARED is None:
         return
     count, first, cpu = _SHARED
-    if _SOLO:  # the ctypes values themselves: a Synchronized's .value takes its lock
+    # The ctypes value itself: a Synchronized's .value would take its lock every time.
+    with contextlib.nullcontext() if _SOLO else count.get_lock():
         raw = count.get_obj()
         n = raw.value = raw.value + 1
         if n == 1:
             first.value = now
             cpu.value = time.process_time()
-    else:
-        with count.get_lock():
-            count.value += 1
-            n = count.value
-            if n == 1:
-                first.value = now
-                cpu.value = time.process_time()
     if n == _N:
         out = Path(os.environ["HP_DRAIN_OUT"])
         tmp = out.with_suffix(".tmp")

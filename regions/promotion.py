@@ -206,11 +206,6 @@ async def _promote_single(
     return fenced, caught_up, point
 
 
-def _after(entry_id: str, point: str) -> bool:
-    a, b = (tuple(int(x) for x in e.split("-")) for e in (entry_id, point))
-    return a > b
-
-
 async def find_orphans(
     old: stores.Store,
     serving: stores.Store,
@@ -241,7 +236,7 @@ async def find_orphans(
         for blob in (await at_old.hgetall(pk.delayed_data)).values():
             found.append(("delayed", Delivery.decode("0-0", {b"t": cast(bytes, blob)})))
         for entry_id, d in found:
-            if d is None or (entry_id != "delayed" and not _after(entry_id, start)):
+            if d is None:  # stream entries are past `start` already (XRANGE from "(start")
                 continue
             if entry_id != "delayed" and done(entry_id):
                 continue  # the old home's workers finished it: running it again is a duplicate

@@ -142,7 +142,8 @@ async def stream_tails(store: Store, home: str, partitions: int) -> dict[int, st
     return tails
 
 
-def _entry_key(entry_id: str) -> tuple[int, int]:
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    """A stream entry id (`<ms>-<seq>`) as a tuple that sorts as Redis orders entries."""
     ms, seq = entry_id.split("-")
     return int(ms), int(seq)
 
@@ -160,12 +161,12 @@ async def finished(store: Store, key: str, group: str) -> Callable[[str], bool]:
     info = next((g for g in groups if str_if_bytes(g["name"]) == group), None)
     if info is None:
         return lambda _entry: False
-    last = _entry_key(str_if_bytes(info["last-delivered-id"]))
+    last = _entry_order(str_if_bytes(info["last-delivered-id"]))
     pending: set[str] = set()
     if int(info["pending"]):
         rows = await node.xpending_range(key, group, "-", "+", int(info["pending"]))
         pending = {str_if_bytes(cast(bytes, r["message_id"])) for r in rows}
-    return lambda entry: _entry_key(entry) <= last and entry not in pending
+    return lambda entry: _entry_order(entry) <= last and entry not in pending
 
 
 @dataclass(frozen=True)

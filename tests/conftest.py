@@ -137,12 +137,6 @@ async def record_statuses(topo: Topology, home: str) -> dict[str, str]:
         await conn.close()
 
 
-@dataclasses.dataclass
-class Running:
-    worker: Worker
-    task: asyncio.Task[None]
-
-
 @contextlib.asynccontextmanager
 async def running_worker(app: App, settings: Settings, **kw: Any) -> AsyncIterator[Worker]:
     """An in-process worker, started and owning its partitions; stopped gracefully."""
