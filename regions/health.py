@@ -82,14 +82,11 @@ class Observer(Loop):
             )
         return self._stores[target]
 
-    async def probe(self, target: str) -> bool:
+    async def probe(self, target: str) -> bool | None:
         store = self._store(target)
         if store is None:
             return False
-        try:
-            return await asyncio.wait_for(stores.reachable(store), self.timeout)
-        except TimeoutError:
-            return False
+        return await timed_probe(store, self.timeout)
 
     async def run_once(self) -> float | None:
         if not self.lease.valid:
@@ -100,6 +97,9 @@ class Observer(Loop):
             if target == self.region:
                 continue
             ok = await self.probe(target)
+            if ok is None:  # this process was starved: no evidence either way
+                self._since.pop(target, None)  # nor continuity across the gap
+                continue
             self.rm.region_reachable.labels(self.region, target).set(1 if ok else 0)
             prev = self._since.get(target)
             since = prev[1] if prev is not None and prev[0] == ok else now
@@ -117,6 +117,25 @@ class Observer(Loop):
         await self.lease.stop(revoke=True)
         for store in self._stores.values():
             await store.aclose()
+
+
+async def timed_probe(store: aredis.Redis, timeout: float) -> bool | None:
+    """PING `store` within `timeout`: True, False, or None when the answer says nothing.
+    A failed probe that took more than twice `timeout` (the probe bounds itself at
+    `timeout`) ran in a process that did not get the CPU in time: its timer fired late,
+    or its handshake was starved. That is the observer's trouble, not the target's, and
+    two starved observers must not vote a healthy region down (a CI run failed over one
+    so, 2026-12-02: one vote from a cut link, one from an agent starved for 3 s). A
+    refused connection answers at once and is always evidence."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    try:
+        ok = await asyncio.wait_for(stores.reachable(store), timeout)
+    except TimeoutError:
+        ok = False
+    if not ok and loop.time() - began > 2 * timeout:
+        return None
+    return ok
 
 
 async def read_verdicts(client: aetcd.Client, prefix: str, target: str) -> list[Verdict]:

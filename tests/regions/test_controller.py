@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,10 +13,12 @@ from pathlib import Path
 import aetcd
 import pytest
 from homeport.core.metrics import Metrics
+from homeport.core.security import Identity
+from homeport.regions import stores
 from homeport.regions.control import ControlPlane
 from homeport.regions.controller import Controller
 from homeport.regions.devcluster import ClusterSpec, DevCluster
-from homeport.regions.health import Observer, Verdict, judge, read_verdicts
+from homeport.regions.health import Observer, Verdict, judge, read_verdicts, timed_probe
 from homeport.regions.metrics import RegionsMetrics
 from homeport.regions.processes import is_alive
 from prometheus_client import CollectorRegistry
@@ -54,6 +58,36 @@ def test_a_stale_verdict_does_not_vote() -> None:
     assert not judge("us-east", lagging, 3, confirm_s=3, now=now).down
     current = [_v("eu-west", False, now - 60), _v("ap-south", False, now - 9, at=now - 2)]
     assert judge("us-east", current, 3, confirm_s=3, now=now).down
+
+
+async def test_a_starved_observer_gives_no_evidence() -> None:
+    """A real listener that accepts TCP and never answers (as a paused Redis): a probe
+    that times out on time says 'unreachable'; one whose process is blocked past twice
+    its timeout says nothing; a refused connection says 'unreachable' at once."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, not listening: refused
+    anonymous = Identity(None, "operator")
+    try:
+        store = stores.client("127.0.0.1", silent.getsockname()[1], 0.3, anonymous)
+        assert await timed_probe(store, 0.3) is False
+
+        async def starve() -> None:
+            await asyncio.sleep(0.05)
+            time.sleep(0.8)  # blocks the loop, as a starved or busy agent
+
+        blocked = asyncio.ensure_future(starve())
+        assert await timed_probe(store, 0.3) is None
+        await blocked
+        refused = stores.client("127.0.0.1", closed.getsockname()[1], 0.3, anonymous)
+        assert await timed_probe(refused, 0.3) is False
+        await store.aclose()
+        await refused.aclose()
+    finally:
+        silent.close()
+        closed.close()
 
 
 def test_a_region_cannot_vote_on_itself() -> None:
