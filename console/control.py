@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from homeport.core.security import Identity
 from homeport.regions import history
 from homeport.regions.control import ControlPlane
-from homeport.regions.health import Verdict, read_verdicts
+from homeport.regions.health import Verdict, read_all_verdicts
 from homeport.regions.promotion import FailbackReport, PromotionReport, Say, failback, promote
 from homeport.regions.routing import Route
 from homeport.regions.topology import Topology
@@ -65,9 +65,8 @@ class Control:
 
     async def health(self) -> dict[str, HealthVotes]:
         names = self.topology.region_names()
-        verdicts: dict[str, list[Verdict]] = {
-            n: await read_verdicts(self.cp.etcd, self.topology.etcd_prefix, n) for n in names
-        }
+        found = await read_all_verdicts(self.cp.etcd, self.topology.etcd_prefix)
+        verdicts: dict[str, list[Verdict]] = {n: found.get(n, []) for n in names}
         now = time.time()
         out = {}
         for name in names:

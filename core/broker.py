@@ -20,7 +20,7 @@ as `Fenced`. No redis-py exception leaves the broker.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from homeport.core.errors import (
     Fenced,
 )
 from homeport.core.keys import GROUP, PartitionKeys, RegionKeys
-from homeport.core.nodes import GLOBAL_LANE, MAIN, text
+from homeport.core.nodes import GLOBAL_LANE, MAIN, redis_error, text
 from homeport.core.readouts import Readouts, id_tuple
 from homeport.core.settings import Settings
 from redis import exceptions as rexc
@@ -94,7 +94,7 @@ class Broker(Readouts):
         """
         keys = [pk.stream, pk.delayed, pk.delayed_data, pk.epoch]
         keys.extend(pk.dedup(t) for t in task_ids)
-        args = [epoch, dedup_window_ms, *task_args]
+        args = [epoch, dedup_window_ms, RegionKeys(pk.region).due, *task_args]
         sha = self._sha["enqueue"]
 
         async def run(client: aioredis.Redis) -> list[Any]:
@@ -286,6 +286,33 @@ class Broker(Readouts):
             "forward", [([pk.delayed, pk.delayed_data, pk.stream], [now_ms, limit]) for pk in pks]
         )
         return [(int(moved), int(nxt)) for moved, nxt in got]
+
+    async def listen_due(
+        self,
+        rk: RegionKeys,
+        on_notice: Callable[[str, int], None],
+        subscribed: Callable[[], None],
+    ) -> None:
+        """Pass every notice of the region's delayed-task channel to `on_notice(delayed
+        zset key, earliest due ms)` until cancelled (enqueue.lua publishes one per call
+        that delayed tasks). `subscribed()` is called once the subscription holds: what
+        was published before it was missed. Raises `Unavailable` when the connection
+        fails; pub/sub is at most once, so the caller keeps a fallback scan."""
+        pubsub = self._client_for(rk.due).pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(rk.due)
+            subscribed()
+            while True:
+                msg = await pubsub.get_message(timeout=None)
+                if msg is None or msg.get("type") != "message":
+                    continue
+                key, _, due = text(msg["data"]).rpartition(" ")
+                if key and due.isdigit():
+                    on_notice(key, int(due))
+        except rexc.RedisError as exc:
+            raise redis_error(exc) from exc
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def acquire_many(
         self, leases: Sequence[tuple[str, str]], owner: str, ttl_ms: int

@@ -367,6 +367,7 @@ class PartitionConsumer:
             if not opts.ordered:
                 due = int((time.time() + delay) * 1000)
                 retry = Finish("R", d.entry_id, d.task_id, due, d.repack(attempt))
+                rt.on_delayed(self.pk.delayed, due)
                 return await self._finish(d, retry, rec)
             rt.recorder.task(rec)
             await asyncio.sleep(delay)  # the key waits: its next task must not start yet

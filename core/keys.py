@@ -19,6 +19,8 @@ goes to one node. Region-wide keys (worker registry, assignment, elections) use 
     hp:{us-east}:assignment        hash partition number -> worker id
     hp:{us-east}:leader            hash owner/token: the region's active manager
     hp:{us-east}:kinds             hash task kind -> last time a worker announced it (ms)
+    hp:{us-east}:due               pub/sub channel, not a key: "<delayed zset> <due ms>" per
+                                   enqueue that added delayed tasks (wakes the forwarder)
 """
 
 from __future__ import annotations
@@ -108,6 +110,11 @@ class RegionKeys:
     @property
     def kinds(self) -> str:
         return f"hp:{{{self.region}}}:kinds"
+
+    @property
+    def due(self) -> str:
+        """The channel on which enqueue.lua announces delayed tasks (`core.forwarder`)."""
+        return f"hp:{{{self.region}}}:due"
 
     def partition(self, number: int) -> PartitionKeys:
         return PartitionKeys(self.region, number)

@@ -42,6 +42,9 @@ class WorkerRuntime:
         self.run_sync = run_sync
         self.rng = rng
         self.inflight = 0
+        # Told of every retry this worker puts in a delayed set (zset key, due ms): the
+        # forwarder's `notice`, so the retry is forwarded on time (set by the worker).
+        self.on_delayed: Callable[[str, int], None] = lambda key, due_ms: None
         self.gate = Gate()
         # Worker-wide budget of fetched-but-unfinished entries (`concurrency + prefetch`):
         # bounds memory and the number of coroutines, and so the event loop's cycle time

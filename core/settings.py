@@ -88,10 +88,11 @@ class Settings(BaseModel):
     # Times an entry may begin without finishing (its worker died meanwhile) before it is
     # a poison task and dead-lettered instead of run again. Default 5. Must be >= 1.
     max_deliveries: int = Field(default=5, gt=0)
-    # Seconds the delayed-task forwarder sleeps at most between scans: bounds the lateness of
-    # delayed tasks, and is the idle cost (one pipelined call per node per scan).
-    # Default 0.02. Must be > 0.
-    forward_interval_s: float = Field(default=0.02, gt=0)
+    # Seconds the delayed-task forwarder sleeps at most between scans. Delayed tasks are
+    # announced (pub/sub), so this bounds only the lateness of one whose notice was lost
+    # (a reconnecting subscriber), and is the idle cost (one pipelined call per node per
+    # scan). Default 1. Must be > 0.
+    forward_interval_s: float = Field(default=1.0, gt=0)
     # Seconds between stream trims (XTRIM MINID) per partition. Default 1. Must be > 0.
     trim_interval_s: float = Field(default=1.0, gt=0)
     # Seconds the record writer waits to fill a batch. Default 0.005. Zero = flush at once.

@@ -132,9 +132,11 @@ class Worker:
         self.metrics.fetch_held.labels(s.region).set_function(rt.held_seconds)
         self.metrics.fetch_released.labels(s.region).set_function(lambda: rt.released)
         owned = self._owned
+        forwarder = Forwarder(self._broker, s.region, owned, s.forward_interval_s, self.metrics)
+        rt.on_delayed = forwarder.notice  # retries this worker schedules (unordered kinds)
         self._loops = [
             self.membership,
-            Forwarder(self._broker, owned, s.forward_interval_s, self.metrics),
+            forwarder,
             Trimmer(self._broker, owned, s.trim_interval_s, s.dedup_window_s, self.metrics),
         ]
         if self._with_manager:

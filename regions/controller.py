@@ -32,7 +32,7 @@ from homeport.core.metrics import Metrics
 from homeport.regions import capacity, clusterpromotion, stores
 from homeport.regions.control import ControlPlane
 from homeport.regions.election import Election
-from homeport.regions.health import Judgement, judge, read_verdicts
+from homeport.regions.health import Judgement, judge, read_all_verdicts
 from homeport.regions.metrics import RegionsMetrics
 from homeport.regions.promotion import PromotionReport, promote
 from homeport.regions.protection import Protector
@@ -112,9 +112,10 @@ class Controller(Loop):
         table = await self.cp.routing.load()
         now = time.time()
         judgements: dict[str, Judgement] = {}
+        verdicts = await read_all_verdicts(self.cp.etcd, self.cp.topology.etcd_prefix)
         for home in self.cp.topology.region_names():
-            verdicts = await read_verdicts(self.cp.etcd, self.cp.topology.etcd_prefix, home)
-            judgements[home] = judge(home, verdicts, len(table.routes), self.confirm_s, now)
+            found = verdicts.get(home, [])
+            judgements[home] = judge(home, found, len(table.routes), self.confirm_s, now)
         down = {home for home, judgement in judgements.items() if judgement.down}
         promoted = False
         for home in self.cp.topology.region_names():

@@ -41,6 +41,10 @@ class Verdict:
     at: float
 
 
+# Seconds between two writes of an unchanged 'reachable' verdict (`Observer._due`).
+OK_REFRESH_S = 1.0
+
+
 def _key(prefix: str, target: str, observer: str = "") -> bytes:
     return f"{prefix.rstrip('/')}/health/{target}/{observer}".encode()
 
@@ -68,6 +72,8 @@ class Observer(Loop):
         self.lease = HeldLease(client, ttl=3)
         self.timeout = probe_timeout_s
         self._since: dict[str, tuple[bool, float]] = {}
+        # target -> (verdict, lease id, wall time) of the last verdict written
+        self._written: dict[str, tuple[bool, int | None, float]] = {}
         self._stores: dict[str, aredis.Redis] = {}
 
     def _store(self, target: str) -> aredis.Redis | None:
@@ -104,13 +110,32 @@ class Observer(Loop):
             prev = self._since.get(target)
             since = prev[1] if prev is not None and prev[0] == ok else now
             self._since[target] = (ok, since)
+            if not self._due(target, ok, now):
+                continue
             verdict = {"ok": ok, "since": since, "at": now}
             await self.client.put(
                 _key(self.topology.etcd_prefix, target, self.region),
                 json.dumps(verdict).encode(),
                 lease=self.lease.lease_id,
             )
+            self._written[target] = (ok, self.lease.lease_id, now)
         return None
+
+    def _due(self, target: str, ok: bool, now: float) -> bool:
+        """Write this probe's verdict? Every 'unreachable' one: a vote needs the latest
+        probe (`at`) and its window. A 'reachable' one only when it changes, when the
+        lease (and so the key) is new, or every `OK_REFRESH_S`: only 'unreachable'
+        verdicts vote, so a fresh 'reachable' one is for the eye, and writing it every
+        probe made a quarter of an idle cluster's etcd load (each put is a raft commit on
+        every member)."""
+        last = self._written.get(target)
+        return (
+            not ok
+            or last is None
+            or not last[0]
+            or last[1] != self.lease.lease_id
+            or now - last[2] >= OK_REFRESH_S
+        )
 
     async def stop(self) -> None:
         await super().stop()
@@ -139,12 +164,23 @@ async def timed_probe(store: aredis.Redis, timeout: float) -> bool | None:
 
 
 async def read_verdicts(client: aetcd.Client, prefix: str, target: str) -> list[Verdict]:
-    found = await client.get_prefix(_key(prefix, target))
-    out = []
+    return (await read_all_verdicts(client, prefix, target)).get(target, [])
+
+
+async def read_all_verdicts(
+    client: aetcd.Client, prefix: str, target: str = ""
+) -> dict[str, list[Verdict]]:
+    """Every observer's verdict, per target region, in one etcd read (of one target's
+    when `target` is given)."""
+    everyone = f"{prefix.rstrip('/')}/health/".encode()
+    found = await client.get_prefix(_key(prefix, target) if target else everyone)
+    out: dict[str, list[Verdict]] = {}
     for kv in found:
-        observer = kv.key.decode().rsplit("/", 1)[1]
+        about, observer = kv.key.decode().rsplit("/", 2)[1:]
         data = json.loads(kv.value)
-        out.append(Verdict(observer, target, data["ok"], data["since"], data["at"]))
+        out.setdefault(about, []).append(
+            Verdict(observer, about, data["ok"], data["since"], data["at"])
+        )
     return out
 
 

@@ -60,6 +60,11 @@ _CLIENT_CMDS = (
 )
 
 
+# The one pub/sub channel: enqueue.lua announces delayed tasks on it (whoever enqueues
+# publishes), the partition owners' forwarders listen (`core.keys.RegionKeys.due`).
+_DUE = "resetchannels &hp:{*}:due"
+
+
 def _keys(patterns: list[str], prefix: str = "~") -> str:
     return " ".join(f"{prefix}hp:{{*}}:{p}" for p in patterns)
 
@@ -68,10 +73,11 @@ REDIS_RULES = {
     # `kinds`: workers announce the kinds they run, gateways read them (refuse others).
     # `lease`: read only, for the partition's owner in RegionStatus (the console shows it).
     "gateway": f"resetkeys {_keys([*_DATA, 'epoch'])} %R~hp:{{*}}:started %R~hp:{{*}}:kinds "
-    f"%R~hp:{{*}}:lease {_CLIENT_CMDS}",
-    "worker": f"resetkeys {_keys([*_DATA, *_OWNERSHIP, 'kinds'])} %R~hp:{{*}}:epoch {_CLIENT_CMDS}",
-    "agent": f"resetkeys ~hp:* resetchannels {_ADMIN_CMDS}",
-    "operator": f"resetkeys ~hp:* resetchannels {_ADMIN_CMDS}",
+    f"%R~hp:{{*}}:lease {_DUE} {_CLIENT_CMDS} +publish",
+    "worker": f"resetkeys {_keys([*_DATA, *_OWNERSHIP, 'kinds'])} %R~hp:{{*}}:epoch {_DUE} "
+    f"{_CLIENT_CMDS} +publish +subscribe +unsubscribe",
+    "agent": f"resetkeys ~hp:* {_DUE} {_ADMIN_CMDS}",
+    "operator": f"resetkeys ~hp:* {_DUE} {_ADMIN_CMDS}",
 }
 
 

@@ -6,7 +6,10 @@
 -- KEYS[4+i] -> dedup key of task i (hp:{p}:dedup:<id>)
 -- ARGV[1] -> caller's epoch (int); a write with an older epoch than KEYS[4] is refused
 -- ARGV[2] -> dedup window in ms (> 0)
--- ARGV[3..] -> per task, 3 values: due ms (0 = ready now), task id, task blob (msgpack)
+-- ARGV[3] -> channel announcing delayed tasks (hp:{<region>}:due): when the call adds any,
+--            it publishes "<KEYS[2]> <earliest due ms>" there, which wakes the
+--            partition owner's forwarder (core/forwarder.py)
+-- ARGV[4..] -> per task, 3 values: due ms (0 = ready now), task id, task blob (msgpack)
 -- Returns: {"FENCED", current epoch} when the epoch is stale (nothing is written);
 --          else a flat array, per task: status, ref
 --            status 0 = added to the stream, ref = entry id
@@ -22,9 +25,10 @@ if epoch > current then
 end
 local window = ARGV[2]
 local out = {}
-local n = (#ARGV - 2) / 3
+local earliest = nil
+local n = (#ARGV - 3) / 3
 for i = 0, n - 1 do
-  local b = 3 + i * 3
+  local b = 4 + i * 3
   local dkey = KEYS[5 + i]
   local first = redis.call('GET', dkey)
   if first then
@@ -37,6 +41,8 @@ for i = 0, n - 1 do
       redis.call('HSET', KEYS[3], ARGV[b + 1], ARGV[b + 2])
       ref = 'delayed:' .. ARGV[b]
       out[#out + 1] = 1
+      local due = tonumber(ARGV[b])
+      if earliest == nil or due < earliest then earliest = due end
     else
       ref = redis.call('XADD', KEYS[1], '*', 't', ARGV[b + 2])
       out[#out + 1] = 0
@@ -44,5 +50,8 @@ for i = 0, n - 1 do
     redis.call('SET', dkey, ref, 'PX', window)
     out[#out + 1] = ref
   end
+end
+if earliest ~= nil then
+  redis.call('PUBLISH', ARGV[3], KEYS[2] .. ' ' .. string.format('%d', earliest))
 end
 return out

@@ -18,9 +18,17 @@ from homeport.regions import stores
 from homeport.regions.control import ControlPlane
 from homeport.regions.controller import Controller
 from homeport.regions.devcluster import ClusterSpec, DevCluster
-from homeport.regions.health import Observer, Verdict, judge, read_verdicts, timed_probe
+from homeport.regions.health import (
+    OK_REFRESH_S,
+    Observer,
+    Verdict,
+    judge,
+    read_verdicts,
+    timed_probe,
+)
 from homeport.regions.metrics import RegionsMetrics
 from homeport.regions.processes import is_alive
+from homeport.regions.topology import Topology
 from prometheus_client import CollectorRegistry
 
 from tests.conftest import _start, wait_for
@@ -106,15 +114,12 @@ def loss_cluster(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
     yield from _start(ClusterSpec.default(3, partitions=4), "loss", state_dir_factory)
 
 
-async def test_region_loss_is_promoted_by_quorum_within_ten_seconds(
-    loss_cluster: DevCluster,
-) -> None:
-    topo = loss_cluster.topology
+def _failover_loops(
+    topo: Topology, planes: dict[str, ControlPlane]
+) -> tuple[list[Observer], list[Controller], RegionsMetrics]:
+    """An observer per region and controller candidates in eu-west and ap-south, started."""
     registry = CollectorRegistry()
     metrics, rm = Metrics(registry), RegionsMetrics(registry)
-    planes = {r: await ControlPlane.open(topo, r) for r in topo.region_names()}
-    client = await ControlPlane.open(topo, "client")
-    await client.routing.bootstrap(topo)
     observers = [Observer(topo, r, planes[r].etcd, metrics, rm) for r in topo.region_names()]
     controllers = [
         Controller(planes[r], f"controller-{r}", metrics, rm, confirm_s=3.0)
@@ -122,6 +127,44 @@ async def test_region_loss_is_promoted_by_quorum_within_ten_seconds(
     ]
     for loop in [*observers, *controllers]:
         loop.start()
+    return observers, controllers, rm
+
+
+async def test_a_healthy_cluster_commits_little_to_etcd(loss_cluster: DevCluster) -> None:
+    """Three observers probing at 4 Hz and two controller candidates campaigning at 4 Hz
+    commit to etcd only what changes: a 'reachable' verdict about once a second per
+    target, and no campaign while a leader holds the key. Writing each probe's verdict
+    and campaigning by transaction committed about 32 raft entries a second here."""
+    topo = loss_cluster.topology
+    planes = {r: await ControlPlane.open(topo, r) for r in topo.region_names()}
+    observers, controllers, _ = _failover_loops(topo, planes)
+    try:
+        await wait_for(lambda: sum(c.is_leader for c in controllers) == 1, 10, "a leader")
+        etcd = planes["eu-west"].etcd
+        start, t0 = (await etcd.status()).raft_index, time.monotonic()
+        await asyncio.sleep(3.0)
+        commits = (await etcd.status()).raft_index - start
+        rate = commits / (time.monotonic() - t0)
+        # 3 observers x 2 targets x ~1/s = 6/s, plus lease and leader bookkeeping.
+        assert rate < 12, f"{commits} raft entries in 3 s ({rate:.1f}/s) from a healthy cluster"
+        verdicts = await read_verdicts(etcd, topo.etcd_prefix, "us-east")
+        assert {v.observer for v in verdicts if v.ok} == {"eu-west", "ap-south"}
+        assert all(time.time() - v.at < 2 * OK_REFRESH_S + 1 for v in verdicts)
+    finally:
+        for loop in [*controllers, *observers]:
+            await loop.stop()
+        for plane in planes.values():
+            await plane.close()
+
+
+async def test_region_loss_is_promoted_by_quorum_within_ten_seconds(
+    loss_cluster: DevCluster,
+) -> None:
+    topo = loss_cluster.topology
+    planes = {r: await ControlPlane.open(topo, r) for r in topo.region_names()}
+    client = await ControlPlane.open(topo, "client")
+    await client.routing.bootstrap(topo)
+    observers, controllers, rm = _failover_loops(topo, planes)
     try:
 
         async def all_reported() -> bool:

@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from homeport.core.keys import RegionKeys
+from homeport.core.security import Identity
+from homeport.regions import stores
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import DevCluster
 from homeport.regions.placement import home_region
 from homeport.regions.promotion import failback, promote
 from homeport.regions.routing import Route
-from homeport.regions.topology import Topology
+from homeport.regions.topology import Topology, split_address
 from homeport.regions.toxiproxy import ToxiproxyClient
 from homeport.router.client import AsyncClient, RetryPolicy
 from homeport.router.errors import GatewayError, NotReplicatedError
@@ -71,6 +74,29 @@ async def test_stale_sdk_route_is_corrected_by_a_redirect(
     assert submitted.partition.startswith(f"{A}/")
     route = table.route(A)
     assert route is not None and route.serving == A and route.epoch >= 1
+
+
+async def test_a_delayed_task_is_announced_to_its_owner_and_runs(
+    system: DevCluster, sdk: AsyncClient
+) -> None:
+    """Each role under its own Redis ACL user: the gateway's enqueue script publishes the
+    delayed task's notice (a refused PUBLISH would fail the submit) and the workers'
+    forwarders listen (a refused SUBSCRIBE leaves the channel without listener)."""
+    topo = system.topology
+    key = _keys_of(topo, A, 1)[0]
+    submitted = await sdk.submit("noop", key, durability="LOCAL", scheduled_at=time.time() + 0.5)
+
+    async def ran() -> bool:
+        return (await record_statuses(topo, A)).get(submitted.task_id) == "succeeded"
+
+    await wait_for(ran, 20, "the delayed task to run")
+    host, port = split_address(topo.region(A).redis.primary or "")
+    admin = stores.client(host, port, 2.0, Identity.of(topo.security, "operator"))
+    try:
+        [(_, listeners)] = await admin.pubsub_numsub(RegionKeys(A).due)
+    finally:
+        await admin.aclose()
+    assert listeners >= 1, "no worker listens for us-east's delayed-task notices"
 
 
 async def test_global_submit_is_refused_when_the_mirror_link_is_cut(
