@@ -19,8 +19,9 @@ as `Fenced`. No redis-py exception leaves the broker.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from homeport.core.nodes import GLOBAL_LANE, MAIN, redis_error, text
 from homeport.core.readouts import Readouts, id_tuple
 from homeport.core.settings import Settings
 from redis import exceptions as rexc
+from redis.asyncio.client import PubSub
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,24 @@ class EnqueueReply:
 
     status: int
     ref: str
+
+
+class Subscription:
+    """One channel's messages (`Broker.subscribed`)."""
+
+    def __init__(self, pubsub: PubSub) -> None:
+        self._pubsub = pubsub
+
+    async def next(self, timeout: float | None) -> str | None:
+        """The next message, or None after `timeout` seconds without one (None: wait as
+        long as it takes); None may also come early (a subscription confirmation)."""
+        try:
+            msg = await self._pubsub.get_message(timeout=timeout)
+        except rexc.RedisError as exc:
+            raise redis_error(exc) from exc
+        if msg is None or msg.get("type") != "message":
+            return None
+        return text(msg["data"])
 
 
 class Broker(Readouts):
@@ -287,30 +307,19 @@ class Broker(Readouts):
         )
         return [(int(moved), int(nxt)) for moved, nxt in got]
 
-    async def listen_due(
-        self,
-        rk: RegionKeys,
-        on_notice: Callable[[str, int], None],
-        subscribed: Callable[[], None],
-    ) -> None:
-        """Pass every notice of the region's delayed-task channel to `on_notice(delayed
-        zset key, earliest due ms)` until cancelled (enqueue.lua publishes one per call
-        that delayed tasks). `subscribed()` is called once the subscription holds: what
-        was published before it was missed. Raises `Unavailable` when the connection
-        fails; pub/sub is at most once, so the caller keeps a fallback scan."""
-        pubsub = self._client_for(rk.due).pubsub(ignore_subscribe_messages=True)
+    @contextlib.asynccontextmanager
+    async def subscribed(self, channel: str) -> AsyncIterator[Subscription]:
+        """A subscription to `channel` on the node serving it (`RegionKeys.due`,
+        `RegionKeys.fenced`), held for the block. Raises `Unavailable` when the
+        connection fails. Pub/sub is at most once: what is published while nobody
+        listens is lost, so every user keeps a fallback poll."""
+        pubsub = self._client_for(channel).pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(rk.due)
-            subscribed()
-            while True:
-                msg = await pubsub.get_message(timeout=None)
-                if msg is None or msg.get("type") != "message":
-                    continue
-                key, _, due = text(msg["data"]).rpartition(" ")
-                if key and due.isdigit():
-                    on_notice(key, int(due))
-        except rexc.RedisError as exc:
-            raise redis_error(exc) from exc
+            try:
+                await pubsub.subscribe(channel)
+            except rexc.RedisError as exc:
+                raise redis_error(exc) from exc
+            yield Subscription(pubsub)
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 

@@ -117,7 +117,12 @@ class Forwarder(Loop):
 
         while True:
             try:
-                await self._broker.listen_due(self._region, self.notice, subscribed)
+                async with self._broker.subscribed(self._region.due) as notices:
+                    subscribed()
+                    while True:
+                        key, _, due = (await notices.next(None) or "").rpartition(" ")
+                        if key and due.isdigit():
+                            self.notice(key, int(due))
             except HomeportError as exc:
                 failures += 1
                 self.metrics.loop_errors.labels("forwarder-notices").inc()

@@ -21,6 +21,8 @@ goes to one node. Region-wide keys (worker registry, assignment, elections) use 
     hp:{us-east}:kinds             hash task kind -> last time a worker announced it (ms)
     hp:{us-east}:due               pub/sub channel, not a key: "<delayed zset> <due ms>" per
                                    enqueue that added delayed tasks (wakes the forwarder)
+    hp:{us-east}:fenced            pub/sub channel: the epoch, each time the region's
+                                   partitions were fenced (wakes parked workers)
 """
 
 from __future__ import annotations
@@ -115,6 +117,12 @@ class RegionKeys:
     def due(self) -> str:
         """The channel on which enqueue.lua announces delayed tasks (`core.forwarder`)."""
         return f"hp:{{{self.region}}}:due"
+
+    @property
+    def fenced(self) -> str:
+        """The channel on which a fence (a promotion, a failback) announces its epoch:
+        parked workers wake on it (`core.worker.wait_for_promotion`)."""
+        return f"hp:{{{self.region}}}:fenced"
 
     def partition(self, number: int) -> PartitionKeys:
         return PartitionKeys(self.region, number)

@@ -303,18 +303,28 @@ async def wait_for_go() -> float | None:
     return waited
 
 
-async def wait_for_promotion(settings: Settings, epoch: int, poll_s: float = 0.05) -> float:
+async def wait_for_promotion(settings: Settings, epoch: int, poll_s: float = 1.0) -> float:
     """Return once the region store is a primary whose partitions carry `epoch` or later:
     a parked (warm standby) worker on a mirror starts the moment a failover promotes it,
-    and not when a failback merely passes through. Returns the seconds waited."""
+    and not when a failback merely passes through. Returns the seconds waited.
+
+    It looks again whenever a fence announces an epoch on the region's channel
+    (`regions.stores.fence` publishes it once the promoted copy carries the epoch), and
+    every `poll_s` in case that notice was lost. It polled every 50 ms before: a standby
+    region's parked and reserve workers then cost a game day's host a sixth of a core."""
     started = time.monotonic()
     # Warm means imported too: the admin server's aiohttp is the largest import of a
     # worker, and importing it after the promotion would block the first steps.
     import homeport.core.admin  # noqa: F401
 
     broker = Broker.from_settings(settings)
-    pk = RegionKeys(settings.region).partition(0)
+    rk = RegionKeys(settings.region)
+    pk = rk.partition(0)
     log.info("parked: waiting for %s to be promoted at epoch >= %d", settings.redis_url, epoch)
+
+    async def promoted() -> bool:
+        return await broker.role() == "master" and await broker.get_epoch(pk) >= epoch
+
     connected = False
     try:
         while True:
@@ -322,11 +332,13 @@ async def wait_for_promotion(settings: Settings, epoch: int, poll_s: float = 0.0
                 if not connected:  # a Redis Cluster's slot map is learnt here
                     await broker.connect()
                     connected = True
-                if await broker.role() == "master" and await broker.get_epoch(pk) >= epoch:
-                    break
+                async with broker.subscribed(rk.fenced) as fences:  # before the first look
+                    while not await promoted():
+                        await fences.next(poll_s)
+                break
             except HomeportError:
-                pass  # the mirror restarts or is unreachable: keep waiting, quietly
-            await asyncio.sleep(poll_s)
+                # The mirror restarts or is unreachable: keep waiting, quietly.
+                await asyncio.sleep(poll_s)
     finally:
         await broker.close()
     waited = time.monotonic() - started

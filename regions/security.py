@@ -60,9 +60,10 @@ _CLIENT_CMDS = (
 )
 
 
-# The one pub/sub channel: enqueue.lua announces delayed tasks on it (whoever enqueues
-# publishes), the partition owners' forwarders listen (`core.keys.RegionKeys.due`).
-_DUE = "resetchannels &hp:{*}:due"
+# The pub/sub channels (`core.keys.RegionKeys`): enqueue.lua announces delayed tasks on
+# `due` (whoever enqueues publishes), the partition owners' forwarders listen; a fence
+# (agents, operators) announces its epoch on `fenced`, parked workers listen.
+_CHANNELS = "resetchannels &hp:{*}:due &hp:{*}:fenced"
 
 
 def _keys(patterns: list[str], prefix: str = "~") -> str:
@@ -73,11 +74,11 @@ REDIS_RULES = {
     # `kinds`: workers announce the kinds they run, gateways read them (refuse others).
     # `lease`: read only, for the partition's owner in RegionStatus (the console shows it).
     "gateway": f"resetkeys {_keys([*_DATA, 'epoch'])} %R~hp:{{*}}:started %R~hp:{{*}}:kinds "
-    f"%R~hp:{{*}}:lease {_DUE} {_CLIENT_CMDS} +publish",
-    "worker": f"resetkeys {_keys([*_DATA, *_OWNERSHIP, 'kinds'])} %R~hp:{{*}}:epoch {_DUE} "
+    f"%R~hp:{{*}}:lease {_CHANNELS} {_CLIENT_CMDS} +publish",
+    "worker": f"resetkeys {_keys([*_DATA, *_OWNERSHIP, 'kinds'])} %R~hp:{{*}}:epoch {_CHANNELS} "
     f"{_CLIENT_CMDS} +publish +subscribe +unsubscribe",
-    "agent": f"resetkeys ~hp:* {_DUE} {_ADMIN_CMDS}",
-    "operator": f"resetkeys ~hp:* {_DUE} {_ADMIN_CMDS}",
+    "agent": f"resetkeys ~hp:* {_CHANNELS} {_ADMIN_CMDS}",
+    "operator": f"resetkeys ~hp:* {_CHANNELS} {_ADMIN_CMDS}",
 }
 
 

@@ -15,6 +15,7 @@ talks to Redis; the rules both sides share (the fence) are one Lua script,
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.utils import str_if_bytes
+
+log = logging.getLogger(__name__)
 
 _FENCE_LUA = (Path(homeport.core.__file__).parent / "scripts" / "fence.lua").read_text()
 
@@ -98,6 +101,13 @@ async def fence(store: Store, home: str, partitions: int, epoch: int) -> None:
     # One call per partition keeps the script valid in cluster mode (one slot per call).
     for key in keys:
         await node_for(store, key).eval(_FENCE_LUA, 1, key, epoch)
+    # Wakes the parked workers of a promoted copy (`core.worker.wait_for_promotion`); they
+    # also look every second, so a notice that cannot be sent costs no more than that.
+    channel = RegionKeys(home).fenced
+    try:
+        await node_for(store, channel).publish(channel, str(epoch))
+    except RedisError as exc:
+        log.warning("fenced %s at epoch %d, but could not announce it: %s", home, epoch, exc)
 
 
 async def mirror_lag(

@@ -1,8 +1,9 @@
-"""The delayed-task forwarder wakes on notices, not on a 20 ms poll (`core.forwarder`).
+"""Waits that end on a notice, not on a tight poll: the delayed-task forwarder
+(`core.forwarder`) and a parked worker (`core.worker.wait_for_promotion`).
 
-Every test sets the fallback scan (`forward_interval_s`) far above what it asserts, so a
-task forwarded on time can only have been forwarded through its notice: enqueue.lua's
-publish, or the worker's own note of a retry it scheduled."""
+Every test sets the fallback poll far above what it asserts, so a wait that ends on time
+can only have ended through its notice: enqueue.lua's publish, the worker's own note of
+a retry it scheduled, or a fence's announcement."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from homeport.core.keys import RegionKeys
 from homeport.core.producer import Producer
 from homeport.core.security import Identity
 from homeport.core.task import new_task
+from homeport.core.worker import wait_for_promotion
+from homeport.regions import stores
 
 from tests.conftest import running_worker, wait_for
 
@@ -39,11 +42,11 @@ def _client(redis_url: str) -> aioredis.Redis:
     return aioredis.Redis.from_url(redis_url, **Identity.from_env().redis_pool_kwargs())
 
 
-async def _subscribed(redis_url: str) -> bool:
-    """Does a forwarder listen on the region's channel of delayed-task notices?"""
+async def _subscribed(redis_url: str, channel: str = RegionKeys(REGION).due) -> bool:
+    """Does anyone listen on `channel` (by default: a forwarder, for delayed tasks)?"""
     client = _client(redis_url)
     try:
-        got = await client.pubsub_numsub(RegionKeys(REGION).due)
+        got = await client.pubsub_numsub(channel)
         return int(got[0][1]) >= 1
     finally:
         await client.aclose()
@@ -116,3 +119,26 @@ async def test_a_lost_subscription_is_counted_and_renewed_and_the_task_still_run
     finally:
         await admin.aclose()
     assert started["t"] - due < 2.5, f"started {started['t'] - due:.2f}s late"
+
+
+async def test_a_parked_worker_starts_on_the_fence_notice(redis_url: str, broker: Broker) -> None:
+    """A parked worker waits for its store to carry the promotion's epoch; the fence that
+    sets it announces it, and the worker goes at once, not at its next poll."""
+    settings = make_settings(redis_url)
+    target = await broker.get_epoch(RegionKeys(REGION).partition(0)) + 1
+    waiter = asyncio.create_task(wait_for_promotion(settings, target, poll_s=FALLBACK_S))
+    channel = RegionKeys(REGION).fenced
+    await wait_for(lambda: _subscribed(redis_url, channel), 5, "the parked worker to listen")
+    assert not waiter.done(), "went before its epoch was set"
+    admin = _client(redis_url)
+    keys = [RegionKeys(REGION).partition(p).epoch for p in range(settings.partitions)]
+    before = await admin.mget(keys)
+    try:
+        fenced_at = time.monotonic()
+        await stores.fence(admin, REGION, settings.partitions, target)
+        await asyncio.wait_for(waiter, 5)
+    finally:  # the other tests write at their own epoch
+        for key, value in zip(keys, before, strict=True):
+            await (admin.delete(key) if value is None else admin.set(key, value))
+        await admin.aclose()
+    assert time.monotonic() - fenced_at < 2.0
