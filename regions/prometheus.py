@@ -3,8 +3,11 @@
 It runs on loopback with the project's own rules (`deploy/prometheus/*.rules.yml`) and
 finds every process by file-based discovery: each gateway, agent and worker announces
 its /metrics address in `<state>/targets/` (`core.targets`), and the launcher adds one
-static file for the etcd members. Scrape and rule evaluation run every second, so the
-alerts' `for:` windows, not the sampling, decide how soon an alert fires.
+static file for the etcd members (`<state>/targets/servers/`). Homeport's processes are
+scraped and the rules evaluated every second, so the alerts' `for:` windows, not the
+sampling, decide how soon an alert fires. The etcd members are scraped every
+`SERVER_INTERVAL`: each scrape is 150 kB of Go metrics, and at one a second the three
+members' scrapes cost the 2-core host a twelfth of a core; their only rule waits 10 s.
 
 The binary is built from the Prometheus Go module by `scripts/install.sh` into
 `.tools/bin/prometheus` (or named by `HOMEPORT_PROMETHEUS`).
@@ -24,6 +27,8 @@ from homeport.regions.processes import ProcessRecord, ProcessTable, spawn, wait_
 REPO = Path(__file__).resolve().parent.parent
 RULES_DIR = REPO / "deploy" / "prometheus"
 INTERVAL = "1s"  # scrape and evaluation interval in the local cluster
+SERVER_INTERVAL = "5s"  # scrape interval of the servers' targets (etcd members)
+SERVERS = "servers"  # subfolder of the targets folder with the servers' static targets
 READY_TIMEOUT = 30.0  # seconds Prometheus may take to load its rules and answer
 
 
@@ -52,12 +57,20 @@ def write_config(state_dir: Path, targets_dir: Path, rules_dir: Path = RULES_DIR
         "rule_files": [str(rules_dir / "*.rules.yml")],
         "scrape_configs": [
             {
-                # Each target file names its own `job` (gateway, agent, worker, etcd).
+                # Each target file names its own `job` (gateway, agent, worker).
                 "job_name": "homeport",
                 "file_sd_configs": [
                     {"files": [str(targets_dir / "*.json")], "refresh_interval": INTERVAL}
                 ],
-            }
+            },
+            {
+                # The static targets of `write_static_targets` (job etcd).
+                "job_name": "servers",
+                "scrape_interval": SERVER_INTERVAL,
+                "file_sd_configs": [
+                    {"files": [str(targets_dir / SERVERS / "*.json")], "refresh_interval": INTERVAL}
+                ],
+            },
         ],
     }
     path = state_dir / "prometheus.yml"
@@ -66,9 +79,11 @@ def write_config(state_dir: Path, targets_dir: Path, rules_dir: Path = RULES_DIR
 
 
 def write_static_targets(targets_dir: Path, job: str, addresses: list[str]) -> Path:
-    """A target file for servers that do not announce themselves (etcd members)."""
-    targets_dir.mkdir(parents=True, exist_ok=True)
-    path = targets_dir / f"{job}.json"
+    """A target file for servers that do not announce themselves (etcd members),
+    scraped every `SERVER_INTERVAL`."""
+    folder = targets_dir / SERVERS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{job}.json"
     path.write_text(json.dumps([{"targets": addresses, "labels": {"job": job}}]))
     return path
 

@@ -41,7 +41,7 @@ def observed(state_dir_factory: list[Path]) -> Iterator[DevCluster]:
 def _targets(cluster: DevCluster) -> dict[str, list[str]]:
     """job -> addresses, from the discovery files the processes wrote."""
     jobs: dict[str, list[str]] = {}
-    for path in cluster.targets_dir.glob("*.json"):
+    for path in cluster.targets_dir.glob("**/*.json"):
         for group in json.loads(path.read_text()):
             jobs.setdefault(group["labels"]["job"], []).extend(group["targets"])
     return jobs
