@@ -287,10 +287,18 @@ def question(
     reports: dict[str, LoadReport],
     now: float,
     served_by: str | None = None,
+    down_since: float | None = None,
 ) -> AbsorbQuestion | str:
     """The model's question from `home`'s reports, or why none can be asked. The load is
     what the workers serving `home` measured: `served_by`'s (after a failover) when it
-    reported as serving, else the home region's own."""
+    reported as serving, else the home region's own.
+
+    The outage, whose submissions make the backlog, runs from `down_since` (the
+    judgement's earliest 'unreachable' probe, `health.Judgement.since`) when given, else
+    from the home's last report. Reports come every 2 s, so the last one is on average a
+    second older than the loss: with it alone the backlog came out about a second of load
+    too large, and the predicted drain 0.7-1 s too long in the undersized-standby game
+    day (docs/failover-model.md)."""
     policy: CapacityPolicy = topology.capacity_policy
     served = reports.get(served_by or home)
     if served_by is not None and (served is None or served.parked):
@@ -310,8 +318,8 @@ def question(
         workers=waiting.workers,
         concurrency=waiting.concurrency,
         partitions=topology.region(home).partitions,
-        # The home stopped reporting when it was lost: its backlog has built up since.
-        outage_s=max(0.0, now - served.at),
+        # The home stopped serving when it was lost: its backlog has built up since.
+        outage_s=max(0.0, now - max(served.at, down_since or 0.0)),
         p99_wait_target_s=policy.p99_wait_s,
         max_drain_s=policy.max_drain_s,
         max_workers=max(policy.max_workers, waiting.workers),
@@ -329,10 +337,12 @@ async def decide(
     standby: str,
     model: CapacityModel,
     served_by: str | None = None,
+    down_since: float | None = None,
 ) -> CapacityDecision:
-    """Ask `model` whether `standby` can absorb `home` (see the module docstring)."""
+    """Ask `model` whether `standby` can absorb `home` (see the module docstring);
+    `down_since` as in `question`."""
     reports = await read_reports(client, topology.etcd_prefix, home)
-    asked = question(topology, home, standby, reports, time.time(), served_by)
+    asked = question(topology, home, standby, reports, time.time(), served_by, down_since)
     if isinstance(asked, str):
         return CapacityDecision(standby, "unknown", asked)
     try:

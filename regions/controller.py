@@ -141,7 +141,7 @@ class Controller(Loop):
             return None
         standby = target[0]
         self._event("judged-down", home, judgement.reason)
-        decision = await self._check_capacity(home, standby)
+        decision = await self._check_capacity(home, standby, judgement.since)
         report = await promote(
             self.cp,
             home,
@@ -157,14 +157,17 @@ class Controller(Loop):
             await self._scale_up(home, decision, report.new_epoch)
         return report
 
-    async def _check_capacity(self, home: str, standby: str) -> capacity.CapacityDecision | None:
-        """Ask the capacity model about `standby` (regions.capacity); never blocks the
-        promotion, whatever it answers."""
+    async def _check_capacity(
+        self, home: str, standby: str, down_since: float | None
+    ) -> capacity.CapacityDecision | None:
+        """Ask the capacity model about `standby` (regions.capacity), the outage counted
+        from `down_since`; never blocks the promotion, whatever it answers."""
         if self.capacity_model is None or not self.cp.topology.capacity_policy.check:
             return None
         decision = await capacity.decide(
-            self.cp.etcd, self.cp.topology, home, standby, self.capacity_model
-        )
+            self.cp.etcd, self.cp.topology, home, standby, self.capacity_model,
+            down_since=down_since,
+        )  # fmt: skip
         self._event(f"capacity-{decision.verdict}", home, f"{standby}: {decision.reason}")
         if decision.verdict == "undersized":
             self.rm.undersized.labels(home, standby).inc()

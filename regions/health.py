@@ -191,6 +191,9 @@ class Judgement:
     voters: list[str]
     needed: int
     reason: str
+    # The earliest start of a voter's 'unreachable' window: when the target was first
+    # seen down (the capacity check's outage starts here). None without votes.
+    since: float | None = None
 
 
 def judge(
@@ -203,15 +206,20 @@ def judge(
     probe keeps its lease, and so its verdict, alive: that verdict ages, but it is not
     evidence that the target is still unreachable, so it never votes."""
     needed = regions // 2 + 1
-    voters = sorted(
-        v.observer
+    votes = [
+        v
         for v in verdicts
         if v.observer != target
         and not v.ok
         and v.at - v.since >= confirm_s
         and now - v.at <= confirm_s
-    )
+    ]
+    voters = sorted(v.observer for v in votes)
+    since = min((v.since for v in votes), default=None)
     if len(voters) >= needed:
         reason = f"{len(voters)} of {regions} regions ({', '.join(voters)}) cannot reach it"
-        return Judgement(target, True, voters, needed, reason + f" for >= {confirm_s:g}s")
-    return Judgement(target, False, voters, needed, f"{len(voters)} votes of the {needed} needed")
+        reason += f" for >= {confirm_s:g}s"
+        return Judgement(target, True, voters, needed, reason, since)
+    return Judgement(
+        target, False, voters, needed, f"{len(voters)} votes of the {needed} needed", since
+    )

@@ -211,3 +211,21 @@ def test_the_clients_return_is_seven_eighteenths_of_their_backoff_cap(
         {"us-east": home, "eu-west": _report("us-east", "eu-west", 0, 1, True)}, time.time(),
     )  # fmt: skip
     assert isinstance(asked, AbsorbQuestion) and asked.client_return_s == 7 / 18
+
+
+def test_the_outage_runs_from_the_loss_not_from_the_last_report(
+    cap_cluster: DevCluster,
+) -> None:
+    """The home's last load report is up to a report interval older than its loss: the
+    outage (and so the backlog) counts from the judgement's first 'unreachable' probe,
+    and never from before the last report."""
+    now = time.time()
+    home = replace(_report("us-east", "us-east", 40, 1, False), at=now - 5.0)
+    reports = {"us-east": home, "eu-west": _report("us-east", "eu-west", 0, 1, True)}
+    topo = cap_cluster.topology
+    old = capacity.question(topo, "us-east", "eu-west", reports, now)
+    dated = capacity.question(topo, "us-east", "eu-west", reports, now, down_since=now - 3.5)
+    early = capacity.question(topo, "us-east", "eu-west", reports, now, down_since=now - 9.0)
+    assert isinstance(old, AbsorbQuestion) and old.outage_s == pytest.approx(5.0)
+    assert isinstance(dated, AbsorbQuestion) and dated.outage_s == pytest.approx(3.5)
+    assert isinstance(early, AbsorbQuestion) and early.outage_s == pytest.approx(5.0)

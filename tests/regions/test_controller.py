@@ -53,6 +53,16 @@ def test_votes_must_hold_for_the_confirmation_time() -> None:
     assert verdict.down and verdict.voters == ["ap-south", "eu-west"]
 
 
+def test_the_judgement_dates_the_loss_from_the_earliest_vote() -> None:
+    """The capacity check's outage starts at the earliest 'unreachable' window of the
+    verdicts that vote; a verdict that does not vote (too brief) does not date it."""
+    now = 1000.0
+    verdicts = [_v("eu-west", False, now - 5), _v("ap-south", False, now - 4),
+                _v("sa-east", False, now - 9, at=now - 8.5)]  # fmt: skip
+    judged = judge("us-east", verdicts, 3, confirm_s=3, now=now)
+    assert judged.down and judged.since == now - 5
+
+
 def test_a_stale_verdict_does_not_vote() -> None:
     """An observer that probed 'unreachable' once and then stalled (its lease still kept
     alive) has not seen the region down for the confirmation time: its vote ages but
