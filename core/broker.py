@@ -308,16 +308,22 @@ class Broker(Readouts):
         return [(int(moved), int(nxt)) for moved, nxt in got]
 
     @contextlib.asynccontextmanager
-    async def subscribed(self, channel: str) -> AsyncIterator[Subscription]:
-        """A subscription to `channel` on the node serving it (`RegionKeys.due`,
-        `RegionKeys.fenced`), held for the block. Raises `Unavailable` when the
-        connection fails. Pub/sub is at most once: what is published while nobody
-        listens is lost, so every user keeps a fallback poll."""
-        pubsub = self._client_for(channel).pubsub(ignore_subscribe_messages=True)
+    async def subscribed(self, channel: str, at_seed: bool = False) -> AsyncIterator[Subscription]:
+        """A subscription to `channel` (`RegionKeys.due`, `RegionKeys.fenced`), held for
+        the block: on the node serving it, or with `at_seed` on the node this broker was
+        given (a Redis Cluster passes every publish to every node; a parked worker's own
+        node outlives the master it replicates). Raises `Unavailable` when the connection
+        fails, after relearning a cluster's slot map. Pub/sub is at most once: what is
+        published while nobody listens is lost, so every user keeps a fallback poll."""
+        client = self._seed if at_seed else self._client_for(channel)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             try:
                 await pubsub.subscribe(channel)
             except rexc.RedisError as exc:
+                if self._cluster and not at_seed:
+                    with contextlib.suppress(rexc.RedisError):
+                        await self._refresh()
                 raise redis_error(exc) from exc
             yield Subscription(pubsub)
         finally:

@@ -332,7 +332,9 @@ async def wait_for_promotion(settings: Settings, epoch: int, poll_s: float = 1.0
                 if not connected:  # a Redis Cluster's slot map is learnt here
                     await broker.connect()
                     connected = True
-                async with broker.subscribed(rk.fenced) as fences:  # before the first look
+                # Subscribed before the first look; at this worker's own node, which
+                # hears a cluster's publishes too and outlives the master it mirrors.
+                async with broker.subscribed(rk.fenced, at_seed=True) as fences:
                     while not await promoted():
                         await fences.next(poll_s)
                 break
