@@ -62,11 +62,15 @@ class Membership(Loop):
             if token != c.token and self.consumers.get(p) is c:
                 log.warning("lost the lease of %s (token %d -> %d)", c.pk.name, c.token, token)
                 await self._drop(p, graceful=False)
+        acquired = False
         for p, token in zip(new, tokens[len(keep) :], strict=True):
             if token > 0:
                 consumer = PartitionConsumer(rt, self._rk.partition(p), token)
                 self.consumers[p] = consumer
                 consumer.start()
+                acquired = True
+        if acquired:
+            rt.on_acquired()  # the forwarder scans the new partitions' delayed tasks now
         await self._forward_cancels()
         rt.metrics.owned_partitions.labels(s.region).set(len(self.consumers))
         return None

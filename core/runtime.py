@@ -45,6 +45,9 @@ class WorkerRuntime:
         # Told of every retry this worker puts in a delayed set (zset key, due ms): the
         # forwarder's `notice`, so the retry is forwarded on time (set by the worker).
         self.on_delayed: Callable[[str, int], None] = lambda key, due_ms: None
+        # Called when this worker starts consuming partitions it did not own (a start, a
+        # rebalance, a dead peer's partitions): the forwarder's `wake`.
+        self.on_acquired: Callable[[], None] = lambda: None
         self.gate = Gate()
         # Worker-wide budget of fetched-but-unfinished entries (`concurrency + prefetch`):
         # bounds memory and the number of coroutines, and so the event loop's cycle time

@@ -134,6 +134,7 @@ class Worker:
         owned = self._owned
         forwarder = Forwarder(self._broker, s.region, owned, s.forward_interval_s, self.metrics)
         rt.on_delayed = forwarder.notice  # retries this worker schedules (unordered kinds)
+        rt.on_acquired = forwarder.wake  # partitions taken over: their due tasks at once
         self._loops = [
             self.membership,
             forwarder,

@@ -142,3 +142,19 @@ async def test_a_parked_worker_starts_on_the_fence_notice(redis_url: str, broker
             await (admin.delete(key) if value is None else admin.set(key, value))
         await admin.aclose()
     assert time.monotonic() - fenced_at < 2.0
+
+
+async def test_delayed_tasks_of_partitions_taken_over_are_forwarded_at_once(
+    redis_url: str, broker: Broker
+) -> None:
+    """Tasks came due while no worker owned their partitions (their notices reached
+    nobody): the worker that takes the partitions over forwards them at once, not at its
+    fallback scan."""
+    started: dict[str, float] = {}
+    settings = make_settings(redis_url, forward_interval_s=FALLBACK_S)
+    due = time.time() + 0.2
+    tasks = [new_task(f"k{i}", "timed", f"t{i}".encode(), scheduled_at=due) for i in range(20)]
+    await Producer(broker, settings).submit_many(tasks, epoch=0)
+    await asyncio.sleep(0.3)  # due, and nobody forwards them
+    async with running_worker(_timed_app(started), settings):
+        await wait_for(lambda: len(started) == len(tasks), 10, "the overdue delayed tasks")
