@@ -163,17 +163,9 @@ async def timed_probe(store: aredis.Redis, timeout: float) -> bool | None:
     return ok
 
 
-async def read_verdicts(client: aetcd.Client, prefix: str, target: str) -> list[Verdict]:
-    return (await read_all_verdicts(client, prefix, target)).get(target, [])
-
-
-async def read_all_verdicts(
-    client: aetcd.Client, prefix: str, target: str = ""
-) -> dict[str, list[Verdict]]:
-    """Every observer's verdict, per target region, in one etcd read (of one target's
-    when `target` is given)."""
-    everyone = f"{prefix.rstrip('/')}/health/".encode()
-    found = await client.get_prefix(_key(prefix, target) if target else everyone)
+async def read_all_verdicts(client: aetcd.Client, prefix: str) -> dict[str, list[Verdict]]:
+    """Every observer's verdict, per target region, in one etcd read."""
+    found = await client.get_prefix(f"{prefix.rstrip('/')}/health/".encode())
     out: dict[str, list[Verdict]] = {}
     for kv in found:
         about, observer = kv.key.decode().rsplit("/", 2)[1:]

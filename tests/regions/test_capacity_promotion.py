@@ -23,7 +23,7 @@ from homeport.regions import capacity, history
 from homeport.regions.capacity import AbsorbQuestion, LoadReport
 from homeport.regions.control import ControlPlane
 from homeport.regions.devcluster import ClusterSpec, DevCluster
-from homeport.regions.health import read_verdicts
+from homeport.regions.health import read_all_verdicts
 from homeport.regions.statusview import _capacity_cell, _history_table
 from homeport.regions.topology import CapacityPolicy
 from homeport.simulation.absorb import answer
@@ -84,7 +84,7 @@ async def test_undersized_standby_is_promoted_with_alert_scale_order_and_history
     try:
 
         async def all_reported() -> bool:
-            votes = await read_verdicts(reader.etcd, prefix, "us-east")
+            votes = (await read_all_verdicts(reader.etcd, prefix)).get("us-east", [])
             return {v.observer for v in votes if v.ok} == {"eu-west", "ap-south"}
 
         await wait_until(all_reported, 20, "both observers to report us-east healthy")

@@ -23,7 +23,7 @@ from homeport.regions.health import (
     Observer,
     Verdict,
     judge,
-    read_verdicts,
+    read_all_verdicts,
     timed_probe,
 )
 from homeport.regions.metrics import RegionsMetrics
@@ -157,7 +157,7 @@ async def test_a_healthy_cluster_commits_little_to_etcd(loss_cluster: DevCluster
         rate = commits / (time.monotonic() - t0)
         # 3 observers x 2 targets x ~1/s = 6/s, plus lease and leader bookkeeping.
         assert rate < 12, f"{commits} raft entries in 3 s ({rate:.1f}/s) from a healthy cluster"
-        verdicts = await read_verdicts(etcd, topo.etcd_prefix, "us-east")
+        verdicts = (await read_all_verdicts(etcd, topo.etcd_prefix)).get("us-east", [])
         assert {v.observer for v in verdicts if v.ok} == {"eu-west", "ap-south"}
         assert all(time.time() - v.at < 2 * OK_REFRESH_S + 1 for v in verdicts)
     finally:
@@ -178,7 +178,7 @@ async def test_region_loss_is_promoted_by_quorum_within_ten_seconds(
     try:
 
         async def all_reported() -> bool:
-            votes = await read_verdicts(client.etcd, topo.etcd_prefix, "us-east")
+            votes = (await read_all_verdicts(client.etcd, topo.etcd_prefix)).get("us-east", [])
             return {v.observer for v in votes if v.ok} == {"eu-west", "ap-south"}
 
         await wait_for(all_reported, 10, "both observers to report us-east healthy")

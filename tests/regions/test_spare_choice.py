@@ -16,7 +16,7 @@ import pytest
 from homeport.regions import capacity, protection
 from homeport.regions.capacity import CapacityModel, LoadReport
 from homeport.regions.devcluster import ClusterSpec, DevCluster
-from homeport.regions.health import read_verdicts
+from homeport.regions.health import read_all_verdicts
 from homeport.simulation.absorb import answer
 
 from tests.conftest import _start
@@ -54,7 +54,7 @@ async def _lose_us_east(cluster: DevCluster, model: CapacityModel | None) -> tup
     try:
 
         async def all_reported() -> bool:
-            votes = await read_verdicts(reader.etcd, prefix, "us-east")
+            votes = (await read_all_verdicts(reader.etcd, prefix)).get("us-east", [])
             return {v.observer for v in votes if v.ok} >= set(SURVIVORS)
 
         await wait_until(all_reported, 30, "the observers to report us-east healthy")
