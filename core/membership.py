@@ -7,12 +7,21 @@ drains the consumer and releases the lease so the new owner can start at once; f
 kept it renews the lease, and a renewal that fails (expired, taken over) aborts the
 consumer at once — its acks would be refused by the token check anyway. It also
 forwards cancel requests to running handlers of its partitions.
+
+Two cases look again sooner than a heartbeat: a partition assigned here whose lease its
+previous owner still holds (it is draining it in a hand-over, and releases it within
+its grace period) is tried every `HANDOVER_RETRY_S`; and a worker that owns nothing in
+its first `FRESH_S` reads the assignment every `FRESH_POLL_S`, so that a worker added by
+a scale-up serves within a fraction of a heartbeat of the manager's rebalance. After a
+failover's scale-up these two waits were up to a second of the added worker's delay
+(docs/failover-model.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from homeport.core.consumer import PartitionConsumer
 from homeport.core.keys import PartitionKeys, RegionKeys
@@ -20,6 +29,9 @@ from homeport.core.loop import Loop
 from homeport.core.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
+HANDOVER_RETRY_S = 0.05
+FRESH_S = 5.0
+FRESH_POLL_S = 0.1
 
 
 class Membership(Loop):
@@ -34,6 +46,7 @@ class Membership(Loop):
         self.consumers: dict[int, PartitionConsumer] = {}
         self._handing_over: set[asyncio.Task[None]] = set()
         self.accepting = True
+        self._born = time.monotonic()
 
     @property
     def owned(self) -> list[PartitionKeys]:
@@ -62,8 +75,9 @@ class Membership(Loop):
             if token != c.token and self.consumers.get(p) is c:
                 log.warning("lost the lease of %s (token %d -> %d)", c.pk.name, c.token, token)
                 await self._drop(p, graceful=False)
-        acquired = False
+        acquired = held_elsewhere = False
         for p, token in zip(new, tokens[len(keep) :], strict=True):
+            held_elsewhere |= token <= 0
             if token > 0:
                 consumer = PartitionConsumer(rt, self._rk.partition(p), token)
                 self.consumers[p] = consumer
@@ -73,6 +87,10 @@ class Membership(Loop):
             rt.on_acquired()  # the forwarder scans the new partitions' delayed tasks now
         await self._forward_cancels()
         rt.metrics.owned_partitions.labels(s.region).set(len(self.consumers))
+        if held_elsewhere:
+            return min(s.heartbeat_s, HANDOVER_RETRY_S)
+        if not self.consumers and time.monotonic() - self._born < FRESH_S:
+            return min(s.heartbeat_s, FRESH_POLL_S)
         return None
 
     async def _forward_cancels(self) -> None:

@@ -55,6 +55,9 @@ class AgentSettings:
     app: str
     workers: int = 2  # worker processes per served home region; >= 1
     fence_kill_s: float = 30.0  # seconds a fence may freeze workers before they are ended
+    # seconds a standby group wanted after start-up waits before its processes boot
+    # (regions.workforce: a failover's drain goes first)
+    standby_delay_s: float = 10.0
     warm_standby: bool = True  # park workers on the mirrors this region stands by for
     confirm_s: float = 3.0  # seconds a quorum must agree a region is down
     interval_s: float = 0.25  # seconds between supervisor passes
@@ -93,6 +96,7 @@ class Agent:
         self.workforce = Workforce(
             region, settings.log_dir, settings.workers,
             fence_kill_s=settings.fence_kill_s,
+            standby_delay_s=settings.standby_delay_s,
             on_restart=lambda home: self.restarts.labels(home).inc(),
         )  # fmt: skip
         self._stop = asyncio.Event()

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import aetcd
+from homeport.core.membership import FRESH_POLL_S
 from homeport.regions.topology import CapacityPolicy, Topology
 
 log = logging.getLogger(__name__)
@@ -145,13 +146,23 @@ def scale_delay(standby: LoadReport, policy: CapacityPolicy) -> float:
     Measured when the standby's agent has measured a boot: the agent starts the worker
     as soon as its watch delivers the order (`Agent._watch_orders`), the worker boots
     (spawn, imports, Redis and PostgreSQL: the region's measured median `boot_s`), then
-    waits for the manager's next rebalance and takes the partitions at its membership's
-    next step: each a uniform wait of up to one `heartbeat_s`, so one heartbeat on
-    average. Without a measured boot: the topology's `capacity.scale_delay_s`. A
-    prepared worker (`LoadReport.reserves`) has booted already: `prepared_delay`."""
+    takes its partitions over (`take_over_s`). Without a measured boot: the topology's
+    `capacity.scale_delay_s`. A prepared worker (`LoadReport.reserves`) has booted
+    already: `prepared_delay`."""
     if standby.boot_s <= 0:
         return policy.scale_delay_s
-    return standby.boot_s + standby.heartbeat_s
+    return standby.boot_s + take_over_s(standby)
+
+
+def take_over_s(standby: LoadReport) -> float:
+    """Mean seconds from a started worker's registration until it serves: the manager's
+    next rebalance comes within a heartbeat (half of one on average); then a joining
+    worker takes each partition moved to it within `core.membership.FRESH_POLL_S` of
+    the assignment or of its old owner's release, which waits for that partition's
+    running handlers (tens of milliseconds for short tasks): one `FRESH_POLL_S` in all.
+    Until the tenth session a joiner looked only at its next heartbeat, and a lease still
+    held at that look cost it another: one heartbeat was the mean then."""
+    return standby.heartbeat_s / 2 + FRESH_POLL_S
 
 
 def client_return(policy: CapacityPolicy) -> float:
@@ -166,13 +177,13 @@ def client_return(policy: CapacityPolicy) -> float:
 def prepared_delay(standby: LoadReport) -> float:
     """Seconds from a scale order until a prepared worker serves: its `go` goes out at
     once, it starts (register, its loops, the admin server) and takes partitions like any
-    added worker, one heartbeat on average (see `scale_delay`). The start counts its
+    added worker (`take_over_s`). The start counts its
     measured CPU seconds (`start_cpu_s`, the region's median): the live workers measured
     theirs at the cluster's start-up, when every process of the cluster started at once
     and the wall time (`start_s`, used for reports without the CPU figure) ran 3-10
     times the 0.3-0.8 s a prepared worker's start took at a failover (issue 20's game
     days, docs/failover-model.md)."""
-    return (standby.start_cpu_s or standby.start_s) + standby.heartbeat_s
+    return (standby.start_cpu_s or standby.start_s) + take_over_s(standby)
 
 
 @dataclass(frozen=True)

@@ -351,6 +351,16 @@ def load_capacity_model(ref: str) -> CapacityModel | None:
     help="Seconds a quorum of regions must agree a region is down before it is promoted "
     "(at least the gateways' 3 s lease TTL).",
 )
+@click.option(
+    "--standby-delay",
+    "standby_delay_s",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds the parked workers of a home this region starts standing by for after "
+    "start-up (a re-protection, a failback) wait before they boot: a failover's drain "
+    "gets the CPU first. 0 boots them at once.",
+)
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
 @click.option("--admin-port", default=0, show_default=True, help="0: any free port, -1: none.")
 @click.option(
@@ -384,6 +394,7 @@ def agent(
     app: str,
     workers: int,
     confirm_s: float,
+    standby_delay_s: float,
     log_dir: Path,
     admin_port: int,
     admin_host: str,
@@ -409,6 +420,7 @@ def agent(
         app=app,
         workers=workers,
         confirm_s=confirm_s,
+        standby_delay_s=standby_delay_s,
         log_dir=log_dir,
         admin_port=admin_port,
         admin_host=admin_host,

@@ -19,6 +19,14 @@ workforce converges on that:
   thawed: its workers are killed where they stand (their entries were redelivered to
   the standby), and a fence longer than `fence_kill_s` ends all of them.
 
+A parked group wanted after the workforce's first `standby_delay_s` (a re-protection after
+a failover, a failback's new standby) is started only once it has been wanted that long:
+a failover's first seconds belong to its drain, and the boot of a standby's processes
+(imports, about 0.75 s of CPU each) is a chore that can wait. On a host shared by several
+regions (a dev cluster, a game day) the eight boots of a three-region re-protection took
+a core from the promoted region's drain (docs/failover-model.md). A promotion during the
+wait starts the home's workers at once, as serving ones.
+
 A parked group may also boot *prepared* workers (`Wanted.reserves`, `homeport worker
 --reserve`): booted and connected, holding nothing, even after a promotion; a scale-up
 starts them (a `go` on their stdin) before it spawns anything, so the added workers
@@ -99,12 +107,16 @@ class Workforce:
         per_home: int,
         *,
         fence_kill_s: float = 30.0,
+        standby_delay_s: float = 0.0,
         on_restart: Any = None,
     ) -> None:
         self.region = region
         self.log_dir = log_dir
         self.per_home = per_home
         self.fence_kill_s = fence_kill_s
+        self.standby_delay_s = standby_delay_s
+        self._born = time.monotonic()
+        self._standby_wanted: dict[str, float] = {}  # home -> first wanted (monotonic)
         self._on_restart = on_restart or (lambda home: None)
         self.groups: dict[str, WorkerGroup] = {}
         self._spawned = 0
@@ -147,21 +159,37 @@ class Workforce:
                     self._background_task(self.stop_group(group), f"stop {home}")
         if self.frozen:
             self._thaw()
+        for home in list(self._standby_wanted):
+            if home not in wanted or not wanted[home].parked:
+                del self._standby_wanted[home]  # a wait that ended unstarted starts over
         for home, want in wanted.items():
             found = self.groups.get(home)
-            if found is None:
-                log.info("agent %s: starting %s of %s", self.region,
-                            "parked workers" if want.parked else "workers", home)  # fmt: skip
-                fresh = self.groups[home] = WorkerGroup(
-                    want.argv, want.redis_url, want.partitions, parked=want.parked,
-                    extra=want.extra,
-                )  # fmt: skip
-                for i in range(want.count or self.per_home):
-                    self._spawn(home, fresh, i)
-                for _ in range(want.reserves):
-                    self._spawn_reserve(home, fresh)
-                continue
-            self._tend(home, found, want)
+            if found is not None:
+                self._tend(home, found, want)
+            elif not (want.parked and self._standby_waits(home)):
+                self._start_group(home, want)
+
+    def _start_group(self, home: str, want: Wanted) -> None:
+        log.info("agent %s: starting %s of %s", self.region,
+                    "parked workers" if want.parked else "workers", home)  # fmt: skip
+        fresh = self.groups[home] = WorkerGroup(
+            want.argv, want.redis_url, want.partitions, parked=want.parked, extra=want.extra
+        )
+        for i in range(want.count or self.per_home):
+            self._spawn(home, fresh, i)
+        for _ in range(want.reserves):
+            self._spawn_reserve(home, fresh)
+
+    def _standby_waits(self, home: str) -> bool:
+        """Whether `home`'s parked group, not started yet, waits (see the module
+        docstring): only groups first wanted after the workforce's first
+        `standby_delay_s`, and until they have been wanted that long."""
+        now = time.monotonic()
+        first = self._standby_wanted.setdefault(home, now)
+        if first - self._born < self.standby_delay_s or now - first >= self.standby_delay_s:
+            del self._standby_wanted[home]
+            return False
+        return True
 
     def _tend(self, home: str, group: WorkerGroup, want: Wanted) -> None:
         """Restart the group's exited workers; start more if `want` asks for more."""

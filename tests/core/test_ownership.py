@@ -15,6 +15,7 @@ from homeport.core.broker import Broker, Finish
 from homeport.core.cli import db
 from homeport.core.errors import Fenced
 from homeport.core.keys import GROUP, RegionKeys
+from homeport.core.partitioner import partition_of
 from homeport.core.producer import Producer
 from homeport.core.settings import Settings
 from homeport.core.store import RecordStore, Status
@@ -234,3 +235,75 @@ async def test_task_past_its_deadline_is_dead_lettered_not_run(
         await wait_for(dead, 10, "the late task to be dead-lettered")
     assert ran == [blocker.id]
     assert "deadline passed" in ((await store.get_task(late.id)).error or "")
+
+
+async def test_a_handed_over_partition_is_taken_the_moment_its_old_owner_lets_go(
+    redis_url: str, broker: Broker
+) -> None:
+    """A joining worker takes each partition moved to it within a fraction of a heartbeat
+    of the old owner's release, not at its next heartbeat (core.membership). Heartbeats of
+    2 s here: taken at the next one, the waits would spread over 0-2 s."""
+    app = App()
+    release = asyncio.Event()
+
+    @app.task("hold")
+    async def hold(ctx: TaskContext) -> None:
+        await release.wait()
+
+    settings = make_settings(redis_url, heartbeat_s=2.0, lease_ttl_s=6.0)
+    rk = RegionKeys(REGION)
+    async with running_worker(app, settings) as first:
+        # A task in flight on every partition: each hand-over waits for its handler.
+        keys: dict[int, str] = {}
+        i = 0
+        while len(keys) < settings.partitions:
+            keys.setdefault(partition_of(f"k{i}", settings.partitions), f"k{i}")
+            i += 1
+        await Producer(broker, settings).submit_many(
+            [new_task(k, "hold") for k in keys.values()], epoch=0
+        )
+
+        async def all_running() -> bool:
+            return first.membership is not None and first.membership.rt.inflight == len(keys)
+
+        await wait_for(all_running, 10, "a running task on every partition")
+        joiner = make_settings(redis_url, heartbeat_s=2.0, lease_ttl_s=6.0)
+        async with running_worker_partial(app, joiner) as second:
+
+            async def moved() -> bool:
+                got = await broker.assignment(rk)
+                return sum(1 for w in got.values() if w == second.worker_id) == 4
+
+            await wait_for(moved, 15, "the manager to move 4 partitions to the joiner")
+            mine = [p for p, w in (await broker.assignment(rk)).items() if w == second.worker_id]
+
+            async def beat() -> float | None:
+                got = await broker.raw(rk.workers, lambda c: c.zscore(rk.workers, second.worker_id))
+                return None if got is None else float(got)
+
+            # Let go 0.3 s after one of the joiner's steps that found the leases held (a
+            # step heartbeats first): taken at its next heartbeat, that would be 1.7 s.
+            seen = await beat()
+
+            async def stepped() -> bool:
+                return await beat() != seen
+
+            await wait_for(stepped, 10, "a step of the joiner after the move")
+            await asyncio.sleep(0.3)
+            released: dict[int, float] = {}
+            taken: dict[int, float] = {}
+            release.set()  # the handlers end; the old owner drains, acks and lets go
+            deadline = time.monotonic() + 10
+            while len(taken) < len(mine):
+                assert time.monotonic() < deadline, f"taken {sorted(taken)} of {mine}"
+                now = time.monotonic()
+                for p in mine:
+                    lease = rk.partition(p).lease
+                    owner = await broker.raw(lease, lambda c, k=lease: c.hget(k, "owner"))
+                    if owner is None or owner.decode() != first.worker_id:
+                        released.setdefault(p, now)
+                    if p in second.membership.consumers:  # type: ignore[union-attr]
+                        taken.setdefault(p, now)
+                await asyncio.sleep(0.005)
+            waits = {p: taken[p] - released.get(p, taken[p]) for p in mine}
+            assert max(waits.values()) < 0.5, f"seconds from release to take-over: {waits}"

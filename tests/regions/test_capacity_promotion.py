@@ -137,27 +137,30 @@ async def test_undersized_standby_is_promoted_with_alert_scale_order_and_history
         await loops.stop()
 
 
-def test_the_scale_delay_is_the_standbys_measured_boot_plus_a_heartbeat(
+def test_the_scale_delay_is_the_standbys_measured_boot_plus_its_take_over(
     cap_cluster: DevCluster,
 ) -> None:
     """`capacity.scale_delay`: measured once the standby's agent reports a worker boot;
-    the topology's `scale_delay_s` until then. The question carries it to the model."""
+    the topology's `scale_delay_s` until then. The question carries it to the model.
+    Take-over: half a heartbeat (the manager's next rebalance) and the joiner's quick
+    look (`core.membership.FRESH_POLL_S`, 0.1 s)."""
     policy = CapacityPolicy(scale_delay_s=3.0)
     parked = _report("us-east", "eu-west", 0, 1, True)
     assert capacity.scale_delay(parked, policy) == 3.0
     booted = replace(parked, boot_s=1.25, start_s=0.25, heartbeat_s=0.5, reserves=2)
-    assert capacity.scale_delay(booted, policy) == 1.75
-    assert capacity.prepared_delay(booted) == 0.75  # a prepared worker only starts
+    assert capacity.take_over_s(booted) == pytest.approx(0.35)
+    assert capacity.scale_delay(booted, policy) == pytest.approx(1.6)
+    assert capacity.prepared_delay(booted) == pytest.approx(0.6)  # a prepared worker only starts
     topo = cap_cluster.topology.model_copy(update={"capacity": policy})
     home = _report("us-east", "us-east", 40, 1, False)
     asked = capacity.question(
         topo, "us-east", "eu-west", {"us-east": home, "eu-west": booted}, time.time()
     )
-    assert isinstance(asked, AbsorbQuestion) and asked.scale_delay_s == 1.75
-    assert asked.prepared_workers == 2 and asked.prepared_delay_s == 0.75
+    assert isinstance(asked, AbsorbQuestion) and asked.scale_delay_s == pytest.approx(1.6)
+    assert asked.prepared_workers == 2 and asked.prepared_delay_s == pytest.approx(0.6)
     # With the start's CPU seconds measured, the start counts those (a cluster's
     # start-up inflates every process's wall time; a prepared worker starts alone).
-    assert capacity.prepared_delay(replace(booted, start_cpu_s=0.125)) == 0.625
+    assert capacity.prepared_delay(replace(booted, start_cpu_s=0.125)) == pytest.approx(0.475)
 
 
 def test_a_load_report_decodes_with_fields_it_does_not_know_or_lacks() -> None:
