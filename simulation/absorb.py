@@ -15,7 +15,13 @@ opinion), written for the controller's question:
   partitions' share of the home's measured rate, served for the measured mean slot hold
   time (begin step + handler);
 - the backlog of the outage (rate × outage) drains on the busiest worker at its spare
-  capacity (fluid estimate, as `scenarios.fluid_drain_s`); a count above the standby's
+  capacity (fluid estimate, as `scenarios.fluid_drain_s`). Its share of the backlog is
+  the expected largest of the workers' shares, not the even one: each task's partition
+  is a hash of its key, so a backlog of B tasks over W workers is a multinomial sample
+  whose largest part is on average B/W + e_W sqrt(B/W) (normal approximation; e_W the
+  expected largest of W standard normals, 0.56 for two; with an uneven split, s for 1/W
+  and only the workers holding the most partitions count). A backlog of 45 tasks over 2
+  workers puts 25.2 on the busier one, not 22.5 (`busiest_backlog`). A count above the standby's
   current one only after the scale-up delay (`regions.capacity.scale_delay`: the
   standby's measured worker boot plus a heartbeat; a heartbeat alone when the standby
   has that many prepared workers): the current workers drain alone until then. The
@@ -30,7 +36,9 @@ help: `max_workers`, or one worker per partition when that is fewer).
 
 from __future__ import annotations
 
+import functools
 import math
+from statistics import NormalDist
 
 from homeport.regions.capacity import AbsorbAnswer, AbsorbQuestion
 from homeport.simulation.queueing import MMc
@@ -91,12 +99,44 @@ def _drain_from(q: AbsorbQuestion, workers: int, capacity: float, elapsed: float
     delay = q.prepared_delay_s if workers - q.workers <= q.prepared_workers else q.scale_delay_s
     delay = max(0.0, delay - elapsed)
     if workers <= q.workers or delay <= 0:
-        return backlog / fast
+        return busiest_backlog(backlog, q.partitions, workers) / fast
     slow = _net_drain_per_s(q, q.workers, capacity)
-    if slow > 0 and backlog <= slow * delay:
-        return backlog / slow
-    # Not drained by then (or growing, when the current workers are overloaded).
-    return delay + (backlog - slow * delay) / fast
+    alone = busiest_backlog(backlog, q.partitions, q.workers)
+    if slow > 0 and alone <= slow * delay:
+        return alone / slow
+    # Not drained by then (or growing, when the current workers are overloaded): what is
+    # left splits over the grown group.
+    left = max(0.0, backlog - slow * delay)
+    return delay + busiest_backlog(left, q.partitions, workers) / fast
+
+
+def busiest_backlog(backlog: float, partitions: int, workers: int) -> float:
+    """The backlog expressed as the group's even-split equivalent for its busiest worker:
+    `backlog` plus the expected excess of the largest worker's share (see the module
+    docstring), in units the busiest worker's drain rate (`_net_drain_per_s`) divides."""
+    active = min(workers, partitions)
+    if active <= 1 or backlog <= 0:
+        return backlog
+    share = math.ceil(partitions / active) / partitions
+    # The workers holding the most partitions (all of them when they divide evenly)
+    # vie for the largest part: each holds B*s + sqrt(B*s) * (a standard normal,
+    # correlated with the others as a multinomial makes them), whose expected largest
+    # of n is e_n whatever the correlation.
+    n = partitions % active or active
+    return backlog + _expected_max_normal(n) * math.sqrt(backlog / share)
+
+
+@functools.cache
+def _expected_max_normal(n: int) -> float:
+    """E[max of n independent standard normals] (0 for 1, 0.5642 for 2, 1.0294 for 4),
+    by the trapezoid rule over [-8, 8] (pure Python: the controller has no SciPy)."""
+    dist = NormalDist()
+    step = 0.01
+    total = 0.0
+    for i in range(1601):
+        x = -8.0 + i * step
+        total += x * n * dist.pdf(x) * dist.cdf(x) ** (n - 1)
+    return total * step
 
 
 def answer(question: AbsorbQuestion) -> AbsorbAnswer:

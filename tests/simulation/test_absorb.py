@@ -10,8 +10,12 @@ from dataclasses import replace
 
 import pytest
 from homeport.regions.capacity import AbsorbQuestion
-from homeport.simulation.absorb import answer
+from homeport.simulation.absorb import answer, busiest_backlog
 from homeport.simulation.queueing import MMc
+
+# Expected largest of 2 and of 4 independent standard normals: the busiest worker's
+# excess share of a backlog (simulation.absorb, "busiest_backlog").
+E2, E4 = 0.5641896, 1.0293754
 
 BASE = AbsorbQuestion(
     home="us-east",
@@ -35,8 +39,9 @@ def test_a_roomy_standby_is_ok_with_erlang_c_on_the_busiest_worker() -> None:
     assert got.ok and got.reason == "ok" and got.workers_needed == 4
     assert math.isclose(got.utilisation, worker.utilisation)
     assert math.isclose(got.p99_wait_s, worker.wait_quantile_s(0.99))
-    # Backlog 100/s * 5 s, a quarter on the busiest worker, drained at 80 - 25 tasks/s.
-    assert math.isclose(got.drain_s, 125.0 / (80.0 - 25.0))
+    # Backlog 100/s * 5 s, a quarter on the busiest worker and its expected excess
+    # (E4 * sqrt(125)), drained at 80 - 25 tasks/s.
+    assert got.drain_s == pytest.approx((125.0 + E4 * math.sqrt(125.0)) / (80.0 - 25.0))
 
 
 def test_partition_spread_decides_the_busiest_worker() -> None:
@@ -87,17 +92,19 @@ def test_no_more_workers_than_partitions_are_ordered() -> None:
 def test_added_workers_drain_only_after_the_scale_delay() -> None:
     """1 worker of 2 slots at 100 ms (20/s) for 4 partitions, 12/s, 5 s outage: 60
     tasks of backlog. Alone it clears 8/s (7.5 s). With 2 workers (the busiest owns 2 of
-    4 partitions: 40/s - 12 = 28/s net) at once: 60 / 28 s; after a 3 s delay: 3 s at
-    8/s, then the remaining 36 at 28/s."""
+    4 partitions: 40/s - 12 = 28/s net) at once: 60 / 28 s for an even split, plus the
+    busier one's expected excess (30 + E2 sqrt(30) of them: 60 + E2 sqrt(120) in the
+    group's terms); after a 3 s delay: 3 s at 8/s, then the remaining 36 likewise."""
     q = replace(BASE, rate_per_s=12.0, hold_mean_s=0.1, workers=1, concurrency=2,
                 partitions=4, outage_s=5.0, p99_wait_target_s=5.0, max_drain_s=5.0,
                 max_workers=4)  # fmt: skip
     at_once = answer(replace(q, scale_delay_s=0.0))
     assert not at_once.ok and at_once.drain_s == pytest.approx(7.5)
-    assert at_once.workers_needed == 2 and at_once.after_drain_s == pytest.approx(60 / 28)
+    assert at_once.workers_needed == 2
+    assert at_once.after_drain_s == pytest.approx((60 + E2 * math.sqrt(120)) / 28)
     delayed = answer(replace(q, scale_delay_s=3.0))
     assert delayed.workers_needed == 2
-    assert delayed.after_drain_s == pytest.approx(3.0 + 36 / 28)
+    assert delayed.after_drain_s == pytest.approx(3.0 + (36 + E2 * math.sqrt(72)) / 28)
     # A delay longer than the drain alone: the added workers come too late to help.
     late = answer(replace(q, scale_delay_s=10.0))
     assert late.after_drain_s == pytest.approx(7.5) and late.workers_needed == 4
@@ -112,9 +119,9 @@ def test_prepared_workers_count_only_their_go_delay_and_only_up_to_their_number(
                 max_workers=4, scale_delay_s=3.0, prepared_delay_s=0.5)  # fmt: skip
     prepared = answer(replace(q, prepared_workers=1))
     assert prepared.workers_needed == 2
-    assert prepared.after_drain_s == pytest.approx(0.5 + 56 / 28)
+    assert prepared.after_drain_s == pytest.approx(0.5 + (56 + E2 * math.sqrt(112)) / 28)
     none = answer(replace(q, prepared_workers=0))
-    assert none.after_drain_s == pytest.approx(3.0 + 36 / 28)
+    assert none.after_drain_s == pytest.approx(3.0 + (36 + E2 * math.sqrt(72)) / 28)
     # A limit of 3 s on the drain: 2 prepared-speed workers (2.5 s) pass.
     tight = replace(q, max_drain_s=3.0)
     assert answer(replace(tight, prepared_workers=1)).workers_needed == 2
@@ -133,8 +140,36 @@ def test_the_backlog_drains_from_the_clients_return_and_the_scale_up_runs_meanwh
     assert answer(q).drain_s == pytest.approx(1.0 + 7.5)
     scaled = answer(replace(q, max_drain_s=5.0))
     assert scaled.workers_needed == 2
-    assert scaled.after_drain_s == pytest.approx(1.0 + 2.0 + 44 / 28)
+    assert scaled.after_drain_s == pytest.approx(1.0 + 2.0 + (44 + E2 * math.sqrt(88)) / 28)
     # A return longer than the delay: every worker serves the backlog from its arrival.
     assert answer(replace(q, max_drain_s=5.0, client_return_s=4.0)).after_drain_s == (
-        pytest.approx(4.0 + 60 / 28)
+        pytest.approx(4.0 + (60 + E2 * math.sqrt(120)) / 28)
     )
+
+
+@pytest.mark.parametrize(
+    ("backlog", "partitions", "workers"), [(45, 4, 2), (82, 4, 2), (200, 16, 4), (30, 8, 3)]
+)
+def test_the_busiest_workers_backlog_matches_a_hashed_sample(
+    backlog: int, partitions: int, workers: int
+) -> None:
+    """The expected largest share against samples: random keys hashed by the engine's
+    partitioner, partitions dealt round-robin over the workers, 4000 backlogs."""
+    import random
+
+    from homeport.core.partitioner import partition_of
+
+    rng = random.Random(7)
+    owner = [p % workers for p in range(partitions)]
+    share = math.ceil(partitions / workers) / partitions
+    largest = []
+    for _ in range(4000):
+        counts = [0] * workers
+        for _ in range(backlog):
+            counts[owner[partition_of(f"k{rng.getrandbits(40)}", partitions)]] += 1
+        largest.append(max(counts))
+    sampled = sum(largest) / len(largest)
+    # The model in the busiest worker's own tasks: its group-terms backlog times its share.
+    predicted = busiest_backlog(backlog, partitions, workers) * share
+    assert predicted == pytest.approx(sampled, rel=0.04), (predicted, sampled)
+    assert predicted > backlog * share  # the even split would understate it
