@@ -160,8 +160,8 @@ def take_over_s(standby: LoadReport) -> float:
     worker takes each partition moved to it within `core.membership.FRESH_POLL_S` of
     the assignment or of its old owner's release, which waits for that partition's
     running handlers (tens of milliseconds for short tasks): one `FRESH_POLL_S` in all.
-    Until the tenth session a joiner looked only at its next heartbeat, and a lease still
-    held at that look cost it another: one heartbeat was the mean then."""
+    Before the eleventh session a joiner looked only at its next heartbeat, and a lease
+    still held at that look cost it another: one heartbeat was the mean then."""
     return standby.heartbeat_s / 2 + FRESH_POLL_S
 
 

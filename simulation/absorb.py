@@ -21,10 +21,11 @@ opinion), written for the controller's question:
   whose largest part is on average B/W + e_W sqrt(B/W) (normal approximation; e_W the
   expected largest of W standard normals, 0.56 for two; with an uneven split, s for 1/W
   and only the workers holding the most partitions count). A backlog of 45 tasks over 2
-  workers puts 25.2 on the busier one, not 22.5 (`busiest_backlog`). A count above the standby's
-  current one only after the scale-up delay (`regions.capacity.scale_delay`: the
-  standby's measured worker boot plus a heartbeat; a heartbeat alone when the standby
-  has that many prepared workers): the current workers drain alone until then. The
+  workers puts 25.2 on the busier one, not 22.5 (`busiest_backlog`). A count above the
+  standby's current one only after the scale-up delay (`regions.capacity.scale_delay`:
+  the standby's measured worker boot plus the take-over, half a heartbeat and a quick
+  look; its start alone instead of the boot when the standby has that many prepared
+  workers): the current workers drain alone until then. The
   backlog arrives with the clients' retries after the route moved (the residual of the
   SDK's capped backoff, `regions.capacity.client_return`), which the drain counts first.
 
