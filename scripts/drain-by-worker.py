@@ -19,8 +19,9 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-from typing import Any
+from pathlib import Path
 
+from homeport.chaos.history import Execution, read_history
 from homeport.core.partitioner import partition_of
 
 
@@ -30,20 +31,9 @@ def main() -> None:
     ap.add_argument("--step", type=float, default=0.5, help="seconds per row")
     ap.add_argument("--rows", type=int, default=14)
     args = ap.parse_args()
-    ops: dict[str, dict[str, Any]] = {}
-    execs: list[dict[str, Any]] = []
-    failover: dict[str, Any] | None = None
-    partitions = 0
-    for line in open(args.history):
-        r = json.loads(line)
-        if r["type"] == "op":
-            ops[r["id"]] = r
-        elif r["type"] == "exec":
-            execs.append(r)
-        elif r["type"] == "event" and r["kind"] == "failover":
-            failover = json.loads(r["detail"])
-        elif r["type"] == "meta":
-            partitions = int(r["scenario"]["topology"].get("partitions", 16))
+    history = read_history(Path(args.history))
+    partitions = int(history.meta["scenario"]["topology"].get("partitions", 16))
+    failover = next((json.loads(e.detail) for e in history.events if e.kind == "failover"), None)
     if failover is None or not failover.get("capacity"):
         raise SystemExit(f"{args.history}: no promotion with a capacity decision")
     cap, home, standby = failover["capacity"], failover["home"], failover["to"]
@@ -52,16 +42,20 @@ def main() -> None:
           f"{cap['workers_ordered']} workers; outage {cap['outage_s']:.2f} s, rate "
           f"{cap['rate_per_s']:.2f}/s, hold {cap['hold_mean_s'] * 1e3:.1f} ms, scale delay "
           f"{cap['scale_delay_s']:.2f} s")  # fmt: skip
-    first: dict[str, dict[str, Any]] = {}
-    for e in sorted(execs, key=lambda e: e["start"]):
-        first.setdefault(e["task_id"], e)
+    ops = {o.id: o for o in history.ops}
+    first: dict[str, Execution] = {}
+    for e in sorted(history.execs, key=lambda e: e.start):
+        first.setdefault(e.task_id, e)
     rows = []  # (acked, start, end, worker, partition, backlog), seconds after the move
     for tid, e in first.items():
         o = ops.get(tid)
-        if not o or o["home"] != home or e["region"] != standby or e["start"] < failover["at"]:
+        if o is None or o.acked is None or o.home != home or e.region != standby:
             continue
-        rows.append((o["acked"] - moved, e["start"] - moved, e["end"] - moved, e["worker"],
-                     partition_of(o["key"], partitions), o["sent"] < failover["at"]))  # fmt: skip
+        if e.start < failover["at"]:
+            continue
+        end = e.end if e.end is not None else e.start
+        rows.append((o.acked - moved, e.start - moved, end - moved, e.worker,
+                     partition_of(o.key, partitions), o.sent < failover["at"]))  # fmt: skip
     backlog = collections.Counter(r[4] for r in rows if r[5])
     print(f"backlog: {sum(backlog.values())} tasks, per partition {dict(sorted(backlog.items()))}")
     workers = sorted({r[3] for r in rows})

@@ -44,7 +44,7 @@ def test_a_standby_group_wanted_after_start_up_boots_only_after_the_delay(
             time.sleep(0.05)
             _pass(wf, wanted)
         waited = time.monotonic() - first
-        assert 0.9 <= waited < 1.5, waited
+        assert 0.9 <= waited < 3.0, waited  # a loose top: shared, busy machines
         assert all(p.poll() is None for p in wf.groups["ap-south"].procs)
 
         # A wait that ended unstarted (the home is no longer wanted) starts over.
