@@ -1,17 +1,25 @@
 """`BatchPath`: a partition consumer's per-batch way of reading and running tasks.
 
-One take.lua call reads a batch of new entries and begins those of unordered kinds (for
-which the reader took a handler slot and a gate share beforehand, so they start at once,
-as a per-task begin would). Their handlers run back to back in the reader, each
-coroutine's first step eagerly (`core.eager`); a handler that suspends continues in a
-Task of its own. Then, once per batch: metrics, the records, one flush, and the acks
-queued together (the stepper sends them in one step call).
+One take.lua call reads a batch of new entries and begins those that may start at once
+(for which the reader took a handler slot and a gate share beforehand, as a per-task
+begin would): of unordered kinds any, of ordered kinds the first entry of a key that has
+nothing ahead of it (no entry of the key queued, running, or finished but not yet acked
+in this consumer: `PartitionConsumer.held_keys`). Their handlers run back to back in the
+reader, each coroutine's first step eagerly (`core.eager`); a handler that suspends
+continues in a Task of its own. Then, once per batch: metrics, the records, one flush,
+and the acks queued together (the stepper sends them in one step call).
 
 Everything rare leaves the batch for the consumer's per-task path, with the verdict take
 already got: a cancelled entry, a duplicate (an earlier begin never finished), a passed
-deadline, a sync handler, and a failed attempt (retries, dead-letter). Entries of
-ordered kinds come back unbegun and join their key's FIFO as before (a key's next entry
-begins only after the previous one's ack, which take cannot know).
+deadline, a sync handler, and a failed attempt (retries, dead-letter).
+
+Ordered entries that take did not begin join their key's FIFO. A key's FIFO head runs
+alone of its key; when it ends, its finish is queued in the stepper and the next entry
+becomes the head (`PartitionConsumer.head_done`). New heads, a key's first entry or the
+next one, begin and run in batches too (`chain`): one `begin_many` through the stepper,
+behind the finishes queued before it (so a key's next entry begins only after the
+previous one's ack), then the same batch run. A take call is no step call: it begins
+nothing of a key with an entry queued, running, or finished but not yet acked.
 
 The guarantees are the per-task path's: the slot is held from begin until the handler
 returns, the gate share from begin until the ack is queued, and the records are flushed
@@ -27,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 from homeport.core import eager
 from homeport.core.app import Cancelled, Registration, TaskContext, encode_result
-from homeport.core.broker import Finish
+from homeport.core.broker import Finish, TakeKinds
 from homeport.core.entry import Delivery, Undecodable
+from homeport.core.errors import Fenced
 from homeport.core.metrics import observe_many
 from homeport.core.runtime import Slot
 from homeport.core.store import AttemptRecord, Status
@@ -37,6 +46,8 @@ if TYPE_CHECKING:
     from homeport.core.consumer import PartitionConsumer
 
 NOT_BEGUN = -2
+# Most held keys a take call carries (see `BatchPath.take`).
+MAX_HELD_KEYS = 4096
 # (ok, result, error) of one attempt, as `PartitionConsumer._attempt` returns it.
 Outcome = tuple[bool, bytes | None, str | None]
 
@@ -48,14 +59,20 @@ class BatchPath:
         self.c = c
         app = c.rt.app
         regs = (app.handler(k) for k in app.kinds)
-        self._regs = {r.kind: r for r in regs if r is not None and not r.options.ordered}
+        self._regs = {r.kind: r for r in regs if r is not None}
         self.kinds = list(self._regs)
+        free = [k for k, r in self._regs.items() if not r.options.ordered]
+        ordered = [k for k, r in self._regs.items() if r.options.ordered]
+        self._kinds = TakeKinds.of(free, ordered)
+        # With very many keys held, their list would cost more than the begins it allows:
+        # ordered entries then take the per-task path for that read.
+        self._free_kinds = TakeKinds.of(free, [])
         # Only unordered kinds: a read waits for a free slot and reads no more entries
-        # than it holds slots for. With ordered kinds too, it reads on without (for the
-        # ordered entries), and unordered entries past the slots it holds come back
+        # than it holds slots for. With ordered kinds too, it reads on without (reading
+        # ahead of the slots, `prefetch`), and entries past the slots it holds come back
         # unbegun and take the per-task path.
         self._open = False
-        self._only = len(self.kinds) == len(app.kinds)
+        self._only = not ordered
 
     def open(self) -> None:
         """Count the consumer among the worker's readers (fair shares of slots)."""
@@ -97,15 +114,21 @@ class BatchPath:
                 held = 0
             elif self._only:
                 count = held  # every entry read is begun: read no more than that
+        kinds, keys = self._kinds, c.held_keys()
+        if len(keys) > MAX_HELD_KEYS:
+            kinds, keys = self._free_kinds, []
         try:
             got: list[tuple[Delivery, int]] = await c._io(
-                lambda: rt.broker.take(c.pk, c.token, rt.worker_id, count, self.kinds, held, bad)
+                lambda: rt.broker.take(c.pk, c.token, rt.worker_id, count, kinds, keys, held, bad)
             )
         except BaseException:
             self._give_back(held)
             raise
         begun = [(d, v) for d, v in got if v != NOT_BEGUN]
         self._give_back(held - len(begun))
+        for d, _ in begun:
+            if self._regs[d.kind].options.ordered:
+                c.head_of(d)  # before the admits: the key's later entries queue behind it
         c._admit([d for d, v in got if v == NOT_BEGUN])
         if begun:
             rt.take(len(begun))
@@ -123,7 +146,7 @@ class BatchPath:
         c = self.c
         rt = c.rt
         now = time.time()
-        finishes: list[Finish] = []
+        finishes: list[tuple[Finish, str | None]] = []
         waits: list[float] = []
         holds: list[float] = []
         for d, verdict in begun:
@@ -156,7 +179,7 @@ class BatchPath:
             if fin is None:
                 c._spawn(self._continue(d, reg, 0, outcome))
             else:
-                finishes.append(fin)
+                finishes.append((fin, d.key if reg.options.ordered else None))
         ran = len(waits)
         c._m_started.inc(ran)
         observe_many(c._m_latency, waits)
@@ -208,18 +231,69 @@ class BatchPath:
         )
         return Finish("A", d.entry_id, d.task_id)
 
-    async def _complete(self, finishes: list[Finish]) -> None:
-        """Flush the batch's records once, then queue its acks; then the batch's gate
-        shares and budget go back."""
+    async def _complete(self, finishes: list[tuple[Finish, str | None]]) -> None:
+        """Flush the batch's records once, then queue its acks (and for an ordered entry,
+        hand its key on to the key's next entry); then the batch's gate shares and budget
+        go back. `finishes`: each ack with its ordered entry's key (None if unordered)."""
         c = self.c
+        nexts: list[Delivery] = []
         try:
             await c.rt.recorder.flushed()
-            for f in finishes:
-                c._send_finish(f, 0)
+            for f, key in finishes:
+                c._send_finish(f, 0, key)
+                if key is not None and (nxt := c.head_done(key)) is not None:
+                    nexts.append(nxt)
         finally:
             c.rt.gate.leave_shared(len(finishes))
             for _ in finishes:
                 c._release()
+        if nexts:
+            await self.chain(nexts)
+
+    async def chain(self, heads: list[Delivery]) -> None:
+        """Begin and run new FIFO heads (a key's first entry, or its next one after its
+        previous head's finish was queued: the stepper applies that finish first) in
+        batches: wait for a slot, take every other free one, begin that many heads in one
+        step call and run them as a batch. Heads that must run alone, have no handler, or
+        meet a waiting suspect at the gate go to their key's runner (per task)."""
+        c, rt = self.c, self.c.rt
+        pending: list[Delivery] = []
+        for d in heads:
+            if d.kind in self._regs and not c.alone(d):
+                pending.append(d)
+            else:
+                c.run_key(d.key)
+        while pending and not c._draining:
+            await rt.slots.acquire()
+            n = 1
+            while n < len(pending) and not rt.slots.locked():
+                await rt.slots.acquire()  # a free slot: returns without suspending
+                n += 1
+            if not rt.gate.try_enter_shared(n):  # a suspect waits: per task, behind it
+                for _ in range(n):
+                    rt.slots.release()
+                for d in pending:
+                    c.run_key(d.key)
+                return
+            if c._draining:  # stopped while waiting for the slot: begin nothing more
+                self._give_back(n)
+                return
+            batch, pending = pending[:n], pending[n:]
+            since = time.perf_counter()
+            try:
+                verdicts = await c._io(
+                    lambda b=batch: c._stepper.begin_many([(d.entry_id, d.task_id) for d in b]),  # type: ignore[misc]
+                    "begin",
+                )
+            except Fenced:
+                self._give_back(n)
+                c.lost = True
+                c._draining = True
+                return
+            except BaseException:
+                self._give_back(n)
+                raise
+            self._run(list(zip(batch, verdicts, strict=True)), since)
 
     async def _suspended(
         self,
@@ -256,7 +330,7 @@ class BatchPath:
         if fin is None:
             await self._continue(d, reg, 0, outcome)
             return
-        await self._complete([fin])
+        await self._complete([(fin, d.key if reg.options.ordered else None)])
 
     async def _continue(
         self, d: Delivery, reg: Registration, verdict: int, first: Outcome | None
@@ -271,6 +345,8 @@ class BatchPath:
             slot.release()
             c.rt.gate.leave_shared(1)
             c._release()
+        if reg.options.ordered and c.head_done(d.key) is not None:
+            c.run_key(d.key)  # its ack is queued (or it was cancelled): the key goes on
 
 
 def _outcome(state: int, value: Any) -> Outcome:

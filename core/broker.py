@@ -51,6 +51,23 @@ class Finish:
 
 
 @dataclass(frozen=True, slots=True)
+class TakeKinds:
+    """The kinds take.lua may begin, as it reads them: `free` (unordered) whenever read,
+    `ordered` only as the first entry of a free key. Packed once per consumer."""
+
+    free: bytes
+    ordered: bytes
+
+    @classmethod
+    def of(cls, free: Sequence[str], ordered: Sequence[str]) -> TakeKinds:
+        # use_bin_type=False: Redis's Lua cmsgpack does not decode msgpack's bin types.
+        return cls(
+            msgpack.packb(list(free), use_bin_type=False),
+            msgpack.packb(list(ordered), use_bin_type=False),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class EnqueueReply:
     """Per-task outcome of one enqueue script call (status codes as in enqueue.lua)."""
 
@@ -194,14 +211,26 @@ class Broker(Readouts):
         token: int,
         consumer: str,
         count: int,
-        begin_kinds: Sequence[str],
+        kinds: TakeKinds,
+        held: list[str],
         begin_max: int,
         bad: list[Undecodable],
     ) -> list[tuple[Delivery, int]]:
         """Run take.lua: read up to `count` new entries and begin up to `begin_max` of
-        those of `begin_kinds`. Per entry its verdict (-2 = not begun; else as `step`).
-        One reply of plain arrays: no stream-reply parsing in redis-py. Raises `Fenced`."""
-        args = [GROUP, token, consumer, count, begin_max, *begin_kinds]
+        them: of `kinds.free` any, of `kinds.ordered` only a key's first entry in the read,
+        and none of a key in `held` (the caller's keys with entries not yet acked). Per
+        entry its verdict (-2 = not begun; else as `step`). One reply of plain arrays: no
+        stream-reply parsing in redis-py. Raises `Fenced`."""
+        args = [
+            GROUP,
+            token,
+            consumer,
+            count,
+            begin_max,
+            kinds.free,
+            kinds.ordered,
+            msgpack.packb(held, use_bin_type=False),
+        ]
         reply = await self._script("take", [pk.stream, pk.lease, pk.started, pk.cancelled], args)
         if reply and reply[0] == b"FENCED":
             raise Fenced(pk.name, token, int(reply[1]))

@@ -3,9 +3,11 @@
 A *consumer* exists while its worker holds the partition's lease (token `token`). It
 first takes over the pending entries of earlier owners (XPENDING + XCLAIM, oldest first,
 delivery counts kept) and queues them before anything new, then reads new entries with
-XREADGROUP in batches. Entries of an ordered kind join their key's FIFO; the key's runner
-starts the head only after the previous head was finished (acked, dead-lettered or
-re-scheduled) — that is the per-key order guarantee. Different keys run concurrently,
+XREADGROUP in batches. Entries of an ordered kind join their key's FIFO; its head begins
+only after the previous head's finish (ack, dead-letter or re-schedule) was queued in the
+stepper, which applies it first — that is the per-key order guarantee. Heads begin and
+run in batches (`core.batchpath`); the rare cases (a suspect, a retry, a sync handler)
+go through the key's runner, one task at a time. Different keys run concurrently,
 bounded by the worker's `concurrency` slots; reading runs up to `prefetch` entries ahead
 of them (the fetch budget, `core.runtime`). Unordered kinds skip the key FIFO.
 
@@ -58,6 +60,8 @@ class PartitionConsumer:
         self._labels = (pk.region, str(pk.number))
         self._stepper = Stepper(rt.broker, pk, token, rt.worker_id, rt.settings.dead_maxlen)
         self._keys: dict[str, deque[Delivery]] = {}
+        # Ordered keys with a finish queued but not yet applied by a step call.
+        self._unacked: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: dict[str, TaskContext] = {}
         self._buffered = 0
@@ -213,6 +217,7 @@ class PartitionConsumer:
 
     def _admit(self, deliveries: list[Delivery]) -> None:
         self.rt.take(len(deliveries))
+        heads: list[Delivery] = []
         for d in deliveries:
             self._buffered += 1
             reg = self.rt.app.handler(d.kind)
@@ -221,11 +226,54 @@ class PartitionConsumer:
                 continue
             q = self._keys.get(d.key)
             if q is None:
-                q = self._keys[d.key] = deque()
-                q.append(d)
-                self._spawn(self._run_key(d.key, q))
+                self._keys[d.key] = deque((d,))
+                heads.append(d)
             else:
                 q.append(d)
+        if heads:
+            # New FIFO heads begin and run in batches (`BatchPath.chain`); a begin goes
+            # through the stepper, behind any finish of the key queued before it.
+            self._spawn(self._batch.chain(heads))
+
+    def held_keys(self) -> list[str]:
+        """Keys whose next entry must not be begun by a read (take.lua): an entry of theirs
+        is queued or running here, or its finish is not yet applied in Redis (a take call
+        is no step call: it could overtake a queued ack)."""
+        if not self._unacked:
+            return list(self._keys)
+        return list(self._keys.keys() | self._unacked.keys())
+
+    def head_of(self, d: Delivery) -> None:
+        """`d`, an ordered entry a read began, heads its key's FIFO while it runs."""
+        self._keys[d.key] = deque((d,))
+
+    def head_done(self, key: str) -> Delivery | None:
+        """The FIFO head a read began ended (its finish queued): the key's next entry, now
+        its head, for the caller to start (`BatchPath.chain`, or `run_key`); None if the
+        key is free again, or while draining."""
+        q = self._keys.get(key)
+        if q is None:
+            return None
+        q.popleft()
+        if not q:
+            del self._keys[key]
+            return None
+        return None if self._draining else q[0]
+
+    def run_key(self, key: str) -> None:
+        """Start the key's runner (the per-task path) on its queued entries."""
+        self._spawn(self._run_key(key, self._keys[key]))
+
+    def alone(self, d: Delivery) -> bool:
+        """Whether `d` must run alone (see `_execute`)."""
+        max_deliveries = self.rt.settings.max_deliveries
+        return d.prior_starts >= min(ALONE_AFTER_STARTS, max(1, max_deliveries - 1))
+
+    def _orders(self, d: Delivery) -> bool:
+        """Whether `d` keeps its key's order: an ordered kind, or one without a handler
+        (it joins its key's FIFO to be dead-lettered in turn)."""
+        reg = self.rt.app.handler(d.kind)
+        return reg is None or reg.options.ordered
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         t = asyncio.ensure_future(coro)
@@ -295,7 +343,7 @@ class PartitionConsumer:
         # of a poison task is charged at most those two crashes.
         # With a low max_deliveries the bound tightens: an innocent charged as many
         # crashes as the bound must still stay below max_deliveries.
-        alone = d.prior_starts >= min(ALONE_AFTER_STARTS, max(1, rt.settings.max_deliveries - 1))
+        alone = self.alone(d)
         await rt.gate.enter(alone)
         try:
             # After the gate: a task waiting for a slot holds none, so a suspect waiting
@@ -441,14 +489,22 @@ class PartitionConsumer:
         """
         self.rt.recorder.task(rec)
         await self.rt.recorder.flushed()
-        self._send_finish(f, 0)
+        self._send_finish(f, 0, d.key if self._orders(d) else None)
 
-    def _send_finish(self, f: Finish, failures: int) -> None:
+    def _send_finish(self, f: Finish, failures: int, key: str | None = None) -> None:
+        """Queue a finish; `key`: its ordered entry's key, held (`held_keys`) until the
+        finish is applied."""
         fut = self._stepper.finish(f)
+        if key is not None and not failures:
+            self._unacked[key] = self._unacked.get(key, 0) + 1
 
         def done(fut: asyncio.Future[None]) -> None:
             exc = fut.exception()
             if exc is None:
+                if key is not None:
+                    left = self._unacked.pop(key) - 1
+                    if left:
+                        self._unacked[key] = left
                 return
             if isinstance(exc, Fenced):
                 self.lost = True
@@ -458,7 +514,7 @@ class PartitionConsumer:
             self.rt.metrics.loop_errors.labels("finish").inc()
             warn_repeated(log, f"partition {self.pk.name}: finish", failures + 1, exc)
             asyncio.get_running_loop().call_later(
-                _RETRY_IO_S / 2, self._send_finish, f, failures + 1
+                _RETRY_IO_S / 2, self._send_finish, f, failures + 1, key
             )
 
         fut.add_done_callback(done)

@@ -36,7 +36,8 @@ class Stepper:
 
     def __post_init__(self) -> None:
         self._finishes: list[tuple[Finish, asyncio.Future[None]]] = []
-        self._begins: list[tuple[tuple[str, str], asyncio.Future[int]]] = []
+        # Begins queued: a group of (entry id, task id) with one future for its verdicts.
+        self._begins: list[tuple[list[tuple[str, str]], asyncio.Future[list[int]]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.fenced: Fenced | None = None
@@ -72,10 +73,14 @@ class Stepper:
     async def begin(self, entry_id: str, task_id: str) -> int:
         """Begin an entry: BEGIN_CANCELLED, or how many earlier begins of it never finished
         (0 for a first run). Raises Fenced."""
+        return (await self.begin_many([(entry_id, task_id)]))[0]
+
+    async def begin_many(self, entries: list[tuple[str, str]]) -> list[int]:
+        """`begin` of many (entry id, task id) at once, in one step call: their verdicts."""
         if self.fenced is not None:
             raise self.fenced
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._begins.append(((entry_id, task_id), fut))
+        fut: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._begins.append((entries, fut))
         self._wake.set()
         return await fut
 
@@ -96,7 +101,13 @@ class Stepper:
     async def run_once(self) -> None:
         """Send up to `max_ops` queued finishes and begins in one script call."""
         fin, self._finishes = self._finishes[: self.max_ops], self._finishes[self.max_ops :]
-        beg, self._begins = self._begins[: self.max_ops], self._begins[self.max_ops :]
+        groups, ops = 0, 0  # whole groups, at least one, up to max_ops begins
+        for entries, _ in self._begins:
+            if groups and ops + len(entries) > self.max_ops:
+                break
+            groups += 1
+            ops += len(entries)
+        beg, self._begins = self._begins[:groups], self._begins[groups:]
         if not self.idle:
             self._wake.set()
         try:
@@ -105,7 +116,7 @@ class Stepper:
                 self.token,
                 self.consumer,
                 [f for f, _ in fin],
-                [b for b, _ in beg],
+                [b for entries, _ in beg for b in entries],
                 self.dead_maxlen,
             )
         except Exception as exc:  # noqa: BLE001 - handed to every waiter
@@ -119,9 +130,11 @@ class Stepper:
         for _, ffut in fin:
             if not ffut.done():
                 ffut.set_result(None)
-        for (_, bfut), v in zip(beg, verdicts, strict=True):
+        at = 0
+        for entries, bfut in beg:
             if not bfut.done():
-                bfut.set_result(v)
+                bfut.set_result(verdicts[at : at + len(entries)])
+            at += len(entries)
 
 
 def _fail(fut: asyncio.Future[Any], exc: BaseException) -> None:

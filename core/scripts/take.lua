@@ -1,9 +1,12 @@
 -- Read new entries of one partition and begin those that may start now, as the lease
 -- holder, in one call (the worker's batch read; XREADGROUP without BLOCK).
--- An entry is begun here only when its kind is listed in ARGV[6..] (the caller's unordered
--- kinds, which start as soon as they are read), and at most ARGV[5] of them (the handler
--- slots the caller holds for them); everything else is returned unbegun and begins later
--- through step.lua, as before. Begin is step.lua's (begin.lua).
+-- An entry of a kind listed in ARGV[6] (the caller's unordered kinds) is begun as soon as
+-- it is read. An entry of a kind listed in ARGV[7] (ordered kinds) is begun only if it is
+-- the first entry of its key in this read and its key is not in ARGV[8] (the keys the
+-- caller still has entries queued, running or not yet acked for): then nothing of its key
+-- is ahead of it. At most ARGV[5] entries are begun (the handler slots the caller holds
+-- for them); everything else is returned unbegun and begins later through step.lua, as
+-- before. Begin is step.lua's (begin.lua).
 -- KEYS[1] -> partition stream
 -- KEYS[2] -> partition lease hash (owner, token)
 -- KEYS[3] -> partition started hash (task id -> "<entry id>|<times begun>")
@@ -13,7 +16,9 @@
 -- ARGV[3] -> consumer (worker id)
 -- ARGV[4] -> most entries to read (COUNT)
 -- ARGV[5] -> most entries to begin (0 = none)
--- ARGV[6..] -> kinds whose entries are begun
+-- ARGV[6] -> msgpack array of kinds begun whenever read (unordered)
+-- ARGV[7] -> msgpack array of kinds begun as their key's first entry (ordered)
+-- ARGV[8] -> msgpack array of keys whose ordered entries must not be begun here
 -- Returns: {"FENCED", current token (0 when no lease)} if the caller lost the lease;
 --          {"NOGROUP"} if the consumer group is missing (nothing read);
 --          else per entry read, in stream order, {entry id, verdict, t, v}: t and v are
@@ -31,9 +36,13 @@ if type(got) == 'table' and got.err then
 end
 if not got then return {} end
 
-local begin_kinds = {}
+local function set_of(packed)
+  local out = {}
+  for _, v in ipairs(cmsgpack.unpack(packed)) do out[v] = true end
+  return out
+end
 local budget = tonumber(ARGV[5])
-for i = 6, #ARGV do begin_kinds[ARGV[i]] = true end
+local free_kinds, ordered_kinds, held = set_of(ARGV[6]), set_of(ARGV[7]), set_of(ARGV[8])
 
 -- The task blob is a msgpack array [id, key, kind, ...] (core/entry.py). Only its first
 -- three strings are read here; anything else makes the entry "not begun" (the worker
@@ -47,12 +56,12 @@ local function str_at(s, pos)
   else error('no str') end
   return string.sub(s, pos + head, pos + head + len - 1), pos + head + len
 end
-local function id_and_kind(blob)
+local function id_key_kind(blob)
   if string.byte(blob, 1) ~= 0x9b then error('no task blob') end
   local tid, pos = str_at(blob, 2)
-  local _, pos2 = str_at(blob, pos)
+  local key, pos2 = str_at(blob, pos)
   local kind = str_at(blob, pos2)
-  return tid, kind
+  return tid, key, kind
 end
 
 --#include begin
@@ -65,11 +74,20 @@ for _, e in ipairs(got[1][2]) do
     if f[i] == 't' then t = f[i + 1] elseif f[i] == 'v' then v = f[i + 1] end
   end
   local verdict = -2
-  if budget > 0 and t and (not v or v == '1') then
-    local ok, tid, kind = pcall(id_and_kind, t)
-    if ok and begin_kinds[kind] then
-      budget = budget - 1
-      verdict = begin_entry(stream, KEYS[3], KEYS[4], group, entry, tid)
+  if t and (not v or v == '1') then
+    local ok, tid, key, kind = pcall(id_key_kind, t)
+    if ok then
+      local go = free_kinds[kind]
+      if not go then
+        -- Ordered, or a kind the caller has no handler for (it joins its key's queue too):
+        -- whatever happens to this entry, its key's later entries wait behind it.
+        go = ordered_kinds[kind] and not held[key]
+        held[key] = true
+      end
+      if go and budget > 0 then
+        budget = budget - 1
+        verdict = begin_entry(stream, KEYS[3], KEYS[4], group, entry, tid)
+      end
     end
   end
   out[#out + 1] = {entry, verdict, t, v}

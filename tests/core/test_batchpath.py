@@ -11,10 +11,12 @@ import time
 
 from homeport.core import verbs
 from homeport.core.app import App, TaskContext
-from homeport.core.broker import Broker
+from homeport.core.broker import Broker, TakeKinds
+from homeport.core.entry import Undecodable
 from homeport.core.keys import RegionKeys
 from homeport.core.partitioner import partition_of
 from homeport.core.producer import Producer
+from homeport.core.settings import Settings
 from homeport.core.store import RecordStore, Status
 from homeport.core.task import new_task
 
@@ -23,6 +25,21 @@ from tests.conftest import running_worker, wait_for
 from .conftest import make_settings
 
 _SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="")
+
+
+async def _all_done(
+    broker: Broker, store: RecordStore, settings: Settings, ids: list[str], timeout: float
+) -> None:
+    """Wait until every task has a final record and no entry is pending."""
+
+    async def final() -> bool:
+        done = await store.tasks("id = ANY($1) AND status_rank = 3", ids)
+        return len(done) == len(ids)
+
+    await wait_for(final, timeout, f"{len(ids)} tasks to reach a final status")
+    for p in range(settings.partitions):
+        part = RegionKeys(settings.region).partition(p)
+        await wait_for(lambda part=part: broker.drained(part), 10, "no entry pending")
 
 
 async def test_queued_unordered_batch_runs_eagerly_and_ends_every_outcome_like_per_task(
@@ -63,15 +80,7 @@ async def test_queued_unordered_batch_runs_eagerly_and_ends_every_outcome_like_p
 
     ids = [t.id for t in [*fast_tasks, *nappers, *flakies, doomed]]
     async with running_worker(app, settings) as w:
-
-        async def final() -> bool:
-            done = await store.tasks("id = ANY($1) AND status_rank = 3", ids)
-            return len(done) == len(ids)
-
-        await wait_for(final, 30, f"{len(ids)} tasks to reach a final status")
-        for p in range(settings.partitions):
-            part = RegionKeys(settings.region).partition(p)
-            await wait_for(lambda part=part: broker.drained(part), 10, "no entry pending")
+        await _all_done(broker, store, settings, ids, 30)
         assert w.metrics.value("homeport_failed_total") == 3
         assert w.metrics.value("homeport_retried_total") == 3
 
@@ -129,3 +138,85 @@ async def test_a_batch_tasks_slot_hold_counts_the_take_round_trip(
         total = w.metrics.value("homeport_slot_hold_seconds_sum")
     assert count == len(ids)
     assert total / count >= min(pings), (total / count, min(pings))
+
+
+async def test_take_begins_an_ordered_entry_only_as_the_first_of_a_free_key(
+    redis_url: str, broker: Broker
+) -> None:
+    """take.lua's begin rule for ordered kinds: the first entry of its key in the read, and
+    only if the caller holds nothing of that key; an entry of a kind without a handler
+    holds its key too (it is dead-lettered in turn); unordered kinds ignore keys."""
+    settings = make_settings(redis_url, partitions=1)
+    pk = RegionKeys(settings.region).partition(0)
+    await broker.ensure_group(pk)
+    token = await broker.acquire(pk.lease, pk.fence, "w1", 10_000)
+    assert token > 0
+    rows = [
+        ("k1", "o"),  # begun: first of a free key
+        ("k1", "o"),  # behind k1's first
+        ("k1", "u"),  # unordered: begun whatever its key
+        ("k2", "o"),  # begun
+        ("k3", "x"),  # no handler: not begun, and k3 waits behind it
+        ("k3", "o"),
+        ("kH", "o"),  # the caller still holds kH
+        ("kH", "u"),  # begun
+        ("k4", "o"),  # begun: the budget's last
+        ("k5", "o"),  # the budget is spent
+    ]
+    tasks = [new_task(key, kind) for key, kind in rows]
+    await Producer(broker, settings).submit_many(tasks, epoch=0)
+    bad: list[Undecodable] = []
+    got = await broker.take(
+        pk, token, "w1", 100, TakeKinds.of(["u"], ["o"]), ["kH", "other"], 5, bad
+    )
+    assert bad == []
+    assert [d.task_id for d, _ in got] == [t.id for t in tasks]
+    assert [v for _, v in got] == [0, -2, 0, 0, -2, -2, -2, 0, 0, -2]
+    begun = await broker.raw(pk.started, lambda c: c.hkeys(pk.started))
+    assert sorted(b.decode() for b in begun) == sorted(
+        t.id for t, (_, v) in zip(tasks, got, strict=True) if v == 0
+    )
+
+
+async def test_queued_ordered_tasks_run_in_batches_in_per_key_order(
+    redis_url: str, pg_dsn: str, broker: Broker, store: RecordStore
+) -> None:
+    """Ordered tasks read by take.lua and chained in batches (a key's next entry begins
+    after its previous one's finish): every task runs once, each key's tasks in
+    submission order and never two of a key at once, and the batch path ran them."""
+    app = App()
+    started: list[tuple[str, int]] = []
+    runners: list[str] = []
+    running: set[str] = set()
+    overlaps: list[str] = []
+
+    @app.task("step")
+    async def step(ctx: TaskContext) -> None:
+        if ctx.partition_key in running:
+            overlaps.append(ctx.partition_key)
+        running.add(ctx.partition_key)
+        started.append((ctx.partition_key, int(ctx.payload)))
+        runners.append(asyncio.current_task().get_name())  # type: ignore[union-attr]
+        if int(ctx.payload) % 7 == 3:
+            await asyncio.sleep(0.002)  # some suspend: their key's next waits for them
+        running.discard(ctx.partition_key)
+
+    settings = make_settings(redis_url, pg_dsn, partitions=2, concurrency=16)
+    keys = [f"o{i}" for i in range(40)]
+    tasks = [new_task(keys[i % len(keys)], "step", str(i).encode()) for i in range(2000)]
+    producer = Producer(broker, settings)
+    for lo in range(0, len(tasks), 200):  # one call after another: per-key order is theirs
+        await producer.submit_many(tasks[lo : lo + 200], epoch=0)
+    ids = [t.id for t in tasks]
+    async with running_worker(app, settings):
+        await _all_done(broker, store, settings, ids, 60)
+    assert overlaps == []
+    assert sorted(n for _, n in started) == list(range(len(tasks)))  # each ran once
+    for key in keys:
+        seq = [n for k, n in started if k == key]
+        assert seq == sorted(seq), key
+    recs = await store.tasks("id = ANY($1)", ids)
+    assert {r.status for r in recs} == {Status.SUCCEEDED}
+    # Read and begun by take.lua in the reader Task; chained heads in others.
+    assert any(name.startswith("read ") for name in runners), set(runners)
+    assert sum(name.startswith("read ") for name in runners) < len(tasks)
