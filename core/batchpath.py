@@ -39,6 +39,7 @@ from homeport.core.broker import Finish, TakeKinds
 from homeport.core.entry import Delivery, Undecodable
 from homeport.core.errors import Fenced
 from homeport.core.metrics import observe_many
+from homeport.core.nodes import Held
 from homeport.core.runtime import Slot
 from homeport.core.store import AttemptRecord, Status
 
@@ -73,6 +74,8 @@ class BatchPath:
         # unbegun and take the per-task path.
         self._open = False
         self._only = not ordered
+        # The reader's own connection for its take calls (one at a time; `Held`).
+        self.conn = Held()
 
     def open(self) -> None:
         """Count the consumer among the worker's readers (fair shares of slots)."""
@@ -119,7 +122,9 @@ class BatchPath:
             kinds, keys = self._free_kinds, []
         try:
             got: list[tuple[Delivery, int]] = await c._io(
-                lambda: rt.broker.take(c.pk, c.token, rt.worker_id, count, kinds, keys, held, bad)
+                lambda: rt.broker.take(
+                    c.pk, c.token, rt.worker_id, count, kinds, keys, held, bad, self.conn
+                )
             )
         except BaseException:
             self._give_back(held)

@@ -32,7 +32,7 @@ from homeport.core.errors import (
     Fenced,
 )
 from homeport.core.keys import GROUP, PartitionKeys, RegionKeys
-from homeport.core.nodes import GLOBAL_LANE, MAIN, redis_error, text
+from homeport.core.nodes import GLOBAL_LANE, MAIN, Held, redis_error, text
 from homeport.core.readouts import Readouts, id_tuple
 from homeport.core.settings import Settings
 from redis import exceptions as rexc
@@ -215,12 +215,14 @@ class Broker(Readouts):
         held: list[str],
         begin_max: int,
         bad: list[Undecodable],
+        conn: Held | None = None,
     ) -> list[tuple[Delivery, int]]:
         """Run take.lua: read up to `count` new entries and begin up to `begin_max` of
         them: of `kinds.free` any, of `kinds.ordered` only a key's first entry in the read,
         and none of a key in `held` (the caller's keys with entries not yet acked). Per
         entry its verdict (-2 = not begun; else as `step`). One reply of plain arrays: no
-        stream-reply parsing in redis-py. Raises `Fenced`."""
+        stream-reply parsing in redis-py. On `conn` if given (`core.nodes.Held`). Raises
+        `Fenced`."""
         args = [
             GROUP,
             token,
@@ -231,7 +233,8 @@ class Broker(Readouts):
             kinds.ordered,
             msgpack.packb(held, use_bin_type=False),
         ]
-        reply = await self._script("take", [pk.stream, pk.lease, pk.started, pk.cancelled], args)
+        keys = [pk.stream, pk.lease, pk.started, pk.cancelled]
+        reply = await self._script("take", keys, args, conn)
         if reply and reply[0] == b"FENCED":
             raise Fenced(pk.name, token, int(reply[1]))
         if reply and reply[0] == b"NOGROUP":
@@ -297,8 +300,10 @@ class Broker(Readouts):
         finishes: Sequence[Finish],
         begins: Sequence[tuple[str, str]],
         dead_maxlen: int,
+        conn: Held | None = None,
     ) -> list[int]:
-        """Run step.lua: finish entries, then begin others. Raises `Fenced`."""
+        """Run step.lua: finish entries, then begin others; on `conn` if given
+        (`core.nodes.Held`). Raises `Fenced`."""
         fins = [
             (f.op, f.entry_id, f.task_id)
             if f.op == "A"
@@ -315,7 +320,7 @@ class Broker(Readouts):
             msgpack.packb(begins, use_bin_type=False),
         ]
         keys = [pk.stream, pk.lease, pk.started, pk.cancelled, pk.dead, pk.delayed, pk.delayed_data]
-        reply = await self._script("step", keys, args)
+        reply = await self._script("step", keys, args, conn)
         if reply and reply[0] == b"FENCED":
             raise Fenced(pk.name, token, int(reply[1]))
         return [int(v) for v in reply]

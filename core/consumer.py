@@ -113,6 +113,7 @@ class PartitionConsumer:
         self._draining = True
         self._batch.close()
         await self._stop_reader()
+        await self._batch.conn.close()
         for t in list(self._tasks):
             t.cancel()
         if self._tasks:

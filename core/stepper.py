@@ -19,6 +19,7 @@ from typing import Any
 from homeport.core.broker import Broker, Finish
 from homeport.core.errors import Fenced
 from homeport.core.keys import PartitionKeys
+from homeport.core.nodes import Held
 
 BEGIN_CANCELLED = -1
 
@@ -42,6 +43,7 @@ class Stepper:
         self._task: asyncio.Task[None] | None = None
         self.fenced: Fenced | None = None
         self._closing = False
+        self._conn = Held()  # its own connection: one step call at a time
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"stepper {self.pk.name}")
@@ -59,6 +61,7 @@ class Stepper:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._task = None
+        await self._conn.close()
 
     def finish(self, f: Finish) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -118,6 +121,7 @@ class Stepper:
                 [f for f, _ in fin],
                 [b for entries, _ in beg for b in entries],
                 self.dead_maxlen,
+                self._conn,
             )
         except Exception as exc:  # noqa: BLE001 - handed to every waiter
             if isinstance(exc, Fenced):
