@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import click
-import yaml
 from homeport.core.errors import InvalidArgument
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from redis.asyncio.connection import SSLConnection
@@ -156,6 +155,8 @@ def run_plain() -> None:
 
 def load_security(path: Path) -> SecurityConfig | None:
     """The `security` section of the YAML file at `path` (a topology), None if absent."""
+    import yaml  # here, not at the top: most processes read no security file (config.py)
+
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
