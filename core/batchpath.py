@@ -99,21 +99,18 @@ class BatchPath:
             # A slot per entry that may be begun, taken before the begin as on the per-task
             # path. With only unordered kinds, waiting for the first one paces reading to
             # the handlers' progress; with ordered kinds too, reading goes on without.
-            if self._only:
-                await rt.slots.acquire()
-                held = 1
-            # The slots' hold starts now, before the take round trip (as the per-task
-            # path's starts before its begin step): the model's service time is the hold.
-            since = time.perf_counter()
             # At most a fair share of the slots: one reader taking them all would leave
             # the others' reads waiting, one round trip at a time.
             share = min(count, max(1, rt.settings.concurrency // max(1, rt.readers)))
-            while held < share and not rt.slots.locked():
-                await rt.slots.acquire()  # a free slot: returns without suspending
-                held += 1
+            if self._only:
+                held = await rt.slots.acquire_up_to(share)
+            else:
+                held = rt.slots.take(share)
+            # The slots' hold starts now, before the take round trip (as the per-task
+            # path's starts before its begin step): the model's service time is the hold.
+            since = time.perf_counter()
             if held and not rt.gate.try_enter_shared(held):  # a suspect waits or runs alone
-                for _ in range(held):
-                    rt.slots.release()
+                rt.slots.release(held)
                 held = 0
             elif self._only:
                 count = held  # every entry read is begun: read no more than that
@@ -142,8 +139,7 @@ class BatchPath:
         return len(got) + len(bad)
 
     def _give_back(self, n: int) -> None:
-        for _ in range(n):
-            self.c.rt.slots.release()
+        self.c.rt.slots.release(n)
         self.c.rt.gate.leave_shared(n)
 
     def _run(self, begun: list[tuple[Delivery, int]], since: float) -> None:
@@ -269,14 +265,9 @@ class BatchPath:
             else:
                 c.run_key(d.key)
         while pending and not c._draining:
-            await rt.slots.acquire()
-            n = 1
-            while n < len(pending) and not rt.slots.locked():
-                await rt.slots.acquire()  # a free slot: returns without suspending
-                n += 1
+            n = await rt.slots.acquire_up_to(len(pending))
             if not rt.gate.try_enter_shared(n):  # a suspect waits: per task, behind it
-                for _ in range(n):
-                    rt.slots.release()
+                rt.slots.release(n)
                 for d in pending:
                     c.run_key(d.key)
                 return
