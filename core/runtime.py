@@ -105,10 +105,10 @@ class Slots:
     then takes up to `n` of the free ones. A release wakes one waiter at a time, and the
     waiter claims what is free when it runs, not one slot per release: a batch that ran
     16 handlers back to back frees 16 slots in one go, and the first reader waiting gets
-    them all. (With `asyncio.Semaphore`, each release hands one slot to the next waiter,
-    so 16 waiting readers woke with one slot each and every take.lua read began one
-    entry: the unordered drain ran at a third of the rate its slots allowed.) Nobody
-    overtakes a waiter: while one waits or was woken, `take` and a new acquire queue.
+    them all. (With `asyncio.Semaphore`, each release hands one slot to the next waiter:
+    on a 30k ordered drain, 1,384 of 2,530 chained begins, `core.batchpath`, woke with
+    one slot and began one head; with `Slots` they begin 24 on average.) Nobody overtakes
+    a waiter: while one waits or was woken, `take` and a new acquire queue.
     """
 
     __slots__ = ("_free", "_waiters", "_woken")
@@ -145,7 +145,7 @@ class Slots:
             if fut.done() and not fut.cancelled():  # woken, then cancelled: pass it on
                 self._woken = False
                 self._wake()
-            else:
+            elif fut in self._waiters:  # a release may have dropped it already
                 self._waiters.remove(fut)
             raise
         self._woken = False

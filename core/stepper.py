@@ -87,6 +87,20 @@ class Stepper:
         self._wake.set()
         return await fut
 
+    def _next_begins(
+        self,
+    ) -> tuple[list[tuple[list[tuple[str, str]], asyncio.Future[list[int]]]], int]:
+        """Take whole groups of queued begins, at least one, up to `max_ops` begins: the
+        groups and how many begins they hold."""
+        groups, ops = 0, 0
+        for entries, _ in self._begins:
+            if groups and ops + len(entries) > self.max_ops:
+                break
+            groups += 1
+            ops += len(entries)
+        beg, self._begins = self._begins[:groups], self._begins[groups:]
+        return beg, ops
+
     @property
     def idle(self) -> bool:
         return not self._finishes and not self._begins
@@ -104,13 +118,7 @@ class Stepper:
     async def run_once(self) -> None:
         """Send up to `max_ops` queued finishes and begins in one script call."""
         fin, self._finishes = self._finishes[: self.max_ops], self._finishes[self.max_ops :]
-        groups, ops = 0, 0  # whole groups, at least one, up to max_ops begins
-        for entries, _ in self._begins:
-            if groups and ops + len(entries) > self.max_ops:
-                break
-            groups += 1
-            ops += len(entries)
-        beg, self._begins = self._begins[:groups], self._begins[groups:]
+        beg, ops = self._next_begins()
         if not self.idle:
             self._wake.set()
         try:
@@ -134,6 +142,8 @@ class Stepper:
         for _, ffut in fin:
             if not ffut.done():
                 ffut.set_result(None)
+        if len(verdicts) != ops:
+            raise ValueError(f"step.lua answered {len(verdicts)} begins of {ops}")
         at = 0
         for entries, bfut in beg:
             if not bfut.done():

@@ -69,3 +69,20 @@ async def test_a_cancelled_waiter_leaves_the_queue() -> None:
     slots.release()
     assert not slots.locked()
     assert slots.take(2) == 1
+
+
+async def test_a_waiter_cancelled_before_it_runs_is_dropped_once() -> None:
+    """Cancelled, then a release before the cancelled waiter resumes: the release skips
+    it, and its own clean-up does not fail on the queue it already left."""
+    slots = Slots(1)
+    await slots.acquire()
+    gone = asyncio.create_task(slots.acquire())
+    other = asyncio.create_task(slots.acquire())
+    await asyncio.sleep(0)
+    gone.cancel()
+    slots.release()  # runs before `gone` sees its cancellation
+    await asyncio.wait_for(other, 1)
+    await asyncio.gather(gone, return_exceptions=True)
+    assert gone.cancelled()
+    slots.release()
+    assert slots.take(2) == 1
