@@ -4,10 +4,11 @@ One take.lua call reads a batch of new entries and begins those that may start a
 (for which the reader took a handler slot and a gate share beforehand, as a per-task
 begin would): of unordered kinds any, of ordered kinds the first entry of a key that has
 nothing ahead of it (no entry of the key queued, running, or finished but not yet acked
-in this consumer: `PartitionConsumer.held_keys`). Their handlers run back to back in the
-reader, each coroutine's first step eagerly (`core.eager`); a handler that suspends
-continues in a Task of its own. Then, once per batch: metrics, the records, one flush,
-and the acks queued together (the stepper sends them in one step call).
+in this consumer: `PartitionConsumer.held_keys`). Each handler runs in a Task of its own
+(`core.eager`: its first step at once on Python 3.12+, on the next loop turn on 3.11).
+Once every first step ran, the handlers that are done end together: metrics, the
+records, one flush, and the acks queued together (the stepper sends them in one step
+call); a handler that suspended ends alone when its Task does.
 
 Everything rare leaves the batch for the consumer's per-task path, with the verdict take
 already got: a cancelled entry, a duplicate (an earlier begin never finished), a passed
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from homeport.core import eager
@@ -76,6 +77,8 @@ class BatchPath:
         self._only = not ordered
         # The reader's own connection for its take calls (one at a time; `Held`).
         self.conn = Held()
+        # Names of the handler Tasks a take and a chain start (tests tell them apart).
+        self._names = (f"take {c.pk.name}", f"chain {c.pk.name}")
 
     def open(self) -> None:
         """Count the consumer among the worker's readers (fair shares of slots)."""
@@ -135,21 +138,22 @@ class BatchPath:
         if begun:
             rt.take(len(begun))
             c._buffered += len(begun)
-            self._run(begun, since)
+            self._run(begun, since, self._names[0])
         return len(got) + len(bad)
 
     def _give_back(self, n: int) -> None:
         self.c.rt.slots.release(n)
         self.c.rt.gate.leave_shared(n)
 
-    def _run(self, begun: list[tuple[Delivery, int]], since: float) -> None:
-        """Run the begun entries; their slots were taken at `since` (perf_counter)."""
+    def _run(self, begun: list[tuple[Delivery, int]], since: float, name: str) -> None:
+        """Start the begun entries' handlers, each in a Task of its own named `name`
+        (`core.eager`); their slots were taken at `since` (perf_counter). Once every first
+        step ran, `_seal` ends the batch's handlers that are done already."""
         c = self.c
-        rt = c.rt
+        loop = asyncio.get_running_loop()
         now = time.time()
-        finishes: list[tuple[Finish, str | None]] = []
         waits: list[float] = []
-        holds: list[float] = []
+        started: list[tuple[Delivery, Registration, asyncio.Task[Any], float]] = []
         for d, verdict in begun:
             reg = self._regs[d.kind]  # take.lua begins only these kinds
             if verdict or not reg.is_async or (d.deadline_ms and now * 1000 > d.deadline_ms):
@@ -157,36 +161,71 @@ class BatchPath:
                 continue
             waits.append(max(0.0, now - d.ready_ms / 1000))
             ctx = self._context(d)
-            started = time.time()
             c._running[d.task_id] = ctx
-            coro = reg.fn(ctx)
-            state, value, cvars = eager.first_step(coro)
-            if state == eager.SUSPENDED:
-                c.rt.recorder.task(
-                    c._record(d, Status.RUNNING, d.attempts_before + 1, started=started)
-                )
-                task = asyncio.get_running_loop().create_task(
-                    self._suspended(d, reg, coro, started, value, since), context=cvars
-                )
-                c._tasks.add(task)
-                task.add_done_callback(c._reap)
-                continue
-            del c._running[d.task_id]
-            ended = time.time()
-            rt.slots.release()
-            holds.append(time.perf_counter() - since)
-            outcome = _outcome(state, value)
-            fin = self._ended(d, outcome, started, ended)
-            if fin is None:
-                c._spawn(self._continue(d, reg, 0, outcome))
-            else:
-                finishes.append((fin, d.key if reg.options.ordered else None))
-        ran = len(waits)
-        c._m_started.inc(ran)
+            at = time.time()
+            task = eager.start(loop, reg.fn(ctx), name)
+            c._tasks.add(task)  # a drain waits for it, an abort cancels it
+            started.append((d, reg, task, at))
+        c._m_started.inc(len(waits))
         observe_many(c._m_latency, waits)
+        if started:
+            eager.settle(loop, self._seal, started, since)
+
+    def _seal(
+        self, started: list[tuple[Delivery, Registration, asyncio.Task[Any], float]], since: float
+    ) -> None:
+        """End the batch's handlers that are done (one flush and the acks together, in
+        `_complete`); one that suspended goes on in its Task and ends alone (`_later`)."""
+        c = self.c
+        finishes: list[tuple[Finish, str | None]] = []
+        holds: list[float] = []
+        for d, reg, task, at in started:
+            if not task.done():
+                c.rt.inflight += 1
+                c.rt.recorder.task(c._record(d, Status.RUNNING, d.attempts_before + 1, started=at))
+                task.add_done_callback(partial(self._later, d, reg, at, since))
+                continue
+            fin = self._settled(d, reg, task, at)
+            if fin is not None:
+                holds.append(time.perf_counter() - since)
+                finishes.append(fin)
         observe_many(c._m_hold, holds)
         if finishes:
             c._spawn(self._complete(finishes))
+
+    def _later(
+        self, d: Delivery, reg: Registration, at: float, since: float, task: asyncio.Task[Any]
+    ) -> None:
+        """A handler that suspended in its first step ended."""
+        c = self.c
+        c.rt.inflight -= 1
+        fin = self._settled(d, reg, task, at)
+        if fin is not None:
+            c._m_hold.observe(time.perf_counter() - since)
+            c._spawn(self._complete([fin]))
+
+    def _settled(
+        self, d: Delivery, reg: Registration, task: asyncio.Task[Any], at: float
+    ) -> tuple[Finish, str | None] | None:
+        """A done handler Task gives its slot back and ends its entry: the ack to queue
+        with its ordered entry's key, or None when the per-task path takes over (a failed
+        attempt) or nothing more happens (cancelled by an abort: nothing is recorded or
+        acked, the entry stays pending for the next owner)."""
+        c = self.c
+        c._tasks.discard(task)
+        c._running.pop(d.task_id, None)
+        c.rt.slots.release()
+        if task.cancelled():
+            c.rt.gate.leave_shared(1)
+            c._release()
+            return None
+        ok, value = eager.outcome(task)
+        outcome: Outcome = (ok, encode_result(value), None) if ok else (ok, None, failure(value))
+        fin = self._ended(d, outcome, at, time.time())
+        if fin is None:
+            c._spawn(self._continue(d, reg, 0, outcome))
+            return None
+        return fin, d.key if reg.options.ordered else None
 
     def _context(self, d: Delivery) -> TaskContext:
         pk = self.c.pk
@@ -289,44 +328,7 @@ class BatchPath:
             except BaseException:
                 self._give_back(n)
                 raise
-            self._run(list(zip(batch, verdicts, strict=True)), since)
-
-    async def _suspended(
-        self,
-        d: Delivery,
-        reg: Registration,
-        coro: Coroutine[Any, Any, Any],
-        started: float,
-        first: Any,
-        since: float,
-    ) -> None:
-        """A handler that suspended in its first step: run it to its end in this Task."""
-        c = self.c
-        rt = c.rt
-        rt.inflight += 1
-        try:
-            value = encode_result(await eager.resume(coro, first))
-            outcome: Outcome = (True, value, None)
-        except Exception as exc:  # noqa: BLE001 - a handler's failure is an outcome
-            outcome = (False, None, failure(exc))
-        except BaseException:
-            # Aborted: nothing is recorded or acked; the entry stays pending.
-            rt.slots.release()
-            c._running.pop(d.task_id, None)
-            rt.gate.leave_shared(1)
-            c._release()
-            raise
-        finally:
-            rt.inflight -= 1
-        c._running.pop(d.task_id, None)
-        ended = time.time()
-        rt.slots.release()
-        c._m_hold.observe(time.perf_counter() - since)
-        fin = self._ended(d, outcome, started, ended)
-        if fin is None:
-            await self._continue(d, reg, 0, outcome)
-            return
-        await self._complete([(fin, d.key if reg.options.ordered else None)])
+            self._run(list(zip(batch, verdicts, strict=True)), since, self._names[1])
 
     async def _continue(
         self, d: Delivery, reg: Registration, verdict: int, first: Outcome | None
@@ -343,12 +345,6 @@ class BatchPath:
             c._release()
         if reg.options.ordered and c.head_done(d.key) is not None:
             c.run_key(d.key)  # its ack is queued (or it was cancelled): the key goes on
-
-
-def _outcome(state: int, value: Any) -> Outcome:
-    if state == eager.DONE:
-        return True, encode_result(value), None
-    return False, None, failure(value)
 
 
 def failure(exc: BaseException) -> str:

@@ -1,66 +1,49 @@
-"""Running a handler's coroutine eagerly: its first step at once, in the caller.
+"""Starting a batch's handlers: each in a Task of its own, its first step at once where
+the interpreter can.
 
-Most handlers of a batch return without ever suspending (no I/O, or I/O that is ready);
-an asyncio Task each would cost a loop round and a few objects per task for nothing. So
-the worker's batch path (`core.batchpath`) drives each coroutine's first step itself
-(`first_step`), in a copy of the caller's context as a Task would; only a coroutine that
-suspends gets a Task, which continues it from where it stopped (`resume`). Python 3.12's
-`asyncio.eager_task_factory` does the same for a whole loop; homeport supports 3.11.
+A handler must run as the current Task of its own: `asyncio.timeout`, `TaskGroup`,
+`asyncio.current_task().cancel()` and libraries built on them (anyio, aiohttp's client
+timeouts) act on the current Task. Before the fourteenth session the batch path drove
+each coroutine's first step by hand in the partition's reader Task, and a handler's
+`asyncio.timeout` then cancelled the reader: the partition stopped reading for good
+(`tests/core/test_batchpath.py::test_a_handler_owns_its_task...`).
+
+`start` makes the Task. On Python 3.12 and later it runs the first step inside the Task
+at once (`eager_start`, as `asyncio.eager_task_factory` does for a whole loop), so a
+handler that never suspends is done when `start` returns. On 3.11 the first step runs on
+the next turn of the loop; `settle` tells the caller when to look: right away where the
+first steps ran eagerly, else one loop turn later (Tasks created before a `call_soon`
+callback take their first step before it).
 """
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Coroutine, Generator
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-DONE, RAISED, SUSPENDED = 0, 1, 2
+EAGER = sys.version_info >= (3, 12)
 
 
-def first_step(coro: Coroutine[Any, Any, Any]) -> tuple[int, Any, contextvars.Context]:
-    """Run `coro` up to its first suspension: (DONE, return value), (RAISED, exception)
-    or (SUSPENDED, what it yielded, for `resume`), with the context it ran in."""
-    ctx = contextvars.copy_context()
-    try:
-        yielded = ctx.run(coro.send, None)
-    except StopIteration as stop:
-        return DONE, stop.value, ctx
-    except Exception as exc:  # noqa: BLE001 - a handler's failure is an outcome
-        return RAISED, exc, ctx
-    return SUSPENDED, yielded, ctx
+def start(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], name: str
+) -> asyncio.Task[Any]:
+    """A Task running `coro`, its first step already taken if the interpreter allows."""
+    if EAGER:
+        return asyncio.Task(coro, loop=loop, name=name, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+    return loop.create_task(coro, name=name)
 
 
-class _Resume:
-    """Awaitable that hands a suspended coroutine's yields to the awaiting Task and its
-    results back, as `await coro` would have done from the start."""
-
-    __slots__ = ("_coro", "_first")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
-        self._coro = coro
-        self._first = first
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, out = self._coro, self._first
-        while True:
-            try:
-                sent = yield out
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # noqa: BLE001 - thrown in by the Task: pass it on
-                try:
-                    out = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    out = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
+def settle(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
+    """Call `fn(*args)` once every Task `start`ed before has taken its first step."""
+    if EAGER:
+        fn(*args)
+    else:
+        loop.call_soon(fn, *args)
 
 
-async def resume(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
-    """Continue a coroutine that `first_step` left suspended on `first`; run it in a Task
-    created with the context `first_step` returned."""
-    return await _Resume(coro, first)
+def outcome(task: asyncio.Task[Any]) -> tuple[bool, Any]:
+    """A done, not cancelled, Task's (True, result) or (False, exception)."""
+    exc = task.exception()
+    return (True, task.result()) if exc is None else (False, exc)

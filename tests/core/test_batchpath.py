@@ -1,5 +1,5 @@
 """The batch path (core/batchpath.py, take.lua) against real Redis and PostgreSQL: queued
-unordered tasks are read and begun in one call and run eagerly in the reader; handlers
+unordered tasks are read and begun in one call, each handler in a Task of its own; handlers
 that suspend, fail, or were cancelled while queued still end as the per-task path ends
 them, with their records, and nothing stays pending."""
 
@@ -84,8 +84,8 @@ async def test_queued_unordered_batch_runs_eagerly_and_ends_every_outcome_like_p
         assert w.metrics.value("homeport_failed_total") == 3
         assert w.metrics.value("homeport_retried_total") == 3
 
-    # The batch path ran: eager handlers run in the partition's reader Task.
-    assert any(name.startswith("read ") for name in runners), set(runners)
+    # The batch path ran: handlers a take began run in Tasks it named.
+    assert any(name.startswith("take ") for name in runners), set(runners)
     assert len(runners) == len(fast_tasks)  # the cancelled one never ran
     assert leaked == []
     recs = {r.id: r for r in await store.tasks("id = ANY($1)", ids)}
@@ -217,6 +217,55 @@ async def test_queued_ordered_tasks_run_in_batches_in_per_key_order(
         assert seq == sorted(seq), key
     recs = await store.tasks("id = ANY($1)", ids)
     assert {r.status for r in recs} == {Status.SUCCEEDED}
-    # Read and begun by take.lua in the reader Task; chained heads in others.
-    assert any(name.startswith("read ") for name in runners), set(runners)
-    assert sum(name.startswith("read ") for name in runners) < len(tasks)
+    # Read and begun by take.lua, and chained heads begun in batches.
+    assert any(name.startswith("take ") for name in runners), set(runners)
+    assert any(name.startswith("chain ") for name in runners), set(runners)
+
+
+async def test_a_handler_owns_its_task_timeouts_and_task_groups_work_on_the_batch_path(
+    redis_url: str, pg_dsn: str, broker: Broker, store: RecordStore
+) -> None:
+    """Handlers that rely on their own Task (asyncio.timeout, TaskGroup, current_task)
+    behave as in a Task of their own: a timeout cancels the handler, never the partition's
+    reader, and the partition goes on reading and running what comes after."""
+    app = App()
+    owners: list[str] = []
+
+    @app.task("timed", ordered=False)
+    async def timed(ctx: TaskContext) -> str:
+        owners.append(asyncio.current_task().get_name())  # type: ignore[union-attr]
+        try:
+            async with asyncio.timeout(0.05):
+                await asyncio.sleep(5)
+        except TimeoutError:
+            return "timed out"
+        return "slept"
+
+    @app.task("group")
+    async def group(ctx: TaskContext) -> int:
+        owners.append(asyncio.current_task().get_name())  # type: ignore[union-attr]
+        async with asyncio.TaskGroup() as tg:
+            parts = [tg.create_task(asyncio.sleep(0.01, i)) for i in range(3)]
+        return sum(p.result() for p in parts)
+
+    @app.task("after", ordered=False)
+    async def after(ctx: TaskContext) -> None:
+        pass
+
+    settings = make_settings(redis_url, pg_dsn, partitions=1)
+    first = [new_task(f"t{i}", "timed") for i in range(20)] + [
+        new_task(f"g{i}", "group") for i in range(20)
+    ]
+    producer = Producer(broker, settings)
+    await producer.submit_many(first, epoch=0)
+    async with running_worker(app, settings):
+        await _all_done(broker, store, settings, [t.id for t in first], 20)
+        later = [new_task(f"a{i}", "after") for i in range(50)]
+        await producer.submit_many(later, epoch=0)  # the reader still reads
+        await _all_done(broker, store, settings, [t.id for t in later], 20)
+    recs = {r.id: r for r in await store.tasks("id = ANY($1)", [t.id for t in first])}
+    assert {recs[t.id].result for t in first[:20]} == {b"timed out"}
+    assert {recs[t.id].result for t in first[20:]} == {b"3"}
+    # The batch path ran them, each in a Task of its own.
+    assert {name.split()[0] for name in owners} <= {"take", "chain"}, set(owners)
+    assert any(name.startswith("take ") for name in owners), set(owners)
