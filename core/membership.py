@@ -39,9 +39,12 @@ class Membership(Loop):
 
     name = "membership"
 
-    def __init__(self, rt: WorkerRuntime) -> None:
+    def __init__(self, rt: WorkerRuntime, stop_now: asyncio.Event | None = None) -> None:
         super().__init__(rt.settings.heartbeat_s, rt.metrics)
         self.rt = rt
+        # Set by the worker's stop-now (a second SIGTERM): every drain, a hand-over's too,
+        # stops waiting for running handlers.
+        self.stop_now = stop_now or asyncio.Event()
         self._rk = RegionKeys(rt.settings.region)
         self.consumers: dict[int, PartitionConsumer] = {}
         self._handing_over: set[asyncio.Task[None]] = set()
@@ -104,7 +107,7 @@ class Membership(Loop):
         consumer = self.consumers.pop(p)
 
         async def hand_over() -> None:
-            await consumer.drain(self.rt.settings.shutdown_grace_s)
+            await consumer.drain(self.rt.settings.shutdown_grace_s, self.stop_now)
             await self.rt.broker.release(consumer.pk.lease, self.rt.worker_id)
 
         t = asyncio.create_task(hand_over(), name=f"hand over {consumer.pk.name}")
@@ -116,13 +119,14 @@ class Membership(Loop):
         if consumer is None:
             return
         if graceful:
-            await consumer.drain(self.rt.settings.shutdown_grace_s)
+            await consumer.drain(self.rt.settings.shutdown_grace_s, self.stop_now)
         else:
             await consumer.abort()
 
-    async def release_all(self, *, graceful: bool, stop_now: asyncio.Event | None = None) -> None:
+    async def release_all(self, *, graceful: bool) -> None:
         """Stop every consumer (draining if `graceful`, until `stop_now` is set) and
         release their leases."""
+        stop_now = self.stop_now
         self.accepting = False
         consumers = list(self.consumers.values())
         self.consumers.clear()

@@ -8,13 +8,17 @@ process. `run(burst=True)` drains the region and returns — tests end when work
 
 Shutdown: the first SIGTERM (or SIGINT) stops fetching, lets in-flight handlers finish
 within `shutdown_grace_s`, records and acks them, and releases the leases so partitions
-move at once; a second one stops now, leaving in-flight entries to be redelivered.
+move at once; a second one stops now, leaving in-flight entries to be redelivered. A
+stop-now that has not ended `STOP_NOW_S` later ends the process anyway (exit code 70),
+after logging every asyncio Task's stack: an operator's second signal always works, and
+what held the shutdown up is in the log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import faulthandler
 import logging
 import os
 import random
@@ -44,6 +48,9 @@ if TYPE_CHECKING:
     from homeport.core.admin import AdminServer
 
 log = logging.getLogger(__name__)
+# Seconds a stop-now (the second SIGTERM) may take before the process exits regardless.
+STOP_NOW_S = 5.0
+STOP_NOW_EXIT = 70  # EX_SOFTWARE: the stop-now did not end by itself
 _BURST_POLL_S = 0.05
 # Unix seconds at which the agent spawned this worker process (`regions.workforce`).
 SPAWNED_AT_ENV = "HOMEPORT_SPAWNED_AT"
@@ -75,6 +82,8 @@ class Worker:
         )
         self._stop = asyncio.Event()
         self._stop_now = asyncio.Event()
+        self._signals = False
+        self._watchdog: asyncio.TimerHandle | None = None
         self._started = False
         self.admin_port = 0
         self.start_s = 0.0  # seconds `start()` took, `prepare()` not counted
@@ -124,7 +133,7 @@ class Worker:
             run_sync=run_sync,
             rng=self._rng,
         )
-        self.membership = Membership(rt)
+        self.membership = Membership(rt, self._stop_now)
         # Saturation = inflight / slots; inflight is read from the runtime at scrape time.
         self.metrics.slots.labels(s.region).set(s.concurrency)
         self.metrics.inflight.labels(s.region).set_function(lambda: rt.inflight)
@@ -226,7 +235,26 @@ class Worker:
         """First call: graceful stop; second call: stop now."""
         if self._stop.is_set():
             self._stop_now.set()
+            if self._signals and self._watchdog is None:
+                self._watchdog = asyncio.get_running_loop().call_later(
+                    STOP_NOW_S, self._stop_now_overdue
+                )
+                # If the event loop itself is blocked, the call above never runs.
+                faulthandler.dump_traceback_later(STOP_NOW_S + 2, exit=True)
         self._stop.set()
+
+    def _stop_now_overdue(self) -> None:
+        tasks = [t for t in asyncio.all_tasks() if not t.done()]
+        log.error(
+            "worker %s: stop-now still not done after %.0fs; exiting with %d tasks left:",
+            self.worker_id,
+            STOP_NOW_S,
+            len(tasks),
+        )
+        for t in tasks:
+            log.error("task %s:\n%s", t.get_name(), _await_chain(t) or "  (not started)")
+        logging.shutdown()
+        os._exit(STOP_NOW_EXIT)
 
     async def run(self, *, burst: bool = False, install_signals: bool = False) -> None:
         """Run until stopped (or, with `burst`, until the region is drained)."""
@@ -236,6 +264,7 @@ class Worker:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop)
+            self._signals = True  # this process is ours to end: a stop-now has a deadline
         if burst:
             while not self._stop.is_set():
                 if await self.region_drained():
@@ -263,7 +292,7 @@ class Worker:
         if self.membership is not None:
             self.membership.accepting = False
             await self.membership.stop()
-            await self.membership.release_all(graceful=graceful, stop_now=self._stop_now)
+            await self.membership.release_all(graceful=graceful)
         for lp in self._loops:
             if lp is not self.membership:
                 await lp.stop()
@@ -280,7 +309,24 @@ class Worker:
             await self._store.close()
         await self._broker.close()
         self._pool.shutdown(wait=graceful, cancel_futures=True)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            faulthandler.cancel_dump_traceback_later()
         log.info("worker %s stopped in %.2fs", self.worker_id, time.monotonic() - started)
+
+
+def _await_chain(task: asyncio.Task[Any]) -> str:
+    """Where a suspended Task waits: each coroutine of its await chain, outermost first
+    (`Task.get_stack` gives only the outermost frame of a suspended coroutine)."""
+    lines = []
+    obj: Any = task.get_coro()
+    while obj is not None:
+        frame = getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None)
+        if frame is not None:
+            code = frame.f_code
+            lines.append(f"  {code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        obj = getattr(obj, "cr_await", None) or getattr(obj, "gi_yieldfrom", None)
+    return "\n".join(lines)
 
 
 async def wait_for_go() -> float | None:

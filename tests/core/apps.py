@@ -46,3 +46,15 @@ async def poison(ctx: TaskContext) -> None:
 async def sleepy(ctx: TaskContext) -> None:
     _log(ctx)
     await asyncio.sleep(float(ctx.payload))
+
+
+@app.task("stubborn")
+async def stubborn(ctx: TaskContext) -> None:
+    """Swallows its cancellation and sleeps on: only the stop-now deadline ends it."""
+    _log(ctx)
+    deadline = time.monotonic() + float(ctx.payload)
+    while time.monotonic() < deadline:
+        try:
+            await asyncio.sleep(deadline - time.monotonic())
+        except asyncio.CancelledError:
+            continue

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from homeport.core.app import App, TaskContext
 from homeport.core.broker import Broker, Finish
@@ -20,6 +22,7 @@ from homeport.core.producer import Producer
 from homeport.core.settings import Settings
 from homeport.core.store import RecordStore, Status
 from homeport.core.task import new_task
+from homeport.core.worker import STOP_NOW_EXIT, STOP_NOW_S
 
 from tests.conftest import running_worker, wait_for
 
@@ -137,8 +140,13 @@ async def test_second_sigterm_stops_now_and_the_task_is_redelivered(
     assert w.proc.poll() is None, "the first SIGTERM must wait for the running task"
     started = time.monotonic()
     w.proc.send_signal(signal.SIGTERM)
-    code = await asyncio.to_thread(w.proc.wait, 15)
-    assert code == 0 and time.monotonic() - started < 10
+    try:
+        code = await asyncio.to_thread(w.proc.wait, 15)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the second SIGTERM did not stop the worker in 15 s:\n{w.log()}")
+    finally:
+        w.kill()  # never left running into the next test
+    assert code == 0 and time.monotonic() - started < 10, (code, w.log())
     rec = await store.get_task(task.id)
     assert rec.status == Status.RUNNING
     # Unacked, the entry waits for the next owner.
@@ -150,6 +158,41 @@ async def test_second_sigterm_stops_now_and_the_task_is_redelivered(
             "pending"
         ]
     assert pending == 1
+
+
+async def test_a_stop_now_a_handler_holds_up_ends_the_process_at_its_deadline(
+    redis_url: str, pg_dsn: str, broker: Broker, tmp_path: Path
+) -> None:
+    """A handler that swallows its cancellation cannot keep a worker alive after a second
+    SIGTERM: STOP_NOW_S later the process exits (70), logging what still ran; the entry
+    stays pending for the next owner."""
+    exec_log = tmp_path / "exec.log"
+    w = WorkerProcess(tmp_path, "w0", redis_url, pg_dsn, exec_log)
+    try:
+        await w.wait_started()
+        producer = Producer(broker, Settings(region=REGION, partitions=16, redis_url=redis_url))
+        task = new_task("k", "stubborn", b"60")
+        await producer.submit(task, epoch=0)
+
+        async def running() -> bool:
+            return len(read_exec_log(exec_log)) == 1
+
+        await wait_for(running, 20, "the stubborn task to start")
+        w.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        w.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(w.proc.wait, STOP_NOW_S + 10)
+        took = time.monotonic() - started
+    finally:
+        w.kill()
+    assert code == STOP_NOW_EXIT, (code, w.log())
+    assert STOP_NOW_S - 0.5 < took < STOP_NOW_S + 5, took
+    log = w.log()
+    assert "stop-now still not done" in log and "in stubborn" in log, log
+    pk = RegionKeys(REGION).partition(partition_of("k", 16))
+    pending = await broker.raw(pk.stream, lambda c: c.xpending(pk.stream, GROUP))
+    assert pending["pending"] == 1
 
 
 async def test_admin_server_serves_metrics_health_and_status(
