@@ -10,7 +10,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from homeport.core.app import App, TaskContext
 from homeport.core.broker import Broker, Finish
@@ -119,37 +118,43 @@ class running_worker_partial:  # noqa: N801 - reads like the context manager it 
         await asyncio.wait_for(self.task, 30)
 
 
-async def test_second_sigterm_stops_now_and_the_task_is_redelivered(
-    redis_url: str, pg_dsn: str, store: RecordStore, broker: Broker, tmp_path: Path
-) -> None:
+async def _two_sigterms(
+    tmp_path: Path, redis_url: str, pg_dsn: str, broker: Broker, kind: str, payload: bytes
+) -> tuple[WorkerProcess, str, int | None, float]:
+    """Start a worker (30 s of grace), run one task of `kind` on it, send SIGTERM, check
+    the worker still waits for the task 0.2 s later, send SIGTERM again: the worker, the
+    task's id, its exit code (None if still running STOP_NOW_S + 10 s later) and the
+    seconds from the second signal to the exit. The worker is never left running."""
     exec_log = tmp_path / "exec.log"
     w = WorkerProcess(
         tmp_path, "w0", redis_url, pg_dsn, exec_log, extra=("--shutdown-grace-s", "30")
     )
-    await w.wait_started()
-    producer = Producer(broker, Settings(region=REGION, partitions=16, redis_url=redis_url))
-    task = new_task("k", "sleepy", b"20")
-    await producer.submit(task, epoch=0)
-
-    async def running() -> bool:
-        return len(read_exec_log(exec_log)) == 1
-
-    await wait_for(running, 20, "the long task to start")
-    w.proc.send_signal(signal.SIGTERM)
-    await asyncio.sleep(0.2)  # the first SIGTERM alone would wait up to 30 s of grace
-    assert w.proc.poll() is None, "the first SIGTERM must wait for the running task"
-    started = time.monotonic()
-    w.proc.send_signal(signal.SIGTERM)
     try:
-        code = await asyncio.to_thread(w.proc.wait, 15)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the second SIGTERM did not stop the worker in 15 s:\n{w.log()}")
+        await w.wait_started()
+        producer = Producer(broker, Settings(region=REGION, partitions=16, redis_url=redis_url))
+        task = new_task("k", kind, payload)
+        await producer.submit(task, epoch=0)
+
+        async def running() -> bool:
+            return len(read_exec_log(exec_log)) == 1
+
+        await wait_for(running, 20, f"the {kind} task to start")
+        w.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.2)  # the first SIGTERM alone would wait up to 30 s of grace
+        assert w.proc.poll() is None, "the first SIGTERM must wait for the running task"
+        started = time.monotonic()
+        w.proc.send_signal(signal.SIGTERM)
+        try:
+            code: int | None = await asyncio.to_thread(w.proc.wait, STOP_NOW_S + 10)
+        except subprocess.TimeoutExpired:
+            code = None
+        return w, task.id, code, time.monotonic() - started
     finally:
-        w.kill()  # never left running into the next test
-    assert code == 0 and time.monotonic() - started < 10, (code, w.log())
-    rec = await store.get_task(task.id)
-    assert rec.status == Status.RUNNING
-    # Unacked, the entry waits for the next owner.
+        w.kill()
+
+
+async def _pending(broker: Broker) -> int:
+    """Entries pending (read, not acked) over the region's 16 partitions."""
     rk = RegionKeys(REGION)
     pending = 0
     for p in range(16):
@@ -157,7 +162,19 @@ async def test_second_sigterm_stops_now_and_the_task_is_redelivered(
         pending += (await broker.raw(pk.stream, lambda c, s=pk.stream: c.xpending(s, GROUP)))[
             "pending"
         ]
-    assert pending == 1
+    return pending
+
+
+async def test_second_sigterm_stops_now_and_the_task_is_redelivered(
+    redis_url: str, pg_dsn: str, store: RecordStore, broker: Broker, tmp_path: Path
+) -> None:
+    w, task_id, code, took = await _two_sigterms(
+        tmp_path, redis_url, pg_dsn, broker, "sleepy", b"20"
+    )
+    assert code == 0 and took < STOP_NOW_S, (code, took, w.log())
+    rec = await store.get_task(task_id)
+    assert rec.status == Status.RUNNING
+    assert await _pending(broker) == 1  # unacked, the entry waits for the next owner
 
 
 async def test_a_stop_now_a_handler_holds_up_ends_the_process_at_its_deadline(
@@ -166,33 +183,12 @@ async def test_a_stop_now_a_handler_holds_up_ends_the_process_at_its_deadline(
     """A handler that swallows its cancellation cannot keep a worker alive after a second
     SIGTERM: STOP_NOW_S later the process exits (70), logging what still ran; the entry
     stays pending for the next owner."""
-    exec_log = tmp_path / "exec.log"
-    w = WorkerProcess(tmp_path, "w0", redis_url, pg_dsn, exec_log)
-    try:
-        await w.wait_started()
-        producer = Producer(broker, Settings(region=REGION, partitions=16, redis_url=redis_url))
-        task = new_task("k", "stubborn", b"60")
-        await producer.submit(task, epoch=0)
-
-        async def running() -> bool:
-            return len(read_exec_log(exec_log)) == 1
-
-        await wait_for(running, 20, "the stubborn task to start")
-        w.proc.send_signal(signal.SIGTERM)
-        await asyncio.sleep(0.2)
-        started = time.monotonic()
-        w.proc.send_signal(signal.SIGTERM)
-        code = await asyncio.to_thread(w.proc.wait, STOP_NOW_S + 10)
-        took = time.monotonic() - started
-    finally:
-        w.kill()
+    w, _, code, took = await _two_sigterms(tmp_path, redis_url, pg_dsn, broker, "stubborn", b"60")
     assert code == STOP_NOW_EXIT, (code, w.log())
     assert STOP_NOW_S - 0.5 < took < STOP_NOW_S + 5, took
     log = w.log()
     assert "stop-now still not done" in log and "in stubborn" in log, log
-    pk = RegionKeys(REGION).partition(partition_of("k", 16))
-    pending = await broker.raw(pk.stream, lambda c: c.xpending(pk.stream, GROUP))
-    assert pending["pending"] == 1
+    assert await _pending(broker) == 1
 
 
 async def test_admin_server_serves_metrics_health_and_status(
