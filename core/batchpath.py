@@ -48,6 +48,10 @@ if TYPE_CHECKING:
     from homeport.core.consumer import PartitionConsumer
 
 NOT_BEGUN = -2
+# The error of an attempt whose handler let a CancelledError out while the worker was not
+# stopping (it cancelled its own Task, or a library raised one): a failure, retried, or
+# the entry would stay pending and, for an ordered kind, its key would stall.
+HANDLER_CANCELLED = "CancelledError: raised by the handler, not by a worker stop"
 # Most held keys a take call carries (see `BatchPath.take`).
 MAX_HELD_KEYS = 4096
 # (ok, result, error) of one attempt, as `PartitionConsumer._attempt` returns it.
@@ -209,18 +213,23 @@ class BatchPath:
     ) -> tuple[Finish, str | None] | None:
         """A done handler Task gives its slot back and ends its entry: the ack to queue
         with its ordered entry's key, or None when the per-task path takes over (a failed
-        attempt) or nothing more happens (cancelled by an abort: nothing is recorded or
-        acked, the entry stays pending for the next owner)."""
+        attempt, a handler's own CancelledError among them) or nothing more happens
+        (cancelled by the worker's abort: nothing is recorded or acked, the entry stays
+        pending for the next owner)."""
         c = self.c
         c._tasks.discard(task)
         c._running.pop(d.task_id, None)
         c.rt.slots.release()
-        if task.cancelled():
+        if task.cancelled() and c._draining:  # the worker's abort cancelled it
             c.rt.gate.leave_shared(1)
             c._release()
             return None
-        ok, value = eager.outcome(task)
-        outcome: Outcome = (ok, encode_result(value), None) if ok else (ok, None, failure(value))
+        outcome: Outcome
+        if task.cancelled():  # the handler's own CancelledError: a failed attempt
+            outcome = (False, None, HANDLER_CANCELLED)
+        else:
+            ok, value = eager.outcome(task)
+            outcome = (ok, encode_result(value), None) if ok else (ok, None, failure(value))
         fin = self._ended(d, outcome, at, time.time())
         if fin is None:
             c._spawn(self._continue(d, reg, 0, outcome))

@@ -33,7 +33,7 @@ from homeport.core.app import (
     call_handler,
     encode_result,
 )
-from homeport.core.batchpath import BatchPath, Outcome, failure, status_of
+from homeport.core.batchpath import HANDLER_CANCELLED, BatchPath, Outcome, failure, status_of
 from homeport.core.broker import Finish
 from homeport.core.entry import Delivery, Undecodable
 from homeport.core.errors import Fenced, HomeportError
@@ -455,6 +455,15 @@ class PartitionConsumer:
             ok = True
         except Exception as exc:  # noqa: BLE001 - a handler's failure is an outcome
             error = failure(exc)
+        except asyncio.CancelledError:
+            if self._draining:  # the worker's abort: the entry stays pending
+                raise
+            # The handler's own (core.batchpath.HANDLER_CANCELLED): a failed attempt. If it
+            # cancelled this Task, the request is spent: take it back.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                task.uncancel()
+            error = HANDLER_CANCELLED
         finally:
             slot.release()
             rt.inflight -= 1

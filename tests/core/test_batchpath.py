@@ -269,3 +269,65 @@ async def test_a_handler_owns_its_task_timeouts_and_task_groups_work_on_the_batc
     # The batch path ran them, each in a Task of its own.
     assert {name.split()[0] for name in owners} <= {"take", "chain"}, set(owners)
     assert any(name.startswith("take ") for name in owners), set(owners)
+
+
+async def test_a_handler_raising_cancelled_error_fails_its_attempt_and_its_key_goes_on(
+    redis_url: str, pg_dsn: str, broker: Broker, store: RecordStore
+) -> None:
+    """CancelledError out of a handler the worker did not cancel (it cancelled itself, or
+    a library let one out) is a failed attempt, retried like any failure, on the batch
+    path and on the per-task path (a sync handler): the entry is not left pending, and
+    an ordered key's later tasks still run, in order."""
+    app = App()
+    runs: list[tuple[str, int]] = []
+
+    @app.task("selfcancel", max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.01)
+    async def selfcancel(ctx: TaskContext) -> None:
+        runs.append((ctx.partition_key, ctx.attempt))
+        if ctx.attempt == 1 and ctx.payload == b"self":
+            asyncio.current_task().cancel()  # type: ignore[union-attr]
+            await asyncio.sleep(1)
+        elif ctx.attempt == 1 and ctx.payload == b"raise":
+            raise asyncio.CancelledError()
+
+    @app.task("free", ordered=False, max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.01)
+    async def free(ctx: TaskContext) -> None:
+        runs.append((ctx.partition_key, ctx.attempt))
+        if ctx.attempt == 1:
+            raise asyncio.CancelledError()
+
+    @app.task("sync", max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.01)
+    def sync(ctx: TaskContext) -> None:
+        runs.append((ctx.partition_key, ctx.attempt))
+        if ctx.attempt == 1:
+            raise asyncio.CancelledError()
+
+    settings = make_settings(redis_url, pg_dsn, partitions=1)
+    tasks = [
+        new_task("a", "selfcancel", b"self"),
+        new_task("a", "selfcancel", b"next"),
+        new_task("b", "selfcancel", b"raise"),
+        new_task("b", "selfcancel", b"next"),
+        new_task("c", "free"),
+        new_task("d", "sync"),
+        new_task("d", "selfcancel", b"next"),
+    ]
+    producer = Producer(broker, settings)
+    await producer.submit_many(tasks, epoch=0)
+    ids = [t.id for t in tasks]
+    async with running_worker(app, settings):
+        await _all_done(broker, store, settings, ids, 20)
+    recs = {r.id: r for r in await store.tasks("id = ANY($1)", ids)}
+    assert [(recs[i].status, recs[i].attempts) for i in ids] == [
+        (Status.SUCCEEDED, 2),
+        (Status.SUCCEEDED, 1),
+        (Status.SUCCEEDED, 2),
+        (Status.SUCCEEDED, 1),
+        (Status.SUCCEEDED, 2),
+        (Status.SUCCEEDED, 2),
+        (Status.SUCCEEDED, 1),
+    ]
+    for key in "abd":  # the key's next task ran after the retried one
+        assert [a for k, a in runs if k == key] == [1, 2, 1], (key, runs)
+    first = await store.attempts(tasks[0].id)
+    assert first[0].status == Status.FAILED and "CancelledError" in (first[0].error or "")
