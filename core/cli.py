@@ -106,7 +106,7 @@ def load_app(ref: str) -> App:
     type=int,
     default=None,
     help="Entries read ahead beyond the slots, so a freed slot's next task is already "
-    "fetched (default 0 = read only as tasks finish).",
+    "fetched (default 256; 0 = read only as tasks finish).",
 )
 @click.option("--max-deliveries", type=int, default=None, help="Poison threshold.")
 @click.option("--shutdown-grace-s", type=float, default=None, help="Grace after SIGTERM.")

@@ -71,10 +71,11 @@ class Settings(BaseModel):
     # record write and ack and the next read. The budget is soft (each partition's reader
     # may land one read past it) and bounds the work of one event-loop turn, and so how
     # late lease renewals can be under load. Prefetched entries are not begun: a crash
-    # leaves them pending, not suspect. Default 0 = read only as entries finish (the
-    # behaviour the capacity model was validated on, docs/simulation.md); a worker whose
-    # finish (record write) is slow beside its handlers gains throughput with more.
-    prefetch: int = Field(default=0, ge=0)
+    # leaves them pending, not suspect. Default 256 (as many as the default slots): an
+    # entry keeps its unit through its record write, and at 15–20k tasks/s the writes in
+    # flight alone held most of a 256 budget (a 30k drain: +19 % unordered, +11 % ordered,
+    # docs/benchmarks.md, fourteenth session). 0 = read only as entries finish.
+    prefetch: int = Field(default=256, ge=0)
     # Threads for sync handlers. Default 16. Must be >= 1.
     sync_threads: int = Field(default=16, gt=0)
     # Most fetched-but-unfinished entries per partition in a worker (fairness between
