@@ -79,6 +79,7 @@ class PartitionConsumer:
         self._m_latency = m.latency.labels(*lb)
         self._m_hold = m.slot_hold.labels(pk.region)
         self._draining = False
+        self._aborted = False  # `abort` began: running handlers are being cancelled
         self._reader: asyncio.Task[None] | None = None
         self._batch = BatchPath(self)
         self._taking = True
@@ -111,6 +112,7 @@ class PartitionConsumer:
     async def abort(self) -> None:
         """Cancel everything now; unfinished entries stay pending for the next owner."""
         self._draining = True
+        self._aborted = True
         self._batch.close()
         await self._stop_reader()
         await self._batch.conn.close()
