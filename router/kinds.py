@@ -35,24 +35,15 @@ class KindCheck:
         self._cold_recheck_s = cold_recheck_s
         self._read_at: dict[str, float] = {}
 
-    def accepts(self, kind: str, home: str) -> bool:
-        """Whether `kind` is accepted for `home` from memory, with no round trip: the
-        gateway's per-task fast path (a coroutine less per task than `check`). False
-        means "ask `check`", not "refused"."""
-        known = self._known.get(home)
-        if known is None:
-            return False
-        if kind in known:
-            return True
-        # Cold start: nothing announced a moment ago.
-        return not known and time.monotonic() - self._read_at[home] < self._cold_recheck_s
-
     async def check(self, kind: str, home: str, field: str) -> None:
         """Raise `InvalidArgument` naming `field` when `home`'s workers announced kinds
         and `kind` is not among them."""
-        if self.accepts(kind, home):
+        known = self._known.get(home)
+        if known is not None and kind in known:
             return
         now = time.monotonic()
+        if known == set() and now - self._read_at[home] < self._cold_recheck_s:
+            return  # cold start: nothing announced a moment ago
         broker = await self._broker_for(home)
         known = await broker.known_kinds(RegionKeys(home))
         self._known[home] = known
