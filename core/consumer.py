@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 _RETRY_IO_S = 0.2
 # Unfinished earlier begins after which an entry runs alone (see `_execute`).
 ALONE_AFTER_STARTS = 2
+# Seconds an abort waits for cancelled handlers before it leaves the ones that ignore
+# their cancellation running (well under a lease's TTL: a lost lease's abort runs in the
+# membership loop, which renews every other partition's lease).
+ABORT_WAIT_S = 1.0
 _DEFAULT_OPTIONS = TaskOptions()
 
 
@@ -80,6 +84,7 @@ class PartitionConsumer:
         self._m_hold = m.slot_hold.labels(pk.region)
         self._draining = False
         self._aborted = False  # `abort` began: running handlers are being cancelled
+        self._given_back = False  # `abort` gave the budget of every entry held back
         self._reader: asyncio.Task[None] | None = None
         self._batch = BatchPath(self)
         self._taking = True
@@ -119,12 +124,27 @@ class PartitionConsumer:
         for t in list(self._tasks):
             t.cancel()
         if self._tasks:
-            await asyncio.wait(list(self._tasks))
+            _, stuck = await asyncio.wait(list(self._tasks), timeout=ABORT_WAIT_S)
+            if stuck:
+                # A handler that catches CancelledError and goes on cannot be stopped; an
+                # abort that waited for it would hold up its caller (the membership loop,
+                # when a lease was lost: every other partition's renewal with it).
+                log.warning(
+                    "partition %s: %d task(s) ignored their cancellation for %.0fs and are "
+                    "left running (their entries stay pending for the next owner); "
+                    "handlers still running: %s",
+                    self.pk.name,
+                    len(stuck),
+                    ABORT_WAIT_S,
+                    ", ".join(sorted(self._running)) or "none",
+                )
         await self._stepper.stop()
-        # Entries left unstarted stay pending in Redis; give their budget back.
+        # Entries left unstarted stay pending in Redis; give their budget back. What still
+        # runs gives nothing back when it ends (`_release`): it is counted here.
         for _ in range(self._buffered):
             self.rt.give()
         self._buffered = 0
+        self._given_back = True
         self._keys.clear()
 
     async def _stop_reader(self) -> None:
@@ -299,6 +319,8 @@ class PartitionConsumer:
             self._draining = True
 
     def _release(self) -> None:
+        if self._given_back:  # ended after its abort gave every unit back
+            return
         self.rt.give()
         self._buffered -= 1
         if self._buffered < self.rt.settings.max_buffered:

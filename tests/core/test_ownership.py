@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import subprocess
@@ -10,10 +11,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from homeport.core.app import App, TaskContext
 from homeport.core.broker import Broker, Finish
 from homeport.core.cli import db
+from homeport.core.consumer import ABORT_WAIT_S
 from homeport.core.errors import Fenced
 from homeport.core.keys import GROUP, RegionKeys
 from homeport.core.partitioner import partition_of
@@ -189,6 +192,53 @@ async def test_a_stop_now_a_handler_holds_up_ends_the_process_at_its_deadline(
     log = w.log()
     assert "stop-now still not done" in log and "in stubborn" in log, log
     assert await _pending(broker) == 1
+
+
+async def test_a_handler_ignoring_its_cancellation_does_not_hold_up_a_lost_lease(
+    redis_url: str,
+    pg_dsn: str,
+    broker: Broker,
+    store: RecordStore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A lost lease aborts its partition in the membership loop. A handler that swallows
+    its cancellation is left running after ABORT_WAIT_S (and logged), and the loop goes
+    on: the worker takes the partition back once the other holder's lease ends, while
+    that handler still runs (it waited for the handler before, renewing nothing)."""
+    app = App()
+    started: list[int] = []
+    release = asyncio.Event()  # ends the stubborn handlers at the test's end
+
+    @app.task("stubborn")
+    async def stubborn(ctx: TaskContext) -> None:
+        started.append(ctx.deliveries)
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+
+    settings = make_settings(redis_url, pg_dsn)
+    p = partition_of("k", settings.partitions)
+    pk = RegionKeys(REGION).partition(p)
+    async with running_worker(app, settings) as w:
+        assert w.membership is not None
+        await Producer(broker, settings).submit(new_task("k", "stubborn"), epoch=0)
+        await wait_for(lambda: len(started) == 1, 10, "the stubborn handler to start")
+        old = w.membership.consumers[p]
+        await broker.raw(pk.lease, lambda c: c.delete(pk.lease))  # as if it expired
+        assert await broker.acquire(pk.lease, pk.fence, "thief", 500) > old.token
+        lost = time.monotonic()
+
+        def back() -> bool:
+            assert w.membership is not None
+            c = w.membership.consumers.get(p)
+            return c is not None and c is not old
+
+        await wait_for(back, 5, "the partition back while its old handler still runs")
+        assert time.monotonic() - lost < ABORT_WAIT_S + 3
+        assert not release.is_set()
+        await wait_for(lambda: len(started) == 2, 10, "the entry redelivered to the new owner")
+        release.set()
+    assert "ignored their cancellation" in caplog.text, caplog.text
 
 
 async def test_admin_server_serves_metrics_health_and_status(
