@@ -195,7 +195,7 @@ class BatchPath:
                 finishes.append(fin)
         observe_many(c._m_hold, holds)
         if finishes:
-            self._complete_soon(finishes)
+            c._spawn(self._complete(finishes))
 
     def _later(
         self, d: Delivery, reg: Registration, at: float, since: float, task: asyncio.Task[Any]
@@ -206,21 +206,7 @@ class BatchPath:
         fin = self._settled(d, reg, task, at)
         if fin is not None:
             c._m_hold.observe(time.perf_counter() - since)
-            self._complete_soon([fin])
-
-    def _complete_soon(self, finishes: list[tuple[Finish, str | None]]) -> None:
-        """`_complete` the finishes in a Task of the consumer's; once an abort began, give
-        their gate shares and budget back at once instead (the abort may have cancelled
-        its Tasks already, and gives back whatever is still counted when they ended:
-        a Task spawned now would release after that). Nothing is acked: the entries stay
-        pending for the next owner."""
-        c = self.c
-        if not c._aborted:
-            c._spawn(self._complete(finishes))
-            return
-        c.rt.gate.leave_shared(len(finishes))
-        for _ in finishes:
-            c._release()
+            c._spawn(self._complete([fin]))
 
     def _settled(
         self, d: Delivery, reg: Registration, task: asyncio.Task[Any], at: float

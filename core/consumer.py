@@ -83,7 +83,6 @@ class PartitionConsumer:
         self._m_latency = m.latency.labels(*lb)
         self._m_hold = m.slot_hold.labels(pk.region)
         self._draining = False
-        self._aborted = False  # `abort` began: running handlers are being cancelled
         self._given_back = False  # `abort` gave the budget of every entry held back
         self._reader: asyncio.Task[None] | None = None
         self._batch = BatchPath(self)
@@ -117,7 +116,6 @@ class PartitionConsumer:
     async def abort(self) -> None:
         """Cancel everything now; unfinished entries stay pending for the next owner."""
         self._draining = True
-        self._aborted = True
         self._batch.close()
         await self._stop_reader()
         await self._batch.conn.close()
@@ -139,8 +137,9 @@ class PartitionConsumer:
                     ", ".join(sorted(self._running)) or "none",
                 )
         await self._stepper.stop()
-        # Entries left unstarted stay pending in Redis; give their budget back. What still
-        # runs gives nothing back when it ends (`_release`): it is counted here.
+        # Entries left unstarted stay pending in Redis; give their budget back. Whatever
+        # ends later (a handler left running, a batch's finish it spawned as it ended)
+        # gives nothing back (`_release`): it is counted here.
         for _ in range(self._buffered):
             self.rt.give()
         self._buffered = 0

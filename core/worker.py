@@ -11,7 +11,9 @@ within `shutdown_grace_s`, records and acks them, and releases the leases so par
 move at once; a second one stops now, leaving in-flight entries to be redelivered. A
 stop-now that has not ended `STOP_NOW_S` later ends the process anyway (exit code 70),
 after logging every asyncio Task's stack: an operator's second signal always works, and
-what held the shutdown up is in the log.
+what held the shutdown up is in the log. The deadline is never called off: it also
+covers the event loop's teardown, which waits for every Task, a handler left running by
+an abort (`core.consumer.ABORT_WAIT_S`) among them.
 """
 
 from __future__ import annotations
@@ -309,9 +311,6 @@ class Worker:
             await self._store.close()
         await self._broker.close()
         self._pool.shutdown(wait=graceful, cancel_futures=True)
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            faulthandler.cancel_dump_traceback_later()
         log.info("worker %s stopped in %.2fs", self.worker_id, time.monotonic() - started)
 
 

@@ -181,16 +181,20 @@ async def test_second_sigterm_stops_now_and_the_task_is_redelivered(
 
 
 async def test_a_stop_now_a_handler_holds_up_ends_the_process_at_its_deadline(
-    redis_url: str, pg_dsn: str, broker: Broker, tmp_path: Path
+    redis_url: str, pg_dsn: str, store: RecordStore, broker: Broker, tmp_path: Path
 ) -> None:
     """A handler that swallows its cancellation cannot keep a worker alive after a second
-    SIGTERM: STOP_NOW_S later the process exits (70), logging what still ran; the entry
+    SIGTERM: the abort leaves it running after ABORT_WAIT_S, the shutdown ends, and
+    STOP_NOW_S after the signal the process exits (70), logging what still ran; the entry
     stays pending for the next owner."""
     w, _, code, took = await _two_sigterms(tmp_path, redis_url, pg_dsn, broker, "stubborn", b"60")
     assert code == STOP_NOW_EXIT, (code, w.log())
     assert STOP_NOW_S - 0.5 < took < STOP_NOW_S + 5, took
     log = w.log()
     assert "stop-now still not done" in log and "in stubborn" in log, log
+    # The shutdown itself ended (the abort left the handler running); the deadline ended
+    # the event loop's teardown, which waited for it.
+    assert "ignored their cancellation" in log and "stopped in" in log, log
     assert await _pending(broker) == 1
 
 
