@@ -13,7 +13,9 @@ stop-now that has not ended `STOP_NOW_S` later ends the process anyway (exit cod
 after logging every asyncio Task's stack: an operator's second signal always works, and
 what held the shutdown up is in the log. The deadline is never called off: it also
 covers the event loop's teardown, which waits for every Task, a handler left running by
-an abort (`core.consumer.ABORT_WAIT_S`) among them.
+an abort (`core.consumer.ABORT_WAIT_S`) among them. After a graceful stop, such a handler
+cannot keep the process alive either: once the shutdown has released everything, the
+tasks still alive get `ABANDON_WAIT_S` to end, and the process exits without them (70).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ log = logging.getLogger(__name__)
 # Seconds a stop-now (the second SIGTERM) may take before the process exits regardless.
 STOP_NOW_S = 5.0
 STOP_NOW_EXIT = 70  # EX_SOFTWARE: the stop-now did not end by itself
+# Seconds tasks still alive after a finished shutdown get to end once cancelled.
+ABANDON_WAIT_S = 1.0
 _BURST_POLL_S = 0.05
 # Unix seconds at which the agent spawned this worker process (`regions.workforce`).
 SPAWNED_AT_ENV = "HOMEPORT_SPAWNED_AT"
@@ -278,6 +282,34 @@ class Worker:
         else:
             await self._stop.wait()
         await self.shutdown(graceful=not self._stop_now.is_set())
+        if self._signals:
+            await self._end_abandoned()
+
+    async def _end_abandoned(self) -> None:
+        """Once the shutdown has released everything, end this process even if handlers
+        an abort left running (`core.consumer.ABORT_WAIT_S`) still ignore their
+        cancellation: the event loop's teardown would wait for them forever, after a
+        single, graceful SIGTERM too. Their entries are pending for the next owner, as
+        after a crash; they are logged, and the exit code is `STOP_NOW_EXIT`."""
+        me = asyncio.current_task()
+        left = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+        if not left:
+            return
+        for t in left:
+            t.cancel()
+        _, stuck = await asyncio.wait(left, timeout=ABANDON_WAIT_S)
+        if not stuck:
+            return
+        log.error(
+            "worker %s: stopped, but %d task(s) ignore their cancellation; exiting without "
+            "them (their entries stay pending for the next owner):",
+            self.worker_id,
+            len(stuck),
+        )
+        for t in stuck:
+            log.error("task %s:\n%s", t.get_name(), _await_chain(t) or "  (not started)")
+        logging.shutdown()
+        os._exit(STOP_NOW_EXIT)
 
     async def region_drained(self) -> bool:
         """True when no partition of the region holds waiting, running or delayed work."""

@@ -24,7 +24,7 @@ from homeport.core.producer import Producer
 from homeport.core.settings import Settings
 from homeport.core.store import RecordStore, Status
 from homeport.core.task import new_task
-from homeport.core.worker import STOP_NOW_EXIT, STOP_NOW_S
+from homeport.core.worker import ABANDON_WAIT_S, STOP_NOW_EXIT, STOP_NOW_S
 
 from tests.conftest import running_worker, wait_for
 
@@ -122,15 +122,24 @@ class running_worker_partial:  # noqa: N801 - reads like the context manager it 
 
 
 async def _two_sigterms(
-    tmp_path: Path, redis_url: str, pg_dsn: str, broker: Broker, kind: str, payload: bytes
+    tmp_path: Path,
+    redis_url: str,
+    pg_dsn: str,
+    broker: Broker,
+    kind: str,
+    payload: bytes,
+    *,
+    grace_s: int = 30,
+    second: bool = True,
 ) -> tuple[WorkerProcess, str, int | None, float]:
-    """Start a worker (30 s of grace), run one task of `kind` on it, send SIGTERM, check
-    the worker still waits for the task 0.2 s later, send SIGTERM again: the worker, the
-    task's id, its exit code (None if still running STOP_NOW_S + 10 s later) and the
-    seconds from the second signal to the exit. The worker is never left running."""
+    """Start a worker (`grace_s` of grace), run one task of `kind` on it, send SIGTERM,
+    check the worker still waits for the task 0.2 s later, send SIGTERM again (unless not
+    `second`): the worker, the task's id, its exit code (None if still running STOP_NOW_S
+    + 10 s later) and the seconds from the last signal to the exit. The worker is never
+    left running."""
     exec_log = tmp_path / "exec.log"
     w = WorkerProcess(
-        tmp_path, "w0", redis_url, pg_dsn, exec_log, extra=("--shutdown-grace-s", "30")
+        tmp_path, "w0", redis_url, pg_dsn, exec_log, extra=("--shutdown-grace-s", str(grace_s))
     )
     try:
         await w.wait_started()
@@ -146,7 +155,8 @@ async def _two_sigterms(
         await asyncio.sleep(0.2)  # the first SIGTERM alone would wait up to 30 s of grace
         assert w.proc.poll() is None, "the first SIGTERM must wait for the running task"
         started = time.monotonic()
-        w.proc.send_signal(signal.SIGTERM)
+        if second:
+            w.proc.send_signal(signal.SIGTERM)
         try:
             code: int | None = await asyncio.to_thread(w.proc.wait, STOP_NOW_S + 10)
         except subprocess.TimeoutExpired:
@@ -180,21 +190,54 @@ async def test_second_sigterm_stops_now_and_the_task_is_redelivered(
     assert await _pending(broker) == 1  # unacked, the entry waits for the next owner
 
 
-async def test_a_stop_now_a_handler_holds_up_ends_the_process_at_its_deadline(
+async def test_a_stop_now_a_handler_holds_up_ends_the_process_after_the_shutdown(
     redis_url: str, pg_dsn: str, store: RecordStore, broker: Broker, tmp_path: Path
 ) -> None:
     """A handler that swallows its cancellation cannot keep a worker alive after a second
     SIGTERM: the abort leaves it running after ABORT_WAIT_S, the shutdown ends, and
-    STOP_NOW_S after the signal the process exits (70), logging what still ran; the entry
-    stays pending for the next owner."""
+    ABANDON_WAIT_S later the process exits (70), naming it; the entry stays pending for
+    the next owner."""
     w, _, code, took = await _two_sigterms(tmp_path, redis_url, pg_dsn, broker, "stubborn", b"60")
+    assert code == STOP_NOW_EXIT, (code, w.log())
+    assert took < ABORT_WAIT_S + ABANDON_WAIT_S + 3, took
+    log = w.log()
+    assert "ignored their cancellation" in log and "stopped in" in log, log
+    assert "ignore their cancellation; exiting without them" in log and "in stubborn" in log
+    assert await _pending(broker) == 1
+
+
+async def test_a_stop_now_whose_shutdown_is_held_up_ends_at_its_deadline(
+    redis_url: str, pg_dsn: str, broker: Broker, tmp_path: Path
+) -> None:
+    """The database has no schema (no `store` fixture): every record write fails and
+    the record writer retries, so the shutdown's final flush never ends. STOP_NOW_S
+    after the second SIGTERM the process exits (70) anyway, logging the Tasks still
+    alive, the record writer among them; the entry stays pending for the next owner."""
+    w, _, code, took = await _two_sigterms(tmp_path, redis_url, pg_dsn, broker, "sleepy", b"60")
     assert code == STOP_NOW_EXIT, (code, w.log())
     assert STOP_NOW_S - 0.5 < took < STOP_NOW_S + 5, took
     log = w.log()
-    assert "stop-now still not done" in log and "in stubborn" in log, log
-    # The shutdown itself ended (the abort left the handler running); the deadline ended
-    # the event loop's teardown, which waited for it.
+    assert "stop-now still not done" in log and "task record-writer" in log, log
+    assert "stopped in" not in log, log  # the shutdown itself did not end
+    assert await _pending(broker) == 1
+
+
+async def test_a_handler_ignoring_its_cancellation_does_not_keep_a_gracefully_stopped_worker(
+    redis_url: str, pg_dsn: str, store: RecordStore, broker: Broker, tmp_path: Path
+) -> None:
+    """One SIGTERM, 1 s of grace, a handler that swallows its cancellation: the drain
+    ends at the grace, the abort leaves the handler running, the shutdown ends, and the
+    process exits (70) ABANDON_WAIT_S later, naming the handler, instead of waiting for
+    it in the event loop's teardown; the entry stays pending for the next owner."""
+    w, _, code, took = await _two_sigterms(
+        tmp_path, redis_url, pg_dsn, broker, "stubborn", b"60", grace_s=1, second=False
+    )
+    assert code == STOP_NOW_EXIT, (code, w.log())
+    assert took < 1 + ABORT_WAIT_S + ABANDON_WAIT_S + 5, took
+    log = w.log()
     assert "ignored their cancellation" in log and "stopped in" in log, log
+    assert "ignore their cancellation; exiting without them" in log and "in stubborn" in log
+    assert "stop-now" not in log, log  # no second signal: the graceful path ended it
     assert await _pending(broker) == 1
 
 
