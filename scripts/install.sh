@@ -72,6 +72,12 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.homeport-stamp 2>/dev/null)" != 
   .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev,deploy,console]'
   echo "$stamp" > .venv/.homeport-stamp
 fi
+# Bytecode for homeport's own modules, as a regular (wheel) install has: an editable
+# install writes none, and with PYTHONDONTWRITEBYTECODE set (as on these machines) every
+# worker and gateway start would compile the sources again: about 150 ms of a worker's
+# start here (docs/benchmarks.md). Only stale files are recompiled.
+.venv/bin/python -m compileall -q -j 0 homeport core router regions chaos loadtest \
+  simulation console observe > /dev/null
 
 # --- checkov in a virtualenv of its own ----------------------------------------------------
 # It pins packaging<24 (the project pins a newer one) and installs bc-python-hcl2 as the
