@@ -4,7 +4,9 @@ Throughput run (repeated `runs` times; median, min and max reported):
 1. flush the bench's Redis; enqueue N no-op tasks through the contender's client, timed
    (enqueue rate = N / enqueue time); no worker is running yet;
 2. start one worker process; the no-op handler's `mark` notes the first and the N-th
-   handler start (run rate = N / that span, so start-up is not counted);
+   handler start (run rate = N / that span, so start-up is not counted; start = the
+   worker's spawn to its first handler start: interpreter, imports, connecting, taking
+   work);
 3. end-to-end tasks/s = N / (enqueue time + run span): "N submitted, then run".
 
 Latency run (light load): a worker idles until a warm-up probe shows it consumes, then
@@ -46,6 +48,7 @@ class PeerResult:
     enqueue: list[float] = field(default_factory=list)
     run: list[float] = field(default_factory=list)
     end_to_end: list[float] = field(default_factory=list)
+    start_s: list[float] = field(default_factory=list)  # worker spawn → first handler start
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
     latency_samples: int = 0
@@ -66,6 +69,10 @@ class PeerResult:
     @property
     def run_median(self) -> float:
         return self._med(self.run)
+
+    @property
+    def start_median(self) -> float:
+        return self._med(self.start_s)
 
 
 def _wait_file(
@@ -110,20 +117,23 @@ class Bench:
         return Child.start(f"{c.name} worker", c.worker_cmd(), self.workdir / f"{slug}.log",
                            env=env, cwd=ROOT)  # fmt: skip
 
-    def throughput(self, c: Contender, n: int, slug: str, run: int) -> tuple[float, float]:
-        """(enqueue seconds, run seconds) of one run."""
+    def throughput(
+        self, c: Contender, n: int, slug: str, run: int
+    ) -> tuple[float, float, float]:
+        """(enqueue seconds, run seconds, worker start seconds) of one run."""
         self._flush()
         began = time.perf_counter()
         c.submit(n)
         enqueue_s = time.perf_counter() - began
         out = self.workdir / f"{slug}-tp{run}.json"
+        spawned = time.time()
         worker = self._worker(c, self._env("throughput", n, out), slug)
         try:
             _wait_file(out, worker, WORKER_LIMIT_S + n / 50)
         finally:
             worker.stop()
         got = json.loads(out.read_text())
-        return enqueue_s, max(1e-9, got["last"] - got["first"])
+        return enqueue_s, max(1e-9, got["last"] - got["first"]), got["first"] - spawned
 
     def latency(self, c: Contender, m: int, rate: float, slug: str) -> list[float]:
         self._flush()
@@ -147,13 +157,15 @@ class Bench:
         c.setup()
         try:
             for run in range(1, runs + 1):
-                enq, ran = self.throughput(c, n, slug, run)
+                enq, ran, start = self.throughput(c, n, slug, run)
+                result.start_s.append(start)
                 result.enqueue.append(n / enq)
                 result.run.append(n / ran)
                 result.end_to_end.append(n / (enq + ran))
                 self.progress(
                     f"{c.name} run {run}/{runs}: enqueue {n / enq:,.0f}/s, "
-                    f"run {n / ran:,.0f}/s, end to end {n / (enq + ran):,.0f}/s"
+                    f"run {n / ran:,.0f}/s, end to end {n / (enq + ran):,.0f}/s, "
+                    f"worker start {start:.2f} s"
                 )
             lat = sorted(self.latency(c, latency_tasks, latency_rate, slug))
             cuts = statistics.quantiles(lat, n=100, method="inclusive")
@@ -179,6 +191,7 @@ def results_json(results: list[PeerResult]) -> list[dict[str, object]]:
             "e2e_median": r.e2e_median,
             "enqueue_median": r.enqueue_median,
             "run_median": r.run_median,
+            "start_median": r.start_median,
         }
         for r in results
     ]

@@ -21,12 +21,12 @@ def markdown_table(results: list[PeerResult]) -> str:
     raw = next((r for r in results if r.name == RAW and not r.error), None)
     rows = [
         "| queue | enqueue tasks/s | run tasks/s | end to end tasks/s, median (min–max) "
-        "| × raw (e2e) | latency p50 / p99 ms | N |",
-        "|---|---|---|---|---|---|---|",
+        "| × raw (e2e) | worker start s | latency p50 / p99 ms | N |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if r.error:
-            rows.append(f"| {r.name} | failed: {r.error[:80]} | | | | | |")
+            rows.append(f"| {r.name} | failed: {r.error[:80]} | | | | | | |")
             continue
         ratio = f"{r.e2e_median / raw.e2e_median:.2f}" if raw and raw.e2e_median else "—"
         lat = (
@@ -36,7 +36,7 @@ def markdown_table(results: list[PeerResult]) -> str:
         )
         rows.append(
             f"| {r.name} | {_rate(r.enqueue)} | {_rate(r.run)} | {_rate(r.end_to_end)} "
-            f"| {ratio} | {lat} | {r.tasks:,} |"
+            f"| {ratio} | {r.start_median:.2f} | {lat} | {r.tasks:,} |"
         )
     return "\n".join(rows)
 

@@ -31,4 +31,5 @@ def test_bench_peers_runs_raw_and_homeport_with_its_own_record_store(tmp_path: P
         assert r["error"] == "", f"{name}: {r['error']}"
         assert r["tasks"] == 400 and len(r["end_to_end"]) == 1 and r["end_to_end"][0] > 0, r
         assert r["latency_samples"] == 20, r
+        assert len(r["start_s"]) == 1 and 0 < r["start_s"][0] < 60, r
     assert "unordered kind" in (out / "table.md").read_text()
