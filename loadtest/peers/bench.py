@@ -117,9 +117,7 @@ class Bench:
         return Child.start(f"{c.name} worker", c.worker_cmd(), self.workdir / f"{slug}.log",
                            env=env, cwd=ROOT)  # fmt: skip
 
-    def throughput(
-        self, c: Contender, n: int, slug: str, run: int
-    ) -> tuple[float, float, float]:
+    def throughput(self, c: Contender, n: int, slug: str, run: int) -> tuple[float, float, float]:
         """(enqueue seconds, run seconds, worker start seconds) of one run."""
         self._flush()
         began = time.perf_counter()
