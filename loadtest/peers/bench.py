@@ -124,6 +124,7 @@ class Bench:
         c.submit(n)
         enqueue_s = time.perf_counter() - began
         out = self.workdir / f"{slug}-tp{run}.json"
+        out.unlink(missing_ok=True)  # an earlier bench's file in the same --out is no result
         spawned = time.time()
         worker = self._worker(c, self._env("throughput", n, out), slug)
         try:
@@ -137,6 +138,8 @@ class Bench:
         self._flush()
         out = self.workdir / f"{slug}-lat.json"
         ready = Path(f"{out}.ready")
+        for stale in (out, ready):
+            stale.unlink(missing_ok=True)
         worker = self._worker(c, self._env("latency", m, out), slug)
         try:
             _wait_file(ready, worker, WORKER_LIMIT_S, nudge=c.probe)

@@ -13,6 +13,10 @@ The `noop` kind of `app` is ordered (per-key FIFO, homeport's default), which no
 peers offers. `HomeportUnordered` runs the same batches against `app_unordered`, whose
 `noop` kind is unordered: the same promise as the peers' (at least once, no order), and
 the worker's batch path (docs/engine.md, "The batch path").
+
+The worker imports this module for `app`: the clients' imports (grpc, the SDK) are made
+inside the contenders' methods, so the worker imports what a real worker's app module
+does, and its start is not charged for a client it never uses.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import uuid
 from contextlib import ExitStack
 from importlib.metadata import version
 
-from grpc import aio
 from homeport.core.app import App, TaskContext
 from homeport.loadtest.peers.base import Contender, apaced, python_m
 from homeport.loadtest.peers.marker import mark
@@ -114,6 +117,7 @@ class HomeportBatch(_Homeport):
     def submit(
         self, n: int, stamped: bool = False, rate: float | None = None, stamp: float | None = None
     ) -> None:
+        from grpc import aio  # here, not at the top: the worker imports this module
         from homeport.router.proto_gen import scheduler_pb2 as pb
 
         def spec(s: float) -> pb.TaskSpec:

@@ -20,6 +20,10 @@ def test_the_unordered_contender_registers_the_same_kind_without_order() -> None
 
 def test_bench_peers_runs_raw_and_homeport_with_its_own_record_store(tmp_path: Path) -> None:
     out = tmp_path / "peers"
+    out.mkdir()
+    # An earlier bench's files in the same --out are not taken for this one's results.
+    (out / "raw-redis-streams-tp1.json").write_text('{"first": 0.0, "last": 1.0}')
+    (out / "raw-redis-streams-lat.json").write_text('{"latencies": [9.0]}')
     only = "raw,homeport-unordered"
     argv = [sys.executable, "-m", "homeport", "bench", "peers", "--only", only, "--runs", "1",
             "--tasks", "400", "--latency-tasks", "20", "--out", str(out)]  # fmt: skip
