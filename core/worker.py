@@ -30,8 +30,8 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from homeport.core.app import App
 from homeport.core.broker import Broker
@@ -257,10 +257,7 @@ class Worker:
             STOP_NOW_S,
             len(tasks),
         )
-        for t in tasks:
-            log.error("task %s:\n%s", t.get_name(), _await_chain(t) or "  (not started)")
-        logging.shutdown()
-        os._exit(STOP_NOW_EXIT)
+        _exit_naming(tasks)
 
     async def run(self, *, burst: bool = False, install_signals: bool = False) -> None:
         """Run until stopped (or, with `burst`, until the region is drained)."""
@@ -306,10 +303,7 @@ class Worker:
             self.worker_id,
             len(stuck),
         )
-        for t in stuck:
-            log.error("task %s:\n%s", t.get_name(), _await_chain(t) or "  (not started)")
-        logging.shutdown()
-        os._exit(STOP_NOW_EXIT)
+        _exit_naming(stuck)
 
     async def region_drained(self) -> bool:
         """True when no partition of the region holds waiting, running or delayed work."""
@@ -344,6 +338,15 @@ class Worker:
         await self._broker.close()
         self._pool.shutdown(wait=graceful, cancel_futures=True)
         log.info("worker %s stopped in %.2fs", self.worker_id, time.monotonic() - started)
+
+
+def _exit_naming(tasks: Iterable[asyncio.Task[Any]]) -> NoReturn:
+    """Log each Task with its await chain, then end the process now (`STOP_NOW_EXIT`):
+    what a crash leaves, unacked entries, is redelivered to the next owner."""
+    for t in tasks:
+        log.error("task %s:\n%s", t.get_name(), _await_chain(t) or "  (not started)")
+    logging.shutdown()
+    os._exit(STOP_NOW_EXIT)
 
 
 def _await_chain(task: asyncio.Task[Any]) -> str:
