@@ -21,6 +21,7 @@ from homeport.core.errors import BackendFailed, HomeportError, ResourceExhausted
 from homeport.core.security import Identity
 from redis import exceptions as rexc
 from redis.crc import key_slot
+from redis.maint_notifications import MaintNotificationsConfig
 
 T = TypeVar("T")
 _SCRIPT_DIR = Path(__file__).parent / "scripts"
@@ -92,20 +93,36 @@ class Nodes:
         self._nodes: dict[tuple[tuple[str, int], str], aioredis.Redis] = {}
         self._slots: list[tuple[str, int]] = []
         self._loaded: set[int] = set()
+        # Script loads under way, per client: the callers that meet an unloaded client at
+        # once (a worker's partitions, at start) share one load.
+        self._loading: dict[int, asyncio.Task[None]] = {}
         self._src = {n: script_source(n) for n in _SCRIPTS}
         self._sha = {n: hashlib.sha1(s.encode()).hexdigest() for n, s in self._src.items()}
 
     def _new_client(self, lane: str, *, url: str | None = None, **kwargs: Any) -> aioredis.Redis:
         """A client of its own bounded pool: a caller waits up to `pool_wait_s` for a free
-        connection (redis-py's default pool raises at once when all are busy)."""
+        connection (redis-py's default pool raises at once when all are busy).
+
+        Without redis-py 8's maintenance notifications: its handshake (CLIENT
+        MAINT_NOTIFICATIONS, for Redis Enterprise's endpoint moves) is one more round trip
+        per new connection, refused by open-source Redis."""
         size, wait = self._pool_size[lane], self._pool_wait_s
+        quiet = MaintNotificationsConfig(enabled=False)
         if url is not None:
             pool = aioredis.BlockingConnectionPool.from_url(
-                url, max_connections=size, timeout=wait, **self._auth
+                url,
+                max_connections=size,
+                timeout=wait,
+                maint_notifications_config=quiet,
+                **self._auth,
             )
         else:
             pool = aioredis.BlockingConnectionPool(
-                max_connections=size, timeout=wait, **kwargs, **self._auth
+                max_connections=size,
+                timeout=wait,
+                maint_notifications_config=quiet,
+                **kwargs,
+                **self._auth,
             )
         return aioredis.Redis.from_pool(pool)
 
@@ -179,9 +196,7 @@ class Nodes:
             client = self._client_for(key, lane)
             try:
                 if id(client) not in self._loaded:
-                    for name in _SCRIPTS:
-                        await client.script_load(self._src[name])
-                    self._loaded.add(id(client))
+                    await self._load_scripts(client)
                 return await fn(client)
             except (rexc.MovedError, rexc.AskError, rexc.ConnectionError) as exc:
                 self._loaded.discard(id(client))
@@ -194,6 +209,28 @@ class Nodes:
             except rexc.RedisError as exc:
                 raise redis_error(exc) from exc
         raise Unavailable("redis", f"no stable node for key {key!r}")
+
+    async def _load_scripts(self, client: aioredis.Redis) -> None:
+        """Load every script into `client`'s node: one pipeline, so one round trip, and one
+        load however many callers wait for it (each would otherwise load them all, on a
+        connection of its own). A failed load is retried by the next caller."""
+        key = id(client)
+        load = self._loading.get(key)
+        if load is None:
+
+            async def run() -> None:
+                try:
+                    async with client.pipeline(transaction=False) as pipe:
+                        for name in _SCRIPTS:
+                            pipe.script_load(self._src[name])
+                        await pipe.execute()
+                    self._loaded.add(key)
+                finally:
+                    self._loading.pop(key, None)
+
+            load = self._loading[key] = asyncio.create_task(run(), name="load scripts")
+            load.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved
+        await asyncio.shield(load)  # a waiter cancelled leaves the load to the others
 
     async def _script(
         self, name: str, keys: Sequence[str], args: Sequence[Any], conn: Held | None = None

@@ -11,9 +11,9 @@ import time
 
 from homeport.core import verbs
 from homeport.core.app import App, TaskContext
-from homeport.core.broker import Broker, TakeKinds
+from homeport.core.broker import Broker, Finish, TakeKinds
 from homeport.core.entry import Undecodable
-from homeport.core.keys import RegionKeys
+from homeport.core.keys import GROUP, RegionKeys
 from homeport.core.partitioner import partition_of
 from homeport.core.producer import Producer
 from homeport.core.settings import Settings
@@ -176,6 +176,57 @@ async def test_take_begins_an_ordered_entry_only_as_the_first_of_a_free_key(
     assert sorted(b.decode() for b in begun) == sorted(
         t.id for t, (_, v) in zip(tasks, got, strict=True) if v == 0
     )
+
+
+async def test_one_step_call_applies_its_finishes_then_begins_in_call_order(
+    redis_url: str, broker: Broker
+) -> None:
+    """step.lua writes the started marks, acks and cancel marks of a whole call with one
+    command of each kind (begin.lua), yet every op sees the ops before it in the call: a
+    second begin of an entry counts the first, a finish drops only its own entry's mark, a
+    cancelled entry is acked unrun, and a call larger than one command's chunk is whole."""
+    settings = make_settings(redis_url, partitions=1)
+    pk = RegionKeys(settings.region).partition(0)
+    await broker.ensure_group(pk)
+    token = await broker.acquire(pk.lease, pk.fence, "w1", 10_000)
+    tasks = [new_task(f"k{i}", "u") for i in range(1504)]
+    await Producer(broker, settings).submit_many(tasks, epoch=0)
+    got = await broker.read_new(pk, "w1", 2000, 0)
+    e = {d.task_id: d.entry_id for d in got}
+    a, b, c, d_ = (t.id for t in tasks[:4])
+    marks = lambda: broker.raw(pk.started, lambda r: r.hgetall(pk.started))  # noqa: E731
+
+    # a begun twice in one call: the second begin sees the first (a duplicate).
+    assert await broker.step(pk, token, "w1", [], [(e[a], a), (e[a], a), (e[b], b)], 0) == [
+        0,
+        1,
+        0,
+    ]
+    assert (await marks())[a.encode()] == f"{e[a]}|2".encode()
+    # b's mark is now another entry's: finishing that entry keeps it; begin b again after.
+    await broker.raw(pk.started, lambda r: r.hset(pk.started, b, "0-1|1"))
+    assert await broker.step(pk, token, "w1", [Finish("A", e[b], b)], [(e[b], b)], 0) == [0]
+    assert (await marks())[b.encode()] == f"{e[b]}|1".encode()
+    # Finished, then begun again in the same call: a first run again.
+    assert await broker.step(pk, token, "w1", [Finish("A", e[a], a)], [(e[a], a)], 0) == [0]
+    assert (await marks())[a.encode()] == f"{e[a]}|1".encode()
+    # c cancelled while queued: its begin acks it unrun; d cancelled while running: its
+    # finish removes its cancel mark and its start mark.
+    assert await broker.step(pk, token, "w1", [], [(e[d_], d_)], 0) == [0]
+    for tid in (c, d_):
+        assert await broker.cancel(pk, tid, int(time.time() * 1000)) in ("pending", "running")
+    assert await broker.step(pk, token, "w1", [Finish("A", e[d_], d_)], [(e[c], c)], 0) == [-1]
+    assert await broker.cancelled_ids(pk) == set()
+    assert c.encode() not in await marks() and d_.encode() not in await marks()
+    # The rest, 1,500 begins and then their 1,500 finishes, one call each.
+    rest = [(e[t.id], t.id) for t in tasks[4:]]
+    assert await broker.step(pk, token, "w1", [], rest, 0) == [0] * len(rest)
+    assert len(await marks()) == 2 + len(rest)
+    fins = [Finish("A", en, tid) for en, tid in [(e[a], a), (e[b], b), *rest]]
+    assert await broker.step(pk, token, "w1", fins, [], 0) == []
+    assert await marks() == {}
+    summary = await broker.raw(pk.stream, lambda r: r.xpending(pk.stream, GROUP))
+    assert summary["pending"] == 0
 
 
 async def test_queued_ordered_tasks_run_in_batches_in_per_key_order(
