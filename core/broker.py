@@ -19,6 +19,7 @@ as `Fenced`. No redis-py exception leaves the broker.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -28,9 +29,7 @@ from typing import Any
 import msgpack
 import redis.asyncio as aioredis
 from homeport.core.entry import Delivery, Undecodable, taken
-from homeport.core.errors import (
-    Fenced,
-)
+from homeport.core.errors import Fenced, HomeportError
 from homeport.core.keys import GROUP, PartitionKeys, RegionKeys
 from homeport.core.nodes import GLOBAL_LANE, MAIN, Held, redis_error, text
 from homeport.core.readouts import Readouts, id_tuple
@@ -75,6 +74,16 @@ class EnqueueReply:
     ref: str
 
 
+@dataclass(frozen=True, slots=True)
+class EnqueueCall:
+    """One partition's batch in `Broker.enqueue`: task ids and, per task, enqueue.lua's
+    three arguments (due ms, task id, task blob)."""
+
+    pk: PartitionKeys
+    task_ids: Sequence[str]
+    task_args: Sequence[Any]
+
+
 class Subscription:
     """One channel's messages (`Broker.subscribed`)."""
 
@@ -111,43 +120,66 @@ class Broker(Readouts):
 
     async def enqueue(
         self,
-        pk: PartitionKeys,
-        task_ids: Sequence[str],
-        task_args: Sequence[Any],
+        calls: Sequence[EnqueueCall],
         *,
         epoch: int,
         dedup_window_ms: int,
         wait_replicas: int,
         wait_timeout_ms: int,
         cross_region: bool = False,
-    ) -> tuple[list[EnqueueReply], int]:
-        """Run enqueue.lua for a batch of one partition, then WAIT on the same connection.
+    ) -> list[tuple[list[EnqueueReply] | HomeportError, int]]:
+        """Run enqueue.lua once per call (a batch of one partition): one pipeline per Redis
+        node, its scripts in call order and then one WAIT on the same connection, which
+        covers every write before it. The nodes' pipelines run concurrently.
 
-        Returns the per-task replies and the replica count WAIT reported (or
-        `wait_replicas` itself when no WAIT was needed). Raises `Fenced`.
+        Per call: its per-task replies, or its error (`Fenced` for its partition, or the
+        node's `HomeportError` for every call of that node), with the replica count WAIT
+        reported for its node (`wait_replicas` itself when no WAIT was needed).
         `cross_region` (GLOBAL durability) sends it through a pool of its own: a WAIT for
         the standby region holds its connection up to a second when the mirror lags, and
         many of them must not leave LOCAL and REGION submits without a connection.
         """
-        keys = [pk.stream, pk.delayed, pk.delayed_data, pk.epoch]
-        keys.extend(pk.dedup(t) for t in task_ids)
-        args = [epoch, dedup_window_ms, RegionKeys(pk.region).due, *task_args]
+        lane = GLOBAL_LANE if cross_region else MAIN
         sha = self._sha["enqueue"]
+        out: list[tuple[list[EnqueueReply] | HomeportError, int]] = [([], 0)] * len(calls)
+        by_node: dict[int, list[int]] = {}
+        for i, call in enumerate(calls):
+            by_node.setdefault(id(self._client_for(call.pk.stream, lane)), []).append(i)
 
-        async def run(client: aioredis.Redis) -> list[Any]:
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(sha, len(keys), *keys, *args)
-                if wait_replicas > 0:
-                    pipe.execute_command("WAIT", wait_replicas, wait_timeout_ms)
-                return list(await pipe.execute())
+        async def node(idx: list[int]) -> None:
+            scripts = []
+            for i in idx:
+                pk, ids = calls[i].pk, calls[i].task_ids
+                keys = [pk.stream, pk.delayed, pk.delayed_data, pk.epoch]
+                keys.extend(pk.dedup(t) for t in ids)
+                due = RegionKeys(pk.region).due
+                scripts.append((keys, [epoch, dedup_window_ms, due, *calls[i].task_args]))
 
-        out = await self._on(pk.stream, run, GLOBAL_LANE if cross_region else MAIN)
-        reply = out[0]
-        if reply and reply[0] == b"FENCED":
-            raise Fenced(pk.name, epoch, int(reply[1]))
-        acked = int(out[1]) if wait_replicas > 0 else wait_replicas
-        replies = [EnqueueReply(int(reply[i]), text(reply[i + 1])) for i in range(0, len(reply), 2)]
-        return replies, acked
+            async def run(client: aioredis.Redis) -> list[Any]:
+                async with client.pipeline(transaction=False) as pipe:
+                    for keys, args in scripts:
+                        pipe.evalsha(sha, len(keys), *keys, *args)
+                    if wait_replicas > 0:
+                        pipe.execute_command("WAIT", wait_replicas, wait_timeout_ms)
+                    return list(await pipe.execute())
+
+            try:
+                got = await self._on(calls[idx[0]].pk.stream, run, lane)
+            except HomeportError as exc:
+                for i in idx:
+                    out[i] = (exc, 0)
+                return
+            acked = int(got[-1]) if wait_replicas > 0 else wait_replicas
+            for i, reply in zip(idx, got, strict=False):
+                if reply and reply[0] == b"FENCED":
+                    out[i] = (Fenced(calls[i].pk.name, epoch, int(reply[1])), acked)
+                else:
+                    pairs = range(0, len(reply), 2)
+                    got_i = [EnqueueReply(int(reply[j]), text(reply[j + 1])) for j in pairs]
+                    out[i] = (got_i, acked)
+
+        await asyncio.gather(*(node(idx) for idx in by_node.values()))
+        return out
 
     async def set_epoch(self, pk: PartitionKeys, epoch: int) -> int:
         """Raise the partition's epoch (fencing older writers); returns the epoch now."""

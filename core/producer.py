@@ -9,11 +9,15 @@ script (fence, dedup, XADD or ZADD, atomically) and, if any task of the batch as
 REGION or GLOBAL durability, a `WAIT` on the same connection. The pipelines of different
 partitions run concurrently.
 
-`submit(task, epoch)` (one task, the gateway's single Submit) group-commits: the submits
-made during one event-loop turn for the same partition, epoch and durability go to Redis
-in one enqueue call (up to `_CHUNK` tasks), and each caller gets its own task's result,
-as if it had called alone (a duplicate id in the same group is answered as a duplicate,
-as the script dedups in order).
+`submit(task, epoch)` (one task, the gateway's single Submit) group-commits: while
+`_MAX_IN_FLIGHT` enqueue calls of the same epoch and durability are under way, new single
+submits queue, and the next call takes every one queued (the submits of one event-loop
+turn always go together). One call is one pipeline per Redis node, whatever partitions
+its tasks fall in, so a busy gateway sends few large pipelines rather than one per
+Submit: fewer pipelines, system calls, script calls and WAITs per task. At light load
+nothing waits: a submit goes out at the end of its turn. Each caller gets its own task's
+result, as if it had called alone (a duplicate id in the same group is answered as a
+duplicate, as the script dedups in order; a partition's error reaches only its tasks).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import dataclasses
 import time
 from collections.abc import Sequence
 
-from homeport.core.broker import Broker
+from homeport.core.broker import Broker, EnqueueCall, EnqueueReply
 from homeport.core.entry import pack
 from homeport.core.errors import HomeportError, NotReplicated
 from homeport.core.keys import RegionKeys
@@ -34,6 +38,9 @@ from homeport.core.task import Durability, Task
 
 # Tasks per script call: bounds how long one script blocks the Redis event loop (~1 ms).
 _CHUNK = 500
+# Enqueue calls of single submits under way at once, per (epoch, durability), before new
+# ones queue for the next call (group commit; the module docstring).
+_MAX_IN_FLIGHT = 4
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -75,34 +82,42 @@ class Producer:
             Durability.REGION: (settings.region_replicas, settings.wait_timeout_ms),
             Durability.GLOBAL: (settings.global_replicas, settings.global_wait_timeout_ms),
         }
-        # Single submits of this event-loop turn, by (partition, epoch, durability), and
-        # the enqueue calls under way for earlier groups.
-        self._groups: dict[tuple[int, int, Durability], _Group] = {}
+        # Single submits queued, by (epoch, durability); the keys whose next call is
+        # scheduled at the end of this loop turn; enqueue calls under way, by key.
+        self._queued: dict[tuple[int, Durability], _Group] = {}
+        self._scheduled: set[tuple[int, Durability]] = set()
+        self._in_flight: dict[tuple[int, Durability], int] = {}
         self._committing: set[asyncio.Future[list[SubmitResult]]] = set()
 
     async def submit(self, task: Task, epoch: int) -> SubmitResult:
-        """Enqueue one task, group-committed with this turn's other single submits to its
-        partition (see the module docstring)."""
-        loop = asyncio.get_running_loop()
-        key = (partition_of(task.partition_key, self._settings.partitions), epoch, task.durability)
-        group = self._groups.get(key)
-        if group is None:
-            group = self._groups[key] = []
-            loop.call_soon(self._commit, key, group)
-        fut: asyncio.Future[SubmitResult] = loop.create_future()
-        group.append((task, fut))
-        if len(group) >= _CHUNK:
-            del self._groups[key]  # full: the next submit starts a new group
+        """Enqueue one task, group-committed with the other single submits queued meanwhile
+        (see the module docstring)."""
+        key = (epoch, task.durability)
+        fut: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
+        self._queued.setdefault(key, []).append((task, fut))
+        self._schedule(key)
         return await fut
 
-    def _commit(self, key: tuple[int, int, Durability], group: _Group) -> None:
-        if self._groups.get(key) is group:
-            del self._groups[key]
-        call = asyncio.ensure_future(self._submit_partition(key[0], [t for t, _ in group], key[1]))
+    def _schedule(self, key: tuple[int, Durability]) -> None:
+        """Send `key`'s queue at the end of this turn, unless a call is scheduled already or
+        `_MAX_IN_FLIGHT` are under way (the first to return sends it)."""
+        if key in self._scheduled or self._in_flight.get(key, 0) >= _MAX_IN_FLIGHT:
+            return
+        self._scheduled.add(key)
+        asyncio.get_running_loop().call_soon(self._commit, key)
+
+    def _commit(self, key: tuple[int, Durability]) -> None:
+        self._scheduled.discard(key)
+        group = self._queued.pop(key, [])
+        if not group:
+            return
+        self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        call = asyncio.ensure_future(self._submit_all([t for t, _ in group], key[0]))
         self._committing.add(call)
 
         def answer(call: asyncio.Future[list[SubmitResult]]) -> None:
             self._committing.discard(call)
+            self._in_flight[key] -= 1
             exc = None if call.cancelled() else call.exception()
             for i, (_, fut) in enumerate(group):
                 if fut.done():
@@ -113,53 +128,67 @@ class Producer:
                     fut.set_exception(exc)
                 else:
                     fut.set_result(call.result()[i])
+            if self._queued.get(key):
+                self._schedule(key)
 
         call.add_done_callback(answer)
 
     async def submit_many(self, tasks: Sequence[Task], epoch: int) -> list[SubmitResult]:
         """Enqueue `tasks` (already validated by `new_task`) under the caller's `epoch`."""
+        return await self._submit_all(tasks, epoch)
+
+    async def _submit_all(self, tasks: Sequence[Task], epoch: int) -> list[SubmitResult]:
+        """Enqueue `tasks` in one `Broker.enqueue`: a script call per partition and chunk
+        of `_CHUNK`, one pipeline per node; the results in the order of `tasks`."""
+        if not tasks:
+            return []
         by_part: dict[int, list[int]] = {}
         parts = self._settings.partitions
         for i, task in enumerate(tasks):
             by_part.setdefault(partition_of(task.partition_key, parts), []).append(i)
-        results: list[SubmitResult | None] = [None] * len(tasks)
         chunks = [
             (p, idx[lo : lo + _CHUNK])
             for p, idx in by_part.items()
             for lo in range(0, len(idx), _CHUNK)
         ]
-        outs = await asyncio.gather(
-            *(self._submit_partition(p, [tasks[i] for i in idx], epoch) for p, idx in chunks)
+        now_ms = int(time.time() * 1000)
+        calls = []
+        for p, idx in chunks:
+            args: list[object] = []
+            for i in idx:
+                due, blob = pack(tasks[i], now_ms, epoch)
+                args += (due, tasks[i].id, blob)
+            calls.append(EnqueueCall(self._region.partition(p), [tasks[i].id for i in idx], args))
+        wanted, timeout = max(self._wait[t.durability] for t in tasks)
+        outs = await self._broker.enqueue(
+            calls,
+            epoch=epoch,
+            dedup_window_ms=int(self._settings.dedup_window_s * 1000),
+            wait_replicas=wanted,
+            wait_timeout_ms=timeout,
+            cross_region=any(t.durability is Durability.GLOBAL for t in tasks),
         )
-        for (_, idx), out in zip(chunks, outs, strict=True):
-            for i, res in zip(idx, out, strict=True):
+        results: list[SubmitResult | None] = [None] * len(tasks)
+        for (p, idx), (replies, acked) in zip(chunks, outs, strict=True):
+            done = self._results(p, [tasks[i] for i in idx], replies, acked)
+            for i, res in zip(idx, done, strict=True):
                 results[i] = res
         return [r for r in results if r is not None]
 
-    async def _submit_partition(self, p: int, tasks: list[Task], epoch: int) -> list[SubmitResult]:
-        pk = self._region.partition(p)
-        now_ms = int(time.time() * 1000)
-        args: list[object] = []
-        for task in tasks:
-            due, blob = pack(task, now_ms, epoch)
-            args += (due, task.id, blob)
-        wanted, timeout = max(self._wait[t.durability] for t in tasks)
+    def _results(
+        self,
+        p: int,
+        tasks: list[Task],
+        replies: list[EnqueueReply] | HomeportError,
+        acked: int,
+    ) -> list[SubmitResult]:
+        """One partition's submit results from its script's replies (or its error) and the
+        replica acks WAIT reported; counts them in the metrics."""
         labels = (self._settings.region, str(p))
-        try:
-            replies, acked = await self._broker.enqueue(
-                pk,
-                [t.id for t in tasks],
-                args,
-                epoch=epoch,
-                dedup_window_ms=int(self._settings.dedup_window_s * 1000),
-                wait_replicas=wanted,
-                wait_timeout_ms=timeout,
-                cross_region=any(t.durability is Durability.GLOBAL for t in tasks),
-            )
-        except HomeportError as exc:
-            if exc.code == "FENCED":
+        if isinstance(replies, HomeportError):
+            if replies.code == "FENCED":
                 self._metrics.fenced.labels(*labels).inc(len(tasks))
-            return [SubmitResult(t.id, p, error=exc) for t in tasks]
+            return [SubmitResult(t.id, p, error=replies) for t in tasks]
         out = []
         counts = [0, 0]  # enqueued, duplicate
         refused: dict[str, int] = {}  # not replicated, by durability

@@ -145,3 +145,38 @@ async def test_concurrent_single_submits_to_a_partition_share_one_enqueue_call(
     assert await broker.stream_length(pk) == 200
     fenced = await asyncio.gather(*(producer.submit(t, epoch=-1) for t in tasks[:3]))
     assert all(isinstance(r.error, Fenced) for r in fenced), "errors reach every caller"
+
+
+async def test_concurrent_single_submits_to_many_partitions_share_one_pipeline(
+    redis_url: str, broker: Broker
+) -> None:
+    """Single submits of one turn go in one pipeline per node: a script call per
+    partition and one WAIT for all of them (REGION durability). A partition's error
+    reaches only its own tasks: the others are enqueued and acknowledged."""
+    settings = make_settings(redis_url)
+    producer = Producer(broker, settings)
+    parts = settings.partitions
+    tasks = [new_task(f"m{i}", "noop", b"x", durability=Durability.REGION) for i in range(64)]
+    touched = {partition_of(t.partition_key, parts) for t in tasks}
+    assert len(touched) == parts
+    fenced_part = partition_of(tasks[0].partition_key, parts)
+    await broker.set_epoch(RegionKeys(REGION).partition(fenced_part), 10)
+
+    async def calls(name: str) -> int:
+        stats = await broker.raw("x", lambda c: c.info("commandstats"))
+        return int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+
+    before = (await calls("evalsha"), await calls("wait"))
+    results = await asyncio.gather(*(producer.submit(t, epoch=5) for t in tasks))
+    after = (await calls("evalsha"), await calls("wait"))
+    assert (after[0] - before[0], after[1] - before[1]) == (parts, 1)
+    assert [r.task_id for r in results] == [t.id for t in tasks]
+    for t, r in zip(tasks, results, strict=True):
+        if partition_of(t.partition_key, parts) == fenced_part:
+            assert isinstance(r.error, Fenced) and r.error.current_epoch == 10, r
+        else:
+            assert r.ok and not r.duplicate and r.entry_id, r
+    enqueued = sum(
+        [await broker.stream_length(RegionKeys(REGION).partition(p)) for p in range(parts)]
+    )
+    assert enqueued == sum(1 for r in results if r.ok)
