@@ -4,10 +4,11 @@ Public facade: `Producer(broker, settings, metrics).submit_many(tasks, epoch)` r
 `SubmitResult` per task, in input order. It never raises for a single task's failure: the
 result carries the `HomeportError` instead, so a batch can partly succeed.
 
-One call groups the tasks by partition and sends one pipeline per partition: the enqueue
-script (fence, dedup, XADD or ZADD, atomically) and, if any task of the batch asks for
-REGION or GLOBAL durability, a `WAIT` on the same connection. The pipelines of different
-partitions run concurrently.
+One call groups the tasks by partition (and `_CHUNK`) and sends one pipeline per Redis
+node (`Broker.enqueue`): the enqueue script per partition (fence, dedup, XADD or ZADD,
+atomically) and, if any task of the batch asks for REGION or GLOBAL durability, one
+`WAIT` on the same connection, which covers every script before it. The pipelines of
+different nodes run concurrently.
 
 `submit(task, epoch)` (one task, the gateway's single Submit) group-commits: while
 `_MAX_IN_FLIGHT` enqueue calls of the same epoch and durability are under way, new single
@@ -118,6 +119,8 @@ class Producer:
         def answer(call: asyncio.Future[list[SubmitResult]]) -> None:
             self._committing.discard(call)
             self._in_flight[key] -= 1
+            if not self._in_flight[key]:
+                del self._in_flight[key]  # keys come and go with epochs
             exc = None if call.cancelled() else call.exception()
             for i, (_, fut) in enumerate(group):
                 if fut.done():
